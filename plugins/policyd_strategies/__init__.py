@@ -1,0 +1,39 @@
+"""policyd's built-in strategies, registered through the public hooks like any plugin."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from policyd.plugin import hookimpl
+from policyd.plugin.specs import StrategySpec
+
+from policyd_strategies.basic import (
+    FallbackParams,
+    SingleParams,
+    describe_fallback,
+    describe_single,
+    run_fallback,
+    run_single,
+)
+
+
+@hookimpl
+def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> None:
+    register(
+        StrategySpec(
+            name="single",
+            run=run_single,
+            params=SingleParams,
+            models=lambda p: [p.model],
+            describe=describe_single,
+        )
+    )
+    register(
+        StrategySpec(
+            name="fallback",
+            run=run_fallback,
+            params=FallbackParams,
+            models=lambda p: list(p.models),
+            describe=describe_fallback,
+        )
+    )

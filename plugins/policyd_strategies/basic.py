@@ -1,0 +1,64 @@
+"""The two plain strategies: ``single`` (one model) and ``fallback`` (next model on error)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policyd.engine.context import StrategyContext
+from policyd.engine.explain import ExplainContext
+from policyd.types import AttemptRole, Effort, Outcome, OutcomeStatus, PlanStep
+
+
+class SingleParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    effort: Effort = Effort.OFF
+
+
+async def run_single(ctx: StrategyContext) -> Outcome:
+    params: SingleParams = ctx.params
+    result = await ctx.call(params.model, role=AttemptRole.ANSWER, effort=params.effort, final=True)
+    if result.response is None:
+        return ctx.outcome(OutcomeStatus.UPSTREAM_FAILED)
+    return ctx.outcome(OutcomeStatus.ACCEPTED_UNVALIDATED, result.response.message)
+
+
+def describe_single(ectx: ExplainContext) -> list[PlanStep]:
+    p: SingleParams = ectx.params
+    return [PlanStep(role="answer", model=p.model, effort=p.effort, estimated_cost_usd=ectx.estimate_usd(p.model))]
+
+
+class FallbackParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: list[str] = Field(min_length=1)
+    """Tried in order; the next one only when the previous call failed."""
+    effort: Effort = Effort.OFF
+
+
+async def run_fallback(ctx: StrategyContext) -> Outcome:
+    params: FallbackParams = ctx.params
+    tried = 0
+    for model_id in params.models:
+        if not ctx.allowed(model_id):
+            continue
+        role = AttemptRole.ANSWER if tried == 0 else AttemptRole.ESCALATE
+        tried += 1
+        result = await ctx.call(model_id, role=role, effort=params.effort, final=True)
+        if result.response is not None:
+            return ctx.outcome(OutcomeStatus.ACCEPTED_UNVALIDATED, result.response.message)
+    return ctx.outcome(OutcomeStatus.UPSTREAM_FAILED)
+
+
+def describe_fallback(ectx: ExplainContext) -> list[PlanStep]:
+    p: FallbackParams = ectx.params
+    return [
+        PlanStep(
+            role="answer" if i == 0 else "fallback",
+            model=m,
+            effort=p.effort,
+            estimated_cost_usd=ectx.estimate_usd(m),
+        )
+        for i, m in enumerate(p.models)
+    ]

@@ -1,0 +1,5 @@
+"""policyd: an LLM routing policy engine served over gRPC."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""The policy file's structure, as pydantic models.
+
+This is the raw, as-written shape. ``policyd.config.loader`` checks it against what
+plugins registered and resolves it into the immutable :class:`~policyd.config.model.Config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policyd.types import Stakes
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(BaseModel):
+    """A provider instance: ``kind`` picks the plugin, the rest are its settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str
+
+
+class ModelConfig(_Strict):
+    """A model entry; for a catalog model, only the fields given are overridden."""
+
+    provider: str | None = None
+    upstream: str | None = None
+    input_usd_per_mtok: float | None = Field(default=None, ge=0)
+    output_usd_per_mtok: float | None = Field(default=None, ge=0)
+    context_window: int | None = Field(default=None, gt=0)
+    license: str | None = None
+    tags: list[str] | None = None
+    thinking: bool | None = None
+    local: bool | None = None
+    options: dict[str, Any] | None = None
+
+
+class MatchConfig(_Strict):
+    """Which requests a rule applies to. Every given condition must hold; empty matches all."""
+
+    tasks: list[str] = []
+    stakes: list[Stakes] = []
+    labels: dict[str, str] = {}
+    tenants: list[str] = []
+
+
+class TransformRef(_Strict):
+    name: str
+    params: dict[str, Any] = {}
+
+
+class CacheConfig(_Strict):
+    enabled: bool = True
+    ttl_s: int = Field(default=86_400, gt=0)
+
+
+class PlanConfig(_Strict):
+    strategy: str
+    params: dict[str, Any] = {}
+    transforms: list[TransformRef] = []
+    cache: CacheConfig = CacheConfig()
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+
+class RuleConfig(_Strict):
+    name: str
+    description: str = ""
+    match: MatchConfig = MatchConfig()
+    plan: PlanConfig
+
+
+class PolicyConfig(_Strict):
+    description: str = ""
+    rules: list[RuleConfig] = Field(min_length=1)
+
+
+class DefaultsConfig(_Strict):
+    policy: str = "default"
+    tenant: str = "default"
+    deadline_ms: int = Field(default=60_000, gt=0)
+    """Deadline of a request that brings none."""
+    max_deadline_ms: int = Field(default=600_000, gt=0)
+    """Longer deadlines are cut to this."""
+    max_cost_usd: float = Field(default=1.0, gt=0)
+    """Budget of a request whose constraints and plan set none."""
+
+
+class FileConfig(_Strict):
+    version: str = ""
+    defaults: DefaultsConfig = DefaultsConfig()
+    providers: dict[str, ProviderConfig] = {}
+    catalogs: list[str] | None = None
+    """Registered catalogs to load; None loads all of them."""
+    models: dict[str, ModelConfig] = {}
+    policies: dict[str, PolicyConfig] = Field(min_length=1)

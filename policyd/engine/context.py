@@ -1,0 +1,309 @@
+"""The strategy context: the one object a strategy works through.
+
+A strategy never talks to a provider directly. It asks the context to call a model
+(with a role and an effort) or to run a validator; the context enforces the
+request's remaining deadline and budget, records every call as an Attempt and
+builds the Outcome. New capabilities become new methods here, so strategy
+signatures never change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, Mapping
+
+from policyd.config.loader import validator_key
+from policyd.config.model import Config, Plan
+from policyd.engine import tokens
+from policyd.engine.plan_match import Match, model_allowed
+from policyd.errors import PolicydError, UpstreamError
+from policyd.plugin.specs import DeltaSink, ValidatorRef
+from policyd.types import (
+    Attempt,
+    AttemptRole,
+    CacheMode,
+    Effort,
+    Explanation,
+    GenerationParams,
+    Message,
+    ModelCall,
+    ModelResponse,
+    ModelSpec,
+    Outcome,
+    OutcomeStatus,
+    Request,
+    Role,
+    Verdict,
+    VerdictKind,
+)
+
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[[ModelCall, "DeltaSink | None"], Awaitable[ModelResponse]]
+
+MIN_CALL_S = 0.005
+"""A call is not started with less time than this left."""
+DEADLINE_MARGIN_S = 0.010
+"""Kept back from every call's timeout so the answer can still be sent in time."""
+
+
+class StrategyStop(PolicydError):
+    """Raised by the context when the request cannot go on; the engine makes it an Outcome."""
+
+    status: OutcomeStatus
+
+
+class OutOfBudget(StrategyStop):
+    status = OutcomeStatus.BUDGET_EXHAUSTED
+
+
+class OutOfTime(StrategyStop):
+    status = OutcomeStatus.DEADLINE_EXCEEDED
+
+
+class StreamBroken(PolicydError):
+    """A call that had already streamed text to the caller failed: the stream must end in error."""
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What ``ctx.call`` answers: the response (None on failure) and its recorded attempt."""
+
+    response: ModelResponse | None
+    attempt: Attempt
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None
+
+    @property
+    def text(self) -> str:
+        return self.response.message.content if self.response else ""
+
+
+class StrategyContext:
+    def __init__(
+        self,
+        *,
+        request: Request,
+        match: Match,
+        config: Config,
+        handler: CallHandler,
+        explanation: Explanation,
+        max_cost_usd: float,
+        on_delta: DeltaSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.request = request
+        self.match = match
+        self.plan: Plan = match.plan
+        self.params: Any = match.plan.params
+        self.config = config
+        self.catalog: Mapping[str, ModelSpec] = config.catalog
+        self.explanation = explanation
+        self.max_cost_usd = max_cost_usd
+        self.deadline = request.deadline
+        self.attempts: list[Attempt] = []
+        self.spent_usd = 0.0
+        self.reserved_usd = 0.0
+        self.best_output: Message | None = None
+        """The latest usable answer, returned when the budget or deadline stops the strategy."""
+        self.streamed = False
+        self._handler = handler
+        self._on_delta = on_delta
+        self._clock = clock
+
+    # ------------------------------------------------------------ limits
+
+    def remaining_s(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self._clock()
+
+    def model(self, model_id: str) -> ModelSpec:
+        return self.catalog[model_id]
+
+    def excluded_by(self, model_id: str) -> str | None:
+        """The constraint that forbids this model for the request, or None."""
+        return model_allowed(self.catalog[model_id], self.request.constraints)
+
+    def allowed(self, model_id: str) -> bool:
+        return self.excluded_by(model_id) is None
+
+    def estimate_call_usd(
+        self, model_id: str, messages: tuple[Message, ...] | None = None, max_output_tokens: int | None = None
+    ) -> float:
+        """Worst-case cost of one call: estimated input plus the whole output allowance."""
+        model = self.catalog[model_id]
+        msgs = self.request.messages if messages is None else messages
+        out = max_output_tokens or self.request.params.max_output_tokens or tokens.DEFAULT_MAX_OUTPUT_TOKENS
+        return model.cost_usd(tokens.input_tokens(msgs, self.request.tools), out)
+
+    def can_afford(self, usd: float) -> bool:
+        return self.spent_usd + self.reserved_usd + usd <= self.max_cost_usd + 1e-12
+
+    # ------------------------------------------------------------ calls
+
+    async def call(
+        self,
+        model_id: str,
+        *,
+        role: AttemptRole = AttemptRole.ANSWER,
+        messages: tuple[Message, ...] | None = None,
+        effort: Effort = Effort.OFF,
+        params: GenerationParams | None = None,
+        logprobs: bool = False,
+        final: bool = False,
+        timeout_s: float | None = None,
+        sample_index: int = 0,
+    ) -> CallResult:
+        """Call a model within the remaining deadline and budget; always records an Attempt.
+
+        ``final=True`` marks a call whose answer goes to the caller as is: on a streaming
+        request its text is relayed as it arrives. Raises :class:`OutOfBudget` or
+        :class:`OutOfTime` when the call cannot be paid for or finished; an upstream
+        failure is returned as a failed :class:`CallResult`.
+        """
+        model = self.catalog[model_id]
+        excluded = self.excluded_by(model_id)
+        if excluded is not None:
+            return CallResult(None, self._record(role, model, effort, error=f"excluded by {excluded}"))
+        msgs = self.request.messages if messages is None else messages
+        gen = params or self.request.params
+        worst = self.estimate_call_usd(model_id, msgs, gen.max_output_tokens)
+        if not self.can_afford(worst):
+            raise OutOfBudget(
+                f"next call to {model_id} may cost ${worst:.6f}; "
+                f"${self.max_cost_usd - self.spent_usd - self.reserved_usd:.6f} of ${self.max_cost_usd:.6f} left"
+            )
+        remaining = self.remaining_s()
+        budget_s = timeout_s
+        if remaining is not None:
+            if remaining - DEADLINE_MARGIN_S < MIN_CALL_S:
+                raise OutOfTime(f"{remaining * 1000:.0f} ms left, too little to call {model_id}")
+            left = remaining - DEADLINE_MARGIN_S
+            budget_s = left if budget_s is None else min(budget_s, left)
+        call = ModelCall(
+            model=model,
+            messages=msgs,
+            tools=self.request.tools,
+            params=gen,
+            effort=effort,
+            role=role,
+            tenant=self.request.tenant,
+            task=self.request.task,
+            timeout_s=budget_s,
+            logprobs=logprobs,
+            cache_mode=self.request.cache_mode if self.plan.cache_enabled else CacheMode.BYPASS,
+            sample_index=sample_index,
+        )
+        sink = self._stream_sink() if final and self._on_delta is not None else None
+        self.reserved_usd += worst
+        started = self._clock()
+        try:
+            async with asyncio.timeout(budget_s):
+                response = await self._handler(call, sink)
+        except TimeoutError:
+            return self._failed(role, model, effort, started, f"timed out after {(self._clock() - started) * 1000:.0f} ms")
+        except UpstreamError as exc:
+            return self._failed(role, model, effort, started, str(exc))
+        except PolicydError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a provider bug fails the call, not the request
+            log.exception("provider %s raised while calling %s", model.provider, model_id)
+            return self._failed(role, model, effort, started, f"provider {model.provider} failed: {type(exc).__name__}")
+        finally:
+            self.reserved_usd -= worst
+        latency_ms = response.latency_ms or (self._clock() - started) * 1000
+        cost = 0.0 if response.cached else model.cost_usd(response.usage.input_tokens, response.usage.output_tokens)
+        saved = model.cost_usd(response.usage.input_tokens, response.usage.output_tokens) if response.cached else 0.0
+        self.spent_usd += cost
+        attempt = self._record(
+            role,
+            model,
+            effort,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+            cached=response.cached,
+            saved_usd=saved,
+            usage_estimated=response.usage.estimated,
+            finish_reason=response.finish_reason,
+        )
+        if role is not AttemptRole.VALIDATE:
+            self.best_output = response.message
+        return CallResult(response, attempt)
+
+    def _stream_sink(self) -> DeltaSink:
+        assert self._on_delta is not None
+        outer = self._on_delta
+
+        def sink(text: str) -> None:
+            if text:
+                self.streamed = True
+                outer(text)
+
+        return sink
+
+    def _failed(self, role: AttemptRole, model: ModelSpec, effort: Effort, started: float, error: str) -> CallResult:
+        attempt = self._record(role, model, effort, latency_ms=(self._clock() - started) * 1000, error=error)
+        if self.streamed:
+            raise StreamBroken(f"stream from {model.id} broke after it started: {error}")
+        return CallResult(None, attempt)
+
+    def _record(self, role: AttemptRole, model: ModelSpec | None, effort: Effort, **fields: Any) -> Attempt:
+        attempt = Attempt(
+            index=len(self.attempts),
+            role=role,
+            model=model.id if model else "",
+            provider=model.provider if model else "",
+            effort=effort,
+            **fields,
+        )
+        self.attempts.append(attempt)
+        return attempt
+
+    # ------------------------------------------------------------ validation
+
+    async def validate(self, ref: ValidatorRef, draft: Message) -> Verdict:
+        """Run a validator on a draft and record its verdict on an Attempt.
+
+        A validator that calls a model (through this context, with role VALIDATE) gets
+        the verdict on that call's attempt; a free validator gets an attempt of its own.
+        """
+        validator = self.config.validators[validator_key(ref)]
+        before = len(self.attempts)
+        verdict = await validator(self, draft)
+        if not verdict.validator:
+            verdict = replace(verdict, validator=ref.name)
+        own = [i for i in range(before, len(self.attempts)) if self.attempts[i].role is AttemptRole.VALIDATE]
+        if own:
+            i = own[-1]
+            self.attempts[i] = replace(self.attempts[i], verdict=verdict)
+        else:
+            self._record(AttemptRole.VALIDATE, None, Effort.OFF, verdict=verdict)
+        if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
+            self.best_output = verdict.repaired
+        return verdict
+
+    # ------------------------------------------------------------ outcome
+
+    def outcome(self, status: OutcomeStatus, output: Message | None = None) -> Outcome:
+        """The strategy's answer. ``output`` defaults to the best answer seen so far."""
+        out = output if output is not None else self.best_output
+        if out is None and status.is_success:
+            out = Message(role=Role.ASSISTANT, content="")
+        return Outcome(
+            request_id=self.request.request_id,
+            status=status,
+            output=out,
+            attempts=tuple(self.attempts),
+            explanation=self.explanation,
+            total_cost_usd=sum(a.cost_usd for a in self.attempts),
+            saved_usd=sum(a.saved_usd for a in self.attempts),
+            tenant=self.request.tenant,
+            task=self.request.task,
+        )
+

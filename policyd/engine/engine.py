@@ -1,0 +1,186 @@
+"""The engine: match a request to a plan, transform it, run its strategy, report the outcome.
+
+Pure asyncio; it imports no gRPC. Subsystems attach without touching this file:
+
+* **call layers** wrap every model call (cache, retries, tracing), outermost first;
+* **request layers** wrap every request (outcome cache, decision span, tenant budgets);
+* **outcome listeners** see every finished outcome after the answer is built (ledger,
+  decision log); they must not block.
+
+A reload swaps the whole :class:`Runtime` at once; a request keeps the runtime it
+started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Awaitable, Callable, Mapping, Sequence
+
+from policyd.config.model import Config
+from policyd.engine.context import CallHandler, StrategyContext, StrategyStop
+from policyd.engine.explain import explain
+from policyd.engine.plan_match import Match, match_request
+from policyd.errors import PluginError, PolicydError, Unavailable
+from policyd.plugin.specs import DeltaSink, Provider, Registered
+from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request
+
+log = logging.getLogger(__name__)
+
+CallLayer = Callable[[ModelCall, "DeltaSink | None", CallHandler], Awaitable[ModelResponse]]
+RequestHandler = Callable[[Request, "DeltaSink | None"], Awaitable[Outcome]]
+RequestLayer = Callable[[Request, "DeltaSink | None", RequestHandler], Awaitable[Outcome]]
+OutcomeListener = Callable[[Request, Outcome], None]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One consistent generation of configuration and the providers built from it."""
+
+    config: Config
+    providers: Mapping[str, Provider]
+
+
+def build_providers(config: Config, registered: Registered) -> dict[str, Provider]:
+    providers: dict[str, Provider] = {}
+    for name, inst in config.providers.items():
+        spec = registered.providers[inst.kind]
+        try:
+            providers[name] = spec.factory(name, inst.settings)
+        except Exception as exc:  # noqa: BLE001
+            plugin = registered.origins.get(("providers", inst.kind), inst.kind)
+            raise PluginError(plugin, f"provider {name!r} could not be built: {exc!r}") from exc
+    return providers
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        registered: Registered,
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        call_layers: Sequence[CallLayer] = (),
+        request_layers: Sequence[RequestLayer] = (),
+        listeners: Sequence[OutcomeListener] = (),
+    ) -> None:
+        self.registered = registered
+        self.runtime = Runtime(config, providers if providers is not None else build_providers(config, registered))
+        self.call_layers = list(call_layers)
+        self.request_layers = list(request_layers)
+        self.listeners = list(listeners)
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    def swap(self, config: Config) -> Runtime:
+        """Atomically replace config and providers; returns the old runtime for the caller to close."""
+        old = self.runtime
+        self.runtime = Runtime(config, build_providers(config, self.registered))
+        return old
+
+    async def aclose(self) -> None:
+        for provider in self.runtime.providers.values():
+            await provider.aclose()
+
+    # ------------------------------------------------------------ decisions
+
+    def match(self, request: Request, config: Config | None = None) -> Match:
+        return match_request(config or self.config, request)
+
+    def explain(self, request: Request) -> Explanation:
+        config = self.config
+        return explain(config, self.registered, request, match_request(config, request))
+
+    # ------------------------------------------------------------ running
+
+    async def complete(self, request: Request, on_delta: DeltaSink | None = None) -> Outcome:
+        handler: RequestHandler = self._run
+        for layer in reversed(self.request_layers):
+            handler = _bind_request(layer, handler)
+        started = time.monotonic()
+        outcome = await handler(request, on_delta)
+        outcome = replace(outcome, latency_ms=(time.monotonic() - started) * 1000)
+        for listener in self.listeners:
+            try:
+                listener(request, outcome)
+            except Exception:  # noqa: BLE001 - a listener never fails a request
+                log.exception("outcome listener %r failed", listener)
+        return outcome
+
+    async def _run(self, request: Request, on_delta: DeltaSink | None) -> Outcome:
+        runtime = self.runtime
+        config = runtime.config
+        match = match_request(config, request)
+        tokens_saved = 0
+        for tspec, tparams in match.plan.transforms:
+            try:
+                result = tspec.apply(request, tparams)
+            except PolicydError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                plugin = self.registered.origins.get(("transforms", tspec.name), tspec.name)
+                raise PluginError(plugin, f"transform {tspec.name!r} raised {exc!r}") from exc
+            request, tokens_saved = result.request, tokens_saved + result.tokens_saved
+        explanation = explain(config, self.registered, request, match)
+        limits = [c for c in (request.constraints.max_cost_usd, match.plan.max_cost_usd) if c is not None]
+        ctx = StrategyContext(
+            request=request,
+            match=match,
+            config=config,
+            handler=self._call_handler(runtime),
+            explanation=explanation,
+            max_cost_usd=min(limits) if limits else config.defaults.max_cost_usd,
+            on_delta=on_delta,
+        )
+        spec = self.registered.strategies[match.plan.strategy]
+        try:
+            outcome = await spec.run(ctx)
+        except StrategyStop as stop:
+            log.info("request %s stopped: %s", request.request_id, stop)
+            outcome = ctx.outcome(stop.status)
+        except PolicydError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a strategy bug names its plugin
+            plugin = self.registered.origins.get(("strategies", spec.name), spec.name)
+            log.exception("strategy %s raised", spec.name)
+            raise PluginError(plugin, f"strategy {spec.name!r} raised {type(exc).__name__}") from exc
+        if not isinstance(outcome, Outcome):
+            plugin = self.registered.origins.get(("strategies", spec.name), spec.name)
+            raise PluginError(plugin, f"strategy {spec.name!r} returned {type(outcome).__name__}, not Outcome")
+        return replace(
+            outcome,
+            tokens_saved=outcome.tokens_saved + tokens_saved,
+            decision_id=outcome.decision_id or uuid.uuid4().hex,
+        )
+
+    def _call_handler(self, runtime: Runtime) -> CallHandler:
+        providers = runtime.providers
+
+        async def call_provider(call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
+            provider = providers.get(call.model.provider)
+            if provider is None:
+                raise Unavailable(f"provider {call.model.provider!r} is not configured")
+            return await provider.complete(call, on_delta)
+
+        handler: CallHandler = call_provider
+        for layer in reversed(self.call_layers):
+            handler = _bind_call(layer, handler)
+        return handler
+
+
+def _bind_call(layer: CallLayer, inner: CallHandler) -> CallHandler:
+    async def handler(call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
+        return await layer(call, on_delta, inner)
+
+    return handler
+
+
+def _bind_request(layer: RequestLayer, inner: RequestHandler) -> RequestHandler:
+    async def handler(request: Request, on_delta: DeltaSink | None) -> Outcome:
+        return await layer(request, on_delta, inner)
+
+    return handler

@@ -1,0 +1,71 @@
+"""Explanations: the plan a request would get, its steps and its estimated cost range.
+
+Used for every response (so callers see why) and by ``Explain`` / ``policyd explain``,
+which stop here and call no model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from policyd.config.model import Config, Plan
+from policyd.engine import tokens
+from policyd.engine.plan_match import Match
+from policyd.plugin.specs import Registered
+from policyd.types import Effort, Explanation, ModelSpec, PlanStep, Request
+
+
+@dataclass(frozen=True)
+class ExplainContext:
+    """What a strategy's ``describe`` sees: the request, the plan and the catalog."""
+
+    request: Request
+    plan: Plan
+    catalog: Mapping[str, ModelSpec]
+
+    @property
+    def params(self) -> Any:
+        return self.plan.params
+
+    def estimate_usd(self, model_id: str, *, output_tokens: int | None = None, extra_input_tokens: int = 0) -> float:
+        """Estimated cost of one call of ``model_id`` on this request."""
+        model = self.catalog[model_id]
+        out = output_tokens or self.request.params.max_output_tokens or tokens.DEFAULT_MAX_OUTPUT_TOKENS
+        inp = tokens.input_tokens(self.request.messages, self.request.tools) + extra_input_tokens
+        return model.cost_usd(inp, out)
+
+
+def explain(config: Config, registered: Registered, request: Request, match: Match) -> Explanation:
+    spec = registered.strategies[match.plan.strategy]
+    ectx = ExplainContext(request=request, plan=match.plan, catalog=config.catalog)
+    if spec.describe is not None:
+        steps = tuple(spec.describe(ectx))
+    else:
+        steps = tuple(
+            PlanStep(role="call", model=m, effort=Effort.OFF, estimated_cost_usd=ectx.estimate_usd(m))
+            for m in match.plan.models
+        )
+    if spec.best_worst_usd is not None:
+        best, worst = spec.best_worst_usd(ectx)
+    else:
+        costs = [s.estimated_cost_usd for s in steps]
+        best, worst = (costs[0] if costs else 0.0), sum(costs)
+    reason = match.reason
+    if match.skipped:
+        reason += " (" + "; ".join(match.skipped) + ")"
+    warnings: list[str] = []
+    if spec.warnings is not None:
+        warnings.extend(spec.warnings(ectx))
+    return Explanation(
+        policy=match.policy.name,
+        rule=match.rule.name,
+        strategy=match.plan.strategy,
+        reason=reason,
+        models=match.plan.models,
+        steps=steps,
+        best_usd=best,
+        worst_usd=worst,
+        warnings=tuple(warnings),
+        policy_version=config.version,
+    )

@@ -1,0 +1,90 @@
+"""Policy matching: the first rule whose conditions hold and whose plan the constraints allow.
+
+Matching is pure and explainable: the result says which rule matched and why, and
+which earlier rules were skipped because the request's constraints excluded every
+model they may use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policyd.config.model import Config, Plan, Policy, Rule
+from policyd.config.schema import MatchConfig
+from policyd.errors import FailedPrecondition, NotFound
+from policyd.types import Constraints, ModelSpec, Request
+
+
+@dataclass(frozen=True)
+class Match:
+    policy: Policy
+    rule: Rule
+    reason: str
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def plan(self) -> Plan:
+        return self.rule.plan
+
+
+def model_allowed(model: ModelSpec, constraints: Constraints) -> str | None:
+    """None when the constraints allow the model, else the constraint that excludes it."""
+    if constraints.allowed_models and model.id not in constraints.allowed_models:
+        return "constraints.allowed_models"
+    if model.id in constraints.denied_models:
+        return "constraints.denied_models"
+    if constraints.allowed_licenses and model.license not in constraints.allowed_licenses:
+        return "constraints.allowed_licenses"
+    if constraints.local_only and not model.local:
+        return "constraints.local_only"
+    return None
+
+
+def _conditions(match: MatchConfig, request: Request) -> list[str] | None:
+    """The conditions that held, or None when one fails."""
+    held: list[str] = []
+    if match.tasks:
+        if request.task not in match.tasks:
+            return None
+        held.append(f"task={request.task!r} in {match.tasks}")
+    if match.stakes:
+        if request.stakes not in match.stakes:
+            return None
+        held.append(f"stakes={request.stakes.value} in {[s.value for s in match.stakes]}")
+    for key, value in match.labels.items():
+        if request.labels.get(key) != value:
+            return None
+        held.append(f"label {key}={value!r}")
+    if match.tenants:
+        if request.tenant not in match.tenants:
+            return None
+        held.append(f"tenant={request.tenant!r}")
+    return held
+
+
+def select_policy(config: Config, request: Request) -> Policy:
+    name = request.policy or config.defaults.policy
+    policy = config.policies.get(name)
+    if policy is None:
+        raise NotFound(f"policy {name!r} is not defined (known: {', '.join(sorted(config.policies))})")
+    return policy
+
+
+def match_request(config: Config, request: Request) -> Match:
+    policy = select_policy(config, request)
+    skipped: list[str] = []
+    for rule in policy.rules:
+        held = _conditions(rule.match, request)
+        if held is None:
+            continue
+        models = [config.catalog[m] for m in rule.plan.models]
+        exclusions = [model_allowed(m, request.constraints) for m in models]
+        if models and all(exclusions):
+            skipped.append(f"rule {rule.name!r} skipped: {exclusions[0]} excludes all its models")
+            continue
+        reason = f"rule {rule.name!r} matched: " + (", ".join(held) if held else "no conditions (catch-all)")
+        return Match(policy=policy, rule=rule, reason=reason, skipped=tuple(skipped))
+    detail = f"; {'; '.join(skipped)}" if skipped else ""
+    raise FailedPrecondition(
+        f"policy {policy.name!r}: no rule matches task={request.task!r} stakes={request.stakes.value}{detail}"
+    )

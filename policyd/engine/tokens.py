@@ -1,0 +1,43 @@
+"""Token estimates for budgets, explanations and upstreams that report no usage.
+
+A rough 4-characters-per-token rule: close enough to reserve money before a call
+(the real usage settles it afterwards) and clearly flagged where it stands in for
+real usage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Iterable
+
+from policyd.types import Message, Tool
+
+CHARS_PER_TOKEN = 4
+PER_MESSAGE_OVERHEAD = 4
+DEFAULT_MAX_OUTPUT_TOKENS = 1024
+"""Output tokens reserved for a call whose request sets no ``max_output_tokens``."""
+
+
+def text_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def message_tokens(messages: Iterable[Message]) -> int:
+    total = 0
+    for msg in messages:
+        total += PER_MESSAGE_OVERHEAD + text_tokens(msg.content)
+        for call in msg.tool_calls:
+            total += text_tokens(call.name) + text_tokens(call.arguments_json)
+    return total
+
+
+def tool_tokens(tools: Iterable[Tool]) -> int:
+    return sum(
+        text_tokens(t.name) + text_tokens(t.description) + text_tokens(json.dumps(t.parameters, sort_keys=True))
+        for t in tools
+    )
+
+
+def input_tokens(messages: Iterable[Message], tools: Iterable[Tool] = ()) -> int:
+    return message_tokens(messages) + tool_tokens(tools)

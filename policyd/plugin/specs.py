@@ -1,0 +1,145 @@
+"""What plugins register: small frozen specs, one per kind of extension.
+
+A spec pairs the plugin's code with a pydantic model of its parameters, so the
+policy file is validated in full at load time, before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from policyd.types import Message, ModelCall, ModelResponse, ModelSpec, PlanStep, Request, Verdict
+
+if TYPE_CHECKING:
+    from policyd.engine.context import StrategyContext
+    from policyd.engine.explain import ExplainContext
+    from policyd.types import Outcome
+
+DeltaSink = Callable[[str], None]
+"""Receives answer text as it streams in, in order."""
+
+
+class NoParams(BaseModel):
+    """Parameters model for extensions that take none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- providers
+
+
+class Provider(Protocol):
+    """A live connection to one upstream, built from a provider instance's settings."""
+
+    async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
+        """Answer ``call`` completely.
+
+        With ``on_delta`` the provider streams from its upstream and passes each text
+        piece to it as it arrives; the returned response still holds the full answer.
+        Failures raise :class:`policyd.errors.UpstreamError` with ``retryable`` set.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called on shutdown and when a reload replaces it."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    kind: str
+    """Name used as ``providers.<name>.kind`` in the policy file."""
+    factory: Callable[[str, Any], Provider]
+    """``factory(instance_name, settings)`` builds a provider from validated settings."""
+    settings: type[BaseModel] = NoParams
+    """Pydantic model of the instance's settings (everything but ``kind``)."""
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    name: str
+    models: Sequence[ModelSpec]
+
+
+# ---------------------------------------------------------------- strategies
+
+
+StrategyFn = Callable[["StrategyContext"], Awaitable["Outcome"]]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    run: StrategyFn
+    params: type[BaseModel] = NoParams
+    models: Callable[[Any], Sequence[str]] = lambda params: ()
+    """Model ids the plan may call, in order, for validation and explanations."""
+    validators: Callable[[Any], Sequence[ValidatorRef]] = lambda params: ()
+    """Validator references in the parameters, checked at load time."""
+    describe: Callable[[ExplainContext], Sequence[PlanStep]] | None = None
+    """Steps and cost estimates for ``Explain``; None shows one step per model."""
+    best_worst_usd: Callable[[ExplainContext], tuple[float, float]] | None = None
+    """Estimated cost range; None sums the steps for the worst and takes the first for the best."""
+    warnings: Callable[[ExplainContext], Sequence[str]] | None = None
+    """Warnings about the plan for this request (e.g. validation costing more than the strong model)."""
+
+
+# ---------------------------------------------------------------- validators
+
+
+class ValidatorRef(BaseModel):
+    """How a plan names a validator: its registered name, an optional model and parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    model: str | None = None
+    params: dict[str, Any] = {}
+
+
+class Validator(Protocol):
+    async def __call__(self, ctx: StrategyContext, draft: Message) -> Verdict:
+        """Judge ``draft`` for ``ctx.request``. May call models through ``ctx``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ValidatorSpec:
+    name: str
+    factory: Callable[[ValidatorRef, Any], Validator]
+    """``factory(ref, params)`` builds a validator from its reference and validated params."""
+    params: type[BaseModel] = NoParams
+    needs_model: bool = False
+    """The reference must name a catalog model (e.g. an LLM judge)."""
+
+
+# ---------------------------------------------------------------- transforms
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    request: Request
+    tokens_saved: int = 0
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    name: str
+    apply: Callable[[Request, Any], TransformResult]
+    params: type[BaseModel] = NoParams
+
+
+@dataclass
+class Registered:
+    """Everything the plugins registered, keyed by name; built once per boot."""
+
+    providers: dict[str, ProviderSpec] = field(default_factory=dict)
+    catalogs: dict[str, CatalogSpec] = field(default_factory=dict)
+    strategies: dict[str, StrategySpec] = field(default_factory=dict)
+    validators: dict[str, ValidatorSpec] = field(default_factory=dict)
+    transforms: dict[str, TransformSpec] = field(default_factory=dict)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(kind, name) → the plugin that registered it."""

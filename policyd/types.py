@@ -1,0 +1,310 @@
+"""Domain types shared by the engine, the server and every plugin.
+
+These are plain frozen dataclasses: the engine never sees protobuf and plugins
+never see gRPC. The server translates between the two (``policyd.server.convert``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class Role(str, enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Stakes(str, enum.Enum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _STAKES_ORDER.index(self)
+
+
+_STAKES_ORDER = [Stakes.LOW, Stakes.NORMAL, Stakes.HIGH, Stakes.CRITICAL]
+
+
+class Effort(str, enum.Enum):
+    """Reasoning effort; each provider maps it to its API's own knob."""
+
+    OFF = "off"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return EFFORT_LADDER.index(self)
+
+
+EFFORT_LADDER = [Effort.OFF, Effort.LOW, Effort.MEDIUM, Effort.HIGH]
+
+
+class CacheMode(str, enum.Enum):
+    DEFAULT = "default"
+    BYPASS = "bypass"
+    REFRESH = "refresh"
+    ONLY_IF_CACHED = "only-if-cached"
+
+
+class OutcomeStatus(str, enum.Enum):
+    ACCEPTED = "accepted"
+    ACCEPTED_UNVALIDATED = "accepted-unvalidated"
+    REJECTED = "rejected"
+    BUDGET_EXHAUSTED = "budget-exhausted"
+    DEADLINE_EXCEEDED = "deadline-exceeded"
+    UPSTREAM_FAILED = "upstream-failed"
+
+    @property
+    def is_success(self) -> bool:
+        return self in (OutcomeStatus.ACCEPTED, OutcomeStatus.ACCEPTED_UNVALIDATED)
+
+
+class AttemptRole(str, enum.Enum):
+    ANSWER = "answer"
+    DRAFT = "draft"
+    VALIDATE = "validate"
+    REPAIR = "repair"
+    ESCALATE = "escalate"
+
+
+class VerdictKind(str, enum.Enum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    REPAIR = "repair"
+    MALFORMED = "malformed"
+
+    @property
+    def passed(self) -> bool:
+        return self in (VerdictKind.ACCEPT, VerdictKind.REPAIR)
+
+
+# ---------------------------------------------------------------- request
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """The JSON Schema of the parameters, parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    kind: str = "text"  # "text" | "json_object" | "json_schema"
+    json_schema: Mapping[str, Any] | None = None
+    schema_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    response_format: ResponseFormat = ResponseFormat()
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    allowed_licenses: frozenset[str] = frozenset()
+    local_only: bool = False
+    max_cost_usd: float | None = None
+    allowed_models: frozenset[str] = frozenset()
+    denied_models: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A validated completion request with the caller's intent."""
+
+    request_id: str
+    messages: tuple[Message, ...]
+    tools: tuple[Tool, ...] = ()
+    params: GenerationParams = GenerationParams()
+    task: str = ""
+    stakes: Stakes = Stakes.NORMAL
+    labels: Mapping[str, str] = field(default_factory=dict)
+    constraints: Constraints = Constraints()
+    cache_mode: CacheMode = CacheMode.DEFAULT
+    policy: str = ""
+    tenant: str = "default"
+    deadline: float | None = None
+    """Absolute deadline on the ``time.monotonic()`` clock, if any."""
+
+
+# ---------------------------------------------------------------- catalog
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A catalog entry: what a model is, costs and may be used for."""
+
+    id: str
+    provider: str
+    upstream: str
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    context_window: int
+    license: str
+    tags: frozenset[str] = frozenset()
+    thinking: bool = False
+    local: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Provider-specific options (e.g. ``thinking_flag: enable_thinking``)."""
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok
+        ) / 1_000_000
+
+
+# ---------------------------------------------------------------- calls
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One normalized call to a model, as a provider plugin receives it."""
+
+    model: ModelSpec
+    messages: tuple[Message, ...]
+    tools: tuple[Tool, ...] = ()
+    params: GenerationParams = GenerationParams()
+    effort: Effort = Effort.OFF
+    role: AttemptRole = AttemptRole.ANSWER
+    tenant: str = "default"
+    task: str = ""
+    timeout_s: float | None = None
+    """Seconds left for the whole call, retries included."""
+    logprobs: bool = False
+    cache_mode: CacheMode = CacheMode.DEFAULT
+    sample_index: int = 0
+    """Distinguishes deliberate repeated samples (self-consistency) in the cache."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponse:
+    """A provider's complete answer to a ModelCall."""
+
+    message: Message
+    usage: Usage
+    finish_reason: str = "stop"
+    response_model: str = ""
+    logprobs: tuple[float, ...] | None = None
+    """Per-token log-probabilities of the answer, where the upstream returns them."""
+    cached: bool = False
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """A piece of text streamed by a provider before its final ModelResponse."""
+
+    text: str
+
+
+# ---------------------------------------------------------------- outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: VerdictKind
+    reason: str = ""
+    validator: str = ""
+    repaired: Message | None = None
+    """For REPAIR: the corrected answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One model call or validator run, as it appears in the trail."""
+
+    index: int
+    role: AttemptRole
+    model: str
+    provider: str
+    effort: Effort
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    cached: bool = False
+    verdict: Verdict | None = None
+    error: str = ""
+    saved_usd: float = 0.0
+    usage_estimated: bool = False
+    finish_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    role: str
+    model: str = ""
+    effort: Effort = Effort.OFF
+    validator: str = ""
+    estimated_cost_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    policy: str
+    rule: str
+    strategy: str
+    reason: str
+    models: tuple[str, ...] = ()
+    steps: tuple[PlanStep, ...] = ()
+    best_usd: float = 0.0
+    worst_usd: float = 0.0
+    warnings: tuple[str, ...] = ()
+    policy_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    request_id: str
+    status: OutcomeStatus
+    output: Message | None
+    attempts: tuple[Attempt, ...]
+    explanation: Explanation
+    total_cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    tokens_saved: int = 0
+    trace_id: str = ""
+    decision_id: str = ""
+    tenant: str = "default"
+    task: str = ""
+    latency_ms: float = 0.0
