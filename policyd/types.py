@@ -7,18 +7,19 @@ never see gRPC. The server translates between the two (``policyd.server.convert`
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
 
 
-class Stakes(str, enum.Enum):
+class Stakes(enum.StrEnum):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"
@@ -32,7 +33,7 @@ class Stakes(str, enum.Enum):
 _STAKES_ORDER = [Stakes.LOW, Stakes.NORMAL, Stakes.HIGH, Stakes.CRITICAL]
 
 
-class Effort(str, enum.Enum):
+class Effort(enum.StrEnum):
     """Reasoning effort; each provider maps it to its API's own knob."""
 
     OFF = "off"
@@ -48,14 +49,14 @@ class Effort(str, enum.Enum):
 EFFORT_LADDER = [Effort.OFF, Effort.LOW, Effort.MEDIUM, Effort.HIGH]
 
 
-class CacheMode(str, enum.Enum):
+class CacheMode(enum.StrEnum):
     DEFAULT = "default"
     BYPASS = "bypass"
     REFRESH = "refresh"
     ONLY_IF_CACHED = "only-if-cached"
 
 
-class OutcomeStatus(str, enum.Enum):
+class OutcomeStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     ACCEPTED_UNVALIDATED = "accepted-unvalidated"
     REJECTED = "rejected"
@@ -68,7 +69,7 @@ class OutcomeStatus(str, enum.Enum):
         return self in (OutcomeStatus.ACCEPTED, OutcomeStatus.ACCEPTED_UNVALIDATED)
 
 
-class AttemptRole(str, enum.Enum):
+class AttemptRole(enum.StrEnum):
     ANSWER = "answer"
     DRAFT = "draft"
     VALIDATE = "validate"
@@ -76,7 +77,7 @@ class AttemptRole(str, enum.Enum):
     ESCALATE = "escalate"
 
 
-class VerdictKind(str, enum.Enum):
+class VerdictKind(enum.StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
     REPAIR = "repair"
@@ -180,9 +181,7 @@ class ModelSpec:
     """Provider-specific options (e.g. ``thinking_flag: enable_thinking``)."""
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
-        return (
-            input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok
-        ) / 1_000_000
+        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1_000_000
 
 
 # ---------------------------------------------------------------- calls

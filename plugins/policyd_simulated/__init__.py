@@ -7,11 +7,10 @@ quality profiles. Every answer says it is simulated.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from policyd.plugin import hookimpl
 from policyd.plugin.specs import CatalogSpec, ProviderSpec
-
 from policyd_simulated.catalog import CATALOG
 from policyd_simulated.provider import SimulatedProvider, SimulatedSettings
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from policyd.engine import tokens
 from policyd.types import AttemptRole, Effort, Message, ModelCall, Role, ToolCall
-
 from policyd_simulated.catalog import PROFILES, Profile
 
 DEFAULT_PROFILE = Profile(ttft_ms=300, tokens_per_s=80, quality={"*": 0.7})
@@ -84,9 +84,7 @@ def behave(call: ModelCall, *, seed: str, latency_scale: float) -> Behaviour:
     logprobs = None
     if call.logprobs:
         centre = -0.05 if good else -0.9
-        logprobs = tuple(
-            centre * (0.5 + _unit("lp", i, *key)) for i in range(max(1, min(output_tokens, 64)))
-        )
+        logprobs = tuple(centre * (0.5 + _unit("lp", i, *key)) for i in range(max(1, min(output_tokens, 64))))
     return Behaviour(
         text=text,
         tool_calls=tool_calls,
@@ -126,10 +124,7 @@ def _answer(call: ModelCall, good: bool) -> tuple[str, tuple[ToolCall, ...]]:
         return json.dumps(obj, sort_keys=True), ()
     length = 3 + int(_unit("len", call.model.id, gist) * 12)
     body = " ".join(["lorem"] * length)
-    return (
-        f"[simulated answer by {call.model.id}, effort {call.effort.value}, {marker}] "
-        f"Re: {gist!r}. {body}."
-    ), ()
+    return (f"[simulated answer by {call.model.id}, effort {call.effort.value}, {marker}] Re: {gist!r}. {body}."), ()
 
 
 def _instance(schema: Mapping[str, Any], good: bool) -> Any:
@@ -142,7 +137,7 @@ def _instance(schema: Mapping[str, Any], good: bool) -> Any:
         if not good and required:
             out.pop(required[0], None)
         return out
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     return {"string": "simulated", "integer": 1, "number": 1.0, "boolean": True, "array": []}.get(
         str(kind), "simulated"
@@ -173,4 +168,4 @@ def per_chunk_delay(b: Behaviour, n_chunks: int) -> float:
     return max(0.0, b.latency_s - b.ttft_s) / max(1, n_chunks)
 
 
-__all__ = ["Behaviour", "behave", "chunks", "per_chunk_delay", "GOOD", "FLAWED"]
+__all__ = ["FLAWED", "GOOD", "Behaviour", "behave", "chunks", "per_chunk_delay"]

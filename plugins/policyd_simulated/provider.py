@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from policyd.errors import UpstreamError
 from policyd.plugin.specs import DeltaSink
 from policyd.types import Message, ModelCall, ModelResponse, Role, Usage
-
 from policyd_simulated.behaviour import behave, chunks, per_chunk_delay
 
 

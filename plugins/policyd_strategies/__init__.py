@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from policyd.plugin import hookimpl
 from policyd.plugin.specs import StrategySpec
-
 from policyd_strategies.basic import (
     FallbackParams,
     SingleParams,

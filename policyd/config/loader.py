@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from policyd.config.model import Config, Plan, Policy, ProviderInstance, Rule
 from policyd.config.schema import FileConfig, ModelConfig, PlanConfig, ProviderConfig
 from policyd.errors import ConfigError, PluginError
-from policyd.plugin.specs import Registered, ValidatorRef, Validator
+from policyd.plugin.specs import Registered, Validator, ValidatorRef
 from policyd.types import ModelSpec
 
 BUNDLED_DEFAULT = "<bundled default>"
@@ -200,7 +201,7 @@ class _Loader:
         params = self.validate(vspec.params, ref.params, f"{path} (validator {ref.name})")
         try:
             return vspec.factory(ref, params)
-        except Exception as exc:  # noqa: BLE001 - name the plugin that failed
+        except Exception as exc:
             plugin = self.reg.origins.get(("validators", ref.name), "?")
             raise PluginError(plugin, f"validator {ref.name!r} could not be built: {exc!r}") from exc
 
@@ -272,4 +273,4 @@ def load(path: str | Path | None, registered: Registered) -> Config:
     return load_default(registered) if path is None else load_file(path, registered)
 
 
-__all__: Sequence[str] = ["load", "load_file", "load_text", "load_default", "format_loc", "validator_key"]
+__all__: Sequence[str] = ["format_loc", "load", "load_default", "load_file", "load_text", "validator_key"]

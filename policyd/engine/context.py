@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from policyd.config.loader import validator_key
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
 from policyd.engine.plan_match import Match, model_allowed
 from policyd.errors import PolicydError, UpstreamError
-from policyd.plugin.specs import DeltaSink, ValidatorRef
+from policyd.plugin.specs import DeltaSink, Progress, ValidatorRef
 from policyd.types import (
     Attempt,
     AttemptRole,
@@ -94,7 +95,7 @@ class StrategyContext:
         handler: CallHandler,
         explanation: Explanation,
         max_cost_usd: float,
-        on_delta: DeltaSink | None = None,
+        progress: Progress | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.request = request
@@ -113,7 +114,8 @@ class StrategyContext:
         """The latest usable answer, returned when the budget or deadline stops the strategy."""
         self.streamed = False
         self._handler = handler
-        self._on_delta = on_delta
+        self._on_delta = progress.on_delta if progress else None
+        self._on_attempt = progress.on_attempt if progress else None
         self._clock = clock
 
     # ------------------------------------------------------------ limits
@@ -205,12 +207,16 @@ class StrategyContext:
             async with asyncio.timeout(budget_s):
                 response = await self._handler(call, sink)
         except TimeoutError:
-            return self._failed(role, model, effort, started, f"timed out after {(self._clock() - started) * 1000:.0f} ms")
+            elapsed_ms = (self._clock() - started) * 1000
+            result = self._failed(role, model, effort, started, f"timed out after {elapsed_ms:.0f} ms")
+            if remaining is not None and (timeout_s is None or timeout_s >= remaining - DEADLINE_MARGIN_S):
+                raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
+            return result
         except UpstreamError as exc:
             return self._failed(role, model, effort, started, str(exc))
         except PolicydError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a provider bug fails the call, not the request
+        except Exception as exc:
             log.exception("provider %s raised while calling %s", model.provider, model_id)
             return self._failed(role, model, effort, started, f"provider {model.provider} failed: {type(exc).__name__}")
         finally:
@@ -263,6 +269,8 @@ class StrategyContext:
             **fields,
         )
         self.attempts.append(attempt)
+        if self._on_attempt is not None:
+            self._on_attempt(attempt)
         return attempt
 
     # ------------------------------------------------------------ validation
@@ -282,6 +290,8 @@ class StrategyContext:
         if own:
             i = own[-1]
             self.attempts[i] = replace(self.attempts[i], verdict=verdict)
+            if self._on_attempt is not None:
+                self._on_attempt(self.attempts[i])
         else:
             self._record(AttemptRole.VALIDATE, None, Effort.OFF, verdict=verdict)
         if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
@@ -306,4 +316,3 @@ class StrategyContext:
             tenant=self.request.tenant,
             task=self.request.task,
         )
-

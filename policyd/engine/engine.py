@@ -16,22 +16,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Awaitable, Callable, Mapping, Sequence
 
 from policyd.config.model import Config
 from policyd.engine.context import CallHandler, StrategyContext, StrategyStop
 from policyd.engine.explain import explain
 from policyd.engine.plan_match import Match, match_request
 from policyd.errors import PluginError, PolicydError, Unavailable
-from policyd.plugin.specs import DeltaSink, Provider, Registered
+from policyd.plugin.specs import DeltaSink, Progress, Provider, Registered
 from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request
 
 log = logging.getLogger(__name__)
 
 CallLayer = Callable[[ModelCall, "DeltaSink | None", CallHandler], Awaitable[ModelResponse]]
-RequestHandler = Callable[[Request, "DeltaSink | None"], Awaitable[Outcome]]
-RequestLayer = Callable[[Request, "DeltaSink | None", RequestHandler], Awaitable[Outcome]]
+RequestHandler = Callable[[Request, "Progress | None"], Awaitable[Outcome]]
+RequestLayer = Callable[[Request, "Progress | None", RequestHandler], Awaitable[Outcome]]
 OutcomeListener = Callable[[Request, Outcome], None]
 
 
@@ -49,7 +49,7 @@ def build_providers(config: Config, registered: Registered) -> dict[str, Provide
         spec = registered.providers[inst.kind]
         try:
             providers[name] = spec.factory(name, inst.settings)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             plugin = registered.origins.get(("providers", inst.kind), inst.kind)
             raise PluginError(plugin, f"provider {name!r} could not be built: {exc!r}") from exc
     return providers
@@ -97,21 +97,21 @@ class Engine:
 
     # ------------------------------------------------------------ running
 
-    async def complete(self, request: Request, on_delta: DeltaSink | None = None) -> Outcome:
+    async def complete(self, request: Request, progress: Progress | None = None) -> Outcome:
         handler: RequestHandler = self._run
         for layer in reversed(self.request_layers):
             handler = _bind_request(layer, handler)
         started = time.monotonic()
-        outcome = await handler(request, on_delta)
+        outcome = await handler(request, progress)
         outcome = replace(outcome, latency_ms=(time.monotonic() - started) * 1000)
         for listener in self.listeners:
             try:
                 listener(request, outcome)
-            except Exception:  # noqa: BLE001 - a listener never fails a request
+            except Exception:
                 log.exception("outcome listener %r failed", listener)
         return outcome
 
-    async def _run(self, request: Request, on_delta: DeltaSink | None) -> Outcome:
+    async def _run(self, request: Request, progress: Progress | None) -> Outcome:
         runtime = self.runtime
         config = runtime.config
         match = match_request(config, request)
@@ -121,7 +121,7 @@ class Engine:
                 result = tspec.apply(request, tparams)
             except PolicydError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 plugin = self.registered.origins.get(("transforms", tspec.name), tspec.name)
                 raise PluginError(plugin, f"transform {tspec.name!r} raised {exc!r}") from exc
             request, tokens_saved = result.request, tokens_saved + result.tokens_saved
@@ -134,7 +134,7 @@ class Engine:
             handler=self._call_handler(runtime),
             explanation=explanation,
             max_cost_usd=min(limits) if limits else config.defaults.max_cost_usd,
-            on_delta=on_delta,
+            progress=progress,
         )
         spec = self.registered.strategies[match.plan.strategy]
         try:
@@ -144,7 +144,7 @@ class Engine:
             outcome = ctx.outcome(stop.status)
         except PolicydError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a strategy bug names its plugin
+        except Exception as exc:
             plugin = self.registered.origins.get(("strategies", spec.name), spec.name)
             log.exception("strategy %s raised", spec.name)
             raise PluginError(plugin, f"strategy {spec.name!r} raised {type(exc).__name__}") from exc
@@ -180,7 +180,7 @@ def _bind_call(layer: CallLayer, inner: CallHandler) -> CallHandler:
 
 
 def _bind_request(layer: RequestLayer, inner: RequestHandler) -> RequestHandler:
-    async def handler(request: Request, on_delta: DeltaSink | None) -> Outcome:
-        return await layer(request, on_delta, inner)
+    async def handler(request: Request, progress: Progress | None) -> Outcome:
+        return await layer(request, progress, inner)
 
     return handler

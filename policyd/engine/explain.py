@@ -6,8 +6,9 @@ which stop here and call no model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens

@@ -8,7 +8,8 @@ synchronous; what they register may be async.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from policyd.plugin import hookspec
 

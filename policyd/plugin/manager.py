@@ -15,9 +15,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pluggy
 
@@ -74,7 +75,7 @@ class PluginHost:
         for module_name in modules:
             try:
                 module = importlib.import_module(module_name)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must name itself
+            except Exception as exc:
                 raise PluginError(module_name, f"failed to import: {exc!r}") from exc
             self.add(module, module_name, version=__version__, origin="builtin")
 
@@ -89,7 +90,7 @@ class PluginHost:
             version = ep.dist.version if ep.dist is not None else "unknown"
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise PluginError(f"{ep.name} {version}", f"failed to load: {exc!r}") from exc
             self.add(plugin, ep.name, version=version, origin=f"entry-point:{dist}")
 
@@ -125,7 +126,7 @@ class PluginHost:
                     impl.function(register=register)
                 except PluginError:
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise PluginError(self.label(plugin_name), f"{hook_name} raised {exc!r}") from exc
         return reg
 
@@ -138,9 +139,7 @@ class PluginHost:
                 raise PluginError(self.label(plugin_name), f"registered a {kind} spec without a {key_attr}")
             if key in table:
                 other = reg.origins[(kind, key)]
-                raise PluginError(
-                    self.label(plugin_name), f"{kind} {key!r} is already registered by plugin {other}"
-                )
+                raise PluginError(self.label(plugin_name), f"{kind} {key!r} is already registered by plugin {other}")
             table[key] = spec
             reg.origins[(kind, key)] = plugin_name
 

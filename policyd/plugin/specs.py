@@ -6,12 +6,13 @@ policy file is validated in full at load time, before anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from policyd.types import Message, ModelCall, ModelResponse, ModelSpec, PlanStep, Request, Verdict
+from policyd.types import Attempt, Message, ModelCall, ModelResponse, ModelSpec, PlanStep, Request, Verdict
 
 if TYPE_CHECKING:
     from policyd.engine.context import StrategyContext
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
 
 DeltaSink = Callable[[str], None]
 """Receives answer text as it streams in, in order."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a streaming request's progress goes: answer text and finished attempts."""
+
+    on_delta: DeltaSink | None = None
+    on_attempt: Callable[[Attempt], None] | None = None
+    """Called when an attempt is recorded, and again (same index) when its verdict is known."""
 
 
 class NoParams(BaseModel):

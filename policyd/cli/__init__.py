@@ -1,0 +1,1 @@
+"""The ``policyd`` command line."""

@@ -1,0 +1,32 @@
+"""``policyd check FILE``: validate a policy file and print a summary."""
+
+from __future__ import annotations
+
+import argparse
+
+from policyd.config import Config, load
+from policyd.plugin.manager import default_host
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="validate a policy file", description="Validate a policy file in full.")
+    p.add_argument("file", nargs="?", default=None, help="policy file (default: the bundled default)")
+    p.set_defaults(func=run)
+
+
+def summary(config: Config) -> str:
+    lines = [f"{config.source}: OK (version {config.version})"]
+    lines.append(f"providers: {', '.join(f'{n} ({p.kind})' for n, p in config.providers.items())}")
+    lines.append(f"models: {len(config.catalog)}")
+    for name, policy in config.policies.items():
+        default = " (default)" if name == config.defaults.policy else ""
+        lines.append(f"policy {name}{default}: {len(policy.rules)} rules")
+        for rule in policy.rules:
+            lines.append(f"  - {rule.name}: {rule.plan.strategy} over {', '.join(rule.plan.models) or '-'}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args.file, default_host().collect())
+    print(summary(config))
+    return 0

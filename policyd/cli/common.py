@@ -1,0 +1,24 @@
+"""Options and helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("POLICYD_CONFIG"),
+        help="policy file (YAML); default $POLICYD_CONFIG, else the bundled offline default",
+    )
+
+
+def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="cache and ledger directory (default $POLICYD_DATA_DIR, else ~/.local/state/policyd)",
+    )

@@ -1,0 +1,35 @@
+"""``policyd serve``: run the gRPC daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from policyd.cli.common import add_config_option, add_data_dir_option
+from policyd.daemon import DaemonOptions, build_daemon
+from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, serve
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the gRPC daemon", description="Run the gRPC daemon until SIGTERM.")
+    add_config_option(p)
+    add_data_dir_option(p)
+    p.add_argument(
+        "--listen",
+        default=os.environ.get("POLICYD_LISTEN", DEFAULT_LISTEN),
+        help=f"address to listen on, HOST:PORT (port 0 picks one; default {DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=float(os.environ.get("POLICYD_GRACE_S", DEFAULT_GRACE_S)),
+        help=f"seconds in-flight RPCs get to finish on SIGTERM (default {DEFAULT_GRACE_S})",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir))
+    asyncio.run(serve(daemon, args.listen, args.grace))
+    return 0

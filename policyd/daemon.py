@@ -1,0 +1,76 @@
+"""Assembles a running policyd: plugins, config, engine and the subsystems around it.
+
+This is the one place that decides which layers wrap the engine (cache, retries,
+tracing, ledger). The server and the CLI build a Daemon and never wire parts
+themselves, so a subsystem is added here in a few lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from policyd.config import Config, load
+from policyd.engine import Engine
+from policyd.plugin.manager import PluginHost, default_host
+from policyd.plugin.specs import Registered
+
+log = logging.getLogger(__name__)
+
+Closer = Callable[[], Awaitable[None]]
+
+
+def default_data_dir() -> Path:
+    """``$POLICYD_DATA_DIR``, else ``$XDG_STATE_HOME/policyd``, else ``~/.local/state/policyd``."""
+    if os.environ.get("POLICYD_DATA_DIR"):
+        return Path(os.environ["POLICYD_DATA_DIR"])
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "policyd"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) if needed; cache and ledger live below it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class DaemonOptions:
+    config_path: str | None = None
+    data_dir: Path | None = None
+    entry_points: bool = True
+
+
+@dataclass
+class Daemon:
+    host: PluginHost
+    registered: Registered
+    engine: Engine
+    options: DaemonOptions
+    data_dir: Path
+    closers: list[Closer] = field(default_factory=list)
+    """Run in reverse order on shutdown: flush and close what was opened."""
+
+    @property
+    def config(self) -> Config:
+        return self.engine.config
+
+    async def aclose(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("error while closing %r", closer)
+        await self.engine.aclose()
+
+
+def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
+    host = host or default_host(entry_points=options.entry_points)
+    registered = host.collect()
+    config = load(options.config_path, registered)
+    data_dir = options.data_dir or default_data_dir()
+    engine = Engine(config, registered)
+    return Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)

@@ -1,0 +1,1 @@
+"""The grpc.aio server: thin servicers, interceptors, health and shutdown."""

@@ -1,0 +1,342 @@
+"""Protobuf ⇄ domain translation, with request validation that names the field at fault.
+
+Kept free of any decision: the servicer calls :func:`request_from_proto`, hands the
+domain Request to the engine and turns the Outcome back with :func:`outcome_to_proto`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from policyd.errors import InvalidArgument
+from policyd.types import (
+    Attempt,
+    AttemptRole,
+    CacheMode,
+    Constraints,
+    Effort,
+    Explanation,
+    GenerationParams,
+    Message,
+    ModelSpec,
+    Outcome,
+    OutcomeStatus,
+    PlanStep,
+    Request,
+    ResponseFormat,
+    Role,
+    Stakes,
+    Tool,
+    ToolCall,
+    VerdictKind,
+)
+from policyd.v1 import policyd_pb2 as pb
+
+MAX_STOP_SEQUENCES = 4
+
+_ROLES = {
+    pb.ROLE_SYSTEM: Role.SYSTEM,
+    pb.ROLE_USER: Role.USER,
+    pb.ROLE_ASSISTANT: Role.ASSISTANT,
+    pb.ROLE_TOOL: Role.TOOL,
+}
+_ROLES_BACK = {v: k for k, v in _ROLES.items()}
+_STAKES = {
+    pb.STAKES_UNSPECIFIED: Stakes.NORMAL,
+    pb.STAKES_LOW: Stakes.LOW,
+    pb.STAKES_NORMAL: Stakes.NORMAL,
+    pb.STAKES_HIGH: Stakes.HIGH,
+    pb.STAKES_CRITICAL: Stakes.CRITICAL,
+}
+_CACHE_MODES = {
+    pb.CACHE_MODE_UNSPECIFIED: CacheMode.DEFAULT,
+    pb.CACHE_MODE_BYPASS: CacheMode.BYPASS,
+    pb.CACHE_MODE_REFRESH: CacheMode.REFRESH,
+    pb.CACHE_MODE_ONLY_IF_CACHED: CacheMode.ONLY_IF_CACHED,
+}
+_FORMATS = {
+    pb.ResponseFormat.KIND_UNSPECIFIED: "text",
+    pb.ResponseFormat.KIND_TEXT: "text",
+    pb.ResponseFormat.KIND_JSON_OBJECT: "json_object",
+    pb.ResponseFormat.KIND_JSON_SCHEMA: "json_schema",
+}
+EFFORT_TO_PB = {
+    Effort.OFF: pb.EFFORT_OFF,
+    Effort.LOW: pb.EFFORT_LOW,
+    Effort.MEDIUM: pb.EFFORT_MEDIUM,
+    Effort.HIGH: pb.EFFORT_HIGH,
+}
+STATUS_TO_PB = {
+    OutcomeStatus.ACCEPTED: pb.OUTCOME_STATUS_ACCEPTED,
+    OutcomeStatus.ACCEPTED_UNVALIDATED: pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED,
+    OutcomeStatus.REJECTED: pb.OUTCOME_STATUS_REJECTED,
+    OutcomeStatus.BUDGET_EXHAUSTED: pb.OUTCOME_STATUS_BUDGET_EXHAUSTED,
+    OutcomeStatus.DEADLINE_EXCEEDED: pb.OUTCOME_STATUS_DEADLINE_EXCEEDED,
+    OutcomeStatus.UPSTREAM_FAILED: pb.OUTCOME_STATUS_UPSTREAM_FAILED,
+}
+ROLE_TO_PB = {
+    AttemptRole.ANSWER: pb.ATTEMPT_ROLE_ANSWER,
+    AttemptRole.DRAFT: pb.ATTEMPT_ROLE_DRAFT,
+    AttemptRole.VALIDATE: pb.ATTEMPT_ROLE_VALIDATE,
+    AttemptRole.REPAIR: pb.ATTEMPT_ROLE_REPAIR,
+    AttemptRole.ESCALATE: pb.ATTEMPT_ROLE_ESCALATE,
+}
+VERDICT_TO_PB = {
+    VerdictKind.ACCEPT: pb.Verdict.KIND_ACCEPT,
+    VerdictKind.REJECT: pb.Verdict.KIND_REJECT,
+    VerdictKind.REPAIR: pb.Verdict.KIND_REPAIR,
+    VerdictKind.MALFORMED: pb.Verdict.KIND_MALFORMED,
+}
+
+
+# ---------------------------------------------------------------- proto → domain
+
+
+def _json_object(text: str, field: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(field, f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(field, f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _finite(value: float, field: str, low: float, high: float, *, low_open: bool = False) -> float:
+    if not math.isfinite(value):
+        raise InvalidArgument(field, f"must be a finite number (got {value})")
+    if value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise InvalidArgument(field, f"must be in {bracket}{low}, {high}] (got {value})")
+    return value
+
+
+def _message(m: pb.Message, i: int) -> Message:
+    field = f"messages[{i}]"
+    role = _ROLES.get(m.role)
+    if role is None:
+        raise InvalidArgument(f"{field}.role", "must be one of system, user, assistant, tool (ROLE_*)")
+    calls = []
+    for j, c in enumerate(m.tool_calls):
+        if role is not Role.ASSISTANT:
+            raise InvalidArgument(f"{field}.tool_calls", "only assistant messages carry tool calls")
+        if not c.name:
+            raise InvalidArgument(f"{field}.tool_calls[{j}].name", "is required")
+        if c.arguments_json:
+            _json_object(c.arguments_json, f"{field}.tool_calls[{j}].arguments_json")
+        calls.append(ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json or "{}"))
+    if role is Role.TOOL and not m.tool_call_id:
+        raise InvalidArgument(f"{field}.tool_call_id", "is required for a tool message")
+    if not m.content and not calls and role is not Role.TOOL:
+        raise InvalidArgument(f"{field}.content", "is empty")
+    return Message(role=role, content=m.content, tool_calls=tuple(calls), tool_call_id=m.tool_call_id, name=m.name)
+
+
+def _tools(tools: Any) -> tuple[Tool, ...]:
+    out: list[Tool] = []
+    seen: set[str] = set()
+    for i, t in enumerate(tools):
+        if not t.name:
+            raise InvalidArgument(f"tools[{i}].name", "is required")
+        if t.name in seen:
+            raise InvalidArgument(f"tools[{i}].name", f"duplicate tool name {t.name!r}")
+        seen.add(t.name)
+        schema = (
+            _json_object(t.parameters_json_schema, f"tools[{i}].parameters_json_schema")
+            if t.parameters_json_schema
+            else {}
+        )
+        out.append(Tool(name=t.name, description=t.description, parameters=schema))
+    return tuple(out)
+
+
+def _params(p: pb.GenerationParams) -> GenerationParams:
+    max_tokens = None
+    if p.HasField("max_output_tokens"):
+        if p.max_output_tokens <= 0:
+            raise InvalidArgument("params.max_output_tokens", f"must be positive (got {p.max_output_tokens})")
+        max_tokens = p.max_output_tokens
+    temperature = _finite(p.temperature, "params.temperature", 0.0, 2.0) if p.HasField("temperature") else None
+    top_p = _finite(p.top_p, "params.top_p", 0.0, 1.0, low_open=True) if p.HasField("top_p") else None
+    if len(p.stop) > MAX_STOP_SEQUENCES:
+        raise InvalidArgument("params.stop", f"at most {MAX_STOP_SEQUENCES} stop sequences (got {len(p.stop)})")
+    if any(not s for s in p.stop):
+        raise InvalidArgument("params.stop", "stop sequences must not be empty")
+    kind = _FORMATS.get(p.response_format.kind)
+    if kind is None:
+        raise InvalidArgument("params.response_format.kind", f"unknown value {p.response_format.kind}")
+    schema = None
+    if kind == "json_schema":
+        if not p.response_format.json_schema:
+            raise InvalidArgument("params.response_format.json_schema", "is required for KIND_JSON_SCHEMA")
+        schema = _json_object(p.response_format.json_schema, "params.response_format.json_schema")
+    return GenerationParams(
+        max_output_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=tuple(p.stop),
+        response_format=ResponseFormat(kind=kind, json_schema=schema, schema_name=p.response_format.schema_name),
+        seed=p.seed if p.HasField("seed") else None,
+    )
+
+
+def _constraints(c: pb.Constraints) -> Constraints:
+    max_cost = None
+    if c.HasField("max_cost_usd"):
+        if not math.isfinite(c.max_cost_usd) or c.max_cost_usd <= 0:
+            raise InvalidArgument("constraints.max_cost_usd", f"must be a positive number (got {c.max_cost_usd})")
+        max_cost = c.max_cost_usd
+    return Constraints(
+        allowed_licenses=frozenset(c.allowed_licenses),
+        local_only=c.local_only,
+        max_cost_usd=max_cost,
+        allowed_models=frozenset(c.allowed_models),
+        denied_models=frozenset(c.denied_models),
+    )
+
+
+def request_from_proto(
+    msg: pb.CompleteRequest,
+    *,
+    tenant: str,
+    deadline: float | None,
+) -> Request:
+    """Validate and translate. ``tenant`` and ``deadline`` come from the call, not the body."""
+    if not msg.messages:
+        raise InvalidArgument("messages", "at least one message is required")
+    messages = tuple(_message(m, i) for i, m in enumerate(msg.messages))
+    stakes = _STAKES.get(msg.stakes)
+    if stakes is None:
+        raise InvalidArgument("stakes", f"unknown value {msg.stakes}")
+    cache_mode = _CACHE_MODES.get(msg.cache_mode)
+    if cache_mode is None:
+        raise InvalidArgument("cache_mode", f"unknown value {msg.cache_mode}")
+    if any(not k for k in msg.labels):
+        raise InvalidArgument("labels", "label keys must not be empty")
+    return Request(
+        request_id=msg.request_id or uuid.uuid4().hex,
+        messages=messages,
+        tools=_tools(msg.tools),
+        params=_params(msg.params),
+        task=msg.task,
+        stakes=stakes,
+        labels=dict(msg.labels),
+        constraints=_constraints(msg.constraints),
+        cache_mode=cache_mode,
+        policy=msg.policy,
+        tenant=tenant,
+        deadline=deadline,
+    )
+
+
+def deadline_from(time_remaining: float | None, default_ms: int, max_ms: int) -> float:
+    """An absolute monotonic deadline: the caller's, else the default, never past the maximum."""
+    seconds = default_ms / 1000 if time_remaining is None else time_remaining
+    return time.monotonic() + min(seconds, max_ms / 1000)
+
+
+# ---------------------------------------------------------------- domain → proto
+
+
+def message_to_proto(m: Message) -> pb.Message:
+    return pb.Message(
+        role=_ROLES_BACK[m.role],
+        content=m.content,
+        tool_calls=[pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in m.tool_calls],
+        tool_call_id=m.tool_call_id,
+        name=m.name,
+    )
+
+
+def attempt_to_proto(a: Attempt) -> pb.Attempt:
+    out = pb.Attempt(
+        index=a.index,
+        role=ROLE_TO_PB[a.role],
+        model=a.model,
+        provider=a.provider,
+        effort=EFFORT_TO_PB[a.effort],
+        input_tokens=a.input_tokens,
+        output_tokens=a.output_tokens,
+        cost_usd=a.cost_usd,
+        latency_ms=a.latency_ms,
+        cached=a.cached,
+        error=a.error,
+        saved_usd=a.saved_usd,
+        usage_estimated=a.usage_estimated,
+        finish_reason=a.finish_reason,
+    )
+    if a.verdict is not None:
+        out.verdict.CopyFrom(
+            pb.Verdict(kind=VERDICT_TO_PB[a.verdict.kind], reason=a.verdict.reason, validator=a.verdict.validator)
+        )
+    return out
+
+
+def _step(s: PlanStep) -> pb.PlanStep:
+    return pb.PlanStep(
+        role=s.role,
+        model=s.model,
+        effort=EFFORT_TO_PB[s.effort],
+        validator=s.validator,
+        estimated_cost_usd=s.estimated_cost_usd,
+    )
+
+
+def explanation_to_proto(e: Explanation) -> pb.Explanation:
+    return pb.Explanation(
+        policy=e.policy,
+        rule=e.rule,
+        strategy=e.strategy,
+        reason=e.reason,
+        models=list(e.models),
+        steps=[_step(s) for s in e.steps],
+        estimated_cost=pb.CostRange(best_usd=e.best_usd, worst_usd=e.worst_usd),
+        warnings=list(e.warnings),
+        policy_version=e.policy_version,
+    )
+
+
+def outcome_to_proto(o: Outcome) -> pb.CompleteResponse:
+    resp = pb.CompleteResponse(
+        request_id=o.request_id,
+        status=STATUS_TO_PB[o.status],
+        attempts=[attempt_to_proto(a) for a in o.attempts],
+        total_cost_usd=o.total_cost_usd,
+        explanation=explanation_to_proto(o.explanation),
+        trace_id=o.trace_id,
+        saved_usd=o.saved_usd,
+        tokens_saved=o.tokens_saved,
+        decision_id=o.decision_id,
+    )
+    if o.output is not None:
+        resp.output.CopyFrom(message_to_proto(o.output))
+    return resp
+
+
+def model_to_proto(m: ModelSpec) -> pb.Model:
+    return pb.Model(
+        id=m.id,
+        provider=m.provider,
+        upstream=m.upstream,
+        input_usd_per_mtok=m.input_usd_per_mtok,
+        output_usd_per_mtok=m.output_usd_per_mtok,
+        context_window=m.context_window,
+        license=m.license,
+        tags=sorted(m.tags),
+        thinking=m.thinking,
+        local=m.local,
+    )
+
+
+def models_to_proto(models: Mapping[str, ModelSpec], provider: str = "", tag: str = "") -> pb.ListModelsResponse:
+    chosen = [
+        model_to_proto(m)
+        for m in models.values()
+        if (not provider or m.provider == provider) and (not tag or tag in m.tags)
+    ]
+    return pb.ListModelsResponse(models=chosen)

@@ -1,0 +1,111 @@
+"""The PolicyService servicer: thin methods that translate and delegate to the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import grpc.aio
+
+from policyd.daemon import Daemon
+from policyd.errors import DeadlineExceeded
+from policyd.plugin.specs import Progress
+from policyd.server import convert
+from policyd.types import Attempt, Outcome, OutcomeStatus, Request
+from policyd.v1 import policyd_pb2 as pb
+from policyd.v1 import policyd_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+IdentityFn = Callable[[grpc.aio.ServicerContext, pb.CompleteRequest], str]
+
+
+class StatsService(Protocol):
+    """What the ledger offers the servicer (ReportOutcome and GetStats)."""
+
+    async def report(self, msg: pb.ReportOutcomeRequest) -> pb.ReportOutcomeResponse: ...
+
+    async def stats(self, msg: pb.GetStatsRequest) -> pb.GetStatsResponse: ...
+
+
+def _answerable(outcome: Outcome) -> Outcome:
+    """An outcome the deadline cut short with nothing to show is a DEADLINE_EXCEEDED error."""
+    if outcome.status is OutcomeStatus.DEADLINE_EXCEEDED and outcome.output is None:
+        raise DeadlineExceeded(
+            f"deadline exceeded after {len(outcome.attempts)} attempts (${outcome.total_cost_usd:.6f} spent)"
+        )
+    return outcome
+
+
+class PolicyServicer(pb_grpc.PolicyServiceServicer):
+    def __init__(self, daemon: Daemon, identity: IdentityFn | None = None, stats: StatsService | None = None):
+        self.daemon = daemon
+        self.identity = identity or self._body_tenant
+        self.stats = stats
+
+    def _body_tenant(self, context: grpc.aio.ServicerContext, msg: pb.CompleteRequest) -> str:
+        """Without authentication the body's tenant is trusted (a sidecar's own pod)."""
+        return msg.tenant or self.daemon.config.defaults.tenant
+
+    def _request(self, msg: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> Request:
+        defaults = self.daemon.config.defaults
+        deadline = convert.deadline_from(context.time_remaining(), defaults.deadline_ms, defaults.max_deadline_ms)
+        return convert.request_from_proto(msg, tenant=self.identity(context, msg), deadline=deadline)
+
+    async def Complete(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
+        outcome = await self.daemon.engine.complete(self._request(request, context))
+        return convert.outcome_to_proto(_answerable(outcome))
+
+    async def StreamComplete(
+        self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamCompleteResponse]:
+        domain = self._request(request, context)
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        progress = Progress(
+            on_delta=lambda text: queue.put_nowait(("delta", text)),
+            on_attempt=lambda attempt: queue.put_nowait(("attempt", attempt)),
+        )
+        task = asyncio.create_task(self.daemon.engine.complete(domain, progress))
+        task.add_done_callback(lambda _: queue.put_nowait(("done", None)))
+        streamed = False
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "done":
+                    break
+                if kind == "delta":
+                    streamed = True
+                    yield pb.StreamCompleteResponse(delta=item)
+                else:
+                    attempt: Attempt = item
+                    yield pb.StreamCompleteResponse(attempt=convert.attempt_to_proto(attempt))
+            outcome = _answerable(task.result())
+            if not streamed and outcome.output is not None and outcome.output.content:
+                yield pb.StreamCompleteResponse(delta=outcome.output.content)
+            yield pb.StreamCompleteResponse(final=convert.outcome_to_proto(outcome))
+        finally:
+            if not task.done():
+                task.cancel()  # the client went away: abort the upstream calls
+
+    async def Explain(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.ExplainResponse:
+        explanation = self.daemon.engine.explain(self._request(request, context))
+        return pb.ExplainResponse(explanation=convert.explanation_to_proto(explanation))
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        return convert.models_to_proto(self.daemon.config.catalog, request.provider, request.tag)
+
+    async def ReportOutcome(
+        self, request: pb.ReportOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReportOutcomeResponse:
+        if self.stats is None:
+            raise NotImplementedError("ReportOutcome needs the ledger, which this daemon does not run")
+        return await self.stats.report(request)
+
+    async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.GetStatsResponse:
+        if self.stats is None:
+            raise NotImplementedError("GetStats needs the ledger, which this daemon does not run")
+        return await self.stats.stats(request)
