@@ -12,11 +12,16 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policyd.config import Config, load
 from policyd.engine import Engine
+from policyd.ledger.wiring import install_ledger
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import Registered
+
+if TYPE_CHECKING:
+    from policyd.ledger.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ class Daemon:
     data_dir: Path
     closers: list[Closer] = field(default_factory=list)
     """Run in reverse order on shutdown: flush and close what was opened."""
+    ledger: Ledger | None = None
+    """Outcomes, reports and stats (``policyd.ledger``); answers ReportOutcome and GetStats."""
 
     @property
     def config(self) -> Config:
@@ -73,4 +80,6 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()
     engine = Engine(config, registered)
-    return Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)
+    daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)
+    install_ledger(daemon)
+    return daemon

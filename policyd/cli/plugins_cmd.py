@@ -13,6 +13,7 @@ SINGULAR = {
     "strategies": "strategy",
     "validators": "validator",
     "transforms": "transform",
+    "budget_stores": "budget-store",
 }
 
 
