@@ -29,12 +29,16 @@ def install_ledger(daemon: Daemon) -> Ledger:
         engine.request_layers.insert(0, ledger.sync_layer)
     else:
         engine.listeners.append(ledger.listener)
+    try:
+        store = build_budget_store(
+            daemon.config,
+            daemon.registered,
+            BudgetStoreContext(data_dir=daemon.data_dir, recorded_usd=recorded_usd_from(ledger.spent)),
+        )
+    except Exception:
+        ledger.writer.close()
+        raise
     daemon.closers.append(ledger.aclose)
-    store = build_budget_store(
-        daemon.config,
-        daemon.registered,
-        BudgetStoreContext(data_dir=daemon.data_dir, recorded_usd=recorded_usd_from(ledger.spent)),
-    )
     if store is not None:
         engine.request_layers.append(BudgetLayer(engine, store))
         daemon.closers.append(store.aclose)
