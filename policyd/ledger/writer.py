@@ -63,8 +63,8 @@ class LedgerWriter:
                     log.error("ledger queue full or closed: %d records dropped so far", self.dropped)
                 return False
             self._items.append(_Item(record))
-            if len(self._items) >= self.max_batch:
-                self._cv.notify()
+            if len(self._items) == 1 or len(self._items) >= self.max_batch:
+                self._cv.notify()  # start the interval's clock, or commit a full batch now
             return True
 
     async def commit(self, payload: OutcomeRecord | Report | None) -> Any:

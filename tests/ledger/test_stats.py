@@ -130,3 +130,16 @@ async def test_writer_commits_a_full_batch_without_waiting_for_the_interval(tmp_
         await asyncio.sleep(0.01)
     assert (ledger.writer.committed_records, ledger.writer.committed_batches) == (3, 1)
     await ledger.aclose()
+
+
+async def test_writer_commits_after_the_interval_without_any_flush(tmp_path: Path):
+    ledger = Ledger(tmp_path, LedgerSettings(flush_interval_ms=20, max_batch=1000))
+    for round_ in range(2):  # the second round starts on an idle writer
+        o = outcome(f"y{round_}", OutcomeStatus.ACCEPTED_UNVALIDATED, [attempt(0, AttemptRole.ANSWER, "m", 0.1)], 1)
+        ledger.writer.enqueue(outcome_record(request(o.request_id), o))
+        for _ in range(500):
+            if ledger.writer.committed_records == round_ + 1:
+                break
+            await asyncio.sleep(0.01)
+        assert ledger.writer.committed_records == round_ + 1, "the interval alone must commit a waiting record"
+    await ledger.aclose()
