@@ -1,6 +1,7 @@
-"""Send a mixed run to a running policyd, then report two answers as failures.
+"""Send a mixed run to a running policyd, or report two of its answers as failures.
 
-    python examples/mixed_run.py [--address 127.0.0.1:50051]
+    python examples/mixed_run.py run      [--address 127.0.0.1:50051]
+    python examples/mixed_run.py report   [--address 127.0.0.1:50051]
 
 Pair it with ``examples/ledger-demo.yaml`` and look at ``policyd stats`` before and
 after the reports: the reported failures raise the cost per successful outcome.
@@ -26,12 +27,17 @@ JOBS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("action", choices=["run", "report"])
     parser.add_argument("--address", default="127.0.0.1:50051")
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--no-reports", action="store_true", help="send the run but report nothing")
     args = parser.parse_args()
     with grpc.insecure_channel(args.address) as channel:
         stub = policyd_pb2_grpc.PolicyServiceStub(channel)
+        if args.action == "report":
+            for rid in ("demo-0-0", "demo-1-0"):
+                stub.ReportOutcome(pb.ReportOutcomeRequest(request_id=rid, success=False, note="tests failed"))
+            print("reported demo-0-0 and demo-1-0 (acme, coding) as failures")
+            return
         refused = 0
         for r in range(args.rounds):
             for j, (tenant, task, policy) in enumerate(JOBS):
@@ -49,10 +55,6 @@ def main() -> None:
                         raise
                     refused += 1
         print(f"sent {args.rounds * len(JOBS)} requests, {refused} refused by a budget")
-        if not args.no_reports:
-            for rid in ("demo-0-0", "demo-1-0"):
-                stub.ReportOutcome(pb.ReportOutcomeRequest(request_id=rid, success=False, note="tests failed"))
-            print("reported demo-0-0 and demo-1-0 (acme, coding) as failures")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from policyd.ledger.budgets import BudgetLayer, build_budget_store, recorded_usd_from
@@ -11,6 +12,8 @@ from policyd.plugin.specs import BudgetStoreContext
 
 if TYPE_CHECKING:
     from policyd.daemon import Daemon
+
+log = logging.getLogger(__name__)
 
 
 def install_ledger(daemon: Daemon) -> Ledger:
@@ -43,4 +46,5 @@ def install_ledger(daemon: Daemon) -> Ledger:
         engine.request_layers.append(BudgetLayer(engine, store))
         daemon.closers.append(store.aclose)
     daemon.ledger = ledger
+    log.info("ledger %s (durability %s)%s", ledger.path, ledger.settings.durability, ", budgets on" if store else "")
     return ledger

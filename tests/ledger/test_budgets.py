@@ -228,3 +228,10 @@ def test_bad_budget_values_name_the_key(make_config: Callable[[str], Config]):
     with pytest.raises(ConfigError) as info:
         make_config(BUDGETED.replace("daily_usd: 0.001", "daily_usd: -1"))
     assert "budgets.tenants.acme.daily_usd" in str(info.value)
+
+
+def test_the_ledger_demo_policy_loads(make_config: Callable[[str], Config]):
+    demo = Path(__file__).resolve().parents[2] / "examples" / "ledger-demo.yaml"
+    config = make_config(demo.read_text(encoding="utf-8"))
+    assert config.raw is not None and config.raw.budgets is not None
+    assert config.raw.budgets.tenants["globex"].daily_usd == 0.02
