@@ -67,7 +67,7 @@ async def test_a_call_that_cannot_be_paid_for_is_never_started(make_config, regi
     ctx = _ctx(config, registered, _request(), max_cost=0.001)
     worst = ctx.estimate_call_usd("claude-opus-4.1")
     assert worst > 0.001
-    with pytest.raises(OutOfBudget, match="next call to claude-opus-4.1 may cost"):
+    with pytest.raises(OutOfBudget, match=r"next call to claude-opus-4\.1 may cost"):
         await ctx.call("claude-opus-4.1")
     assert ctx.attempts == []
 
