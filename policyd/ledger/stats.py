@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from policyd.errors import InvalidArgument
 
@@ -49,7 +49,9 @@ class StatsRow:
     validations_passed: int = 0
     attempts: int = 0
     failed_attempts: int = 0
-    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    """Nearest-rank percentiles of request latency."""
 
     @property
     def cost_per_success_usd(self) -> float:
@@ -64,24 +66,19 @@ class StatsRow:
         """Accepted or repaired verdicts over all verdicts."""
         return self.validations_passed / self.validations if self.validations else 0.0
 
-    @property
-    def latency_p50_ms(self) -> float:
-        return percentile(self.latencies_ms, 0.50)
 
-    @property
-    def latency_p95_ms(self) -> float:
-        return percentile(self.latencies_ms, 0.95)
+_SUMS = """COUNT(*), SUM(COALESCE(reported_success, default_success)), SUM(reported_success IS NOT NULL),
+    SUM(cost_usd), SUM(saved_usd), SUM(tokens_saved), SUM(escalated), SUM(validations), SUM(validations_passed),
+    SUM(attempts), SUM(failed_attempts)"""
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of ``values`` (sorted here); 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+def nearest_rank(q: float, count: int) -> int:
+    """The 1-based rank of the ``q`` percentile among ``count`` sorted values."""
+    return max(1, math.ceil(round(q * count, 9)))
 
 
 def compute(conn: sqlite3.Connection, query: StatsQuery) -> list[StatsRow]:
+    """Sums come from one GROUP BY; percentiles from one pass over latencies sorted by SQLite."""
     for i, dim in enumerate(query.group_by):
         if dim not in DIMENSIONS:
             raise InvalidArgument(f"group_by[{i}]", f"unknown dimension {dim!r} (known: {', '.join(DIMENSIONS)})")
@@ -96,33 +93,51 @@ def compute(conn: sqlite3.Connection, query: StatsQuery) -> list[StatsRow]:
         if value:
             where.append(f"{column} = ?")
             args.append(value)
-    select = ", ".join(
-        [
-            *columns,
-            "COALESCE(reported_success, default_success)",
-            "reported_success IS NOT NULL",
-            "cost_usd, saved_usd, tokens_saved, escalated, validations, validations_passed",
-            "attempts, failed_attempts, latency_ms",
-        ]
-    )
-    rows: dict[tuple[str, ...], StatsRow] = {}
+    conn.execute("BEGIN")  # one snapshot for both queries while the writer commits
+    try:
+        return _grouped(conn, query.group_by, columns, " AND ".join(where), args)
+    finally:
+        conn.execute("COMMIT")
+
+
+def _grouped(
+    conn: sqlite3.Connection, dims: tuple[str, ...], columns: list[str], cond: str, args: list[object]
+) -> list[StatsRow]:
+    keys = ", ".join(columns)
     n = len(columns)
-    for rec in conn.execute(f"SELECT {select} FROM outcomes WHERE {' AND '.join(where)}", args):
+    rows: dict[tuple[str, ...], StatsRow] = {}
+    group = f"GROUP BY {keys}" if columns else ""
+    for rec in conn.execute(f"SELECT {keys + ', ' if columns else ''}{_SUMS} FROM outcomes WHERE {cond} {group}", args):
+        if rec[n] == 0:
+            continue  # no grouping over no rows still yields one row of NULLs
         key = tuple(rec[:n])
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = StatsRow(group=dict(zip(query.group_by, key, strict=True)))
-        success, reported, cost, saved, tsaved, escalated, vals, passed, attempts, failed, latency = rec[n:]
-        row.requests += 1
-        row.successes += int(success)
-        row.reported += int(reported)
-        row.total_cost_usd += cost
-        row.saved_usd += saved
-        row.tokens_saved += tsaved
-        row.escalations += int(escalated)
-        row.validations += vals
-        row.validations_passed += passed
-        row.attempts += attempts
-        row.failed_attempts += failed
-        row.latencies_ms.append(latency)
+        requests, successes, reported, cost, saved, tsaved, escal, vals, passed, attempts, failed = rec[n:]
+        rows[key] = StatsRow(
+            group=dict(zip(dims, key, strict=True)),
+            requests=requests,
+            successes=successes,
+            reported=reported,
+            total_cost_usd=cost,
+            saved_usd=saved,
+            tokens_saved=tsaved,
+            escalations=escal,
+            validations=vals,
+            validations_passed=passed,
+            attempts=attempts,
+            failed_attempts=failed,
+        )
+    order = f"{keys}, latency_ms" if columns else "latency_ms"
+    current: tuple[str, ...] | None = None
+    rank = 0
+    for rec in conn.execute(
+        f"SELECT {keys + ', ' if columns else ''}latency_ms FROM outcomes WHERE {cond} ORDER BY {order}", args
+    ):
+        key = tuple(rec[:n])
+        rank = rank + 1 if key == current else 1
+        current = key
+        row = rows[key]
+        if rank == nearest_rank(0.50, row.requests):
+            row.latency_p50_ms = rec[n]
+        if rank == nearest_rank(0.95, row.requests):
+            row.latency_p95_ms = rec[n]
     return [rows[k] for k in sorted(rows)]

@@ -12,7 +12,7 @@ from policyd.errors import InvalidArgument
 from policyd.ledger.ledger import Ledger, read_stats
 from policyd.ledger.records import outcome_record
 from policyd.ledger.settings import LedgerSettings
-from policyd.ledger.stats import StatsQuery, percentile
+from policyd.ledger.stats import StatsQuery
 from policyd.types import (
     Attempt,
     AttemptRole,
@@ -114,9 +114,17 @@ async def test_window_tenant_and_model_grouping(tmp_path: Path):
     await ledger.aclose()
 
 
-def test_percentile_is_nearest_rank():
-    values = [float(v) for v in range(1, 101)]
-    assert (percentile(values, 0.5), percentile(values, 0.95), percentile([], 0.5)) == (50, 95, 0)
+async def test_latency_percentiles_are_nearest_rank_per_group(tmp_path: Path):
+    ledger = Ledger(tmp_path, LedgerSettings())
+    for i in range(1, 101):  # tenant "t": 1..100 ms; tenant "u": 1..5 ms
+        for tenant in ("t", "u") if i <= 5 else ("t",):
+            o = outcome(f"{tenant}{i}", OutcomeStatus.ACCEPTED, [], float(i), tenant=tenant)
+            ledger.writer.enqueue(outcome_record(request(o.request_id), o))
+    rows = {r.group["tenant"]: r for r in await ledger.stats(StatsQuery(group_by=("tenant",)))}
+    assert (rows["t"].latency_p50_ms, rows["t"].latency_p95_ms) == (50, 95)
+    assert (rows["u"].latency_p50_ms, rows["u"].latency_p95_ms) == (3, 5)
+    assert await ledger.stats(StatsQuery(tenant="nobody")) == []
+    await ledger.aclose()
 
 
 async def test_writer_commits_a_full_batch_without_waiting_for_the_interval(tmp_path: Path):
