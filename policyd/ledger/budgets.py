@@ -16,6 +16,7 @@ costs least at worst, with the cost cap of that one call.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -28,7 +29,7 @@ from policyd.config.model import Config
 from policyd.engine.engine import Engine, RequestHandler
 from policyd.engine.explain import ExplainContext, explain
 from policyd.engine.plan_match import Match, model_allowed
-from policyd.errors import ConfigError, PluginError, ResourceExhausted
+from policyd.errors import ConfigError, PluginError, PolicydError, ResourceExhausted, Unavailable
 from policyd.ledger.settings import BudgetLimit, BudgetsSettings
 from policyd.plugin.specs import (
     BudgetLine,
@@ -39,6 +40,8 @@ from policyd.plugin.specs import (
     Registered,
 )
 from policyd.types import Outcome, Request
+
+log = logging.getLogger(__name__)
 
 
 def budgets_of(config: Config) -> BudgetsSettings | None:
@@ -125,10 +128,30 @@ def refusal_message(refusal: BudgetRefusal, usd: float) -> str:
 class BudgetLayer:
     """The request layer; a no-op for requests that no budget applies to."""
 
-    def __init__(self, engine: Engine, store: BudgetStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, engine: Engine, store: BudgetStore, clock: Callable[[], float] = time.time, *, kind: str = "local"
+    ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
+        self.kind = kind
+
+    async def _reserve(self, lines: list[BudgetLine], usd: float) -> BudgetRefusal | None:
+        """A store that fails refuses the request (UNAVAILABLE): budgets fail closed."""
+        try:
+            return await self.store.reserve(lines, usd)
+        except PolicydError:
+            raise
+        except Exception as exc:
+            log.exception("budget store %r failed to reserve", self.kind)
+            raise Unavailable(f"budget store {self.kind!r} is unavailable ({type(exc).__name__})") from exc
+
+    async def _settle(self, lines: list[BudgetLine], reserved: float, spent: float) -> None:
+        """A failed settlement is logged; the request was answered and keeps its answer."""
+        try:
+            await self.store.settle(lines, reserved, spent)
+        except Exception:
+            log.exception("budget store %r failed to settle $%.6f on %s", self.kind, spent, lines[0].name)
 
     async def __call__(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
         config = self.engine.config
@@ -143,14 +166,14 @@ class BudgetLayer:
         cap = cost_cap(config, request, match)
         usd = min(cap, worst) if worst > 0 else cap
         narrowed, note = capped(request, usd), ""
-        refusal = await self.store.reserve(lines, usd)
+        refusal = await self._reserve(lines, usd)
         if refusal is not None:
             message = refusal_message(refusal, usd)
             cheapest = cheapest_plan(config, request, match) if settings.on_exceeded == "downgrade" else None
             if cheapest is None:
                 raise ResourceExhausted(message)
             model, usd = cheapest[0], min(cap, cheapest[1])
-            if await self.store.reserve(lines, usd) is not None:
+            if await self._reserve(lines, usd) is not None:
                 raise ResourceExhausted(f"{message}; even the cheapest plan (one call to {model}) does not fit")
             narrowed = capped(request, usd, frozenset({model}))
             note = f"downgraded to the cheapest plan (one call to {model}): {message}"
@@ -159,7 +182,7 @@ class BudgetLayer:
             outcome = await next(narrowed, progress)
             spent = outcome.total_cost_usd
         finally:
-            await self.store.settle(lines, usd, spent)
+            await self._settle(lines, usd, spent)
         if note:
             e = outcome.explanation
             outcome = replace(outcome, explanation=replace(e, warnings=(*e.warnings, note)))

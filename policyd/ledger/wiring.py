@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from policyd.ledger.budgets import BudgetLayer, build_budget_store, recorded_usd_from
+from policyd.ledger.budgets import BudgetLayer, budgets_of, build_budget_store, recorded_usd_from
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.settings import LedgerSettings
 from policyd.plugin.specs import BudgetStoreContext
@@ -42,8 +42,9 @@ def install_ledger(daemon: Daemon) -> Ledger:
         ledger.writer.close()
         raise
     daemon.closers.append(ledger.aclose)
-    if store is not None:
-        engine.request_layers.append(BudgetLayer(engine, store))
+    budgets = budgets_of(daemon.config)
+    if store is not None and budgets is not None:
+        engine.request_layers.append(BudgetLayer(engine, store, kind=budgets.store.kind))
         daemon.closers.append(store.aclose)
     daemon.ledger = ledger
     log.info("ledger %s (durability %s)%s", ledger.path, ledger.settings.durability, ", budgets on" if store else "")

@@ -213,6 +213,38 @@ async def test_a_plugin_budget_store_is_used_when_the_config_names_it(tmp_path: 
     await daemon.aclose()
 
 
+class BrokenStore:
+    """A shared store whose backend is down."""
+
+    def __init__(self, settings: object, context: BudgetStoreContext) -> None:
+        self.context = context
+
+    async def reserve(self, lines: list[BudgetLine], usd: float) -> BudgetRefusal | None:
+        raise ConnectionError("connection refused by the store's backend")
+
+    async def settle(self, lines: list[BudgetLine], reserved_usd: float, spent_usd: float) -> None:
+        raise AssertionError("nothing was reserved")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_failing_budget_store_fails_closed_as_unavailable(live):
+    host = default_host(entry_points=False)
+
+    class Plugin:
+        @hookimpl
+        def policyd_register_budget_stores(self, register: Callable[[BudgetStoreSpec], None]) -> None:
+            register(BudgetStoreSpec(kind="broken", factory=BrokenStore))
+
+    host.add(Plugin(), "broken", version="1.0", origin="direct")
+    _, _, stub = await live(BUDGETED + "  store: {kind: broken}\n", host=host)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Complete(user("q", tenant="acme"))
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert info.value.details() == "budget store 'broken' is unavailable (ConnectionError)"
+
+
 @pytest.mark.parametrize(
     ("store", "path"),
     [("{kind: redis}", "budgets.store.kind"), ("{kind: local, shards: 3}", "budgets.store.shards")],

@@ -33,10 +33,10 @@ policies:
       - name: plain
         plan: {{strategy: single, params: {{model: gpt-oss-120b}}}}
 """
-WINDOW_SLACK_S = 1.5
+WINDOW_SLACK_S = 2.0
 """Replies older than this before the kill must be committed (the window is 50 ms)."""
 REPORTS_FOR_S = 0.5
-LOAD_S = 3.0
+LOAD_S = 3.5
 
 
 def start_daemon(config: Path, data_dir: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
