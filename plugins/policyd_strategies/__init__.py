@@ -6,9 +6,7 @@ from collections.abc import Callable
 
 from policyd.plugin import hookimpl
 from policyd.plugin.specs import StrategySpec
-from policyd_strategies import draft_validate as dv
-from policyd_strategies import fail_fast as ff
-from policyd_strategies import thinking_escalation as te
+from policyd_strategies import draft_validate, fail_fast, thinking_escalation
 from policyd_strategies.basic import (
     FallbackParams,
     SingleParams,
@@ -39,38 +37,5 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             describe=describe_fallback,
         )
     )
-    register(
-        StrategySpec(
-            name="draft-validate",
-            run=dv.run_draft_validate,
-            params=dv.DraftValidateParams,
-            models=lambda p: list(dict.fromkeys([*p.drafters, *([p.escalate_to] if p.escalate_to else [])])),
-            validators=lambda p: [p.validator],
-            describe=dv.describe_draft_validate,
-            best_worst_usd=dv.cost_draft_validate,
-            warnings=dv.warn_draft_validate,
-        )
-    )
-    register(
-        StrategySpec(
-            name="fail-fast",
-            run=ff.run_fail_fast,
-            params=ff.FailFastParams,
-            models=lambda p: list(dict.fromkeys(r.model for r in p.rungs)),
-            validators=lambda p: p.validators(),
-            describe=ff.describe_fail_fast,
-            best_worst_usd=ff.cost_fail_fast,
-        )
-    )
-    register(
-        StrategySpec(
-            name="thinking-escalation",
-            run=te.run_thinking_escalation,
-            params=te.ThinkingEscalationParams,
-            models=lambda p: p.models(),
-            validators=lambda p: [p.gate] if p.gate else [],
-            describe=te.describe_thinking_escalation,
-            best_worst_usd=te.cost_thinking_escalation,
-            warnings=te.warn_thinking_escalation,
-        )
-    )
+    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC):
+        register(spec)

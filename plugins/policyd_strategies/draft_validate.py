@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policyd.engine.context import StrategyContext
 from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam, ValidatorRef
+from policyd.plugin.specs import EffortParam, StrategySpec, ValidatorRef
 from policyd.types import AttemptRole, Effort, Message, Outcome, OutcomeStatus, Role, VerdictKind
 from policyd_strategies.gated import Planned, exhausted, gated_call, ladder_explainers
 
@@ -105,3 +105,15 @@ def warn_draft_validate(ectx: ExplainContext) -> list[str]:
         f"{p.validator.model} answering alone (${alone:.6f}): a validator reading a short answer costs about "
         "as much as writing it; consider calling the validator's model directly"
     ]
+
+
+SPEC = StrategySpec(
+    name="draft-validate",
+    run=run_draft_validate,
+    params=DraftValidateParams,
+    models=lambda p: list(dict.fromkeys([*p.drafters, *([p.escalate_to] if p.escalate_to else [])])),
+    validators=lambda p: [p.validator],
+    describe=describe_draft_validate,
+    best_worst_usd=cost_draft_validate,
+    warnings=warn_draft_validate,
+)

@@ -11,10 +11,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policyd.engine.context import StrategyContext
-from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam, ValidatorRef
-from policyd.types import AttemptRole, Effort, Outcome
-from policyd_strategies.gated import Planned, exhausted, gated_call, ladder_explainers, role_for
+from policyd.plugin.specs import EffortParam, StrategySpec, ValidatorRef
+from policyd.types import Effort, Outcome
+from policyd_strategies.gated import Planned, climb, ladder_explainers
 
 
 class Rung(BaseModel):
@@ -69,24 +68,25 @@ def rung_window_s(ctx: StrategyContext, rung: Rung, rungs_left: int) -> float | 
     return window
 
 
+def planned(p: FailFastParams, rungs: list[Rung]) -> list[Planned]:
+    return [Planned("rung" if i == 0 else "escalate", r.model, r.effort, p.gate_of(r)) for i, r in enumerate(rungs)]
+
+
 async def run_fail_fast(ctx: StrategyContext) -> Outcome:
     p: FailFastParams = ctx.params
     rungs = [r for r in p.rungs if ctx.allowed(r.model)]
-    answered = False
-    for i, rung in enumerate(rungs):
-        gate = p.gate_of(rung)
-        role = AttemptRole.ANSWER if len(rungs) == 1 and gate is None else role_for(i)
-        with ctx.time_box(rung_window_s(ctx, rung, len(rungs) - i)):
-            step = await gated_call(ctx, rung.model, role=role, effort=rung.effort, gate=gate)
-        answered = answered or step.draft is not None
-        if step.output is not None:
-            return ctx.outcome(step.status, step.output)
-    return exhausted(ctx, answered)
+    return await climb(ctx, planned(p, rungs), lambda i, left: rung_window_s(ctx, rungs[i], left))
 
 
-def planned_fail_fast(ectx: ExplainContext) -> list[Planned]:
-    p: FailFastParams = ectx.params
-    return [Planned("rung" if i == 0 else "escalate", r.model, r.effort, p.gate_of(r)) for i, r in enumerate(p.rungs)]
+describe_fail_fast, cost_fail_fast = ladder_explainers(lambda ectx: planned(ectx.params, ectx.params.rungs))
 
 
-describe_fail_fast, cost_fail_fast = ladder_explainers(planned_fail_fast)
+SPEC = StrategySpec(
+    name="fail-fast",
+    run=run_fail_fast,
+    params=FailFastParams,
+    models=lambda p: list(dict.fromkeys(r.model for r in p.rungs)),
+    validators=lambda p: p.validators(),
+    describe=describe_fail_fast,
+    best_worst_usd=cost_fail_fast,
+)

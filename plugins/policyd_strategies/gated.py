@@ -71,6 +71,28 @@ def exhausted(ctx: StrategyContext, answered: bool) -> Outcome:
     return ctx.outcome(OutcomeStatus.REJECTED if answered else OutcomeStatus.UPSTREAM_FAILED)
 
 
+async def climb(
+    ctx: StrategyContext,
+    ladder: Sequence[Planned],
+    window_s: Callable[[int, int], float | None] = lambda index, left: None,
+) -> Outcome:
+    """Try each gated call in turn; the first that passes is the answer.
+
+    A failed call or a failed gate moves on at once. ``window_s(index, left)`` bounds
+    a step (its call and its gate) in seconds. The first call drafts and later ones
+    escalate; a lone ungated call just answers.
+    """
+    answered = False
+    for i, item in enumerate(ladder):
+        role = AttemptRole.ANSWER if len(ladder) == 1 and item.gate is None else role_for(i)
+        with ctx.time_box(window_s(i, len(ladder) - i)):
+            step = await gated_call(ctx, item.model, role=role, effort=item.effort, gate=item.gate)
+        answered = answered or step.draft is not None
+        if step.output is not None:
+            return ctx.outcome(step.status, step.output)
+    return exhausted(ctx, answered)
+
+
 def role_for(position: int) -> AttemptRole:
     """The first model call drafts; every later one escalates."""
     return AttemptRole.DRAFT if position == 0 else AttemptRole.ESCALATE

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from policyd.engine.context import StrategyContext
 from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam, ValidatorRef
+from policyd.plugin.specs import EffortParam, StrategySpec, ValidatorRef
 from policyd.types import Effort, Outcome, Stakes
-from policyd_strategies.gated import Planned, exhausted, gated_call, ladder_explainers, role_for
+from policyd_strategies.gated import Planned, climb, ladder_explainers
 
 DEFAULT_START = {
     Stakes.LOW: Effort.OFF,
@@ -68,31 +68,19 @@ class ThinkingEscalationParams(BaseModel):
         return self.levels[-1:]
 
 
+def planned(p: ThinkingEscalationParams, levels: list[Effort]) -> list[Planned]:
+    return [Planned("rung" if i == 0 else "escalate", p.model_at(e), e, p.gate) for i, e in enumerate(levels)]
+
+
 async def run_thinking_escalation(ctx: StrategyContext) -> Outcome:
     p: ThinkingEscalationParams = ctx.params
-    answered = False
-    tried = 0
-    for level in p.ladder(ctx.request.stakes):
-        model = p.model_at(level)
-        if not ctx.allowed(model):
-            continue
-        step = await gated_call(ctx, model, role=role_for(tried), effort=level, gate=p.gate)
-        tried += 1
-        answered = answered or step.draft is not None
-        if step.output is not None:
-            return ctx.outcome(step.status, step.output)
-    return exhausted(ctx, answered)
+    levels = [e for e in p.ladder(ctx.request.stakes) if ctx.allowed(p.model_at(e))]
+    return await climb(ctx, planned(p, levels))
 
 
-def planned_thinking_escalation(ectx: ExplainContext) -> list[Planned]:
-    p: ThinkingEscalationParams = ectx.params
-    return [
-        Planned("rung" if i == 0 else "escalate", p.model_at(level), level, p.gate)
-        for i, level in enumerate(p.ladder(ectx.request.stakes))
-    ]
-
-
-describe_thinking_escalation, cost_thinking_escalation = ladder_explainers(planned_thinking_escalation)
+describe_thinking_escalation, cost_thinking_escalation = ladder_explainers(
+    lambda ectx: planned(ectx.params, ectx.params.ladder(ectx.request.stakes))
+)
 
 
 def warn_thinking_escalation(ectx: ExplainContext) -> list[str]:
@@ -101,3 +89,15 @@ def warn_thinking_escalation(ectx: ExplainContext) -> list[str]:
     if not flat:
         return []
     return [f"{', '.join(flat)} cannot think: raising its effort changes nothing but the cache key"]
+
+
+SPEC = StrategySpec(
+    name="thinking-escalation",
+    run=run_thinking_escalation,
+    params=ThinkingEscalationParams,
+    models=lambda p: p.models(),
+    validators=lambda p: [p.gate] if p.gate else [],
+    describe=describe_thinking_escalation,
+    best_worst_usd=cost_thinking_escalation,
+    warnings=warn_thinking_escalation,
+)
