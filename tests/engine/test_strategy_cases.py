@@ -1,4 +1,4 @@
-"""Routing cases as data: every ``tests/cases/*.yaml`` runs through the real engine.
+"""Routing cases as data: every ``tests/cases/strategies/*.yaml`` runs through the real engine.
 
 A case gives a request, a policy and scripted model behaviour, and expects the
 outcome's status and output, its attempts (role, model, effort, verdict) and which
@@ -33,9 +33,9 @@ from policyd.types import (
     Stakes,
     Tool,
 )
-from tests.cases.scripted import ScriptedPlugin, ScriptedProvider
+from tests.scripted import ScriptedPlugin, ScriptedProvider
 
-CASES = sorted(Path(__file__).parent.glob("*.yaml"))
+CASES = sorted((Path(__file__).parent.parent / "cases" / "strategies").glob("*.yaml"))
 
 
 @pytest.fixture
