@@ -8,9 +8,9 @@ it) can never spend more than the reservation: budgets cannot be overspent howev
 requests run at once. A plan whose estimate is too low ends budget-exhausted instead.
 
 Over budget, ``budgets.on_exceeded`` says what happens: ``reject`` raises
-ResourceExhausted naming the budget; ``downgrade`` runs the cheapest plan: the matched
-rule restricted to the one model it may use (and the request allows) whose single call
-costs least at worst, with the cost cap of that one call.
+ResourceExhausted naming the budget; ``downgrade`` runs the request on the cheapest plan,
+which is the plan the operator's ``budgets.downgrade_policy`` yields for it (reserved
+like any request; if even that does not fit, ResourceExhausted).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from policyd.config.loader import format_loc
 from policyd.config.model import Config
 from policyd.engine.engine import Engine, RequestHandler
-from policyd.engine.explain import ExplainContext, explain
-from policyd.engine.plan_match import Match, model_allowed
+from policyd.engine.explain import explain
+from policyd.engine.plan_match import Match
 from policyd.errors import ConfigError, PluginError, PolicydError, ResourceExhausted, Unavailable
 from policyd.ledger.settings import BudgetLimit, BudgetsSettings
 from policyd.plugin.specs import (
@@ -60,6 +60,11 @@ def _periods(now: float) -> list[tuple[str, str, float, float]]:
     ]
 
 
+def money(usd: float) -> str:
+    """``$5.00``, ``$0.25``, and sub-dime limits without rounding them to nothing (``$0.004``)."""
+    return f"${usd:,.2f}" if usd >= 0.1 else "$" + f"{usd:.8f}".rstrip("0")
+
+
 def _scope_lines(scope: str, name: str, limit: BudgetLimit, now: float, **who: str | None) -> list[BudgetLine]:
     lines = []
     for attr, label, start, end in _periods(now):
@@ -67,7 +72,7 @@ def _scope_lines(scope: str, name: str, limit: BudgetLimit, now: float, **who: s
         if usd is not None:
             lines.append(
                 BudgetLine(
-                    name=f"{scope} {name!r} {attr.removesuffix('_usd')} budget (${usd:.2f}, {label})",
+                    name=f"{scope} {name!r} {attr.removesuffix('_usd')} budget ({money(usd)}, {label})",
                     key=json.dumps([scope, name, label]),
                     limit_usd=usd,
                     period_start=start,
@@ -96,32 +101,15 @@ def cost_cap(config: Config, request: Request, match: Match) -> float:
     return min(limits) if limits else config.defaults.max_cost_usd
 
 
-def capped(request: Request, usd: float, allowed_models: frozenset[str] | None = None) -> Request:
-    constraints = replace(request.constraints, max_cost_usd=usd)
-    if allowed_models is not None:
-        constraints = replace(constraints, allowed_models=allowed_models)
-    return replace(request, constraints=constraints)
-
-
-def cheapest_plan(config: Config, request: Request, match: Match) -> tuple[str, float] | None:
-    """The model of the matched rule whose one call costs least at worst, and that cost."""
-    ectx = ExplainContext(request=request, plan=match.plan, catalog=config.catalog)
-    options = [
-        (ectx.estimate_usd(m), m)
-        for m in match.plan.models
-        if model_allowed(config.catalog[m], request.constraints) is None
-    ]
-    if not options:
-        return None
-    usd, model = min(options)
-    return model, usd
+def capped(request: Request, usd: float) -> Request:
+    return replace(request, constraints=replace(request.constraints, max_cost_usd=usd))
 
 
 def refusal_message(refusal: BudgetRefusal, usd: float) -> str:
     line = refusal.line
     return (
         f"{line.name} is exhausted: ${refusal.spent_usd:.6f} spent and ${refusal.reserved_usd:.6f} reserved"
-        f" of ${line.limit_usd:.2f}; this request may cost up to ${usd:.6f}"
+        f" of {money(line.limit_usd)}; this request may cost up to ${usd:.6f}"
     )
 
 
@@ -153,36 +141,46 @@ class BudgetLayer:
         except Exception:
             log.exception("budget store %r failed to settle $%.6f on %s", self.kind, spent, lines[0].name)
 
+    def _worst_usd(self, config: Config, request: Request, match: Match) -> float:
+        """What to reserve: the plan's worst case, never more than the request's cost cap."""
+        worst = explain(config, self.engine.registered, request, match).worst_usd
+        cap = cost_cap(config, request, match)
+        return min(cap, worst) if worst > 0 else cap
+
     async def __call__(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
         config = self.engine.config
         settings = budgets_of(config)
         if settings is None:
             return await next(request, progress)
+        now = self.clock()
         match = self.engine.match(request, config)
-        lines = budget_lines(settings, request.tenant, match.policy.name, self.clock())
+        lines = budget_lines(settings, request.tenant, match.policy.name, now)
         if not lines:
             return await next(request, progress)
-        worst = explain(config, self.engine.registered, request, match).worst_usd
-        cap = cost_cap(config, request, match)
-        usd = min(cap, worst) if worst > 0 else cap
-        narrowed, note = capped(request, usd), ""
-        refusal = await self._reserve(lines, usd)
+        usd = self._worst_usd(config, request, match)
+        refusal, note = await self._reserve(lines, usd), ""
         if refusal is not None:
             message = refusal_message(refusal, usd)
-            cheapest = cheapest_plan(config, request, match) if settings.on_exceeded == "downgrade" else None
-            if cheapest is None:
+            floor = settings.downgrade_policy if settings.on_exceeded == "downgrade" else None
+            if floor is None or floor == match.policy.name:
                 raise ResourceExhausted(message)
-            model, usd = cheapest[0], min(cap, cheapest[1])
-            if await self._reserve(lines, usd) is not None:
-                raise ResourceExhausted(f"{message}; even the cheapest plan (one call to {model}) does not fit")
-            narrowed = capped(request, usd, frozenset({model}))
-            note = f"downgraded to the cheapest plan (one call to {model}): {message}"
-        spent = usd
-        try:
-            outcome = await next(narrowed, progress)
-            spent = outcome.total_cost_usd
-        finally:
-            await self._settle(lines, usd, spent)
+            request = replace(request, policy=floor)
+            match = self.engine.match(request, config)
+            lines = budget_lines(settings, request.tenant, floor, now)
+            usd = self._worst_usd(config, request, match)
+            again = await self._reserve(lines, usd) if lines else None
+            if again is not None:
+                raise ResourceExhausted(f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}")
+            note = f"downgraded to policy {floor!r}: {message}"
+        if not lines:  # the downgrade policy is under no budget of its own or of the tenant's
+            outcome = await next(request, progress)
+        else:
+            spent = usd
+            try:
+                outcome = await next(capped(request, usd), progress)
+                spent = outcome.total_cost_usd
+            finally:
+                await self._settle(lines, usd, spent)
         if note:
             e = outcome.explanation
             outcome = replace(outcome, explanation=replace(e, warnings=(*e.warnings, note)))
@@ -198,6 +196,10 @@ def build_budget_store(
     settings = budgets_of(config)
     if settings is None:
         return None
+    floor = settings.downgrade_policy
+    if floor is not None and floor not in config.policies:
+        known = ", ".join(sorted(config.policies))
+        raise ConfigError(config.source, "budgets.downgrade_policy", f"unknown policy {floor!r} (known: {known})")
     kind = settings.store.kind
     spec = registered.budget_stores.get(kind)
     if spec is None:
@@ -228,4 +230,4 @@ def recorded_usd_from(spent: Spend) -> Callable[[BudgetLine], Awaitable[float]]:
     return recorded
 
 
-__all__: Sequence[str] = ["BudgetLayer", "budget_lines", "build_budget_store", "cheapest_plan"]
+__all__: Sequence[str] = ["BudgetLayer", "budget_lines", "build_budget_store"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -53,9 +53,18 @@ class BudgetsSettings(_Strict):
     policies: dict[str, BudgetLimit] = {}
     """Per policy, all tenants together."""
     on_exceeded: Literal["reject", "downgrade"] = "reject"
-    """``reject``: RESOURCE_EXHAUSTED naming the budget. ``downgrade``: run the cheapest plan
-    (one call to the cheapest model the matched rule may use) if that still fits."""
+    """``reject``: RESOURCE_EXHAUSTED naming the budget. ``downgrade``: run the request on
+    ``downgrade_policy`` (the cheapest plan) if that still fits."""
+    downgrade_policy: str | None = None
+    """The policy an over-budget request is routed to under ``on_exceeded: downgrade``: write
+    there the plans you consider cheapest (e.g. one unvalidated call to a small model)."""
     store: BudgetStoreConfig = BudgetStoreConfig()
+
+    @model_validator(mode="after")
+    def _downgrade_needs_a_policy(self) -> BudgetsSettings:
+        if self.on_exceeded == "downgrade" and not self.downgrade_policy:
+            raise ValueError("on_exceeded 'downgrade' needs downgrade_policy: the policy to route to")
+        return self
 
     def store_settings(self) -> dict[str, Any]:
         return dict(self.store.model_extra or {})

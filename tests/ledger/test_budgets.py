@@ -39,6 +39,10 @@ policies:
     rules:
       - name: ladder
         plan: {strategy: fallback, params: {models: [claude-sonnet-4, glm-4.5, gpt-oss-120b]}}
+  floor:
+    rules:
+      - name: small
+        plan: {strategy: single, params: {model: gpt-oss-120b}}
 budgets:
   tenants:
     acme: {daily_usd: 0.001, monthly_usd: 5}
@@ -89,7 +93,7 @@ async def test_200_concurrent_requests_never_exceed_the_tenant_budget(live):
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert answered and refused, "the budget should let some through and refuse the rest"
     assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
-    assert "tenant 'acme' daily budget ($0.00" in refused[0].details()
+    assert "tenant 'acme' daily budget ($0.001, " in refused[0].details()
     spent = sum(r.total_cost_usd for r in answered)
     assert spent <= 0.001
     stats = await stub.GetStats(pb.GetStatsRequest(tenant="acme"))
@@ -127,22 +131,41 @@ async def test_spend_survives_a_restart_and_is_refused_afterwards(tmp_path: Path
     await second.aclose()
 
 
-async def test_downgrade_runs_one_call_to_the_cheapest_model_of_the_rule(live):
-    config = BUDGETED.replace("daily_usd: 0.001", "daily_usd: 0.0002") + "  on_exceeded: downgrade\n"
-    _, _, stub = await live(config)
+DOWNGRADE = (
+    BUDGETED.replace("daily_usd: 0.001", "daily_usd: 0.0002") + "  on_exceeded: downgrade\n  downgrade_policy: floor\n"
+)
+
+
+async def test_downgrade_routes_an_over_budget_request_to_the_downgrade_policy(live):
+    _, _, stub = await live(DOWNGRADE)
     resp = await stub.Complete(user("a hard one", tenant="acme", policy="ladder"))
     assert [a.model for a in resp.attempts] == ["gpt-oss-120b"]
+    assert (resp.explanation.policy, resp.explanation.rule) == ("floor", "small")
     assert resp.status == pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED
-    assert any("downgraded to the cheapest plan (one call to gpt-oss-120b)" in w for w in resp.explanation.warnings)
-    for _ in range(20):  # spend what is left; then not even the cheapest plan fits
+    assert any(w.startswith("downgraded to policy 'floor': tenant 'acme' daily") for w in resp.explanation.warnings)
+    for _ in range(20):  # spend what is left; then not even the downgrade policy fits
         try:
             await stub.Complete(user("more", tenant="acme", policy="ladder"))
         except grpc.aio.AioRpcError as exc:
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "even the cheapest plan" in exc.details()
+            assert "; downgraded to policy 'floor': tenant 'acme' daily budget" in exc.details()
             break
     else:
         pytest.fail("the budget was never exhausted")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("  downgrade_policy: floor\n", "budgets: Value error, on_exceeded 'downgrade' needs downgrade_policy"),
+        ("downgrade_policy: floor", "budgets.downgrade_policy: unknown policy 'basement'"),
+    ],
+)
+def test_a_downgrade_needs_an_existing_policy(tmp_path: Path, write_config, change: str, message: str):
+    text = DOWNGRADE.replace(change, "" if change.startswith(" ") else "downgrade_policy: basement")
+    with pytest.raises(ConfigError) as info:
+        build_daemon(DaemonOptions(config_path=str(write_config(text)), data_dir=tmp_path, entry_points=False))
+    assert message in str(info.value)
 
 
 async def test_policy_budget_counts_every_tenant_together(live):
@@ -266,4 +289,4 @@ def test_the_ledger_demo_policy_loads(make_config: Callable[[str], Config]):
     demo = Path(__file__).resolve().parents[2] / "examples" / "ledger-demo.yaml"
     config = make_config(demo.read_text(encoding="utf-8"))
     assert config.raw is not None and config.raw.budgets is not None
-    assert config.raw.budgets.tenants["globex"].daily_usd == 0.02
+    assert config.raw.budgets.tenants["globex"].daily_usd == 0.065
