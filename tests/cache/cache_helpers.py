@@ -27,6 +27,8 @@ class Upstream:
     """What the counting provider saw: every call that reached it, in order."""
 
     calls: list[ModelCall] = field(default_factory=list)
+    called: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at the first call."""
 
     def __len__(self) -> int:
         return len(self.calls)
@@ -49,6 +51,7 @@ class CountingPlugin:
 
             async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
                 upstream.calls.append(call)
+                upstream.called.set()
                 await asyncio.sleep(self.settings.delay_s)
                 return await self.inner.complete(call, on_delta)
 

@@ -168,22 +168,33 @@ async def test_single_flight_cancels_the_call_when_every_waiter_left():
 
 async def test_leader_stream_stops_when_it_leaves_followers_still_answered():
     flights: SingleFlight[str] = SingleFlight()
+    steps = [asyncio.Event() for _ in range(3)]
     seen: list[str] = []
+    two_seen = asyncio.Event()
+
+    def leader_sink(text: str) -> None:
+        seen.append(text)
+        if len(seen) == 2:
+            two_seen.set()
 
     async def streaming(sink):
-        for piece in ("a", "b", "c"):
+        for step, piece in zip(steps, "abc", strict=True):
+            await step.wait()
             if sink:
                 sink(piece)
-            await asyncio.sleep(0.03)
         return "abc"
 
-    leader = asyncio.ensure_future(flights.run("k", streaming, seen.append))
-    await asyncio.sleep(0.01)
+    leader = asyncio.ensure_future(flights.run("k", streaming, leader_sink))
+    await asyncio.sleep(0)
     follower = asyncio.ensure_future(flights.run("k", streaming, None))
-    await asyncio.sleep(0.04)
+    steps[0].set()
+    steps[1].set()
+    await two_seen.wait()
     leader.cancel()
+    await asyncio.gather(leader, return_exceptions=True)
+    steps[2].set()
     assert (await follower) == ("abc", True)
-    assert seen == ["a", "b"]
+    assert seen == ["a", "b"], "the leader's sink was detached when it left"
 
 
 # ---------------------------------------------------------------- layer
