@@ -60,11 +60,7 @@ async def live() -> AsyncIterator[Callable[..., object]]:
     started: list[tuple[Daemon, RunningServer, grpc.aio.Channel]] = []
 
     async def start(
-        config_text: str | None = None,
-        *,
-        tmp: Path | None = None,
-        data_dir: Path | None = None,
-        host: PluginHost | None = None,
+        config_text: str | None = None, *, host: PluginHost | None = None, data_dir: Path | None = None
     ) -> tuple[Daemon, RunningServer, object]:
         path = None
         if config_text is not None:

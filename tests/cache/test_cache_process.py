@@ -7,16 +7,20 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 
 import grpc
 import grpc.aio
 import pytest
 
+from policyd.cache.settings import CacheSettings
+from policyd.cache.stats import CacheStats
+from policyd.cache.store import ResponseStore
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc
 
@@ -108,23 +112,47 @@ async def _load(stub: policyd_pb2_grpc.PolicyServiceStub, done: list[str], enoug
             enough.set()
 
 
+def _committed(cache: Path) -> int:
+    """Entries another process can read from ``cache`` right now (committed SQLite rows)."""
+    store = ResponseStore(cache, CacheSettings(), CacheStats())
+    try:
+        return store.usage().entries
+    finally:
+        store.close()
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
 async def test_kill_9_while_writing_under_load_then_restart_opens_and_serves(tmp_path: Path, config_file: Path):
     data = tmp_path / "data"
+    warm = [f"warm {i}" for i in range(20)]
     done: list[str] = []
     async with daemon(data, config_file) as first:
         channel, stub = await _stub(first.port)
+        for prompt in warm:
+            await stub.Complete(user(prompt), timeout=5)
+        await _until(lambda: _committed(data / "cache") >= len(warm), 30)
         enough = asyncio.Event()
         workers = [asyncio.ensure_future(_load(stub, done, enough, w)) for w in range(8)]
         await asyncio.wait_for(enough.wait(), 30)
-        first.proc.send_signal(signal.SIGKILL)  # mid-load: requests and writes in flight
+        first.proc.send_signal(signal.SIGKILL)  # mid-load: requests answered, writes queued and in progress
         await asyncio.wait_for(first.proc.wait(), 10)
         await asyncio.gather(*workers)
         await channel.close()
     assert first.proc.returncode == -signal.SIGKILL
+    for shard in sorted((data / "cache").glob("[0-9][0-9][0-9]")):
+        with closing(sqlite3.connect(shard / "cache.db")) as con:
+            assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",), shard
     async with daemon(data, config_file) as second:
         channel, stub = await _stub(second.port)
-        earliest = await stub.Complete(user(done[0], cache_mode=pb.CACHE_MODE_ONLY_IF_CACHED), timeout=5)
-        assert earliest.attempts[0].cached and earliest.total_cost_usd == 0 and earliest.saved_usd > 0
+        for prompt in warm:
+            again = await stub.Complete(user(prompt, cache_mode=pb.CACHE_MODE_ONLY_IF_CACHED), timeout=5)
+            assert again.attempts[0].cached and again.total_cost_usd == 0 and again.saved_usd > 0
         fresh = [await stub.Complete(user("after the crash"), timeout=5) for _ in range(2)]
         assert [r.attempts[0].cached for r in fresh] == [False, True]
         await channel.close()
