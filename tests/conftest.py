@@ -25,6 +25,23 @@ providers:
   simulated: {kind: simulated, latency_scale: 0.0}
 """
 
+SINGLE_MODEL = (
+    FAST_SIM
+    + """
+policies:
+  default:
+    rules:
+      - name: one
+        plan: {strategy: single, params: {model: gpt-oss-120b}}
+"""
+)
+
+
+@pytest.fixture
+def single_model_config() -> str:
+    """A policy answering everything with one simulated model, at once."""
+    return SINGLE_MODEL
+
 
 @pytest.fixture
 def host() -> PluginHost:

@@ -31,9 +31,19 @@ class Entry:
     response: ModelResponse
 
 
+def message_doc(m: Message) -> dict[str, Any]:
+    """A message as plain JSON data (used by entries and by cache keys)."""
+    return {
+        "role": m.role.value,
+        "content": m.content,
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments_json": c.arguments_json} for c in m.tool_calls],
+        "tool_call_id": m.tool_call_id,
+        "name": m.name,
+    }
+
+
 def encode(entry: Entry) -> bytes:
     r = entry.response
-    m = r.message
     doc = {
         "format": FORMAT,
         "key": entry.key,
@@ -41,13 +51,7 @@ def encode(entry: Entry) -> bytes:
         "model": entry.model,
         "stored_at": entry.stored_at,
         "expires_at": entry.expires_at,
-        "message": {
-            "role": m.role.value,
-            "content": m.content,
-            "tool_calls": [{"id": c.id, "name": c.name, "arguments_json": c.arguments_json} for c in m.tool_calls],
-            "tool_call_id": m.tool_call_id,
-            "name": m.name,
-        },
+        "message": message_doc(r.message),
         "usage": {
             "input_tokens": r.usage.input_tokens,
             "output_tokens": r.usage.output_tokens,

@@ -17,7 +17,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from policyd.types import GenerationParams, Message, ModelCall, Tool
+from policyd.cache.codec import message_doc
+from policyd.types import GenerationParams, ModelCall, Tool
 
 KEY_VERSION = 1
 """Bumped when the canonical form changes, so old entries simply stop matching."""
@@ -30,16 +31,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (tuple, frozenset, set)):
         return sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
     return str(value)
-
-
-def _message(m: Message) -> dict[str, Any]:
-    return {
-        "role": m.role.value,
-        "content": m.content,
-        "tool_calls": [[c.id, c.name, c.arguments_json] for c in m.tool_calls],
-        "tool_call_id": m.tool_call_id,
-        "name": m.name,
-    }
 
 
 def _tool(t: Tool) -> dict[str, Any]:
@@ -68,7 +59,7 @@ def canonical(call: ModelCall) -> bytes:
         "model": model.id,
         "upstream": model.upstream,
         "options": model.options,
-        "messages": [_message(m) for m in call.messages],
+        "messages": [message_doc(m) for m in call.messages],
         "tools": [_tool(t) for t in call.tools],
         "params": _params(call.params),
         "effort": call.effort.value,

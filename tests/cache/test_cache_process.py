@@ -9,7 +9,6 @@ import shutil
 import signal
 import sqlite3
 import sys
-import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
@@ -25,15 +24,6 @@ from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = """
-providers:
-  simulated: {kind: simulated, latency_scale: 0.0}
-policies:
-  default:
-    rules:
-      - name: one
-        plan: {strategy: single, params: {model: gpt-oss-120b}}
-"""
 LISTENING = re.compile(r"policyd listening on [\d.]+:(\d+)")
 
 
@@ -91,9 +81,9 @@ async def _stub(port: int) -> tuple[grpc.aio.Channel, policyd_pb2_grpc.PolicySer
 
 
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+def config_file(tmp_path: Path, single_model_config: str) -> Path:
     path = tmp_path / "policy.yaml"
-    path.write_text(textwrap.dedent(CONFIG), encoding="utf-8")
+    path.write_text(single_model_config, encoding="utf-8")
     return path
 
 

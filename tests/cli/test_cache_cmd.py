@@ -8,23 +8,13 @@ from pathlib import Path
 from policyd.cli.main import main
 from policyd.v1 import policyd_pb2 as pb
 
-FAST = """
-providers:
-  simulated: {kind: simulated, latency_scale: 0.0}
-policies:
-  default:
-    rules:
-      - name: one
-        plan: {strategy: single, params: {model: gpt-oss-120b}}
-"""
-
 
 def ask(text: str, tenant: str) -> pb.CompleteRequest:
     return pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=text)], tenant=tenant)
 
 
-async def _fill(live, data_dir: Path) -> None:
-    daemon, running, stub = await live(FAST, data_dir=data_dir)
+async def _fill(live, config: str, data_dir: Path) -> None:
+    daemon, running, stub = await live(config, data_dir=data_dir)
     for text in ("one", "two", "three"):
         await stub.Complete(ask(text, "acme"))
     await stub.Complete(ask("one", "globex"))
@@ -33,8 +23,8 @@ async def _fill(live, data_dir: Path) -> None:
     await daemon.aclose()
 
 
-async def test_stats_show_entries_per_tenant_and_saved_counters(live, tmp_path: Path, capsys):
-    await _fill(live, tmp_path)
+async def test_stats_show_entries_per_tenant_and_saved_counters(live, single_model_config, tmp_path: Path, capsys):
+    await _fill(live, single_model_config, tmp_path)
     assert main(["cache", "stats", "--data-dir", str(tmp_path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     tenants = {t: u["entries"] for t, u in doc["usage"]["tenants"].items()}
@@ -46,11 +36,11 @@ async def test_stats_show_entries_per_tenant_and_saved_counters(live, tmp_path: 
     assert "tenant acme: 3 entries" in text and "1 hits" in text
 
 
-async def test_clear_one_tenant_leaves_the_others_cached(live, tmp_path: Path, capsys):
-    await _fill(live, tmp_path)
+async def test_clear_one_tenant_leaves_the_others_cached(live, single_model_config, tmp_path: Path, capsys):
+    await _fill(live, single_model_config, tmp_path)
     assert main(["cache", "clear", "--tenant", "acme", "--data-dir", str(tmp_path)]) == 0
     assert "removed 3 cached answers of tenant 'acme'" in capsys.readouterr().out
-    _, _, stub = await live(FAST, data_dir=tmp_path)
+    _, _, stub = await live(single_model_config, data_dir=tmp_path)
     assert not (await stub.Complete(ask("one", "acme"))).attempts[0].cached
     assert (await stub.Complete(ask("one", "globex"))).attempts[0].cached
 
