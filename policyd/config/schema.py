@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policyd.cache.settings import CacheSettings
 from policyd.ledger.settings import BudgetsSettings, LedgerSettings
 from policyd.types import Stakes
 
@@ -57,7 +58,8 @@ class TransformRef(_Strict):
 
 class CacheConfig(_Strict):
     enabled: bool = True
-    ttl_s: int = Field(default=86_400, gt=0)
+    ttl_s: int | None = Field(default=None, gt=0)
+    """Lifetime of this plan's cached answers; None: ``cache.default_ttl_s``."""
 
 
 class PlanConfig(_Strict):
@@ -99,5 +101,6 @@ class FileConfig(_Strict):
     """Registered catalogs to load; None loads all of them."""
     models: dict[str, ModelConfig] = {}
     policies: dict[str, PolicyConfig] = Field(min_length=1)
+    cache: CacheSettings = CacheSettings()
     ledger: LedgerSettings = LedgerSettings()
     budgets: BudgetsSettings | None = None

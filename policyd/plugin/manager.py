@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_simulated",
     "policyd_strategies",
     "policyd_validators",
+    "policyd_transforms",
     "policyd_budgets",
 )
 """First-party plugin modules, registered in this order before any entry point."""

@@ -143,9 +143,9 @@ async def test_downgrade_routes_an_over_budget_request_to_the_downgrade_policy(l
     assert (resp.explanation.policy, resp.explanation.rule) == ("floor", "small")
     assert resp.status == pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED
     assert any(w.startswith("downgraded to policy 'floor': tenant 'acme' daily") for w in resp.explanation.warnings)
-    for _ in range(20):  # spend what is left; then not even the downgrade policy fits
+    for i in range(20):  # spend what is left (new prompts: no cache hits); then not even the downgrade fits
         try:
-            await stub.Complete(user("more", tenant="acme", policy="ladder"))
+            await stub.Complete(user(f"more work {i}", tenant="acme", policy="ladder"))
         except grpc.aio.AioRpcError as exc:
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "; downgraded to policy 'floor': tenant 'acme' daily budget" in exc.details()
