@@ -15,6 +15,7 @@ from pathlib import Path
 
 from policyd.config import Config, load
 from policyd.engine import Engine
+from policyd.engine.retry import RetryLayer
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import Registered
 
@@ -73,4 +74,6 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()
     engine = Engine(config, registered)
+    # Innermost call layer: the layers outside it (cache, tracing) see one call, however many retries it makes.
+    engine.call_layers.append(RetryLayer.for_config(lambda: engine.config))
     return Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeUpstream, Json, Sse
+from fake_upstream import FakeUpstream, Json, Sse
+from policyd_openai.provider import OpenAIProvider, OpenAISettings
 
 from policyd.errors import ConfigError, UpstreamError
 from policyd.types import (
@@ -17,7 +18,6 @@ from policyd.types import (
     Tool,
     ToolCall,
 )
-from policyd_openai.provider import OpenAIProvider, OpenAISettings
 
 KEY = "sk-test-SECRET-0123456789"
 
@@ -240,7 +240,9 @@ async def test_missing_usage_is_estimated_and_flagged(upstream, monkeypatch):
 
 
 async def test_unauthorized_is_not_retryable_and_the_message_never_echoes_the_key(upstream, monkeypatch):
-    upstream.queue(Json({"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error"}}, 401))
+    upstream.queue(
+        Json({"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error"}}, 401)
+    )
     p = provider(upstream, monkeypatch)
     with pytest.raises(UpstreamError) as info:
         await p.complete(ModelCall(model=model(), messages=(Message(Role.USER, "x"),)))
