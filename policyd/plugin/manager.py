@@ -33,8 +33,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_simulated",
     "policyd_strategies",
     "policyd_openai",
-    # "policyd_anthropic",
-    # "policyd_gemini",
+    "policyd_anthropic",
+    "policyd_gemini",
 )
 """First-party plugin modules, registered in this order before any entry point."""
 
