@@ -24,6 +24,14 @@ class GeminiSettings(HttpSettings):
     json_schema_field: Literal["responseSchema", "responseJsonSchema"] = "responseSchema"
     top_logprobs: int = Field(default=0, ge=0, le=20)
 
+    @field_validator("thinking_budgets", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML 1.1 reads an unquoted ``off:`` key as False."""
+        if isinstance(value, dict):
+            return {("off" if k is False else k): v for k, v in value.items()}
+        return value
+
     @field_validator("thinking_budgets")
     @classmethod
     def _budgets(cls, value: dict[str, int]) -> dict[str, int]:
