@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
-from policyd_http import HttpProvider, HttpSettings, SseEvent
-from policyd_http.classify import malformed
+from policyd_http import EventStream, HttpProvider, HttpSettings
+from policyd_http.settings import effort_budgets
 from pydantic import Field, field_validator
 
 from policyd.plugin.specs import DeltaSink
@@ -25,23 +25,14 @@ class AnthropicSettings(HttpSettings):
     thinking_budgets: dict[str, int] = DEFAULT_BUDGETS
     """``thinking.budget_tokens`` per effort level (low, medium, high); at least 1024 each."""
 
-    @field_validator("thinking_budgets")
+    @field_validator("thinking_budgets", mode="before")
     @classmethod
-    def _budgets(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = sorted(set(value) - set(DEFAULT_BUDGETS))
-        if unknown:
-            raise ValueError(f"unknown effort level(s) {', '.join(unknown)} (known: low, medium, high)")
-        small = sorted(k for k, v in value.items() if v < 1024)
-        if small:
-            raise ValueError(f"budget_tokens must be at least 1024 (too small: {', '.join(small)})")
-        return {**DEFAULT_BUDGETS, **value}
+    def _budgets(cls, value: object) -> dict[str, int]:
+        return effort_budgets(value, DEFAULT_BUDGETS, minimum=1024)  # the API's minimum budget_tokens
 
 
 class AnthropicProvider(HttpProvider):
     settings: AnthropicSettings
-
-    def __init__(self, name: str, settings: AnthropicSettings) -> None:
-        super().__init__(name, settings)
 
     def url(self, call: ModelCall, stream: bool) -> str:
         return f"{self.settings.base_url}/v1/messages"
@@ -56,26 +47,9 @@ class AnthropicProvider(HttpProvider):
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-api-key": key}
 
-    def parse(self, call: ModelCall, data: Any) -> ModelResponse:
-        if not isinstance(data, dict):
-            raise malformed(self.name, f"expected a JSON object, got {type(data).__name__}")
+    def parse(self, call: ModelCall, data: Mapping[str, Any]) -> ModelResponse:
         return parse_response(self.name, call, data)
 
-    def stream(self, call: ModelCall, on_delta: DeltaSink) -> _Stream:
-        return _Stream(EventAccumulator(self.name, call), on_delta)
-
-
-class _Stream:
-    def __init__(self, acc: EventAccumulator, on_delta: DeltaSink) -> None:
-        self.acc = acc
-        self.on_delta = on_delta
-
-    def on_event(self, event: SseEvent) -> None:
-        if not event.data:
-            return
-        added = self.acc.event(event.event, json.loads(event.data))
-        if added:
-            self.on_delta(added)
-
-    def result(self) -> ModelResponse:
-        return self.acc.result()
+    def stream(self, call: ModelCall, on_delta: DeltaSink) -> EventStream:
+        acc = EventAccumulator(self.name, call)
+        return EventStream(acc.take, acc.result, on_delta)

@@ -16,6 +16,7 @@ from typing import Any
 
 from policyd_http.classify import classify_status, refused
 from policyd_http.provider import estimated_usage, json_object
+from policyd_http.sse import SseEvent
 
 from policyd.errors import UpstreamError
 from policyd.types import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, Usage
@@ -164,6 +165,9 @@ class EventAccumulator:
         self.stop_reason: str | None = None
         self.model = ""
         self.stopped = False
+
+    def take(self, event: SseEvent) -> str:
+        return self.event(event.event, json.loads(event.data))
 
     def event(self, kind: str, data: Mapping[str, Any]) -> str:
         """Takes one event; returns the answer text it adds."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from policyd_http import HttpProvider, HttpSettings, SseEvent
-from policyd_http.classify import malformed
+from policyd_http import EventStream, HttpProvider, HttpSettings
+from policyd_http.settings import effort_budgets
 from pydantic import Field, field_validator
 
 from policyd.plugin.specs import DeltaSink
@@ -26,28 +27,12 @@ class GeminiSettings(HttpSettings):
 
     @field_validator("thinking_budgets", mode="before")
     @classmethod
-    def _yaml_off(cls, value: object) -> object:
-        """YAML 1.1 reads an unquoted ``off:`` key as False."""
-        if isinstance(value, dict):
-            return {("off" if k is False else k): v for k, v in value.items()}
-        return value
-
-    @field_validator("thinking_budgets")
-    @classmethod
-    def _budgets(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = sorted(set(value) - set(DEFAULT_BUDGETS))
-        if unknown:
-            raise ValueError(f"unknown effort level(s) {', '.join(unknown)} (known: off, low, medium, high)")
-        if any(v < -1 for v in value.values()):
-            raise ValueError("budgets are -1 (dynamic), 0 (off) or a positive token count")
-        return {**DEFAULT_BUDGETS, **value}
+    def _budgets(cls, value: object) -> dict[str, int]:
+        return effort_budgets(value, DEFAULT_BUDGETS, minimum=-1)  # -1 dynamic, 0 off
 
 
 class GeminiProvider(HttpProvider):
     settings: GeminiSettings
-
-    def __init__(self, name: str, settings: GeminiSettings) -> None:
-        super().__init__(name, settings)
 
     def url(self, call: ModelCall, stream: bool) -> str:
         model = call.model.upstream.removeprefix("models/")
@@ -63,28 +48,11 @@ class GeminiProvider(HttpProvider):
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key}
 
-    def parse(self, call: ModelCall, data: Any) -> ModelResponse:
-        if not isinstance(data, dict):
-            raise malformed(self.name, f"expected a JSON object, got {type(data).__name__}")
+    def parse(self, call: ModelCall, data: Mapping[str, Any]) -> ModelResponse:
         acc = ResponseAccumulator(self.name, call)
         acc.chunk(data)
         return acc.result(streamed=False)
 
-    def stream(self, call: ModelCall, on_delta: DeltaSink) -> _Stream:
-        return _Stream(ResponseAccumulator(self.name, call), on_delta)
-
-
-class _Stream:
-    def __init__(self, acc: ResponseAccumulator, on_delta: DeltaSink) -> None:
-        self.acc = acc
-        self.on_delta = on_delta
-
-    def on_event(self, event: SseEvent) -> None:
-        if not event.data:
-            return
-        added = self.acc.chunk(json.loads(event.data))
-        if added:
-            self.on_delta(added)
-
-    def result(self) -> ModelResponse:
-        return self.acc.result(streamed=True)
+    def stream(self, call: ModelCall, on_delta: DeltaSink) -> EventStream:
+        acc = ResponseAccumulator(self.name, call)
+        return EventStream(lambda event: acc.chunk(json.loads(event.data)), lambda: acc.result(streamed=True), on_delta)

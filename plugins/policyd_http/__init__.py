@@ -8,7 +8,7 @@ handling. Third-party provider plugins may use it too.
 from __future__ import annotations
 
 from policyd_http.classify import classify_status, parse_retry_after
-from policyd_http.provider import HttpProvider
+from policyd_http.provider import EventStream, HttpProvider
 from policyd_http.secrets import ApiKey
 from policyd_http.settings import HttpSettings, Timeouts
 from policyd_http.sse import SseDecoder, SseEvent
@@ -16,6 +16,7 @@ from policyd_http.transport import HttpTransport
 
 __all__ = [
     "ApiKey",
+    "EventStream",
     "HttpProvider",
     "HttpSettings",
     "HttpTransport",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -36,6 +36,24 @@ class StreamParser(Protocol):
     def result(self) -> ModelResponse:
         """The whole answer once the stream ended; raises if it ended too early."""
         ...
+
+
+class EventStream:
+    """A :class:`StreamParser` over an accumulator: ``take`` reads one event and returns the text it adds."""
+
+    def __init__(self, take: Callable[[SseEvent], str], finish: Callable[[], ModelResponse], on_delta: DeltaSink):
+        self.take = take
+        self.finish = finish
+        self.on_delta = on_delta
+
+    def on_event(self, event: SseEvent) -> None:
+        if event.data:
+            added = self.take(event)
+            if added:
+                self.on_delta(added)
+
+    def result(self) -> ModelResponse:
+        return self.finish()
 
 
 def estimated_usage(call: ModelCall, output_text: str, input_tokens: int = 0, output_tokens: int = 0) -> Usage:
@@ -72,7 +90,7 @@ class HttpProvider:
     def auth_headers(self, key: str) -> dict[str, str]:
         raise NotImplementedError
 
-    def parse(self, call: ModelCall, data: Any) -> ModelResponse:
+    def parse(self, call: ModelCall, data: Mapping[str, Any]) -> ModelResponse:
         raise NotImplementedError
 
     def stream(self, call: ModelCall, on_delta: DeltaSink) -> StreamParser:
@@ -97,6 +115,8 @@ class HttpProvider:
         )
         if on_delta is None:
             data = await self.transport.post_json(url, body, headers, call.timeout_s)
+            if not isinstance(data, dict):
+                raise malformed(self.name, f"expected a JSON object, got {type(data).__name__}")
             response = self._guard(lambda: self.parse(call, data))
         else:
             parser = self.stream(call, on_delta)

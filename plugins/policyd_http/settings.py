@@ -31,6 +31,25 @@ class Timeouts(BaseModel):
     """The whole request; never more than the call's own timeout."""
 
 
+def effort_budgets(value: object, defaults: dict[str, int], minimum: int) -> dict[str, int]:
+    """Validates a ``{effort: tokens}`` table, filling levels left out from ``defaults``.
+
+    YAML 1.1 reads an unquoted ``off:`` key as False, so that key is read as ``off``.
+    """
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of effort level to tokens")
+    table = {("off" if k is False else str(k)): v for k, v in value.items()}
+    unknown = sorted(set(table) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown effort level(s) {', '.join(unknown)} (known: {', '.join(defaults)})")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in table.values()):
+        raise ValueError("budgets must be whole numbers of tokens")
+    small = sorted(k for k, v in table.items() if v < minimum)
+    if small:
+        raise ValueError(f"budgets must be at least {minimum} (too small: {', '.join(small)})")
+    return {**defaults, **table}
+
+
 class HttpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from policyd_http import HttpProvider, HttpSettings, SseEvent
-from policyd_http.classify import malformed
+from policyd_http import EventStream, HttpProvider, HttpSettings
 from pydantic import Field
 
 from policyd.plugin.specs import DeltaSink
@@ -28,9 +27,6 @@ class OpenAISettings(HttpSettings):
 class OpenAIProvider(HttpProvider):
     settings: OpenAISettings
 
-    def __init__(self, name: str, settings: OpenAISettings) -> None:
-        super().__init__(name, settings)
-
     def url(self, call: ModelCall, stream: bool) -> str:
         return f"{self.settings.base_url}/chat/completions"
 
@@ -47,29 +43,9 @@ class OpenAIProvider(HttpProvider):
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
 
-    def parse(self, call: ModelCall, data: Any) -> ModelResponse:
-        if not isinstance(data, dict):
-            raise malformed(self.name, f"expected a JSON object, got {type(data).__name__}")
+    def parse(self, call: ModelCall, data: Mapping[str, Any]) -> ModelResponse:
         return parse_response(self.name, call, data)
 
-    def stream(self, call: ModelCall, on_delta: DeltaSink) -> _Stream:
-        return _Stream(ChunkAccumulator(self.name, call), on_delta)
-
-
-class _Stream:
-    def __init__(self, acc: ChunkAccumulator, on_delta: DeltaSink) -> None:
-        self.acc = acc
-        self.on_delta = on_delta
-
-    def on_event(self, event: SseEvent) -> None:
-        if self.acc.done or not event.data:
-            return
-        if event.data.strip() == "[DONE]":
-            self.acc.done = True
-            return
-        added = self.acc.chunk(json.loads(event.data))
-        if added:
-            self.on_delta(added)
-
-    def result(self) -> ModelResponse:
-        return self.acc.result()
+    def stream(self, call: ModelCall, on_delta: DeltaSink) -> EventStream:
+        acc = ChunkAccumulator(self.name, call)
+        return EventStream(acc.take, acc.result, on_delta)

@@ -16,6 +16,7 @@ from typing import Any
 
 from policyd_http.classify import classify_status, refused
 from policyd_http.provider import estimated_usage
+from policyd_http.sse import SseEvent
 
 from policyd.errors import UpstreamError
 from policyd.types import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, Usage
@@ -169,6 +170,15 @@ class ChunkAccumulator:
         self.model = ""
         self.logprobs: list[float] = []
         self.done = False
+
+    def take(self, event: SseEvent) -> str:
+        """Takes one event: a chunk, or ``[DONE]``; returns the answer text it adds."""
+        if self.done:
+            return ""
+        if event.data.strip() == "[DONE]":
+            self.done = True
+            return ""
+        return self.chunk(json.loads(event.data))
 
     def chunk(self, data: Mapping[str, Any]) -> str:
         """Takes one chunk; returns the answer text it adds."""

@@ -288,3 +288,21 @@ async def test_refusal_stop_reason_is_not_retryable(upstream, monkeypatch):
         await p.complete(ModelCall(model=CLAUDE, messages=(Message(Role.USER, "x"),)))
     await p.aclose()
     assert not info.value.retryable
+
+
+def test_thinking_budgets_are_checked_at_load_with_their_key_path(make_config, monkeypatch):
+    from policyd.errors import ConfigError
+
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", KEY)
+    for budgets, problem in [("{low: 100}", "at least 1024 (too small: low)"), ("{extreme: 90000}", "unknown effort")]:
+        with pytest.raises(ConfigError) as info:
+            make_config(
+                f"""
+                providers:
+                  claude: {{kind: anthropic, api_key_env: TEST_ANTHROPIC_KEY, thinking_budgets: {budgets}}}
+                policies:
+                  default: {{rules: [{{name: r, plan: {{strategy: single, params: {{model: gpt-oss-120b}}}}}}]}}
+                """
+            )
+        assert "providers.claude.thinking_budgets" in str(info.value) and problem in str(info.value)
+        assert KEY not in str(info.value)

@@ -179,3 +179,17 @@ async def test_missing_usage_metadata_is_estimated(upstream, monkeypatch):
     resp = await p.complete(ModelCall(model=FLASH, messages=(Message(Role.USER, "x"),)))
     await p.aclose()
     assert resp.usage.estimated and resp.usage.output_tokens == 2
+
+
+def test_unquoted_yaml_off_budget_is_read_as_the_off_level(make_config, monkeypatch):
+    monkeypatch.setenv("TEST_GEMINI_KEY", KEY)
+    config = make_config(
+        """
+        providers:
+          google: {kind: gemini, api_key_env: TEST_GEMINI_KEY, thinking_budgets: {off: 128, high: -1}}
+        policies:
+          default: {rules: [{name: r, plan: {strategy: single, params: {model: gpt-oss-120b}}}]}
+        """
+    )
+    budgets = config.providers["google"].settings.thinking_budgets  # type: ignore[attr-defined]
+    assert budgets == {"off": 128, "low": 1024, "medium": 8192, "high": -1}
