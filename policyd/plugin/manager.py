@@ -32,6 +32,8 @@ ENTRY_POINT_GROUP = "policyd"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_simulated",
     "policyd_strategies",
+    "policyd_validators",
+    "policyd_transforms",
     "policyd_openai",
     "policyd_anthropic",
     "policyd_gemini",
