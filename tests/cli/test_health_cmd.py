@@ -2,55 +2,35 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from policyd.cli.health_cmd import probe_target
-
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+from tests import daemon_process
 
 
 def policyd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "policyd", *args],
-        env=env or ENV,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return daemon_process.run(["policyd", *args], env)
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[object]:
+def serve(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     procs: list[subprocess.Popen] = []
 
     def start(listen: str) -> str:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "policyd", "serve", "--listen", listen, "--data-dir", str(tmp_path / "data")],
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        proc, line = daemon_process.start(
+            ["policyd", "serve", "--listen", listen, "--data-dir", str(tmp_path / "data")]
         )
         procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "policyd listening on" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
         return line
 
     yield start
     for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        daemon_process.stop(proc)
 
 
 def test_serving_daemon_on_tcp_reports_serving_for_server_and_service(serve) -> None:
@@ -64,7 +44,7 @@ def test_serving_daemon_on_tcp_reports_serving_for_server_and_service(serve) -> 
 
 def test_address_defaults_to_policyd_listen_with_wildcard_as_loopback(serve) -> None:
     port = re.search(r":(\d+) ", serve("0.0.0.0:0")).group(1)
-    probe = policyd("health", env={**ENV, "POLICYD_LISTEN": f"0.0.0.0:{port}"})
+    probe = policyd("health", env={**daemon_process.ENV, "POLICYD_LISTEN": f"0.0.0.0:{port}"})
     assert probe.returncode == 0, probe.stderr
 
 
@@ -73,7 +53,7 @@ def test_daemon_on_a_unix_socket_answers_health_there(serve, tmp_path: Path) -> 
     socket.parent.mkdir()
     serve(f"unix://{socket}")
     assert socket.is_socket()
-    probe = policyd("health", env={**ENV, "POLICYD_LISTEN": f"unix://{socket}"})
+    probe = policyd("health", env={**daemon_process.ENV, "POLICYD_LISTEN": f"unix://{socket}"})
     assert probe.returncode == 0, probe.stderr
     assert f"unix://{socket}" in probe.stdout
 

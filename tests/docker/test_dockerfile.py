@@ -8,17 +8,16 @@ environment and probed with the image's own HEALTHCHECK command.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests import daemon_process
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -132,40 +131,18 @@ def test_build_context_holds_only_the_package_sources() -> None:
 def test_daemon_with_the_image_environment_passes_the_image_healthcheck(stages: list[Stage], tmp_path: Path) -> None:
     """The image's ENV, entrypoint and HEALTHCHECK, run here against the real daemon (port 0, local dirs)."""
     final = stages[-1]
-    env = {**os.environ, **env_of(final)}
-    env["PATH"] = os.environ["PATH"]
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"
+    env = {**daemon_process.ENV, **env_of(final)}
+    env["PATH"] = daemon_process.ENV["PATH"]
     env["POLICYD_DATA_DIR"] = str(tmp_path / "data")
     env["HOME"] = str(tmp_path)
     env["POLICYD_LISTEN"] = env["POLICYD_LISTEN"].replace(":50051", ":0")
-    entrypoint = json.loads(final.all("ENTRYPOINT")[-1])
-    assert entrypoint[0] == "policyd"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "policyd", *entrypoint[1:]],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, line = daemon_process.start(json.loads(final.all("ENTRYPOINT")[-1]), env)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
         match = re.search(r"policyd listening on [\d.]+:(\d+)", line)
         assert match, f"no ready line: {line!r}"
         healthcheck = json.loads(final.all("HEALTHCHECK")[-1].split("CMD", 1)[1])
-        assert healthcheck[0] == "policyd"
-        check_env = {**env, "POLICYD_LISTEN": f"0.0.0.0:{match.group(1)}"}
-        probe = subprocess.run(
-            [sys.executable, "-m", "policyd", *healthcheck[1:]],
-            env=check_env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        probe = daemon_process.run(healthcheck, {**env, "POLICYD_LISTEN": f"0.0.0.0:{match.group(1)}"})
         assert probe.returncode == 0, probe.stderr
         assert "SERVING" in probe.stdout
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
-    assert proc.returncode == 0
+        assert daemon_process.stop(proc) == 0

@@ -7,18 +7,16 @@ container's command with the container's environment, and runs its probes agains
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helm.conftest import ROOT, Helm, Rendered, container
+from tests import daemon_process
+from tests.helm.conftest import Helm, Rendered, container
 
 POLICY = (
     'version: "rendered-2026"\n'
@@ -34,7 +32,7 @@ class Pod:
     def __init__(self, rendered: Rendered, spec: dict[str, Any], name: str, root: Path) -> None:
         self.c = container(spec, name)
         self.root = root
-        self.env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+        self.env = dict(daemon_process.ENV)
         for e in self.c["env"]:
             if "value" in e:
                 self.env[e["name"]] = self.local(e["value"])
@@ -55,10 +53,6 @@ class Pod:
         mounts = [m["mountPath"] for m in self.c["volumeMounts"] if path.startswith(m["mountPath"])]
         return f"{scheme}{self.root}{path}" if mounts else value
 
-    def argv(self, command: list[str]) -> list[str]:
-        assert command[0] == "policyd", command
-        return [sys.executable, "-m", "policyd", *command[1:]]
-
 
 @pytest.fixture
 def started() -> Iterator[list[subprocess.Popen]]:
@@ -71,24 +65,9 @@ def started() -> Iterator[list[subprocess.Popen]]:
 
 
 def start(pod: Pod, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        pod.argv([*pod.c["command"], *pod.c["args"]]),
-        env=pod.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, line = daemon_process.start([*pod.c["command"], *pod.c["args"]], pod.env)
     procs.append(proc)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "policyd listening on" in line, line + (proc.communicate(timeout=10)[1] if not line else "")
     return proc, line
-
-
-def stop(proc: subprocess.Popen, grace_s: float) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=grace_s + 10)
-    assert proc.returncode == 0
 
 
 def test_sidecar_on_a_unix_socket_loads_the_configmap_policy_and_passes_its_probes(
@@ -104,14 +83,12 @@ def test_sidecar_on_a_unix_socket_loads_the_configmap_policy_and_passes_its_prob
     assert f"{tmp_path}/etc/policyd/policy.yaml" in line and "version rendered-2026" in line
     assert (tmp_path / "var/run/policyd/policyd.sock").is_socket()
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        result = subprocess.run(
-            pod.argv(pod.c[probe]["exec"]["command"]), env=pod.env, capture_output=True, text=True, timeout=30
-        )
+        result = daemon_process.run(pod.c[probe]["exec"]["command"], pod.env)
         assert result.returncode == 0, f"{probe}: {result.stderr}"
     # The application container dials what policyd.address rendered for it.
     app_address = next(e["value"] for e in container(spec, "app")["env"] if e["name"] == "POLICYD_ADDRESS")
     assert pod.local(app_address) == pod.env["POLICYD_LISTEN"]
-    stop(proc, float(pod.env["POLICYD_GRACE_S"]))
+    assert daemon_process.stop(proc, float(pod.env["POLICYD_GRACE_S"]) + 10) == 0
 
 
 def test_standalone_container_answers_the_services_its_grpc_probes_name(
@@ -129,12 +106,9 @@ def test_standalone_container_answers_the_services_its_grpc_probes_name(
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         grpc_probe = pod.c[probe]["grpc"]
         assert grpc_probe["port"] == 50051
-        result = subprocess.run(
-            pod.argv(["policyd", "health", "--address", f"127.0.0.1:{port}", "--service", grpc_probe["service"]]),
-            env=pod.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
+        address = f"127.0.0.1:{port}"
+        result = daemon_process.run(
+            ["policyd", "health", "--address", address, "--service", grpc_probe["service"]], pod.env
         )
         assert result.returncode == 0, f"{probe}: {result.stderr}"
-    stop(proc, float(pod.env["POLICYD_GRACE_S"]))
+    assert daemon_process.stop(proc, float(pod.env["POLICYD_GRACE_S"]) + 10) == 0
