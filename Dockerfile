@@ -48,6 +48,6 @@ WORKDIR /var/lib/policyd
 VOLUME ["/var/lib/policyd", "/tmp"]
 EXPOSE 50051
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["policyd", "health"]
+    CMD ["policyd-health"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["policyd", "serve"]

@@ -13,10 +13,14 @@ ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
 """This process's environment, with the worktree's packages importable."""
 
 
+MODULES = {"policyd": "policyd", "policyd-health": "policyd.cli.health_cmd"}
+"""The console scripts of pyproject.toml, as modules."""
+
+
 def argv(command: list[str]) -> list[str]:
-    """A container command starting with ``policyd``, run with this interpreter."""
-    assert command[0] == "policyd", command
-    return [sys.executable, "-m", "policyd", *command[1:]]
+    """A container command starting with a policyd console script, run with this interpreter."""
+    assert command[0] in MODULES, command
+    return [sys.executable, "-m", MODULES[command[0]], *command[1:]]
 
 
 def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

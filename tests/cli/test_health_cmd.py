@@ -82,3 +82,16 @@ def test_nothing_listening_fails_with_unavailable_within_the_timeout(tmp_path: P
 )
 def test_probe_target_dials_loopback_for_wildcard_listeners(listen: str, target: str) -> None:
     assert probe_target(listen) == target
+
+
+def test_policyd_health_console_script_probes_without_the_rest_of_the_cli(serve) -> None:
+    import tomllib
+
+    scripts = tomllib.loads((daemon_process.ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["policyd-health"] == "policyd.cli.health_cmd:main"
+    port = re.search(r":(\d+) ", serve("127.0.0.1:0")).group(1)
+    probe = daemon_process.run(
+        ["policyd-health", "--address", f"127.0.0.1:{port}", "--service", "policyd.v1.PolicyService"]
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert "SERVING" in probe.stdout

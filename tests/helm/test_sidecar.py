@@ -59,10 +59,9 @@ def test_sidecar_is_probed_with_policyd_health_because_the_kubelet_cannot_reach_
     helm: Helm, sidecar_app: Any
 ) -> None:
     policyd = container(app_pod(helm, sidecar_app)[1]["spec"], "policyd")
-    assert policyd["livenessProbe"]["exec"]["command"] == ["policyd", "health", "--service", "", "--timeout", "4"]
-    assert policyd["readinessProbe"]["exec"]["command"][:4] == [
-        "policyd",
-        "health",
+    assert policyd["livenessProbe"]["exec"]["command"] == ["policyd-health", "--service", "", "--timeout", "4"]
+    assert policyd["readinessProbe"]["exec"]["command"][:3] == [
+        "policyd-health",
         "--service",
         "policyd.v1.PolicyService",
     ]

@@ -85,7 +85,7 @@ application's own volumes.
 {{- end }}
 {{- end }}
 
-{{/* One probe: native gRPC on the port (standalone) or `policyd health` (sidecar). */}}
+{{/* One probe: native gRPC on the port (standalone) or `policyd-health` (sidecar). */}}
 {{- define "policyd.probe" -}}
 {{- $root := .root -}}
 {{- if eq $root.Values.mode "standalone" -}}
@@ -94,7 +94,7 @@ grpc:
   service: {{ .service | quote }}
 {{- else -}}
 exec:
-  command: [policyd, health, --service, {{ .service | quote }}, --timeout, {{ max 1 (sub (int .probe.timeoutSeconds) 1) | quote }}]
+  command: [policyd-health, --service, {{ .service | quote }}, --timeout, {{ max 1 (sub (int .probe.timeoutSeconds) 1) | quote }}]
 {{- end }}
 {{- with .probe.initialDelaySeconds }}
 initialDelaySeconds: {{ . }}
