@@ -18,6 +18,7 @@ from policyd.cache.service import ResponseCache, open_cache
 from policyd.cache.settings import CacheSettings
 from policyd.config import Config, load
 from policyd.engine import Engine
+from policyd.engine.retry import RetryLayer
 from policyd.ledger.wiring import install_ledger
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import Registered
@@ -88,6 +89,8 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
         log.warning("cannot create the data directory %s: %s", data_dir, exc.strerror or exc)
     cache = open_cache(config.raw.cache if config.raw else CacheSettings(), data_dir)
     engine = Engine(config, registered, call_layers=[cache.layer] if cache else [])
+    # Innermost call layer: the layers outside it (cache, tracing) see one call, however many retries it makes.
+    engine.call_layers.append(RetryLayer.for_config(lambda: engine.config))
     daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir, cache=cache)
     if cache is not None:
         daemon.closers.append(cache.aclose)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from policyd.cache.settings import CacheSettings
+from policyd.config.retries import RetriesConfig
 from policyd.ledger.settings import BudgetsSettings, LedgerSettings
 from policyd.types import Stakes
 
@@ -101,6 +102,7 @@ class FileConfig(_Strict):
     """Registered catalogs to load; None loads all of them."""
     models: dict[str, ModelConfig] = {}
     policies: dict[str, PolicyConfig] = Field(min_length=1)
+    retries: RetriesConfig = RetriesConfig()
     cache: CacheSettings = CacheSettings()
     ledger: LedgerSettings = LedgerSettings()
     budgets: BudgetsSettings | None = None

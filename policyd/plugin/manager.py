@@ -34,6 +34,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_strategies",
     "policyd_validators",
     "policyd_transforms",
+    "policyd_openai",
+    "policyd_anthropic",
+    "policyd_gemini",
     "policyd_budgets",
 )
 """First-party plugin modules, registered in this order before any entry point."""
