@@ -17,6 +17,8 @@ from policyd.config import Config, load
 from policyd.engine import Engine
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import Registered
+from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
+from policyd.telemetry.wiring import instrument
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class DaemonOptions:
     config_path: str | None = None
     data_dir: Path | None = None
     entry_points: bool = True
+    telemetry: Telemetry | None = None
+    """Providers to use (tests, benchmarks); None builds them from the OTEL_* environment."""
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Daemon:
     data_dir: Path
     closers: list[Closer] = field(default_factory=list)
     """Run in reverse order on shutdown: flush and close what was opened."""
+    telemetry: Telemetry = field(default_factory=disabled)
 
     @property
     def config(self) -> Config:
@@ -72,5 +77,15 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     registered = host.collect()
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()
-    engine = Engine(config, registered)
-    return Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)
+    instr = instrument(options.telemetry or build_telemetry(), config, registered, data_dir, lambda: engine.config)
+    engine = Engine(
+        config,
+        registered,
+        call_layers=instr.call_layers,
+        request_layers=instr.request_layers,
+        listeners=instr.listeners,
+    )
+    daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)
+    daemon.telemetry = instr.telemetry
+    daemon.closers.append(instr.aclose)
+    return daemon

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
 
 
@@ -98,3 +99,4 @@ class FileConfig(_Strict):
     """Registered catalogs to load; None loads all of them."""
     models: dict[str, ModelConfig] = {}
     policies: dict[str, PolicyConfig] = Field(min_length=1)
+    telemetry: TelemetryConfig = TelemetryConfig()

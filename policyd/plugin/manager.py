@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "policyd"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_simulated",
     "policyd_strategies",
+    "policyd_decisions",
 )
 """First-party plugin modules, registered in this order before any entry point."""
 
@@ -115,6 +116,7 @@ class PluginHost:
             "policyd_register_strategies": (reg.strategies, "name"),
             "policyd_register_validators": (reg.validators, "name"),
             "policyd_register_transforms": (reg.transforms, "name"),
+            "policyd_register_decision_sinks": (reg.decision_sinks, "name"),
         }
         for hook_name, (table, key_attr) in tables.items():
             kind = hook_name.removeprefix("policyd_register_")
