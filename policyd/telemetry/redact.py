@@ -90,12 +90,13 @@ class Scrubber:
         """Register the values of environment variables whose names look like secrets."""
         env = os.environ if environ is None else environ
         for name, value in env.items():
-            if SECRET_NAME.search(name):
-                self.add_secret(value)
-                # OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer x,api-key=y": each value too.
+            if name.endswith("_HEADERS"):
+                # OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer x,x-team=y": each value is a credential.
                 for part in value.split(","):
                     if "=" in part:
                         self.add_secret(part.split("=", 1)[1])
+            elif SECRET_NAME.search(name):
+                self.add_secret(value)
 
     def add_secrets_from_settings(self, settings: Any, environ: Mapping[str, str] | None = None) -> None:
         """Register secrets in provider settings: secret-named fields, and the variables ``*_env`` fields name."""
