@@ -30,14 +30,20 @@ MIN_SECRET_LEN = 8
 SECRET_NAME = re.compile(r"(?i)(api[_-]?key|apikey|token|secret|password|passwd|credential|auth)")
 """Environment variable and setting names whose values are secrets."""
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+    # (lower-case substrings without which the pattern cannot match, pattern, replacement)
     # Authorization header values, whatever the scheme, and bare bearer tokens.
-    (re.compile(r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)[^\"',;\n]+"), r"\1" + REDACTED),
-    (re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}"), r"\1\2" + REDACTED),
+    (
+        ("authorization",),
+        re.compile(r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)[^\"',;\n]+"),
+        r"\1" + REDACTED,
+    ),
+    (("bearer",), re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}"), r"\1\2" + REDACTED),
     # user:password@ in URLs.
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1" + REDACTED + "@"),
+    (("@",), re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1" + REDACTED + "@"),
     # Key-bearing query parameters (Gemini's ?key=, OAuth access_token=, signed URLs...).
     (
+        ("key=", "token=", "auth=", "sig=", "signature=", "secret=", "password=", "code="),
         re.compile(
             r"(?i)([?&;](?:key|api[_-]?key|apikey|access[_-]?token|token|auth|sig|signature|secret|password|code)=)"
             r"[^&#\s\"'<>]+"
@@ -46,6 +52,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # "api_key": "...", x-api-key: ..., password=..., in JSON, headers and config dumps.
     (
+        ("key", "token", "secret", "passw"),
         re.compile(
             r"(?i)([\"']?\b(?:x-api-key|x-goog-api-key|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|"
             r"client[_-]?secret|secret[_-]?key|password|passwd)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+"
@@ -54,6 +61,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # Well-known key shapes: OpenAI/Anthropic sk-..., Google AIza..., Groq gsk_, HF hf_, xAI, AWS, GitHub, Slack.
     (
+        ("sk-", "aiza", "gsk_", "hf_", "xai-", "r8_", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox"),
         re.compile(
             r"\b(?:sk-[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,}|gsk_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}|"
             r"xai-[A-Za-z0-9]{20,}|r8_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|"
@@ -62,6 +70,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         REDACTED,
     ),
 )
+_TRIGGER = re.compile("|".join(sorted({re.escape(t) for triggers, _, _ in _PATTERNS for t in triggers})))
+"""Any substring some pattern needs; most strings have none and skip the patterns."""
+CACHE_SIZE = 4096
+"""Recently scrubbed strings are remembered: span attributes repeat (models, roles, providers)."""
 
 
 class Scrubber:
@@ -71,6 +83,7 @@ class Scrubber:
         self._lock = threading.Lock()
         self._literals: frozenset[str] = frozenset()
         self._literal_re: re.Pattern[str] | None = None
+        self._cache: dict[str, str] = {}
 
     # ------------------------------------------------------------ known secrets
 
@@ -85,6 +98,7 @@ class Scrubber:
             ordered = sorted(literals, key=len, reverse=True)
             self._literal_re = re.compile("|".join(re.escape(v) for v in ordered))
             self._literals = literals
+            self._cache = {}
 
     def add_secrets_from_env(self, environ: Mapping[str, str] | None = None) -> None:
         """Register the values of environment variables whose names look like secrets."""
@@ -113,12 +127,25 @@ class Scrubber:
     # ------------------------------------------------------------ scrubbing
 
     def scrub(self, text: str) -> str:
+        if len(text) < MIN_SECRET_LEN:
+            return text
+        cache = self._cache
+        done = cache.get(text)
+        if done is not None:
+            return done
+        out = text
         literal_re = self._literal_re
-        if literal_re is not None:
-            text = literal_re.sub(REDACTED, text)
-        for pattern, repl in _PATTERNS:
-            text = pattern.sub(repl, text)
-        return text
+        if literal_re is not None and any(v in out for v in self._literals):
+            out = literal_re.sub(REDACTED, out)
+        low = out.lower()
+        if _TRIGGER.search(low) is not None:
+            for triggers, pattern, repl in _PATTERNS:
+                if any(t in low for t in triggers):
+                    out = pattern.sub(repl, out)
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        cache[text] = out
+        return out
 
     def scrub_value(self, value: Any) -> Any:
         """Scrub an attribute value: strings, and strings inside sequences; other types pass."""

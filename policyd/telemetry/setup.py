@@ -19,6 +19,7 @@ is what keeps the unconfigured daemon's cost near zero.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -103,50 +104,23 @@ def capture_from_env(environ: Mapping[str, str]) -> bool:
 
 # ---------------------------------------------------------------- exporters
 
-
-def _span_exporter(name: str, protocol: str) -> SpanExporter:
-    if name == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
-
-    return HTTPSpanExporter()
-
-
-def _metric_reader(name: str, protocol: str) -> MetricReader:
-    exporter: Any
-    if name == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-        exporter = ConsoleMetricExporter()
-    elif protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        exporter = OTLPMetricExporter()
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HTTPMetricExporter
-
-        exporter = HTTPMetricExporter()
-    return PeriodicExportingMetricReader(exporter)
+_EXPORTERS: dict[tuple[str, str], str] = {
+    ("traces", "console"): "opentelemetry.sdk.trace.export:ConsoleSpanExporter",
+    ("traces", "grpc"): "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+    ("traces", "http/protobuf"): "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+    ("metrics", "console"): "opentelemetry.sdk.metrics.export:ConsoleMetricExporter",
+    ("metrics", "grpc"): "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+    ("metrics", "http/protobuf"): "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+    ("logs", "console"): "opentelemetry.sdk._logs.export:ConsoleLogRecordExporter",
+    ("logs", "grpc"): "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
+    ("logs", "http/protobuf"): "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+}
+"""(signal, ``console`` or OTLP protocol) → exporter class, imported only when chosen."""
 
 
-def _log_exporter(name: str, protocol: str) -> LogRecordExporter:
-    if name == "console":
-        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
-
-        return ConsoleLogRecordExporter()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return OTLPLogExporter()
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPLogExporter
-
-    return HTTPLogExporter()
+def _exporter(signal: str, name: str, protocol: str) -> Any:
+    module, cls = _EXPORTERS[(signal, "console" if name == "console" else protocol)].split(":")
+    return getattr(importlib.import_module(module), cls)()
 
 
 # ---------------------------------------------------------------- the bundle
@@ -233,7 +207,7 @@ def build_telemetry(
     if choice.traces or span_exporters:
         sdk_tp = TracerProvider(resource=resource)
         for name in choice.traces:
-            exporter = ScrubbingSpanExporter(_span_exporter(name, choice.protocol["traces"]))
+            exporter = ScrubbingSpanExporter(_exporter("traces", name, choice.protocol["traces"]))
             processor = SimpleSpanProcessor(exporter) if name == "console" else BatchSpanProcessor(exporter)
             sdk_tp.add_span_processor(processor)
         for extra in span_exporters:
@@ -242,7 +216,10 @@ def build_telemetry(
         tracer_provider = sdk_tp
 
     meter_provider: metrics.MeterProvider = metrics.NoOpMeterProvider()
-    readers = [_metric_reader(n, choice.protocol["metrics"]) for n in choice.metrics] + list(metric_readers)
+    readers: list[MetricReader] = [
+        PeriodicExportingMetricReader(_exporter("metrics", n, choice.protocol["metrics"])) for n in choice.metrics
+    ]
+    readers += metric_readers
     if readers:
         sdk_mp = MeterProvider(metric_readers=readers, resource=resource)
         flushers += [sdk_mp.force_flush, sdk_mp.shutdown]
@@ -252,7 +229,7 @@ def build_telemetry(
     if choice.logs or log_exporters:
         logger_provider = LoggerProvider(resource=resource)
         for name in choice.logs:
-            log_exp = _log_exporter(name, choice.protocol["logs"])
+            log_exp = _exporter("logs", name, choice.protocol["logs"])
             logger_provider.add_log_record_processor(
                 SimpleLogRecordProcessor(log_exp) if name == "console" else BatchLogRecordProcessor(log_exp)
             )
