@@ -59,8 +59,12 @@ policies:
       - name: checked-coding
         match: {{tasks: [coding]}}
         plan:
-          strategy: fixture-draft-validate
-          params: {{drafter: fixture-drafter, judge: claude-sonnet-4, strong: claude-opus-4.1}}
+          strategy: draft-validate
+          params:
+            drafters: [fixture-drafter]
+            validator: {{name: llm-judge, model: claude-sonnet-4}}
+            max_rounds: 1
+            escalate_to: claude-opus-4.1
       - name: rest
         plan: {{strategy: single, params: {{model: gpt-oss-120b}}}}
 """

@@ -58,13 +58,14 @@ async def test_capture_records_messages_in_the_gen_ai_format(traced, upstream, h
     assert out["role"] == "assistant" and out["finish_reason"] == "stop"
     assert out["parts"][0]["content"].startswith("[fixture draft")
     judge_system = json.loads(calls["validate"][sc.GEN_AI_SYSTEM_INSTRUCTIONS])
-    assert judge_system[0]["content"].startswith("Judge the draft")
-    assert calls["validate"][sc.POLICYD_VERDICT_REASON] == "the draft is flawed (simulated judgement)"
+    assert judge_system[0]["content"].startswith("You are a strict reviewer.")
+    reason = calls["validate"][sc.POLICYD_VERDICT_REASON]  # the judge's reason, kept with capture on
     await drain(t)
     (event,) = decisions(t)
     assert event["input"]["messages"][0]["parts"][0]["content"] == CANARY_PROMPT
     assert event["output"]["parts"][0]["content"] == resp.output.content
     assert event["masked"] == []
+    assert reason and event["verdicts"][0]["reason"] == reason
 
 
 async def test_canary_key_leaks_nowhere(traced, upstream, caplog):

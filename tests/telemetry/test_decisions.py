@@ -39,12 +39,12 @@ async def test_jsonl_sink_writes_one_versioned_event_per_decision(traced, upstre
     assert (event["policy"], event["rule"], event["strategy"], event["policy_version"]) == (
         "default",
         "checked-coding",
-        "fixture-draft-validate",
+        "draft-validate",
         "tel-1",
     )
     assert (event["tenant"], event["task"], event["status"]) == ("acme", "coding", "accepted-unvalidated")
     assert event["models"] == ["fixture-drafter", "claude-sonnet-4", "claude-opus-4.1"]
-    assert event["verdicts"] == [{"kind": "reject", "validator": "fixture-judge", "reason": "", "attempt": 1}]
+    assert event["verdicts"] == [{"kind": "reject", "validator": "llm-judge", "reason": "", "attempt": 1}]
     assert [a["role"] for a in event["attempts"]] == ["draft", "validate", "escalate"]
     assert event["cost_usd"] == pytest.approx(resp.total_cost_usd)
     assert "attempts.verdict.reason" in event["masked"]

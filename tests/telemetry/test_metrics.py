@@ -61,7 +61,7 @@ async def test_outcome_cost_escalation_and_verdict_counters(traced, upstream):
     assert verdict.value == 1
     assert (verdict.attributes[sc.POLICYD_VERDICT], verdict.attributes[sc.POLICYD_VALIDATOR]) == (
         "reject",
-        "fixture-judge",
+        "llm-judge",
     )
     misses = sum(p.value for p in got[sc.METRIC_CACHE_MISSES])
     assert misses == 4  # every call was cacheable and none was answered from a cache

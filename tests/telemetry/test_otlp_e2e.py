@@ -117,7 +117,7 @@ async def test_daemon_process_exports_the_callers_trace_to_a_real_otlp_receiver(
     (decision,) = [s for s in spans if s.name == sc.SPAN_DECISION]
     assert decision.parent_span_id == rpc.span_id
     assert attr(decision, sc.POLICYD_RULE) == "checked-coding"
-    assert attr(decision, sc.POLICYD_STRATEGY) == "fixture-draft-validate"
+    assert attr(decision, sc.POLICYD_STRATEGY) == "draft-validate"
     calls = sorted(
         (s for s in spans if s.parent_span_id == decision.span_id), key=lambda s: attr(s, sc.POLICYD_ATTEMPT_INDEX)
     )

@@ -55,13 +55,13 @@ async def test_draft_validate_trace_is_rpc_then_decision_then_one_span_per_attem
     assert (d[sc.POLICYD_POLICY], d[sc.POLICYD_RULE], d[sc.POLICYD_STRATEGY]) == (
         "default",
         "checked-coding",
-        "fixture-draft-validate",
+        "draft-validate",
     )
     assert d[sc.POLICYD_OUTCOME] == "accepted-unvalidated"
     assert d[sc.POLICYD_POLICY_VERSION] == "tel-1"
     assert math.isclose(d[sc.POLICYD_TOTAL_COST_USD], resp.total_cost_usd, rel_tol=1e-12)
     assert d[sc.POLICYD_DECISION_ID] == resp.decision_id
-    assert list(d[sc.POLICYD_VERDICTS]) == ["fixture-judge:reject"]
+    assert list(d[sc.POLICYD_VERDICTS]) == ["llm-judge:reject"]
 
     for span, attempt in zip(calls, resp.attempts, strict=True):
         a = span.attributes
@@ -80,7 +80,7 @@ async def test_draft_validate_trace_is_rpc_then_decision_then_one_span_per_attem
     assert (judge[sc.POLICYD_ROLE], judge[sc.POLICYD_VERDICT], judge[sc.POLICYD_VALIDATOR]) == (
         "validate",
         "reject",
-        "fixture-judge",
+        "llm-judge",
     )
     assert sc.POLICYD_VERDICT not in draft and sc.POLICYD_VERDICT not in escalate
     assert escalate[sc.POLICYD_ROLE] == "escalate"
