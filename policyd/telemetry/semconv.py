@@ -14,6 +14,7 @@ from typing import Final
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
 from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import exception_attributes as _exception
 
 # ---------------------------------------------------------------- GenAI (semconv package)
 
@@ -36,6 +37,9 @@ GEN_AI_INPUT_MESSAGES: Final = _gen_ai.GEN_AI_INPUT_MESSAGES
 GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = _gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS
 ERROR_TYPE: Final = _error.ERROR_TYPE
+EXCEPTION_TYPE: Final = _exception.EXCEPTION_TYPE
+EXCEPTION_MESSAGE: Final = _exception.EXCEPTION_MESSAGE
+EVENT_EXCEPTION: Final = "exception"
 
 OPERATION_CHAT: Final = _gen_ai.GenAiOperationNameValues.CHAT.value
 TOKEN_TYPE_INPUT: Final = _gen_ai.GenAiTokenTypeValues.INPUT.value

@@ -36,6 +36,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from policyd.engine.context import CallHandler
 from policyd.engine.engine import RequestHandler
+from policyd.errors import PolicydError
 from policyd.plugin.specs import DeltaSink, Progress
 from policyd.telemetry import content
 from policyd.telemetry import semconv as sc
@@ -332,5 +333,9 @@ def _mark_error(span: trace.Span, exc: BaseException) -> None:
         return
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
     span.set_attribute(sc.ERROR_TYPE, type(exc).__qualname__)
-    if isinstance(exc, Exception):
+    if isinstance(exc, PolicydError):
+        # An expected failure (upstream error, budget...): its message says it all; a
+        # formatted stack trace would cost more than the span itself.
+        span.add_event(sc.EVENT_EXCEPTION, {sc.EXCEPTION_TYPE: type(exc).__qualname__, sc.EXCEPTION_MESSAGE: str(exc)})
+    elif isinstance(exc, Exception):
         span.record_exception(exc)
