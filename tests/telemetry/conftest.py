@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,81 +20,15 @@ from policyd.daemon import Daemon, DaemonOptions, build_daemon
 from policyd.plugin.manager import default_host
 from policyd.server.app import RunningServer, start_server
 from policyd.telemetry.setup import build_telemetry
-from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc
-
-FIXTURE_PLUGIN_DIR = Path(__file__).parent / "fixture_plugin"
-sys.path.insert(0, str(FIXTURE_PLUGIN_DIR))
-
-import policyd_telemetry_fixture  # noqa: E402
-
-CANARY_KEY = "sk-canary-7f3a9c2e1b4d5a6f8e0c"
-CANARY_KEY_ENV = "POLICYD_TEST_CANARY_API_KEY"
-CANARY_PROMPT = "zebra-canary-prompt-4417 write a binary search"
-FAIL_MARKER = "FAIL-UPSTREAM"
-
-POLICY = """
-version: tel-1
-providers:
-  simulated: {{kind: simulated, latency_scale: 0.0, seed: b}}  # seed b: the judge rejects the fixture draft
-  upstream: {{kind: fixture-http, base_url: "{base_url}", api_key_env: {key_env}}}
-models:
-  fixture-drafter:
-    provider: upstream
-    upstream: drafter-v1
-    input_usd_per_mtok: 0.10
-    output_usd_per_mtok: 0.40
-    context_window: 32000
-    license: apache-2.0
-  claude-sonnet-4: {{options: {{simulated: {{quality: 1.0}}}}}}
-telemetry:
-  capture_content: {capture}
-  decisions:
-    sinks: {sinks}
-policies:
-  default:
-    rules:
-      - name: checked-coding
-        match: {{tasks: [coding]}}
-        plan:
-          strategy: draft-validate
-          params:
-            drafters: [fixture-drafter]
-            validator: {{name: llm-judge, model: claude-sonnet-4}}
-            max_rounds: 1
-            escalate_to: claude-opus-4.1
-      - name: rest
-        plan: {{strategy: single, params: {{model: gpt-oss-120b}}}}
-"""
-
-
-def policy(base_url: str, *, capture: bool = False, sinks: str = "[]") -> str:
-    return POLICY.format(base_url=base_url, key_env=CANARY_KEY_ENV, capture=str(capture).lower(), sinks=sinks)
-
-
-def user(text: str, **kw: Any) -> pb.CompleteRequest:
-    return pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=text)], **kw)
-
-
-@dataclass
-class Upstream:
-    base_url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-UPSTREAM = web.AppKey("upstream", Upstream)
-
-
-async def _upstream_handler(request: web.Request) -> web.Response:
-    upstream = request.app[UPSTREAM]
-    body = await request.json()
-    upstream.requests.append({"headers": {k.lower(): v for k, v in request.headers.items()}, "body": body})
-    prompt = body["messages"][-1]["content"]
-    key = request.headers.get("authorization", "").removeprefix("Bearer ")
-    if FAIL_MARKER in prompt:
-        return web.Response(status=401, text=json.dumps({"error": f"invalid api key {key}"}))
-    text = "[fixture draft, quality=flawed] a binary search that misses the empty case"
-    return web.json_response({"text": text, "input_tokens": 21, "output_tokens": 13, "model": "drafter-v1-0915"})
+from tests.telemetry.support import (
+    CANARY_KEY,
+    CANARY_KEY_ENV,
+    UPSTREAM,
+    Upstream,
+    policyd_telemetry_fixture,
+    upstream_handler,
+)
 
 
 @pytest.fixture
@@ -104,7 +36,7 @@ async def upstream() -> AsyncIterator[Upstream]:
     app = web.Application()
     up = Upstream(base_url="")
     app[UPSTREAM] = up
-    app.router.add_post("/v1/complete", _upstream_handler)
+    app.router.add_post("/v1/complete", upstream_handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

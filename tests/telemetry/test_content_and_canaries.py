@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from policyd.telemetry import semconv as sc
-from tests.telemetry.conftest import CANARY_KEY, CANARY_PROMPT, policy, user
+from tests.telemetry.support import CANARY_KEY, CANARY_PROMPT, policy, user
 
 JSONL = "[{name: jsonl, params: {path: decisions.jsonl}}]"
 

@@ -16,7 +16,7 @@ from policyd.plugin.manager import default_host
 from policyd.telemetry.decision import SCHEMA_VERSION, DecisionLog
 from policyd.telemetry.setup import build_telemetry, disabled
 from policyd.types import Explanation, Message, Outcome, OutcomeStatus, Request, Role
-from tests.telemetry.conftest import policy, user
+from tests.telemetry.support import policy, user
 
 JSONL = "[{name: jsonl, params: {path: logs/decisions.jsonl}}]"
 

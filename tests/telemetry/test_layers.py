@@ -11,9 +11,7 @@ from policyd.telemetry.setup import build_telemetry
 from policyd.telemetry.spans import TelemetryLayers
 from policyd.types import CacheMode, Message, ModelCall, ModelResponse, ModelSpec, Role, Usage
 from policyd.v1 import policyd_pb2 as pb
-from tests.telemetry.conftest import CANARY_KEY, policy, user
-from tests.telemetry.test_metrics import points
-from tests.telemetry.test_spans import client_metadata
+from tests.telemetry.support import CANARY_KEY, client_metadata, points, policy, user
 
 MODEL = ModelSpec("m1", "prov", "up-m1", 1.0, 2.0, 1000, "mit")
 

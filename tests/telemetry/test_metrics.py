@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from policyd.telemetry import semconv as sc
-from tests.telemetry.conftest import policy, user
-
-
-def points(reader: Any) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    data = reader.get_metrics_data()
-    for rm in data.resource_metrics:
-        for scope in rm.scope_metrics:
-            for metric in scope.metrics:
-                out.setdefault(metric.name, []).extend(metric.data.data_points)
-    return out
+from tests.telemetry.support import points, policy, user
 
 
 async def test_gen_ai_histograms_use_the_spec_buckets_and_attributes(traced, upstream):

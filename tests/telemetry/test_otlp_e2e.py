@@ -20,9 +20,16 @@ import pytest
 
 from policyd.telemetry import semconv as sc
 from policyd.v1 import policyd_pb2_grpc
-from tests.telemetry.conftest import CANARY_KEY, CANARY_KEY_ENV, CANARY_PROMPT, FIXTURE_PLUGIN_DIR, policy, user
 from tests.telemetry.otlp_receiver import start_receiver
-from tests.telemetry.test_spans import client_metadata
+from tests.telemetry.support import (
+    CANARY_KEY,
+    CANARY_KEY_ENV,
+    CANARY_PROMPT,
+    FIXTURE_PLUGIN_DIR,
+    client_metadata,
+    policy,
+    user,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

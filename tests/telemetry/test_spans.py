@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import math
 
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from policyd.telemetry import semconv as sc
 from policyd.v1 import policyd_pb2 as pb
-from tests.telemetry.conftest import CANARY_PROMPT, policy, user
-
-
-def client_metadata() -> tuple[trace.Span, list[tuple[str, str]]]:
-    """A real client span from the test's own SDK, and the traceparent metadata a caller would send."""
-    tracer = TracerProvider().get_tracer("test-client")
-    span = tracer.start_span("client call", kind=SpanKind.CLIENT)
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span))
-    return span, list(carrier.items())
+from tests.telemetry.support import CANARY_PROMPT, client_metadata, policy, user
 
 
 async def test_draft_validate_trace_is_rpc_then_decision_then_one_span_per_attempt(traced, upstream):
