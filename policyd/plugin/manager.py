@@ -33,6 +33,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_simulated",
     "policyd_strategies",
     "policyd_validators",
+    "policyd_transforms",
+    "policyd_openai",
+    "policyd_anthropic",
+    "policyd_gemini",
     "policyd_decisions",
 )
 """First-party plugin modules, registered in this order before any entry point."""
