@@ -113,7 +113,8 @@ class Scrubber:
                 self.add_secret(value)
 
     def add_secrets_from_settings(self, settings: Any, environ: Mapping[str, str] | None = None) -> None:
-        """Register secrets in provider settings: secret-named fields, and the variables ``*_env`` fields name."""
+        """Register secrets in provider settings: secret-named fields, the variables ``*_env`` fields
+        name and the contents of the files secret-named ``*_file`` fields name."""
         env = os.environ if environ is None else environ
         data = settings.model_dump() if hasattr(settings, "model_dump") else settings
         for name, value in _walk(data):
@@ -121,6 +122,8 @@ class Scrubber:
                 continue
             if name.endswith("_env") and value in env:
                 self.add_secret(env[value])
+            elif name.endswith("_file") and SECRET_NAME.search(name):
+                self.add_secret(_read_small(value))
             elif SECRET_NAME.search(name):
                 self.add_secret(value)
 
@@ -157,6 +160,14 @@ class Scrubber:
 
     def scrub_mapping(self, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
         return {k: self.scrub_value(v) for k, v in (attributes or {}).items()}
+
+
+def _read_small(path: str, limit: int = 64 * 1024) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(limit)
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def _walk(data: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:

@@ -77,3 +77,11 @@ def test_log_records_are_scrubbed_with_arguments_and_tracebacks(caplog):
     assert "AIzaSy" not in text and "sk-live" not in text
     assert "key=[REDACTED]" in text and "Authorization: [REDACTED]" in text
     assert "RuntimeError" in text  # the traceback is kept, only the secret goes
+
+
+def test_key_files_named_by_provider_settings_are_known_secrets(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text("file-held-secret-value-77\n", encoding="utf-8")
+    s = Scrubber()
+    s.add_secrets_from_settings({"api_key_file": str(key_file), "base_url": "https://x"})
+    assert s.scrub("upstream said file-held-secret-value-77") == f"upstream said {REDACTED}"
