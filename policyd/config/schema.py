@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
 from policyd.ledger.settings import BudgetsSettings, LedgerSettings
+from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
 
 
@@ -104,5 +105,6 @@ class FileConfig(_Strict):
     policies: dict[str, PolicyConfig] = Field(min_length=1)
     retries: RetriesConfig = RetriesConfig()
     cache: CacheSettings = CacheSettings()
+    telemetry: TelemetryConfig = TelemetryConfig()
     ledger: LedgerSettings = LedgerSettings()
     budgets: BudgetsSettings | None = None

@@ -17,6 +17,7 @@ from policyd.daemon import Daemon
 from policyd.server.errors import ErrorInterceptor
 from policyd.server.servicer import PolicyServicer
 from policyd.server.stats import stats_service
+from policyd.telemetry.rpc import server_interceptor
 from policyd.v1 import policyd_pb2, policyd_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class RunningServer:
 
 
 async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningServer:
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[server_interceptor(daemon.telemetry), ErrorInterceptor()])
     servicer = PolicyServicer(daemon, stats=stats_service(daemon))
     policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()
