@@ -81,10 +81,14 @@ func (c *Client) Stream(ctx context.Context, req *policydv1.CompleteRequest, onD
 	if err != nil {
 		return nil, err
 	}
+	var final *policydv1.CompleteResponse
 	for {
 		event, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil, ErrNoFinal
+		if errors.Is(err, io.EOF) { // the final event is the last; the stream then ends with OK
+			if final == nil {
+				return nil, ErrNoFinal
+			}
+			return final, nil
 		}
 		if err != nil {
 			return nil, err
@@ -95,7 +99,7 @@ func (c *Client) Stream(ctx context.Context, req *policydv1.CompleteRequest, onD
 				onDelta(e.Delta)
 			}
 		case *policydv1.StreamCompleteResponse_Final:
-			return e.Final, nil
+			final = e.Final
 		}
 	}
 }

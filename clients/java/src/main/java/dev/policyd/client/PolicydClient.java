@@ -121,18 +121,22 @@ public final class PolicydClient implements AutoCloseable {
    * a stream that ends without its final event throws {@link IllegalStateException}.
    */
   public CompleteResponse stream(CompleteRequest request, Consumer<String> onDelta) {
+    // Read to the end (the final event is the last): an abandoned blocking iterator would hold
+    // the call open until its deadline.
+    CompleteResponse last = null;
     Iterator<StreamCompleteResponse> events = blocking.streamComplete(request);
     while (events.hasNext()) {
       StreamCompleteResponse event = events.next();
       switch (event.getEventCase()) {
         case DELTA -> onDelta.accept(event.getDelta());
-        case FINAL -> {
-          return event.getFinal();
-        }
+        case FINAL -> last = event.getFinal();
         default -> { }
       }
     }
-    throw new IllegalStateException("policyd: stream ended without a final response");
+    if (last == null) {
+      throw new IllegalStateException("policyd: stream ended without a final response");
+    }
+    return last;
   }
 
   /** Every stream event (deltas, attempts, then one final) to {@code observer}, without blocking. */
