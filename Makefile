@@ -50,7 +50,7 @@ clients-go: setup
 	cd clients/go && go vet ./... && $(CLIENT_ENV) go test -count=1 ./...
 
 clients-java: setup
-	cd clients/java && $(CLIENT_ENV) mvn -B -q -Dstyle.color=never verify
+	cd clients/java && $(CLIENT_ENV) mvn -B -q verify
 
 clients-python: setup
 	$(PY) -m pip install --quiet ./clients/python
