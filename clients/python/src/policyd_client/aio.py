@@ -5,47 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
-import grpc
-import grpc.aio
-
-from policyd_client._defaults import (
-    DEFAULT_TIMEOUT_S,
-    ChannelOptions,
-    NoFinalResponse,
-    call_metadata,
-    channel_credentials,
-    channel_options,
-)
+from policyd_client._defaults import Connection, NoFinalResponse
 from policyd_client.v1 import policyd_pb2 as pb
-from policyd_client.v1 import policyd_pb2_grpc as pb_grpc
 
 
-class AsyncClient:
+class AsyncClient(Connection):
     """Calls one policyd daemon from asyncio; errors are ``grpc.aio.AioRpcError``.
 
-    Same arguments as :class:`policyd_client.Client`. Create it inside the running event loop.
+    Arguments: see :class:`policyd_client._defaults.Connection`. Create it inside the running event loop.
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: str | None = None,
-        insecure: bool = False,
-        credentials: grpc.ChannelCredentials | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT_S,
-        options: ChannelOptions = (),
-    ) -> None:
-        creds = channel_credentials(insecure, credentials)
-        opts = channel_options(options)
-        self.channel = (
-            grpc.aio.insecure_channel(target, options=opts)
-            if creds is None
-            else grpc.aio.secure_channel(target, creds, options=opts)
-        )
-        self.stub = pb_grpc.PolicyServiceStub(self.channel)
-        self.timeout = timeout
-        self._metadata = call_metadata(token)
+    AIO = True
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -56,18 +26,15 @@ class AsyncClient:
     async def close(self) -> None:
         await self.channel.close()
 
-    def _deadline(self, timeout: float | None) -> float | None:
-        return self.timeout if timeout is None else timeout
-
     async def complete(self, request: pb.CompleteRequest, *, timeout: float | None = None) -> pb.CompleteResponse:
         """Runs the request's policy; the response's status says whether the answer was accepted."""
-        return await self.stub.Complete(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        return await self.stub.Complete(request, **self._call(timeout))
 
     async def stream_events(
         self, request: pb.CompleteRequest, *, timeout: float | None = None
     ) -> AsyncIterator[pb.StreamCompleteResponse]:
         """Every event of a streamed answer: text deltas and attempts, then one final response."""
-        call = self.stub.StreamComplete(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        call = self.stub.StreamComplete(request, **self._call(timeout))
         try:
             async for event in call:
                 yield event
@@ -95,7 +62,7 @@ class AsyncClient:
 
     async def explain(self, request: pb.CompleteRequest, *, timeout: float | None = None) -> pb.Explanation:
         """The decision the policy would make for the request, without calling any model."""
-        resp = await self.stub.Explain(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        resp = await self.stub.Explain(request, **self._call(timeout))
         return resp.explanation
 
     async def report_outcome(
@@ -103,7 +70,7 @@ class AsyncClient:
     ) -> bool:
         """Says whether an answer served its purpose; False when the same report was already recorded."""
         msg = pb.ReportOutcomeRequest(request_id=request_id, success=success, note=note)
-        resp = await self.stub.ReportOutcome(msg, timeout=self._deadline(timeout), metadata=self._metadata)
+        resp = await self.stub.ReportOutcome(msg, **self._call(timeout))
         return resp.changed
 
     async def get_stats(
@@ -111,10 +78,10 @@ class AsyncClient:
     ) -> pb.GetStatsResponse:
         """Cost per successful outcome and related figures, grouped as the request asks."""
         msg = request or pb.GetStatsRequest()
-        return await self.stub.GetStats(msg, timeout=self._deadline(timeout), metadata=self._metadata)
+        return await self.stub.GetStats(msg, **self._call(timeout))
 
     async def list_models(self, provider: str = "", tag: str = "", *, timeout: float | None = None) -> list[pb.Model]:
         """The model catalog, filtered by provider and tag when they are given."""
         msg = pb.ListModelsRequest(provider=provider, tag=tag)
-        resp = await self.stub.ListModels(msg, timeout=self._deadline(timeout), metadata=self._metadata)
+        resp = await self.stub.ListModels(msg, **self._call(timeout))
         return list(resp.models)

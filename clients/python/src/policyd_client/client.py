@@ -5,49 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
-import grpc
-
-from policyd_client._defaults import (
-    DEFAULT_TIMEOUT_S,
-    ChannelOptions,
-    NoFinalResponse,
-    call_metadata,
-    channel_credentials,
-    channel_options,
-)
+from policyd_client._defaults import Connection, NoFinalResponse
 from policyd_client.v1 import policyd_pb2 as pb
-from policyd_client.v1 import policyd_pb2_grpc as pb_grpc
 
 
-class Client:
+class Client(Connection):
     """Calls one policyd daemon; thread-safe. Errors are ``grpc.RpcError`` with the daemon's status.
 
-    ``timeout`` (seconds) is the deadline of calls that pass none; None leaves them unbounded.
-    ``insecure=True`` is plaintext, for a daemon on localhost or in the same pod; otherwise TLS
-    (the system roots, or ``credentials``). ``token`` goes with every call as a bearer token.
-    ``stub`` is the generated stub on the same channel, for anything the methods do not cover.
+    Arguments: see :class:`policyd_client._defaults.Connection`.
     """
-
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: str | None = None,
-        insecure: bool = False,
-        credentials: grpc.ChannelCredentials | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT_S,
-        options: ChannelOptions = (),
-    ) -> None:
-        creds = channel_credentials(insecure, credentials)
-        opts = channel_options(options)
-        self.channel = (
-            grpc.insecure_channel(target, options=opts)
-            if creds is None
-            else grpc.secure_channel(target, creds, options=opts)
-        )
-        self.stub = pb_grpc.PolicyServiceStub(self.channel)
-        self.timeout = timeout
-        self._metadata = call_metadata(token)
 
     def __enter__(self) -> Client:
         return self
@@ -58,18 +24,15 @@ class Client:
     def close(self) -> None:
         self.channel.close()
 
-    def _deadline(self, timeout: float | None) -> float | None:
-        return self.timeout if timeout is None else timeout
-
     def complete(self, request: pb.CompleteRequest, *, timeout: float | None = None) -> pb.CompleteResponse:
         """Runs the request's policy; the response's status says whether the answer was accepted."""
-        return self.stub.Complete(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        return self.stub.Complete(request, **self._call(timeout))
 
     def stream_events(
         self, request: pb.CompleteRequest, *, timeout: float | None = None
     ) -> Iterator[pb.StreamCompleteResponse]:
         """Every event of a streamed answer: text deltas and attempts, then one final response."""
-        call = self.stub.StreamComplete(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        call = self.stub.StreamComplete(request, **self._call(timeout))
         try:
             yield from call
         finally:
@@ -96,22 +59,22 @@ class Client:
 
     def explain(self, request: pb.CompleteRequest, *, timeout: float | None = None) -> pb.Explanation:
         """The decision the policy would make for the request, without calling any model."""
-        resp = self.stub.Explain(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        resp = self.stub.Explain(request, **self._call(timeout))
         return resp.explanation
 
     def report_outcome(self, request_id: str, success: bool, note: str = "", *, timeout: float | None = None) -> bool:
         """Says whether an answer served its purpose; False when the same report was already recorded."""
         msg = pb.ReportOutcomeRequest(request_id=request_id, success=success, note=note)
-        return self.stub.ReportOutcome(msg, timeout=self._deadline(timeout), metadata=self._metadata).changed
+        return self.stub.ReportOutcome(msg, **self._call(timeout)).changed
 
     def get_stats(
         self, request: pb.GetStatsRequest | None = None, *, timeout: float | None = None
     ) -> pb.GetStatsResponse:
         """Cost per successful outcome and related figures, grouped as the request asks."""
         msg = request or pb.GetStatsRequest()
-        return self.stub.GetStats(msg, timeout=self._deadline(timeout), metadata=self._metadata)
+        return self.stub.GetStats(msg, **self._call(timeout))
 
     def list_models(self, provider: str = "", tag: str = "", *, timeout: float | None = None) -> list[pb.Model]:
         """The model catalog, filtered by provider and tag when they are given."""
         msg = pb.ListModelsRequest(provider=provider, tag=tag)
-        return list(self.stub.ListModels(msg, timeout=self._deadline(timeout), metadata=self._metadata).models)
+        return list(self.stub.ListModels(msg, **self._call(timeout)).models)
