@@ -28,8 +28,8 @@ check-generated: setup
 	$(PY) scripts/gen.py --check
 
 lint: setup
-	$(VENV)/bin/ruff check policyd plugins tests scripts clients/python
-	$(VENV)/bin/ruff format --check policyd plugins scripts clients/python
+	$(VENV)/bin/ruff check policyd plugins tests scripts examples clients/python
+	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples clients/python
 
 typecheck: setup
 	$(VENV)/bin/mypy policyd plugins

@@ -40,8 +40,8 @@ def format_loc(loc: Iterable[Any]) -> str:
 
 def _join(prefix: str, loc: Iterable[Any]) -> str:
     rest = format_loc(loc)
-    if not rest:
-        return prefix
+    if not rest or not prefix:
+        return prefix or rest
     return f"{prefix}{rest}" if rest.startswith("[") else f"{prefix}.{rest}"
 
 
@@ -69,7 +69,8 @@ class _Loader:
             return model.model_validate(data)
         except ValidationError as exc:
             problems = []
-            for err in exc.errors():
+            # A misspelt key also makes the real one "missing": report the typo first.
+            for err in sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden"):
                 problems.append((_join(prefix, err["loc"]), _describe(err)))
             path, problem = problems[0]
             if len(problems) > 1:
@@ -194,9 +195,9 @@ class _Loader:
         vspec = self.reg.validators.get(ref.name)
         if vspec is None:
             raise self.fail(path, _unknown("validator", ref.name, self.reg.validators))
-        if vspec.needs_model:
-            if not ref.model:
-                raise self.fail(path, f"validator {ref.name!r} needs a model")
+        if vspec.needs_model and not ref.model:
+            raise self.fail(path, f"validator {ref.name!r} needs a model")
+        if ref.model:
             self.check_model(ref.model, path, catalog, providers)
         params = self.validate(vspec.params, ref.params, f"{path} (validator {ref.name})")
         try:
