@@ -92,8 +92,10 @@ def gen_python_client(out: Path) -> list[Path]:
         dest = out / CLIENT_STUBS
         dest.mkdir(parents=True)
         for src in Path(tmp, "policyd/v1").glob("*_pb2*.py*"):
-            text = src.read_text(encoding="utf-8")
-            (dest / src.name).write_text(text.replace("from policyd.v1 import", "from policyd_client.v1 import"))
+            text = src.read_text(encoding="utf-8").replace("from policyd.v1 import", "from policyd_client.v1 import")
+            if re.search(r"^\s*(from|import) policyd\.v1\b", text, re.MULTILINE):
+                raise SystemExit(f"python-client: {src.name} still imports policyd.v1 (protoc's output changed)")
+            (dest / src.name).write_text(text)
     return files_under(out, CLIENT_STUBS, "*_pb2*.py*")
 
 
