@@ -205,6 +205,8 @@ class ModelCall:
     cache_mode: CacheMode = CacheMode.DEFAULT
     sample_index: int = 0
     """Distinguishes deliberate repeated samples (self-consistency) in the cache."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The request's labels, for providers that forward metadata or replay recorded answers."""
 
 
 @dataclass(frozen=True, slots=True)
