@@ -27,8 +27,8 @@ check-generated: setup
 	$(PY) scripts/gen.py --check
 
 lint: setup
-	$(VENV)/bin/ruff check policyd plugins tests scripts
-	$(VENV)/bin/ruff format --check policyd plugins scripts
+	$(VENV)/bin/ruff check policyd plugins tests scripts examples
+	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples
 
 typecheck: setup
 	$(VENV)/bin/mypy policyd plugins

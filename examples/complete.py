@@ -1,6 +1,6 @@
 """Call a running policyd: one Complete, printing the answer, its attempts and its cost.
 
-    python examples/complete.py "Write a binary search in Go" --task coding
+python examples/complete.py "Write a binary search in Go" --task coding
 """
 
 from __future__ import annotations

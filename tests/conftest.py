@@ -59,7 +59,9 @@ async def live() -> AsyncIterator[Callable[..., object]]:
     """``await live(config_text)`` → (daemon, running server, stub) on 127.0.0.1:0."""
     started: list[tuple[Daemon, RunningServer, grpc.aio.Channel]] = []
 
-    async def start(config_text: str | None = None, *, tmp: Path | None = None) -> tuple[Daemon, RunningServer, object]:
+    async def start(
+        config_text: str | None = None, *, host: PluginHost | None = None
+    ) -> tuple[Daemon, RunningServer, object]:
         path = None
         if config_text is not None:
             import tempfile
@@ -70,7 +72,8 @@ async def live() -> AsyncIterator[Callable[..., object]]:
         import tempfile as _t
 
         daemon = build_daemon(
-            DaemonOptions(config_path=str(path) if path else None, data_dir=Path(_t.mkdtemp()), entry_points=False)
+            DaemonOptions(config_path=str(path) if path else None, data_dir=Path(_t.mkdtemp()), entry_points=False),
+            host=host,
         )
         running = await start_server(daemon, "127.0.0.1:0")
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")

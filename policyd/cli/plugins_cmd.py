@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-from policyd.plugin.manager import default_host
-
-SINGULAR = {
-    "providers": "provider",
-    "catalogs": "catalog",
-    "strategies": "strategy",
-    "validators": "validator",
-    "transforms": "transform",
-}
+from policyd.plugin.manager import SINGULAR, default_host
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

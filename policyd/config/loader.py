@@ -40,8 +40,8 @@ def format_loc(loc: Iterable[Any]) -> str:
 
 def _join(prefix: str, loc: Iterable[Any]) -> str:
     rest = format_loc(loc)
-    if not rest:
-        return prefix
+    if not rest or not prefix:
+        return prefix or rest
     return f"{prefix}{rest}" if rest.startswith("[") else f"{prefix}.{rest}"
 
 
@@ -69,7 +69,8 @@ class _Loader:
             return model.model_validate(data)
         except ValidationError as exc:
             problems = []
-            for err in exc.errors():
+            # A misspelt key also makes the real one "missing": report the typo first.
+            for err in sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden"):
                 problems.append((_join(prefix, err["loc"]), _describe(err)))
             path, problem = problems[0]
             if len(problems) > 1:

@@ -37,6 +37,15 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 """First-party plugin modules, registered in this order before any entry point."""
 
 
+SINGULAR = {
+    "providers": "provider",
+    "catalogs": "catalog",
+    "strategies": "strategy",
+    "validators": "validator",
+    "transforms": "transform",
+}
+
+
 @dataclass(frozen=True)
 class PluginInfo:
     name: str
@@ -119,10 +128,11 @@ class PluginHost:
         }
         for hook_name, (table, key_attr) in tables.items():
             kind = hook_name.removeprefix("policyd_register_")
+            noun = SINGULAR.get(kind, kind)
             hook = getattr(self.pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
+            for impl in hook.get_hookimpls():  # registration order
                 plugin_name = impl.plugin_name
-                register = self._registrar(reg, table, key_attr, kind, plugin_name)
+                register = self._registrar(reg, table, key_attr, kind, noun, plugin_name)
                 try:
                     impl.function(register=register)
                 except PluginError:
@@ -132,15 +142,17 @@ class PluginHost:
         return reg
 
     def _registrar(
-        self, reg: Registered, table: dict[str, Any], key_attr: str, kind: str, plugin_name: str
+        self, reg: Registered, table: dict[str, Any], key_attr: str, kind: str, noun: str, plugin_name: str
     ) -> Callable[[Any], None]:
         def register(spec: Any) -> None:
             key = getattr(spec, key_attr, None)
             if not isinstance(key, str) or not key:
-                raise PluginError(self.label(plugin_name), f"registered a {kind} spec without a {key_attr}")
+                raise PluginError(self.label(plugin_name), f"registered a {noun} spec without a {key_attr}")
             if key in table:
                 other = reg.origins[(kind, key)]
-                raise PluginError(self.label(plugin_name), f"{kind} {key!r} is already registered by plugin {other}")
+                raise PluginError(
+                    self.label(plugin_name), f"{noun} {key!r} is already registered by plugin {self.label(other)}"
+                )
             table[key] = spec
             reg.origins[(kind, key)] = plugin_name
 
