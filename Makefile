@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test check-generated generate lint typecheck pytest clean
+.PHONY: setup run test check-generated generate lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ check-generated: setup
 	$(PY) scripts/gen.py --check
 
 lint: setup
-	$(VENV)/bin/ruff check policyd plugins tests scripts examples
-	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples
+	$(VENV)/bin/ruff check policyd plugins tests scripts examples bench
+	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples bench
 
 typecheck: setup
 	$(VENV)/bin/mypy policyd plugins
@@ -37,6 +37,11 @@ pytest: setup
 	$(PY) -m pytest -q
 
 test: check-generated lint typecheck pytest
+
+# Benchmarks print figures, never pass/fail; CI does not run them (see docs/benchmarks.md).
+bench: setup
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
