@@ -185,12 +185,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["scenarios"]["echo"] = measure(f"grpc://{echo.address}", args, echo)
         echo.stop()
         url = f"http://{upstream.address}"
-        results["scenarios"]["direct"] = measure(f"{url}/v1/chat/completions", args, upstream)
+        if wanted(args, "direct"):
+            results["scenarios"]["direct"] = measure(f"{url}/v1/chat/completions", args, upstream)
         with tempfile.TemporaryDirectory(prefix="policyd-bench-") as tmp:
             for sc in scenarios(url):
                 if sc.note:
                     results["notes"][sc.key] = sc.note
-                if sc.config is None:
+                if sc.config is None or not wanted(args, sc.key):
                     continue
                 proc = daemon(sc, Path(tmp))
                 procs.append(proc)
@@ -207,6 +208,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
     return results
+
+
+def wanted(args: argparse.Namespace, key: str) -> bool:
+    return not args.only or key in args.only.split(",")
 
 
 def machine() -> str:
@@ -234,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of each phase; the best is kept")
     p.add_argument("--soak", type=int, default=200_000, help="requests in the memory soak (0 skips it)")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0, help="the fake upstream's added latency")
+    p.add_argument("--only", default="", help="comma-separated scenarios besides the echo baseline")
     p.add_argument("--out", type=Path, default=ROOT / "bench-out" / "results.json")
     args = p.parse_args(argv)
     results = run(args)
