@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from policyd.config.schema import FileConfig
 from policyd.plugin.manager import default_host
 
 MODEL = """
@@ -75,6 +76,7 @@ def scenarios(upstream_url: str) -> list[Scenario]:
     providers, strategies = _available()
     section, provider, note = _provider(upstream_url, providers)
     simulated = provider == "simulated"
+    has_cache = "cache" in FileConfig.model_fields  # every request repeats one prompt: all hits after the first
     good = MODEL.format(name="bench-model", provider=provider, upstream="bench-model", options="{}")
     failing = MODEL.format(
         name="fail-model",
@@ -86,7 +88,9 @@ def scenarios(upstream_url: str) -> list[Scenario]:
     ladder = "{strategy: fallback, params: {models: [fail-model, bench-model]}, cache: {enabled: false}}"
     ladder_note = "fail-fast strategy not installed: measured with fallback (next rung on error)"
     if "fail-fast" in strategies:
-        rungs = "[{model: fail-model}, {model: bench-model}]"
+        rungs = (
+            "[{model: fail-model, gate: {name: regex, params: {pattern: '.'}}}, {model: bench-model, ungated: true}]"
+        )
         ladder = f"{{strategy: fail-fast, params: {{rungs: {rungs}}}, cache: {{enabled: false}}}}"
         ladder_note = ""
     return [
@@ -94,8 +98,8 @@ def scenarios(upstream_url: str) -> list[Scenario]:
         Scenario(
             "cache",
             "(d) policyd, cache hits",
-            None,
-            "not measured: the response cache (issue #5) is not in this build",
+            _config(section, good, "{strategy: single, params: {model: bench-model}}") if has_cache else None,
+            "" if has_cache else "not measured: the response cache (issue #5) is not in this build",
         ),
         Scenario(
             "failfast",

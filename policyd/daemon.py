@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from policyd.cache.service import ResponseCache, open_cache
+from policyd.cache.settings import CacheSettings
 from policyd.config import Config, load
 from policyd.engine import Engine
 from policyd.plugin.manager import PluginHost, default_host
@@ -53,6 +55,7 @@ class Daemon:
     data_dir: Path
     closers: list[Closer] = field(default_factory=list)
     """Run in reverse order on shutdown: flush and close what was opened."""
+    cache: ResponseCache | None = None
 
     @property
     def config(self) -> Config:
@@ -72,5 +75,13 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     registered = host.collect()
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()
-    engine = Engine(config, registered)
-    return Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)
+    try:
+        ensure_private_dir(data_dir)
+    except OSError as exc:
+        log.warning("cannot create the data directory %s: %s", data_dir, exc.strerror or exc)
+    cache = open_cache(config.raw.cache if config.raw else CacheSettings(), data_dir)
+    engine = Engine(config, registered, call_layers=[cache.layer] if cache else [])
+    daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir, cache=cache)
+    if cache is not None:
+        daemon.closers.append(cache.aclose)
+    return daemon

@@ -64,7 +64,7 @@ def behave(call: ModelCall, *, seed: str, latency_scale: float) -> Behaviour:
     if _unit("error", *key) < float(overrides.get("error_rate", 0.0)):
         return Behaviour("", (), 0, 0, 0, "error", 0.0, 0.0, False, None, error="simulated upstream error")
     reasoning = EFFORT_REASONING_TOKENS[call.effort] if call.model.thinking else 0
-    if call.role is AttemptRole.VALIDATE:
+    if _asks_for_verdict(call):
         good, text = _judge(call, profile, key)
         tool_calls: tuple[ToolCall, ...] = ()
     else:
@@ -111,7 +111,7 @@ def _answer(call: ModelCall, good: bool) -> tuple[str, tuple[ToolCall, ...]]:
     prompt = " ".join(_last_user_text(call.messages).split())
     gist = prompt[:80] + ("..." if len(prompt) > 80 else "")
     fmt = call.params.response_format
-    if call.tools and call.role is not AttemptRole.VALIDATE:
+    if call.tools:
         tool = call.tools[0]
         args = _instance(tool.parameters, good)
         cid = "call_" + hashlib.sha256(f"{call.model.id}{gist}".encode()).hexdigest()[:12]
@@ -144,10 +144,22 @@ def _instance(schema: Mapping[str, Any], good: bool) -> Any:
     )
 
 
+def _asks_for_verdict(call: ModelCall) -> bool:
+    """A validation call whose instructions ask for a ``"verdict"`` (an LLM judge), not a re-sample."""
+    return call.role is AttemptRole.VALIDATE and any(
+        m.role is Role.SYSTEM and '"verdict"' in m.content for m in call.messages
+    )
+
+
 def _judge(call: ModelCall, profile: Profile, key: tuple[object, ...]) -> tuple[bool, str]:
-    """A simulated judge: reads the draft's quality marker and answers a verdict as JSON."""
+    """A simulated judge: reads the draft's quality marker and answers a verdict as JSON.
+
+    The verdict format is the one ``llm-judge`` asks for; the last marker in the
+    transcript is the draft's. A sharp judge (its profile's quality) sees the truth.
+    """
     transcript = "\n".join(m.content for m in call.messages)
-    draft_good = GOOD in transcript if (GOOD in transcript or FLAWED in transcript) else None
+    good_at, flawed_at = transcript.rfind(GOOD), transcript.rfind(FLAWED)
+    draft_good = None if good_at == flawed_at == -1 else good_at > flawed_at
     sharp = _unit("judge", *key) < profile.quality_for("*")
     if draft_good is None:
         draft_good = sharp

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from policyd.plugin import hookimpl
 from policyd.plugin.specs import StrategySpec
+from policyd_strategies import draft_validate, fail_fast, thinking_escalation
 from policyd_strategies.basic import (
     FallbackParams,
     SingleParams,
@@ -36,3 +37,5 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             describe=describe_fallback,
         )
     )
+    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC):
+        register(spec)

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policyd.engine.context import StrategyContext
 from policyd.engine.explain import ExplainContext
+from policyd.plugin.specs import EffortParam
 from policyd.types import AttemptRole, Effort, Outcome, OutcomeStatus, PlanStep
 
 
@@ -13,7 +14,7 @@ class SingleParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
-    effort: Effort = Effort.OFF
+    effort: EffortParam = Effort.OFF
 
 
 async def run_single(ctx: StrategyContext) -> Outcome:
@@ -34,7 +35,7 @@ class FallbackParams(BaseModel):
 
     models: list[str] = Field(min_length=1)
     """Tried in order; the next one only when the previous call failed."""
-    effort: Effort = Effort.OFF
+    effort: EffortParam = Effort.OFF
 
 
 async def run_fallback(ctx: StrategyContext) -> Outcome:

@@ -195,9 +195,9 @@ class _Loader:
         vspec = self.reg.validators.get(ref.name)
         if vspec is None:
             raise self.fail(path, _unknown("validator", ref.name, self.reg.validators))
-        if vspec.needs_model:
-            if not ref.model:
-                raise self.fail(path, f"validator {ref.name!r} needs a model")
+        if vspec.needs_model and not ref.model:
+            raise self.fail(path, f"validator {ref.name!r} needs a model")
+        if ref.model:
             self.check_model(ref.model, path, catalog, providers)
         params = self.validate(vspec.params, ref.params, f"{path} (validator {ref.name})")
         try:

@@ -10,9 +10,10 @@ signatures never change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from policyd.config.loader import validator_key
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
 from policyd.engine.plan_match import Match, model_allowed
-from policyd.errors import PolicydError, UpstreamError
+from policyd.errors import PluginError, PolicydError, UpstreamError
 from policyd.plugin.specs import DeltaSink, Progress, ValidatorRef
 from policyd.types import (
     Attempt,
@@ -37,6 +38,7 @@ from policyd.types import (
     OutcomeStatus,
     Request,
     Role,
+    Tool,
     Verdict,
     VerdictKind,
 )
@@ -113,6 +115,8 @@ class StrategyContext:
         self.best_output: Message | None = None
         """The latest usable answer, returned when the budget or deadline stops the strategy."""
         self.streamed = False
+        self._logprobs: dict[Message, tuple[float, ...]] = {}
+        self._box: float | None = None
         self._handler = handler
         self._on_delta = progress.on_delta if progress else None
         self._on_attempt = progress.on_attempt if progress else None
@@ -134,16 +138,47 @@ class StrategyContext:
         return self.excluded_by(model_id) is None
 
     def estimate_call_usd(
-        self, model_id: str, messages: tuple[Message, ...] | None = None, max_output_tokens: int | None = None
+        self,
+        model_id: str,
+        messages: tuple[Message, ...] | None = None,
+        max_output_tokens: int | None = None,
+        effort: Effort = Effort.OFF,
+        tools: tuple[Tool, ...] | None = None,
     ) -> float:
-        """Worst-case cost of one call: estimated input plus the whole output allowance."""
+        """Worst-case cost of one call: estimated input plus the whole output and reasoning allowance."""
         model = self.catalog[model_id]
         msgs = self.request.messages if messages is None else messages
         out = max_output_tokens or self.request.params.max_output_tokens or tokens.DEFAULT_MAX_OUTPUT_TOKENS
-        return model.cost_usd(tokens.input_tokens(msgs, self.request.tools), out)
+        out += tokens.reasoning_allowance(effort, model.thinking)
+        offered = self.request.tools if tools is None else tools
+        return model.cost_usd(tokens.input_tokens(msgs, offered), out)
 
     def can_afford(self, usd: float) -> bool:
         return self.spent_usd + self.reserved_usd + usd <= self.max_cost_usd + 1e-12
+
+    @contextlib.contextmanager
+    def time_box(self, seconds: float | None) -> Iterator[None]:
+        """Bound every call made inside the block to ``seconds`` from now.
+
+        A strategy gives one step (a fail-fast rung and its gate) a share of the
+        deadline this way. A call that runs out of boxed time is a failed attempt,
+        not the end of the request; the request's own deadline still raises
+        :class:`OutOfTime`. Boxes nest: the tighter one wins.
+        """
+        if seconds is None:
+            yield
+            return
+        outer = self._box
+        end = self._clock() + max(0.0, seconds)
+        self._box = end if outer is None else min(outer, end)
+        try:
+            yield
+        finally:
+            self._box = outer
+
+    def box_remaining_s(self) -> float | None:
+        """Seconds left in the innermost :meth:`time_box`, or None outside any box."""
+        return None if self._box is None else self._box - self._clock()
 
     # ------------------------------------------------------------ calls
 
@@ -159,13 +194,15 @@ class StrategyContext:
         final: bool = False,
         timeout_s: float | None = None,
         sample_index: int = 0,
+        tools: tuple[Tool, ...] | None = None,
     ) -> CallResult:
         """Call a model within the remaining deadline and budget; always records an Attempt.
 
         ``final=True`` marks a call whose answer goes to the caller as is: on a streaming
         request its text is relayed as it arrives. Raises :class:`OutOfBudget` or
         :class:`OutOfTime` when the call cannot be paid for or finished; an upstream
-        failure is returned as a failed :class:`CallResult`.
+        failure is returned as a failed :class:`CallResult`. ``tools`` replaces the
+        request's tools (a judge is offered none).
         """
         model = self.catalog[model_id]
         excluded = self.excluded_by(model_id)
@@ -173,7 +210,8 @@ class StrategyContext:
             return CallResult(None, self._record(role, model, effort, error=f"excluded by {excluded}"))
         msgs = self.request.messages if messages is None else messages
         gen = params or self.request.params
-        worst = self.estimate_call_usd(model_id, msgs, gen.max_output_tokens)
+        offered = self.request.tools if tools is None else tools
+        worst = self.estimate_call_usd(model_id, msgs, gen.max_output_tokens, effort, offered)
         if not self.can_afford(worst):
             raise OutOfBudget(
                 f"next call to {model_id} may cost ${worst:.6f}; "
@@ -186,10 +224,15 @@ class StrategyContext:
                 raise OutOfTime(f"{remaining * 1000:.0f} ms left, too little to call {model_id}")
             left = remaining - DEADLINE_MARGIN_S
             budget_s = left if budget_s is None else min(budget_s, left)
+        box_left = self.box_remaining_s()
+        if box_left is not None:
+            if box_left < MIN_CALL_S:
+                return CallResult(None, self._record(role, model, effort, error="no time left in this step's share"))
+            budget_s = box_left if budget_s is None else min(budget_s, box_left)
         call = ModelCall(
             model=model,
             messages=msgs,
-            tools=self.request.tools,
+            tools=offered,
             params=gen,
             effort=effort,
             role=role,
@@ -200,6 +243,7 @@ class StrategyContext:
             cache_mode=self.request.cache_mode if self.plan.cache_enabled else CacheMode.BYPASS,
             sample_index=sample_index,
             labels=self.request.labels,
+            cache_ttl_s=self.plan.cache_ttl_s,
         )
         sink = self._stream_sink() if final and self._on_delta is not None else None
         self.reserved_usd += worst
@@ -210,7 +254,7 @@ class StrategyContext:
         except TimeoutError:
             elapsed_ms = (self._clock() - started) * 1000
             result = self._failed(role, model, effort, started, f"timed out after {elapsed_ms:.0f} ms")
-            if remaining is not None and (timeout_s is None or timeout_s >= remaining - DEADLINE_MARGIN_S):
+            if remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S:
                 raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
             return result
         except UpstreamError as exc:
@@ -241,7 +285,13 @@ class StrategyContext:
         )
         if role is not AttemptRole.VALIDATE:
             self.best_output = response.message
+        if response.logprobs is not None:
+            self._logprobs[response.message] = response.logprobs
         return CallResult(response, attempt)
+
+    def logprobs_of(self, message: Message) -> tuple[float, ...] | None:
+        """Token log-probabilities of an answer this request received, where the upstream returned them."""
+        return self._logprobs.get(message)
 
     def _stream_sink(self) -> DeltaSink:
         assert self._on_delta is not None
@@ -284,7 +334,15 @@ class StrategyContext:
         """
         validator = self.config.validators[validator_key(ref)]
         before = len(self.attempts)
-        verdict = await validator(self, draft)
+        try:
+            verdict = await validator(self, draft)
+        except PolicydError:
+            raise
+        except Exception as exc:
+            log.exception("validator %s raised", ref.name)
+            raise PluginError(f"validator {ref.name}", f"raised {type(exc).__name__}") from exc
+        if not isinstance(verdict, Verdict):
+            raise PluginError(f"validator {ref.name}", f"returned {type(verdict).__name__}, not Verdict")
         if not verdict.validator:
             verdict = replace(verdict, validator=ref.name)
         own = [i for i in range(before, len(self.attempts)) if self.attempts[i].role is AttemptRole.VALIDATE]
@@ -298,6 +356,12 @@ class StrategyContext:
         if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
             self.best_output = verdict.repaired
         return verdict
+
+    def needs_logprobs(self, ref: ValidatorRef | None) -> bool:
+        """Whether a validator reads the draft's token log-probabilities (ask the drafter for them)."""
+        if ref is None:
+            return False
+        return bool(getattr(self.config.validators[validator_key(ref)], "needs_logprobs", False))
 
     # ------------------------------------------------------------ outcome
 

@@ -11,12 +11,19 @@ import json
 import math
 from collections.abc import Iterable
 
-from policyd.types import Message, Tool
+from policyd.types import Effort, Message, Tool
 
 CHARS_PER_TOKEN = 4
 PER_MESSAGE_OVERHEAD = 4
 DEFAULT_MAX_OUTPUT_TOKENS = 1024
 """Output tokens reserved for a call whose request sets no ``max_output_tokens``."""
+REASONING_ALLOWANCE: dict[Effort, int] = {Effort.OFF: 0, Effort.LOW: 1024, Effort.MEDIUM: 4096, Effort.HIGH: 8192}
+"""Reasoning tokens a thinking model may bill per effort level, reserved on top of the output allowance."""
+
+
+def reasoning_allowance(effort: Effort, thinking: bool) -> int:
+    """Worst-case reasoning tokens of one call; models without thinking support bill none."""
+    return REASONING_ALLOWANCE[effort] if thinking else 0
 
 
 def text_tokens(text: str) -> int:

@@ -90,7 +90,7 @@ def evaluate(
         cpt80=metrics.cpt(curve, 0.8),
         apgr=metrics.apgr(curve),
         mismatches=sum(len(r.mismatches) for r in runs),
-        notes=ds.notes,
+        notes=(*ds.notes, f"operating points ran on: {', '.join(sorted({r.strategy for r in runs}))}"),
         prices={
             m: {
                 "input_usd_per_mtok": p.input_usd_per_mtok,

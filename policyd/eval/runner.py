@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,32 @@ class Arm:
     """(items, threshold) pairs: one per fold."""
 
 
-def config_text(ds: Dataset, arms: Sequence[Arm], dataset_key: str) -> str:
+def validator_gate(gate: Gate, threshold: float | None) -> dict[str, Any] | None:
+    """The gate as one of policyd's own validators, when one expresses it exactly."""
+    if gate.scored == "logprob" and not gate.checks and (threshold is None or math.isfinite(threshold)):
+        floor = -1e300 if threshold is None else min(0.0, threshold)
+        return {"name": "logprob-confidence", "params": {"min_mean_logprob": floor}}
+    if gate.scored is None and gate.checks == ("format",):
+        return {"name": "regex", "params": {"pattern": gate.pattern}}
+    return None
+
+
+def plan_for(
+    ladder: Sequence[str], gate: Gate, threshold: float | None, strategies: Collection[str]
+) -> tuple[str, dict[str, Any]]:
+    """``fail-fast`` with a policyd validator as every rung's gate where one fits, else ``eval-ladder``."""
+    ref = validator_gate(gate, threshold)
+    if ref is not None and "fail-fast" in strategies:
+        rungs: list[dict[str, Any]] = [{"model": m} for m in ladder[:-1]]
+        rungs.append({"model": ladder[-1], "ungated": True})
+        return "fail-fast", {"rungs": rungs, "gate": ref}
+    params: dict[str, Any] = {"models": list(ladder), "gate": gate.spec}
+    if threshold is not None:
+        params["threshold"] = threshold if math.isfinite(threshold) else 1e300
+    return STRATEGY, params
+
+
+def config_text(ds: Dataset, arms: Sequence[Arm], dataset_key: str, strategies: Collection[str] = ()) -> str:
     """The policy file the engine runs: every dataset model on ``replay``, one policy per (arm, fold)."""
     models = {
         model: {
@@ -58,15 +83,10 @@ def config_text(ds: Dataset, arms: Sequence[Arm], dataset_key: str) -> str:
     policies: dict[str, Any] = {}
     for a, arm in enumerate(arms):
         for g, (_, threshold) in enumerate(arm.groups):
-            params: dict[str, Any] = {"models": list(arm.ladder), "gate": arm.gate.spec}
-            if threshold is not None:
-                params["threshold"] = threshold if math.isfinite(threshold) else 1e300
-            policies[policy_name(a, g)] = {
-                "description": f"{arm.label}, fold {g}",
-                "rules": [
-                    {"name": "all", "plan": {"strategy": STRATEGY, "params": params, "cache": {"enabled": False}}}
-                ],
-            }
+            strategy, params = plan_for(arm.ladder, arm.gate, threshold, strategies)
+            plan = {"strategy": strategy, "params": params, "cache": {"enabled": False}}
+            rules = [{"name": "all", "plan": plan}]
+            policies[policy_name(a, g)] = {"description": f"{arm.label}, fold {g}", "rules": rules}
     doc = {
         "version": f"eval-{ds.name}",
         "defaults": {"policy": policy_name(0, 0), "deadline_ms": 600_000, "max_cost_usd": 1000.0},
@@ -87,7 +107,8 @@ def build_engine(ds: Dataset, arms: Sequence[Arm]) -> Engine:
     host.add(EvalLadderPlugin(), "policyd_eval", version=__version__, origin="direct")
     registered = host.collect()
     # The replay provider's factory finds the dataset already loaded in this process by its key.
-    config = load_text(config_text(ds, arms, remember(ds)), registered, f"<eval {ds.name}>")
+    text = config_text(ds, arms, remember(ds), registered.strategies)
+    config = load_text(text, registered, f"<eval {ds.name}>")
     return Engine(config, registered)
 
 
@@ -110,6 +131,8 @@ def item_result(ds: Dataset, item: str, outcome: Outcome) -> ItemResult:
 @dataclass
 class ArmRun:
     arm: Arm
+    strategy: str
+    """The strategy the engine ran this operating point on."""
     results: list[ItemResult]
     mismatches: list[str]
     """Items where the engine and the direct computation disagree (should be none)."""
@@ -139,7 +162,8 @@ async def run_arms(ds: Dataset, arms: Sequence[Arm], *, concurrency: int = 64, p
     finally:
         bar.close()
         await engine.aclose()
-    runs = [ArmRun(arm, [], []) for arm in arms]
+    strategies = engine.registered.strategies
+    runs = [ArmRun(arm, plan_for(arm.ladder, arm.gate, arm.groups[0][1], strategies)[0], [], []) for arm in arms]
     for (a, g, item), res in zip(jobs, results, strict=True):
         run = runs[a]
         run.results.append(res)

@@ -32,6 +32,8 @@ ENTRY_POINT_GROUP = "policyd"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_simulated",
     "policyd_strategies",
+    "policyd_validators",
+    "policyd_transforms",
     "policyd_replay",
 )
 """First-party plugin modules, registered in this order before any entry point."""

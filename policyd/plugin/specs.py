@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from policyd.types import Attempt, Message, ModelCall, ModelResponse, ModelSpec, PlanStep, Request, Verdict
+from policyd.types import Attempt, Effort, Message, ModelCall, ModelResponse, ModelSpec, PlanStep, Request, Verdict
 
 if TYPE_CHECKING:
     from policyd.engine.context import StrategyContext
@@ -30,6 +30,14 @@ class Progress:
     on_delta: DeltaSink | None = None
     on_attempt: Callable[[Attempt], None] | None = None
     """Called when an attempt is recorded, and again (same index) when its verdict is known."""
+
+
+def _yaml_off(value: Any) -> Any:
+    return Effort.OFF if value is False else value
+
+
+EffortParam = Annotated[Effort, BeforeValidator(_yaml_off)]
+"""An effort level in plan parameters. YAML reads a bare ``off`` as false; that means off."""
 
 
 class NoParams(BaseModel):
@@ -111,6 +119,15 @@ class ValidatorRef(BaseModel):
 
 
 class Validator(Protocol):
+    """A built validator: an async callable judging one draft.
+
+    Two optional attributes let strategies and ``Explain`` use it well:
+
+    * ``needs_logprobs: bool`` — the drafter is asked for token log-probabilities;
+    * ``estimate_usd(ectx) -> (best, worst)`` — the USD one run may cost, from the
+      :class:`~policyd.engine.explain.ExplainContext`; without it the validator is free.
+    """
+
     async def __call__(self, ctx: StrategyContext, draft: Message) -> Verdict:
         """Judge ``draft`` for ``ctx.request``. May call models through ``ctx``."""
         ...

@@ -10,7 +10,7 @@ from policyd.engine import Engine
 from policyd.engine.context import OutOfBudget, StrategyContext
 from policyd.engine.explain import explain
 from policyd.engine.plan_match import match_request
-from policyd.types import AttemptRole, Constraints, Message, OutcomeStatus, Request, Role
+from policyd.types import AttemptRole, Constraints, Effort, Message, OutcomeStatus, Request, Role
 
 POLICY = """
 providers:
@@ -95,3 +95,27 @@ async def test_deadline_too_short_stops_with_deadline_exceeded(make_config, regi
     outcome = await Engine(config, registered).complete(_request(deadline=time.monotonic() + 0.2))
     assert outcome.status is OutcomeStatus.DEADLINE_EXCEEDED
     assert outcome.attempts[-1].error.startswith("timed out after")
+
+
+def test_thinking_calls_reserve_their_effort_reasoning_allowance(make_config, registered):
+    config = make_config(POLICY)
+    ctx = _ctx(config, registered, _request(), max_cost=1.0)
+    off = ctx.estimate_call_usd("claude-opus-4.1", effort=Effort.OFF)
+    high = ctx.estimate_call_usd("claude-opus-4.1", effort=Effort.HIGH)
+    opus = config.catalog["claude-opus-4.1"]
+    assert high - off == pytest.approx(opus.cost_usd(0, 8192))
+    assert ctx.estimate_call_usd("kimi-k2", effort=Effort.HIGH) == ctx.estimate_call_usd("kimi-k2"), "cannot think"
+
+
+async def test_a_time_box_fails_the_call_but_not_the_request(make_config, registered):
+    config = make_config(POLICY.replace("latency_scale: 0", "latency_scale: 1"))
+    ctx = _ctx(config, registered, _request(), max_cost=1.0)
+    with ctx.time_box(0.05):
+        result = await ctx.call("claude-opus-4.1")
+        assert not result.ok and "timed out" in result.attempt.error
+        with ctx.time_box(10):
+            assert ctx.box_remaining_s() is not None and ctx.box_remaining_s() < 0.05, "the tighter box wins"
+    assert ctx.box_remaining_s() is None
+    with ctx.time_box(0):
+        skipped = await ctx.call("claude-opus-4.1")
+    assert skipped.attempt.error == "no time left in this step's share"
