@@ -45,7 +45,7 @@ def test_bench_run_measures_every_scenario(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())
-    for key in ("echo", "direct", "passthrough", "failfast"):
+    for key in ("echo", "direct", "passthrough", "cache", "failfast"):
         phases = results["scenarios"][key]
         assert phases["open"]["count"] > 0 and phases["open"]["errors"] == 0, key
         assert phases["closed"]["count"] > 0 and phases["closed"]["errors"] == 0, key

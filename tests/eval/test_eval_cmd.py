@@ -28,6 +28,8 @@ def test_eval_prints_the_table_writes_json_and_a_png(capsys, tmp_path):
         assert column in text
     assert doc["engine_vs_direct_mismatches"] == 0
     assert doc["fitting"] == "train split -> test split"
+    # A logprob gate runs on fail-fast with policyd's own logprob-confidence validator.
+    assert "operating points ran on: fail-fast" in doc["notes"]
     rows = {r["label"]: r for r in doc["rows"]}
     weak, strong = rows[f"always {CHEAP}"], rows[f"always {STRONG}"]
     gated = rows["logprob pgr:0.8"]
@@ -74,6 +76,7 @@ def test_fixed_gate_and_agreement_run_through_the_engine(capsys, tmp_path):
     _, doc = run_eval(capsys, tmp_path, f"jsonl:{path}", "--gate", f"format:####+agreement:{STRONG}", "--no-plot")
     [policy] = [r for r in doc["rows"] if r["label"].startswith("gate ")]
     assert doc["engine_vs_direct_mismatches"] == 0
+    assert "operating points ran on: eval-ladder" in doc["notes"]  # no policyd validator does agreement
     # Agreement with the strong model costs a strong call on every item.
     assert policy["usd_per_query"] > next(r for r in doc["rows"] if r["label"] == f"always {STRONG}")["usd_per_query"]
 
@@ -92,3 +95,10 @@ def test_bad_options_are_clear_errors(capsys, tmp_path, args, message):
     code = main(["eval", "--dataset", f"jsonl:{path}", "--out", str(tmp_path / "o"), "--no-plot", *args])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_format_gate_runs_on_fail_fast_with_the_regex_validator(capsys, tmp_path):
+    path = write(tmp_path / "r.jsonl")
+    _, doc = run_eval(capsys, tmp_path, f"jsonl:{path}", "--gate", "format:#### 1", "--no-plot")
+    assert "operating points ran on: fail-fast" in doc["notes"]
+    assert doc["engine_vs_direct_mismatches"] == 0
