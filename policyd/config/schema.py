@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from policyd.cache.settings import CacheSettings
+from policyd.config.retries import RetriesConfig
+from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
 
 
@@ -100,4 +102,6 @@ class FileConfig(_Strict):
     """Registered catalogs to load; None loads all of them."""
     models: dict[str, ModelConfig] = {}
     policies: dict[str, PolicyConfig] = Field(min_length=1)
+    retries: RetriesConfig = RetriesConfig()
     cache: CacheSettings = CacheSettings()
+    telemetry: TelemetryConfig = TelemetryConfig()

@@ -1,0 +1,18 @@
+"""The ``gemini`` provider kind: Google's Gemini API (generateContent and streamGenerateContent).
+
+The key travels in the ``x-goog-api-key`` header, never in a ``?key=`` query that
+access logs and traces would record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from policyd.plugin import hookimpl
+from policyd.plugin.specs import ProviderSpec
+from policyd_gemini.provider import GeminiProvider, GeminiSettings
+
+
+@hookimpl
+def policyd_register_providers(register: Callable[[ProviderSpec], None]) -> None:
+    register(ProviderSpec(kind="gemini", factory=GeminiProvider, settings=GeminiSettings))
