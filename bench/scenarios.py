@@ -46,6 +46,7 @@ def _provider(upstream_url: str, providers: set[str]) -> tuple[str, str, str]:
         section = f"""
     providers:
       fake: {{kind: openai-compatible, base_url: "{upstream_url}/v1"}}
+      fake-failing: {{kind: openai-compatible, base_url: "{upstream_url}/v1"}}
 """
         return section, "fake", ""
     section = """
@@ -80,7 +81,8 @@ def scenarios(upstream_url: str) -> list[Scenario]:
     good = MODEL.format(name="bench-model", provider=provider, upstream="bench-model", options="{}")
     failing = MODEL.format(
         name="fail-model",
-        provider=provider,
+        # Its own provider instance: a failing upstream must not open the healthy one's circuit breaker.
+        provider=provider if simulated else "fake-failing",
         upstream="fail-model",
         options="{simulated: {error_rate: 1.0}}" if simulated else "{}",
     )
