@@ -1,12 +1,16 @@
-"""The bare grpc.aio limit: PolicyService.Complete that echoes the prompt, nothing else."""
+"""The bare grpc.aio limit: PolicyService.Complete that echoes the prompt, nothing else.
+
+It runs on the event loop ``policyd serve`` would pick (uvloop when installed,
+``POLICYD_EVENT_LOOP`` to choose), so that the baseline is the limit of the same stack.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import grpc.aio
 
+from policyd.cli import event_loop
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc as pb_grpc
 
@@ -33,7 +37,7 @@ async def serve(listen: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--listen", default="127.0.0.1:0")
-    asyncio.run(serve(p.parse_args().listen))
+    event_loop.run(serve(p.parse_args().listen), event_loop.loop_factory()[1])
 
 
 if __name__ == "__main__":

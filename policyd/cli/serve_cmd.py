@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import logging
 import os
 
+from policyd.cli import event_loop
 from policyd.cli.common import add_config_option, add_data_dir_option
 from policyd.daemon import DaemonOptions, build_daemon
 from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, serve
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    loop_name, factory = event_loop.loop_factory()  # a bad POLICYD_EVENT_LOOP fails before anything starts
     daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir))
-    asyncio.run(serve(daemon, args.listen, args.grace))
+    log.info("event loop: %s", loop_name)
+    event_loop.run(serve(daemon, args.listen, args.grace), factory)
     return 0
