@@ -22,6 +22,7 @@ from policyd.config.model import Config, Plan
 from policyd.engine import tokens
 from policyd.engine.plan_match import Match, model_allowed
 from policyd.errors import PluginError, PolicydError, UpstreamError
+from policyd.ids import new_id
 from policyd.plugin.specs import DeltaSink, Progress, ValidatorRef
 from policyd.types import (
     Attempt,
@@ -380,4 +381,5 @@ class StrategyContext:
             saved_usd=sum(a.saved_usd for a in self.attempts),
             tenant=self.request.tenant,
             task=self.request.task,
+            decision_id=new_id(),
         )

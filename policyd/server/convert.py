@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import math
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from policyd.errors import InvalidArgument
+from policyd.ids import new_id
 from policyd.types import (
     Attempt,
     AttemptRole,
@@ -38,6 +38,9 @@ from policyd.types import (
 from policyd.v1 import policyd_pb2 as pb
 
 MAX_STOP_SEQUENCES = 4
+DEFAULT_PARAMS = GenerationParams()
+DEFAULT_CONSTRAINTS = Constraints()
+"""What an absent ``params`` / ``constraints`` message means (shared: most requests send neither)."""
 
 _ROLES = {
     pb.ROLE_SYSTEM: Role.SYSTEM,
@@ -219,14 +222,14 @@ def request_from_proto(
     if any(not k for k in msg.labels):
         raise InvalidArgument("labels", "label keys must not be empty")
     return Request(
-        request_id=msg.request_id or uuid.uuid4().hex,
+        request_id=msg.request_id or new_id(),
         messages=messages,
-        tools=_tools(msg.tools),
-        params=_params(msg.params),
+        tools=_tools(msg.tools) if msg.tools else (),
+        params=_params(msg.params) if msg.HasField("params") else DEFAULT_PARAMS,
         task=msg.task,
         stakes=stakes,
         labels=dict(msg.labels),
-        constraints=_constraints(msg.constraints),
+        constraints=_constraints(msg.constraints) if msg.HasField("constraints") else DEFAULT_CONSTRAINTS,
         cache_mode=cache_mode,
         policy=msg.policy,
         tenant=tenant,

@@ -142,7 +142,9 @@ class TelemetryLayers:
 
     def _finish(self, outcome: Outcome, span: trace.Span) -> Outcome:
         attempts = tuple(scrub_attempt(a) for a in outcome.attempts)
-        outcome = replace(outcome, attempts=attempts, trace_id=outcome.trace_id or trace_id_hex(span))
+        trace_id = outcome.trace_id or trace_id_hex(span)
+        if trace_id != outcome.trace_id or any(a is not b for a, b in zip(attempts, outcome.attempts, strict=True)):
+            outcome = replace(outcome, attempts=attempts, trace_id=trace_id)
         if self.instruments is not None:
             self.instruments.record_outcome(outcome)
         return outcome
