@@ -38,6 +38,33 @@ log = logging.getLogger(__name__)
 CallNext = Callable[[ModelCall, "DeltaSink | None"], Awaitable[ModelResponse]]
 
 UNSTORABLE_FINISH = frozenset({"error", "cancelled"})
+RECENT_ENTRIES = 128
+RECENT_MAX_BYTES = 32 * 1024
+"""Bounds of the decoded-entry memo: at most 128 entries of up to 32 KiB each."""
+
+
+class RecentEntries:
+    """Entries decoded lately, reused while the store keeps returning the same bytes.
+
+    Decoding and checking an entry cost about as much as reading it from disk, and a hot
+    key is read over and over. The store is still read on every lookup (so a ``policyd
+    cache clear`` or another daemon's write is seen at once); only when the bytes read
+    equal the bytes decoded last time is that decoding reused.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[bytes, Entry]] = {}
+
+    def decode(self, data: bytes, *, key: str, tenant: str) -> Entry:
+        known = self._entries.get(key)
+        if known is not None and known[0] == data and known[1].tenant == tenant:
+            return known[1]
+        entry = decode(data, key=key, tenant=tenant)
+        if len(data) <= RECENT_MAX_BYTES:
+            if key not in self._entries and len(self._entries) >= RECENT_ENTRIES:
+                del self._entries[next(iter(self._entries))]  # the oldest
+            self._entries[key] = (data, entry)
+        return entry
 
 
 class CacheLayer:
@@ -56,6 +83,7 @@ class CacheLayer:
         self.default_ttl_s = default_ttl_s
         self.clock = clock
         self.flights: SingleFlight[ModelResponse] = SingleFlight()
+        self.recent = RecentEntries()
 
     async def __call__(self, call: ModelCall, on_delta: DeltaSink | None, next_: CallNext) -> ModelResponse:
         mode = call.cache_mode
@@ -96,7 +124,7 @@ class CacheLayer:
         if data is None:
             return None
         try:
-            entry = decode(data, key=key, tenant=tenant)
+            entry = self.recent.decode(data, key=key, tenant=tenant)
         except CorruptEntry as exc:
             self.store.evict_corrupt(key, str(exc))
             return None

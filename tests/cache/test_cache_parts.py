@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policyd.cache.codec import CorruptEntry, Entry, decode, encode
-from policyd.cache.keys import call_key
+from policyd.cache.keys import call_key, canonical, form_of, stdlib_canonical
+from policyd.cache.layer import RECENT_ENTRIES, RecentEntries
 from policyd.cache.service import ResponseCache
 from policyd.cache.settings import CacheSettings
 from policyd.cache.singleflight import SingleFlight
@@ -84,6 +85,36 @@ def test_distinct_tenants_never_share_a_key(t1, t2):
     k1 = call_key(dataclasses.replace(BASE, tenant=t1))
     k2 = call_key(dataclasses.replace(BASE, tenant=t2))
     assert (k1 == k2) == (t1 == t2)
+
+
+RICH = dataclasses.replace(
+    BASE,
+    model=dataclasses.replace(MODEL, options={"thinking_flag": "on", "n": [1, 2.5], "z": {"b": 1, "a": 0}}),
+    messages=(Message(Role.SYSTEM, "Réponds en français ✓"), Message(Role.USER, 'tab\t "quote" \u0001 \U0001f600')),
+    tools=(Tool("lookup", "find a thing", {"type": "object", "properties": {"q": {"type": "string"}}}),),
+    params=GenerationParams(temperature=0.7, top_p=0.95, max_output_tokens=256, stop=("\n\n",), seed=7),
+    effort=Effort.HIGH,
+)
+
+
+@pytest.mark.parametrize("call", [BASE, RICH])
+def test_keys_are_the_bytes_the_standard_library_wrote_so_stored_entries_still_match(call):
+    assert canonical(call) == stdlib_canonical(form_of(call))
+
+
+@given(st.text(), st.floats(min_value=0.0, max_value=2.0).filter(lambda t: t == 0 or t >= 1e-4))
+def test_any_prompt_and_temperature_key_as_before(text, temperature):
+    """Below 1e-4 the two write floats differently (``1e-05`` and ``0.00001``): such keys changed once."""
+    call = dataclasses.replace(
+        BASE, messages=(Message(Role.USER, text),), params=GenerationParams(temperature=temperature)
+    )
+    assert canonical(call) == stdlib_canonical(form_of(call))
+
+
+def test_an_option_orjson_cannot_write_still_gets_a_key():
+    huge = dataclasses.replace(BASE, model=dataclasses.replace(MODEL, options={"big": 2**70}))
+    assert call_key(huge) != call_key(BASE)
+    assert canonical(huge) == stdlib_canonical(form_of(huge))
 
 
 # ---------------------------------------------------------------- entries
@@ -244,6 +275,34 @@ async def test_ttl_from_the_call_then_the_default(cache):
     clock.now += 2
     assert not (await cache.layer(other, None, next_)).cached
     assert len(calls) == 4
+
+
+async def test_a_replaced_entry_is_answered_anew_not_from_the_decoded_memo(cache):
+    _calls, next_ = upstream_counting()
+    await cache.layer(BASE, None, next_)
+    cache.writer.flush()
+    assert (await cache.layer(BASE, None, next_)).message.content == "answer"  # decoded, remembered
+
+    async def newer(call, on_delta):
+        return dataclasses.replace(RESPONSE, message=Message(Role.ASSISTANT, "newer answer"))
+
+    await cache.layer(dataclasses.replace(BASE, cache_mode=CacheMode.REFRESH), None, newer)
+    cache.writer.flush()
+    hit = await cache.layer(BASE, None, next_)
+    assert hit.cached and hit.message.content == "newer answer"
+    cache.store.clear()
+    assert not (await cache.layer(BASE, None, next_)).cached, "a cleared entry is gone at once"
+
+
+def test_the_decoded_memo_stays_bounded():
+    memo = RecentEntries()
+    for i in range(RECENT_ENTRIES + 50):
+        key = f"k{i}"
+        entry = Entry(key=key, tenant="acme", model="m", stored_at=0.0, expires_at=1.0, response=RESPONSE)
+        assert memo.decode(encode(entry), key=key, tenant="acme") == entry
+    assert len(memo._entries) == RECENT_ENTRIES
+    with pytest.raises(CorruptEntry):
+        memo.decode(b"{}", key="k0", tenant="acme")
 
 
 async def test_a_hit_is_served_before_the_writer_stored_it(cache):
