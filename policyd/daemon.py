@@ -16,6 +16,7 @@ from pathlib import Path
 from policyd.config import Config, load
 from policyd.engine import Engine
 from policyd.plugin.manager import PluginHost, default_host
+from policyd.plugin.settings import read_plugins_section
 from policyd.plugin.specs import Registered
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ class Daemon:
 
 
 def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
-    host = host or default_host(entry_points=options.entry_points)
+    if host is None:
+        section = read_plugins_section(options.config_path)  # allow/deny apply before any plugin loads
+        host = default_host(entry_points=options.entry_points, allow=section.allow, deny=section.deny)
     registered = host.collect()
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()

@@ -68,6 +68,13 @@ class PluginError(PolicydError):
         super().__init__(f"plugin {plugin}: {problem}")
 
 
+class PluginTimeout(PluginError):
+    """A plugin's code ran past its time limit or the request's deadline.
+
+    Only that request fails (with the plugin and its version named); the daemon goes on.
+    """
+
+
 class UpstreamError(PolicydError):
     """A provider's upstream failed. ``retryable`` drives the engine's retries."""
 

@@ -238,6 +238,9 @@ def load_text(text: str, registered: Registered, source: str = "<string>") -> Co
     providers = loader.providers(raw)
     catalog = loader.catalog(raw)
     policies, validators = loader.policies(raw, catalog, providers)
+    for name in raw.plugins.per_plugin:
+        if name not in registered.versions:
+            raise loader.fail(f"plugins.per_plugin.{name}", _unknown("plugin", name, registered.versions))
     version = raw.version or hashlib.sha256(text.encode()).hexdigest()[:12]
     return Config(
         source=source,

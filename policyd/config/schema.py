@@ -90,6 +90,31 @@ class DefaultsConfig(_Strict):
     """Budget of a request whose constraints and plan set none."""
 
 
+class PluginTimeouts(_Strict):
+    """Per-plugin time limits in milliseconds; null means only the request's deadline bounds it.
+
+    Strategies and validators are charged their *own* time: time spent waiting on
+    ``ctx.call`` / ``ctx.validate`` does not count. Transforms run in a worker thread
+    and are charged their wall time.
+    """
+
+    strategy_ms: int | None = Field(default=5_000, gt=0)
+    validator_ms: int | None = Field(default=5_000, gt=0)
+    transform_ms: int | None = Field(default=1_000, gt=0)
+
+
+class PluginsConfig(_Strict):
+    """Which plugins load and how long their code may run. See ``docs/plugins.md``."""
+
+    allow: list[str] | None = None
+    """Entry-point plugins to load (built-ins always load); null loads every installed one."""
+    deny: list[str] = []
+    """Plugins never to load, built-ins included."""
+    timeouts: PluginTimeouts = PluginTimeouts()
+    per_plugin: dict[str, PluginTimeouts] = {}
+    """Overrides by plugin name; only the keys given replace the defaults."""
+
+
 class FileConfig(_Strict):
     version: str = ""
     defaults: DefaultsConfig = DefaultsConfig()
@@ -98,3 +123,4 @@ class FileConfig(_Strict):
     """Registered catalogs to load; None loads all of them."""
     models: dict[str, ModelConfig] = {}
     policies: dict[str, PolicyConfig] = Field(min_length=1)
+    plugins: PluginsConfig = PluginsConfig()

@@ -18,8 +18,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 from policyd.config.model import Config
+from policyd.engine.containment import Containment
 from policyd.engine.context import CallHandler, StrategyContext, StrategyStop
 from policyd.engine.explain import explain
 from policyd.engine.plan_match import Match, match_request
@@ -115,14 +117,15 @@ class Engine:
         runtime = self.runtime
         config = runtime.config
         match = match_request(config, request)
+        contain = Containment(self.registered, config.raw.plugins if config.raw else None)
         tokens_saved = 0
         for tspec, tparams in match.plan.transforms:
             try:
-                result = tspec.apply(request, tparams)
+                result = await contain.transform(tspec.name, partial(tspec.apply, request, tparams), request.deadline)
             except PolicydError:
                 raise
             except Exception as exc:
-                plugin = self.registered.origins.get(("transforms", tspec.name), tspec.name)
+                plugin = contain.label("transforms", tspec.name)
                 raise PluginError(plugin, f"transform {tspec.name!r} raised {exc!r}") from exc
             request, tokens_saved = result.request, tokens_saved + result.tokens_saved
         explanation = explain(config, self.registered, request, match)
@@ -135,21 +138,22 @@ class Engine:
             explanation=explanation,
             max_cost_usd=min(limits) if limits else config.defaults.max_cost_usd,
             progress=progress,
+            containment=contain,
         )
         spec = self.registered.strategies[match.plan.strategy]
         try:
-            outcome = await spec.run(ctx)
+            outcome = await contain.run("strategies", spec.name, partial(spec.run, ctx), request.deadline)
         except StrategyStop as stop:
             log.info("request %s stopped: %s", request.request_id, stop)
             outcome = ctx.outcome(stop.status)
         except PolicydError:
             raise
         except Exception as exc:
-            plugin = self.registered.origins.get(("strategies", spec.name), spec.name)
             log.exception("strategy %s raised", spec.name)
+            plugin = contain.label("strategies", spec.name)
             raise PluginError(plugin, f"strategy {spec.name!r} raised {type(exc).__name__}") from exc
         if not isinstance(outcome, Outcome):
-            plugin = self.registered.origins.get(("strategies", spec.name), spec.name)
+            plugin = contain.label("strategies", spec.name)
             raise PluginError(plugin, f"strategy {spec.name!r} returned {type(outcome).__name__}, not Outcome")
         return replace(
             outcome,

@@ -1,0 +1,117 @@
+"""The public plugin API: everything a plugin may import from policyd, in one place.
+
+A plugin imports from ``policyd.api`` only (and tests from ``policyd.testing``).
+Every other module under ``policyd`` is private: it may change in any release.
+What is here changes only with the plugin API version (:data:`API_VERSION`): a
+minor version only adds, a major one may remove or change. ``docs/plugins.md``
+documents each name; ``tests/plugin/test_public_api.py`` keeps this list and the
+first-party plugins honest.
+
+Declare the API your plugin was written for with a module attribute::
+
+    POLICYD_API = "1.0"
+"""
+
+from __future__ import annotations
+
+from policyd.engine import tokens
+from policyd.engine.context import CallResult, OutOfBudget, OutOfTime, StrategyContext, StrategyStop
+from policyd.engine.explain import ExplainContext
+from policyd.errors import InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
+from policyd.plugin import hookimpl
+from policyd.plugin.compat import API_VERSION
+from policyd.plugin.specs import (
+    CatalogSpec,
+    DeltaSink,
+    EffortParam,
+    NoParams,
+    Provider,
+    ProviderSpec,
+    StrategyFn,
+    StrategySpec,
+    TransformResult,
+    TransformSpec,
+    Validator,
+    ValidatorRef,
+    ValidatorSpec,
+)
+from policyd.types import (
+    EFFORT_LADDER,
+    Attempt,
+    AttemptRole,
+    CacheMode,
+    Constraints,
+    Effort,
+    Explanation,
+    GenerationParams,
+    Message,
+    ModelCall,
+    ModelResponse,
+    ModelSpec,
+    Outcome,
+    OutcomeStatus,
+    PlanStep,
+    Request,
+    ResponseFormat,
+    Role,
+    Stakes,
+    Tool,
+    ToolCall,
+    Usage,
+    Verdict,
+    VerdictKind,
+)
+
+__all__ = [
+    "API_VERSION",
+    "EFFORT_LADDER",
+    "Attempt",
+    "AttemptRole",
+    "CacheMode",
+    "CallResult",
+    "CatalogSpec",
+    "Constraints",
+    "DeltaSink",
+    "Effort",
+    "EffortParam",
+    "ExplainContext",
+    "Explanation",
+    "GenerationParams",
+    "InvalidArgument",
+    "Message",
+    "ModelCall",
+    "ModelResponse",
+    "ModelSpec",
+    "NoParams",
+    "OutOfBudget",
+    "OutOfTime",
+    "Outcome",
+    "OutcomeStatus",
+    "PlanStep",
+    "PluginError",
+    "PluginTimeout",
+    "PolicydError",
+    "Provider",
+    "ProviderSpec",
+    "Request",
+    "ResponseFormat",
+    "Role",
+    "Stakes",
+    "StrategyContext",
+    "StrategyFn",
+    "StrategySpec",
+    "StrategyStop",
+    "Tool",
+    "ToolCall",
+    "TransformResult",
+    "TransformSpec",
+    "UpstreamError",
+    "Usage",
+    "Validator",
+    "ValidatorRef",
+    "ValidatorSpec",
+    "Verdict",
+    "VerdictKind",
+    "hookimpl",
+    "tokens",
+]
