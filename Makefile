@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test check-generated generate lint typecheck pytest clean
+.PHONY: setup run test check-generated generate lint typecheck pytest plugin-template clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,19 @@ typecheck: setup
 pytest: setup
 	$(PY) -m pytest -q
 
-test: check-generated lint typecheck pytest
+# The template third-party plugin: pip-installed from its folder (reinstalled when it
+# changes), then its own tests, which start daemons that discover it by entry point.
+HEDGE := plugins/policyd-hedge
+HEDGE_STAMP := $(VENV)/.hedge-installed
+$(HEDGE_STAMP): $(STAMP) $(HEDGE)/pyproject.toml $(wildcard $(HEDGE)/policyd_hedge/*)
+	$(PY) -m pip install --quiet --force-reinstall --no-deps ./$(HEDGE)
+	rm -rf $(HEDGE)/build $(HEDGE)/*.egg-info
+	touch $@
+
+plugin-template: $(HEDGE_STAMP)
+	$(VENV)/bin/pytest -q $(HEDGE)/tests
+
+test: check-generated lint typecheck pytest plugin-template
 
 clean:
 	rm -rf $(VENV) build *.egg-info
