@@ -7,7 +7,18 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test check-generated generate lint typecheck pytest plugin-template clean
+.PHONY: setup run test check-generated generate lint typecheck pytest plugin-template clean helm-tools helm-test
+
+# helm for the chart's tests: built once from the Go module proxy, cached per version outside
+# the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
+# reports and the Kubernetes version helm assumes offline (that of its client-go, v0.37 → 1.37).
+HELM_VERSION ?= v3.22.0
+HELM_K8S_MINOR ?= 37
+TOOLS_DIR ?= $(HOME)/.cache/policyd-tools
+HELM := $(TOOLS_DIR)/helm-$(HELM_VERSION)/helm
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach p,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(p).k8sVersionMinor=$(HELM_K8S_MINOR))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +44,17 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy policyd plugins
 
-pytest: setup
-	$(PY) -m pytest -q
+$(HELM):
+	GOBIN=$(dir $(HELM)) GOFLAGS=-buildvcs=false $(GO) install -trimpath -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+helm-tools: $(HELM)
+
+# The chart's tests alone (they also run in `make pytest`); POLICYD_REQUIRE_HELM turns a skip into a failure.
+helm-test: setup helm-tools
+	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q tests/helm
+
+pytest: setup helm-tools
+	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q
 
 # The template third-party plugin: pip-installed from its folder (reinstalled when it
 # changes), then its own tests, which start daemons that discover it by entry point.

@@ -14,19 +14,23 @@ Declare the API your plugin was written for with a module attribute::
 
 from __future__ import annotations
 
+from policyd import __version__ as POLICYD_VERSION
 from policyd.engine import tokens
 from policyd.engine.context import CallResult, OutOfBudget, OutOfTime, StrategyContext, StrategyStop
 from policyd.engine.explain import ExplainContext
-from policyd.errors import InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
+from policyd.errors import ConfigError, InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
 from policyd.plugin import hookimpl
 from policyd.plugin.compat import API_VERSION
 from policyd.plugin.specs import (
     CatalogSpec,
+    DecisionSink,
+    DecisionSinkSpec,
     DeltaSink,
     EffortParam,
     NoParams,
     Provider,
     ProviderSpec,
+    SinkContext,
     StrategyFn,
     StrategySpec,
     TransformResult,
@@ -35,6 +39,8 @@ from policyd.plugin.specs import (
     ValidatorRef,
     ValidatorSpec,
 )
+from policyd.telemetry import semconv
+from policyd.telemetry.propagation import inject_headers
 from policyd.types import (
     EFFORT_LADDER,
     Attempt,
@@ -65,12 +71,16 @@ from policyd.types import (
 __all__ = [
     "API_VERSION",
     "EFFORT_LADDER",
+    "POLICYD_VERSION",
     "Attempt",
     "AttemptRole",
     "CacheMode",
     "CallResult",
     "CatalogSpec",
+    "ConfigError",
     "Constraints",
+    "DecisionSink",
+    "DecisionSinkSpec",
     "DeltaSink",
     "Effort",
     "EffortParam",
@@ -96,6 +106,7 @@ __all__ = [
     "Request",
     "ResponseFormat",
     "Role",
+    "SinkContext",
     "Stakes",
     "StrategyContext",
     "StrategyFn",
@@ -113,5 +124,7 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "hookimpl",
+    "inject_headers",
+    "semconv",
     "tokens",
 ]

@@ -13,11 +13,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from policyd.cache.service import ResponseCache, open_cache
+from policyd.cache.settings import CacheSettings
 from policyd.config import Config, load
 from policyd.engine import Engine
+from policyd.engine.retry import RetryLayer
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.settings import read_plugins_section
 from policyd.plugin.specs import Registered
+from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
+from policyd.telemetry.wiring import instrument
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ class DaemonOptions:
     config_path: str | None = None
     data_dir: Path | None = None
     entry_points: bool = True
+    telemetry: Telemetry | None = None
+    """Providers to use (tests, benchmarks); None builds them from the OTEL_* environment."""
 
 
 @dataclass
@@ -54,6 +61,8 @@ class Daemon:
     data_dir: Path
     closers: list[Closer] = field(default_factory=list)
     """Run in reverse order on shutdown: flush and close what was opened."""
+    cache: ResponseCache | None = None
+    telemetry: Telemetry = field(default_factory=disabled)
 
     @property
     def config(self) -> Config:
@@ -75,5 +84,25 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     registered = host.collect()
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()
-    engine = Engine(config, registered)
-    return Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir)
+    try:
+        ensure_private_dir(data_dir)
+    except OSError as exc:
+        log.warning("cannot create the data directory %s: %s", data_dir, exc.strerror or exc)
+    cache = open_cache(config.raw.cache if config.raw else CacheSettings(), data_dir)
+    instr = instrument(options.telemetry or build_telemetry(), config, registered, data_dir, lambda: engine.config)
+    engine = Engine(
+        config,
+        registered,
+        # Tracing outermost, so that a cache hit is a model-call span too.
+        call_layers=[*instr.call_layers, *([cache.layer] if cache else [])],
+        request_layers=instr.request_layers,
+        listeners=instr.listeners,
+    )
+    # Innermost call layer: the layers outside it (cache, tracing) see one call, however many retries it makes.
+    engine.call_layers.append(RetryLayer.for_config(lambda: engine.config))
+    daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir, cache=cache)
+    daemon.telemetry = instr.telemetry
+    daemon.closers.append(instr.aclose)  # closers run in reverse: telemetry flushes last
+    if cache is not None:
+        daemon.closers.append(cache.aclose)
+    return daemon

@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from helm_schema import gen_helm_schema
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 
@@ -46,7 +48,7 @@ def gen_python(out: Path) -> list[Path]:
     return [p.relative_to(out) for p in out.rglob("*_pb2*.py*")]
 
 
-TARGETS: dict[str, Callable[[Path], list[Path]]] = {"python": gen_python}
+TARGETS: dict[str, Callable[[Path], list[Path]]] = {"python": gen_python, "helm-schema": gen_helm_schema}
 
 
 def run(check: bool, only: list[str]) -> int:

@@ -27,6 +27,23 @@ providers:
   simulated: {kind: simulated, latency_scale: 0.0}
 """
 
+SINGLE_MODEL = (
+    FAST_SIM
+    + """
+policies:
+  default:
+    rules:
+      - name: one
+        plan: {strategy: single, params: {model: gpt-oss-120b}}
+"""
+)
+
+
+@pytest.fixture
+def single_model_config() -> str:
+    """A policy answering everything with one simulated model, at once."""
+    return SINGLE_MODEL
+
 
 @pytest.fixture
 def host() -> PluginHost:
@@ -62,7 +79,7 @@ async def live() -> AsyncIterator[Callable[..., object]]:
     started: list[tuple[Daemon, RunningServer, grpc.aio.Channel]] = []
 
     async def start(
-        config_text: str | None = None, *, host: PluginHost | None = None
+        config_text: str | None = None, *, host: PluginHost | None = None, data_dir: Path | None = None
     ) -> tuple[Daemon, RunningServer, object]:
         path = None
         if config_text is not None:
@@ -74,7 +91,9 @@ async def live() -> AsyncIterator[Callable[..., object]]:
         import tempfile as _t
 
         daemon = build_daemon(
-            DaemonOptions(config_path=str(path) if path else None, data_dir=Path(_t.mkdtemp()), entry_points=False),
+            DaemonOptions(
+                config_path=str(path) if path else None, data_dir=data_dir or Path(_t.mkdtemp()), entry_points=False
+            ),
             host=host,
         )
         running = await start_server(daemon, "127.0.0.1:0")

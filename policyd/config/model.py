@@ -29,7 +29,8 @@ class Plan:
     models: tuple[str, ...]
     transforms: tuple[tuple[TransformSpec, Any], ...] = ()
     cache_enabled: bool = True
-    cache_ttl_s: int = 86_400
+    cache_ttl_s: int | None = None
+    """None: the ``cache:`` section's ``default_ttl_s``."""
     max_cost_usd: float | None = None
 
 

@@ -10,6 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policyd.cache.settings import CacheSettings
+from policyd.config.retries import RetriesConfig
+from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
 
 
@@ -56,7 +59,8 @@ class TransformRef(_Strict):
 
 class CacheConfig(_Strict):
     enabled: bool = True
-    ttl_s: int = Field(default=86_400, gt=0)
+    ttl_s: int | None = Field(default=None, gt=0)
+    """Lifetime of this plan's cached answers; None: ``cache.default_ttl_s``."""
 
 
 class PlanConfig(_Strict):
@@ -123,4 +127,7 @@ class FileConfig(_Strict):
     """Registered catalogs to load; None loads all of them."""
     models: dict[str, ModelConfig] = {}
     policies: dict[str, PolicyConfig] = Field(min_length=1)
+    retries: RetriesConfig = RetriesConfig()
+    cache: CacheSettings = CacheSettings()
+    telemetry: TelemetryConfig = TelemetryConfig()
     plugins: PluginsConfig = PluginsConfig()

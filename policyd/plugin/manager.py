@@ -37,6 +37,11 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_simulated",
     "policyd_strategies",
     "policyd_validators",
+    "policyd_transforms",
+    "policyd_openai",
+    "policyd_anthropic",
+    "policyd_gemini",
+    "policyd_decisions",
 )
 """First-party plugin modules, registered in this order before any entry point."""
 
@@ -137,6 +142,7 @@ class PluginHost:
             "policyd_register_strategies": (reg.strategies, "name"),
             "policyd_register_validators": (reg.validators, "name"),
             "policyd_register_transforms": (reg.transforms, "name"),
+            "policyd_register_decision_sinks": (reg.decision_sinks, "name"),
         }
         for hook_name, (table, key_attr) in tables.items():
             kind = hook_name.removeprefix("policyd_register_")

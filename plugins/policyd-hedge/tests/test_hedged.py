@@ -9,8 +9,7 @@ import pytest
 from policyd_hedge.hedged import HedgedParams, hedge_delay_s
 from policyd_hedge.latency import LATENCIES
 
-from policyd.api import Constraints, OutcomeStatus, VerdictKind
-from policyd.errors import ConfigError
+from policyd.api import ConfigError, Constraints, OutcomeStatus, VerdictKind
 from policyd.testing import make_request
 
 

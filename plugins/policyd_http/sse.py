@@ -1,0 +1,75 @@
+"""An incremental Server-Sent Events decoder (the WHATWG event-stream format).
+
+Bytes go in as they arrive, in pieces of any size; complete events come out. Lines
+end in LF, CRLF or CR; ``data`` lines of one event are joined with newlines; comment
+lines (``:``) such as keep-alives are dropped. The decoder does no I/O, so the
+transport owns every timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    event: str
+    """The ``event:`` field; ``message`` when absent."""
+    data: str
+    id: str = ""
+
+
+class SseDecoder:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._buffer = b""
+        self._event = ""
+        self._data: list[str] = []
+        self._id = ""
+        self._size = 0
+        self._max = max_event_bytes
+        self._after_cr = False
+
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        """Decode ``chunk``; returns the events it completed, in order."""
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the LF of a CRLF split across two chunks
+        self._after_cr = chunk.endswith(b"\r")
+        self._buffer += chunk
+        self._size += len(chunk)
+        if self._size > self._max:
+            raise ValueError(f"an event-stream event exceeded {self._max} bytes")
+        events: list[SseEvent] = []
+        lines = self._buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._buffer = lines.pop()
+        for raw in lines:
+            event = self._line(raw.decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self) -> list[SseEvent]:
+        """End of stream: an event without its blank line still counts (some servers omit it)."""
+        events = self.feed(b"\n") if self._buffer else []
+        tail = self._line("")
+        return events + ([tail] if tail is not None else [])
+
+    def _line(self, line: str) -> SseEvent | None:
+        if not line:
+            if not self._data and not self._event:
+                return None
+            event = SseEvent(event=self._event or "message", data="\n".join(self._data), id=self._id)
+            self._event, self._data, self._size = "", [], len(self._buffer)
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._id = value
+        return None

@@ -1,0 +1,76 @@
+"""Cache keys: a hash of everything that can change a model's answer, tenant first.
+
+Two calls share an entry only when their canonical forms are byte-for-byte equal.
+The form holds the tenant (so tenants never share entries), the provider instance,
+the catalog model with its upstream name and provider options, the messages, the
+tools, every generation parameter (response format included), the effort, the
+attempt role and task (providers receive both; the simulated one answers by them),
+the sample index (deliberate repeated samples must not collide) and the logprobs
+flag. The deadline and the cache mode are not part of it: they change how a call is
+made, not what it answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from policyd.cache.codec import message_doc
+from policyd.types import GenerationParams, ModelCall, Tool
+
+KEY_VERSION = 1
+"""Bumped when the canonical form changes, so old entries simply stop matching."""
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for values that json does not know (mappings, tuples, sets, enums)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (tuple, frozenset, set)):
+        return sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
+    return str(value)
+
+
+def _tool(t: Tool) -> dict[str, Any]:
+    return {"name": t.name, "description": t.description, "parameters": t.parameters}
+
+
+def _params(p: GenerationParams) -> dict[str, Any]:
+    rf = p.response_format
+    return {
+        "max_output_tokens": p.max_output_tokens,
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "stop": list(p.stop),
+        "seed": p.seed,
+        "response_format": {"kind": rf.kind, "json_schema": rf.json_schema, "schema_name": rf.schema_name},
+    }
+
+
+def canonical(call: ModelCall) -> bytes:
+    """The canonical form of ``call``: compact, key-sorted JSON in UTF-8."""
+    model = call.model
+    form = {
+        "v": KEY_VERSION,
+        "tenant": call.tenant,
+        "provider": model.provider,
+        "model": model.id,
+        "upstream": model.upstream,
+        "options": model.options,
+        "messages": [message_doc(m) for m in call.messages],
+        "tools": [_tool(t) for t in call.tools],
+        "params": _params(call.params),
+        "effort": call.effort.value,
+        "role": call.role.value,
+        "task": call.task,
+        "sample_index": call.sample_index,
+        "logprobs": call.logprobs,
+    }
+    return json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain).encode()
+
+
+def call_key(call: ModelCall) -> str:
+    """The cache key of ``call``: ``v<version>:<sha256 of the canonical form>``."""
+    return f"v{KEY_VERSION}:{hashlib.sha256(canonical(call)).hexdigest()}"

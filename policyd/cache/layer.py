@@ -1,0 +1,127 @@
+"""The cache as an engine call layer: ``async (call, on_delta, next) -> ModelResponse``.
+
+Per call, by ``call.cache_mode``:
+
+* ``default``: a stored answer is returned as ``cached=True`` (the context records
+  cost 0 and the USD it saved); otherwise identical concurrent calls share one
+  upstream call (followers are answered ``cached=True`` too) and the answer is
+  stored after it is returned;
+* ``refresh``: the upstream is called and its answer replaces the stored one;
+* ``only-if-cached``: a stored answer, or :class:`~policyd.errors.NotFound` without
+  calling anything;
+* ``bypass``: the cache is neither read nor written (also when the plan's cache is off).
+
+A streaming caller answered from the cache receives the stored text through
+``on_delta`` at once. Only complete answers are stored: an upstream error, a
+cancelled call or a broken stream raises before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from policyd.cache.codec import CorruptEntry, Entry, decode, encode
+from policyd.cache.keys import call_key
+from policyd.cache.singleflight import SingleFlight
+from policyd.cache.stats import CacheStats
+from policyd.cache.store import ResponseStore
+from policyd.cache.writer import BackgroundWriter, Write
+from policyd.errors import NotFound
+from policyd.plugin.specs import DeltaSink
+from policyd.types import CacheMode, ModelCall, ModelResponse
+
+log = logging.getLogger(__name__)
+
+CallNext = Callable[[ModelCall, "DeltaSink | None"], Awaitable[ModelResponse]]
+
+UNSTORABLE_FINISH = frozenset({"error", "cancelled"})
+
+
+class CacheLayer:
+    def __init__(
+        self,
+        store: ResponseStore,
+        writer: BackgroundWriter,
+        stats: CacheStats,
+        *,
+        default_ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.stats = stats
+        self.default_ttl_s = default_ttl_s
+        self.clock = clock
+        self.flights: SingleFlight[ModelResponse] = SingleFlight()
+
+    async def __call__(self, call: ModelCall, on_delta: DeltaSink | None, next_: CallNext) -> ModelResponse:
+        mode = call.cache_mode
+        if mode is CacheMode.BYPASS or (not self.store.available and mode is not CacheMode.ONLY_IF_CACHED):
+            self.stats.add("bypassed")
+            return await next_(call, on_delta)
+        started = time.perf_counter()
+        key = call_key(call)
+        if mode is not CacheMode.REFRESH:
+            hit = self.lookup(key, call.tenant)
+            if hit is not None:
+                self.stats.add("hits")
+                return self._reuse(call, hit, on_delta, started)
+            if mode is CacheMode.ONLY_IF_CACHED:
+                self.stats.add("only_if_cached_misses")
+                raise NotFound(f"no cached answer of {call.model.id} for this call (cache_mode only-if-cached)")
+
+        async def fetch(sink: DeltaSink | None) -> ModelResponse:
+            self.stats.add("misses")
+            response = await next_(call, sink)
+            if response.finish_reason not in UNSTORABLE_FINISH and not response.cached:
+                self._store(key, call, response)
+            return response
+
+        if mode is CacheMode.REFRESH:
+            return await fetch(on_delta)
+        response, shared = await self.flights.run(key, fetch, on_delta)
+        if not shared:
+            return response
+        self.stats.add("shared")
+        return self._reuse(call, response, on_delta, started)
+
+    def lookup(self, key: str, tenant: str) -> ModelResponse | None:
+        """A live stored answer for ``key`` and ``tenant``, or None; corrupt entries are evicted."""
+        data = self.writer.peek(key)
+        if data is None:
+            data = self.store.get(key)
+        if data is None:
+            return None
+        try:
+            entry = decode(data, key=key, tenant=tenant)
+        except CorruptEntry as exc:
+            self.store.evict_corrupt(key, str(exc))
+            return None
+        if entry.expires_at <= self.clock():
+            return None
+        return entry.response
+
+    def _reuse(
+        self, call: ModelCall, response: ModelResponse, on_delta: DeltaSink | None, started: float
+    ) -> ModelResponse:
+        usage = response.usage
+        self.stats.add("saved_usd", call.model.cost_usd(usage.input_tokens, usage.output_tokens))
+        if on_delta is not None and response.message.content:
+            on_delta(response.message.content)
+        return replace(response, cached=True, latency_ms=(time.perf_counter() - started) * 1000)
+
+    def _store(self, key: str, call: ModelCall, response: ModelResponse) -> None:
+        now = self.clock()
+        ttl = call.cache_ttl_s or self.default_ttl_s
+        entry = Entry(
+            key=key,
+            tenant=call.tenant,
+            model=call.model.id,
+            stored_at=now,
+            expires_at=now + ttl,
+            response=response,
+        )
+        self.writer.submit(Write(key=key, value=encode(entry), expire_s=ttl, tenant=call.tenant))

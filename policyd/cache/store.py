@@ -1,0 +1,214 @@
+"""The on-disk store: a diskcache FanoutCache that holds bytes and never pickles.
+
+diskcache pickles any value (and key) that is not a str, bytes or number, and
+unpickles whatever a row says is pickled: a file planted in the cache directory
+would run code on read (CVE-2025-69872). :class:`BytesDisk` accepts only ``str``
+keys and ``bytes`` values and refuses to read any row stored another way, so
+nothing is ever unpickled; such a row is a miss and is evicted.
+
+Every failure of the disk (read-only, full, locked, vanished) is caught here: the
+caller sees a miss or a write that did not happen, the ``io_errors`` counter goes
+up and a warning is logged (at most once a minute). A directory that cannot be
+opened at all makes a store that answers nothing, with the reason in the stats.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import diskcache
+from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW
+
+from policyd.cache.codec import CorruptEntry
+from policyd.cache.settings import CacheSettings
+from policyd.cache.stats import CacheStats
+
+log = logging.getLogger(__name__)
+
+LAYOUT_FILE = "layout.json"
+WARN_EVERY_S = 60.0
+SQLITE_TIMEOUT_S = 0.1
+"""How long one operation waits for a shard's lock before it counts as failed."""
+
+
+class BytesDisk(diskcache.Disk):
+    """diskcache serialization restricted to ``str`` keys and ``bytes`` values."""
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if type(key) is not str:
+            raise TypeError(f"cache keys are str, not {type(key).__name__}")
+        return key, True
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise CorruptEntry("a pickled key was found; refused")
+        return key
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> tuple[int, int, Any, Any]:
+        if type(value) is not bytes or read:
+            raise TypeError(f"cache values are bytes, not {type(value).__name__}")
+        return super().store(value, False, key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> bytes:
+        if mode == MODE_RAW and isinstance(value, bytes):
+            return value
+        if mode == MODE_BINARY and filename and not read:
+            return super().fetch(mode, filename, value, False)
+        raise CorruptEntry(f"stored with mode {mode}, not as bytes; refused")
+
+
+@dataclass
+class TenantUsage:
+    entries: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class Usage:
+    directory: str
+    shards: int
+    size_limit_bytes: int
+    entries: int = 0
+    bytes: int = 0
+    tenants: dict[str, TenantUsage] = field(default_factory=dict)
+
+
+def shard_count(directory: Path, wanted: int) -> int:
+    """The shard count fixed in ``layout.json`` when the directory was created (keys map to shards by it)."""
+    path = directory / LAYOUT_FILE
+    try:
+        fixed = json.loads(path.read_text(encoding="utf-8"))["shards"]
+        if isinstance(fixed, int) and fixed >= 1:
+            if fixed != wanted:
+                log.warning(
+                    "cache: %s has %d shards; cache.shards=%d applies to a new directory", directory, fixed, wanted
+                )
+            return fixed
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("cache: %s is unreadable; rewriting it with %d shards", path, wanted)
+    path.write_text(json.dumps({"shards": wanted}), encoding="utf-8")
+    return wanted
+
+
+class ResponseStore:
+    """Bytes under string keys, tagged by tenant, with a size limit and per-entry expiry."""
+
+    def __init__(self, directory: Path, settings: CacheSettings, stats: CacheStats) -> None:
+        self.directory = directory
+        self.stats = stats
+        self.size_limit = int(settings.size_limit_mb * 2**20)
+        self.shards = settings.shards
+        self._cache: diskcache.FanoutCache | None = None
+        self._last_warning = -WARN_EVERY_S
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.shards = shard_count(directory, settings.shards)
+            self._cache = diskcache.FanoutCache(
+                str(directory),
+                shards=self.shards,
+                timeout=SQLITE_TIMEOUT_S,
+                disk=BytesDisk,
+                size_limit=self.size_limit,
+                tag_index=True,
+                eviction_policy="least-recently-stored",
+            )
+        except (OSError, sqlite3.Error) as exc:
+            reason = f"cannot open {directory}: {getattr(exc, 'strerror', None) or exc}"
+            stats.disabled_reason = reason
+            stats.add("io_errors")
+            log.warning("cache: %s; running without a cache", reason)
+
+    @property
+    def available(self) -> bool:
+        return self._cache is not None
+
+    def _io_error(self, op: str, exc: BaseException) -> None:
+        self.stats.add("io_errors")
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY_S:
+            self._last_warning = now
+            log.warning("cache: %s failed in %s: %s (answers go on uncached)", op, self.directory, exc)
+
+    def get(self, key: str) -> bytes | None:
+        """The bytes under ``key``, or None (absent, expired, unreadable, refused)."""
+        if self._cache is None:
+            return None
+        try:
+            value = self._cache.get(key, default=None, retry=False)
+        except CorruptEntry as exc:
+            self.evict_corrupt(key, str(exc))
+            return None
+        except (sqlite3.Error, OSError) as exc:
+            self._io_error("read", exc)
+            return None
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, *, expire_s: float, tenant: str) -> bool:
+        if self._cache is None:
+            return False
+        try:
+            done = bool(self._cache.set(key, value, expire=expire_s, tag=tenant, retry=False))
+        except (sqlite3.Error, OSError) as exc:
+            self._io_error("write", exc)
+            return False
+        if not done:
+            self._io_error("write", TimeoutError("shard locked"))
+        return done
+
+    def evict_corrupt(self, key: str, why: str) -> None:
+        self.stats.add("corrupt_evicted")
+        log.warning("cache: evicting a corrupt entry (%s)", why)
+        if self._cache is None:
+            return
+        try:
+            self._cache.delete(key, retry=True)
+        except (sqlite3.Error, OSError) as exc:
+            self._io_error("evict", exc)
+
+    def clear(self, tenant: str | None = None) -> int:
+        """Remove every entry, or a tenant's; returns how many were removed."""
+        if self._cache is None:
+            return 0
+        if tenant is None:
+            return int(self._cache.clear(retry=True))
+        return int(self._cache.evict(tenant, retry=True))
+
+    def usage(self) -> Usage:
+        """Live entries and bytes, per tenant, read straight from each shard's SQLite file."""
+        out = Usage(directory=str(self.directory), shards=self.shards, size_limit_bytes=self.size_limit)
+        if self._cache is None:
+            return out
+        now = time.time()
+        query = (
+            "SELECT tag, COUNT(*), SUM(size + COALESCE(LENGTH(value), 0)) FROM Cache"
+            " WHERE expire_time IS NULL OR expire_time > ? GROUP BY tag"
+        )
+        for i in range(self.shards):
+            db = self.directory / f"{i:03d}" / DBNAME
+            try:
+                with closing(sqlite3.connect(db, timeout=1.0)) as con:
+                    rows = con.execute(query, (now,)).fetchall()
+            except sqlite3.Error as exc:
+                self._io_error("stats", exc)
+                continue
+            for tag, count, size in rows:
+                tenant = tag if isinstance(tag, str) else "?"
+                t = out.tenants.setdefault(tenant, TenantUsage())
+                t.entries += int(count)
+                t.bytes += int(size or 0)
+                out.entries += int(count)
+                out.bytes += int(size or 0)
+        return out
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()

@@ -1,0 +1,296 @@
+"""Keys, entries, single-flight and the layer's modes, without a server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from policyd.cache.codec import CorruptEntry, Entry, decode, encode
+from policyd.cache.keys import call_key
+from policyd.cache.service import ResponseCache
+from policyd.cache.settings import CacheSettings
+from policyd.cache.singleflight import SingleFlight
+from policyd.errors import NotFound, UpstreamError
+from policyd.types import (
+    AttemptRole,
+    CacheMode,
+    Effort,
+    GenerationParams,
+    Message,
+    ModelCall,
+    ModelResponse,
+    ModelSpec,
+    ResponseFormat,
+    Role,
+    Tool,
+    ToolCall,
+    Usage,
+)
+
+MODEL = ModelSpec("m", "prov", "up/m", 1.0, 2.0, 1000, "mit")
+BASE = ModelCall(model=MODEL, messages=(Message(Role.USER, "hi"),), tenant="acme")
+
+
+# ---------------------------------------------------------------- keys
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tenant": "globex"},
+        {"model": dataclasses.replace(MODEL, provider="other")},
+        {"model": dataclasses.replace(MODEL, upstream="up/m-2")},
+        {"model": dataclasses.replace(MODEL, options={"thinking_flag": "x"})},
+        {"messages": (Message(Role.USER, "hi!"),)},
+        {"messages": (Message(Role.SYSTEM, "hi"),)},
+        {"messages": (Message(Role.ASSISTANT, "", tool_calls=(ToolCall("1", "f", "{}"),)),)},
+        {"tools": (Tool("lookup"),)},
+        {"params": GenerationParams(temperature=0.2)},
+        {"params": GenerationParams(top_p=0.9)},
+        {"params": GenerationParams(max_output_tokens=10)},
+        {"params": GenerationParams(stop=("x",))},
+        {"params": GenerationParams(seed=1)},
+        {"params": GenerationParams(response_format=ResponseFormat(kind="json_object"))},
+        {"effort": Effort.HIGH},
+        {"role": AttemptRole.VALIDATE},
+        {"task": "coding"},
+        {"sample_index": 1},
+        {"logprobs": True},
+    ],
+)
+def test_every_part_that_can_change_an_answer_changes_the_key(change):
+    assert call_key(dataclasses.replace(BASE, **change)) != call_key(BASE)
+
+
+def test_deadline_and_cache_mode_do_not_change_the_key():
+    same = dataclasses.replace(BASE, timeout_s=3.0, cache_mode=CacheMode.REFRESH, cache_ttl_s=5)
+    assert call_key(same) == call_key(BASE)
+
+
+def test_key_ignores_the_order_of_schema_keys():
+    a = dataclasses.replace(BASE, tools=(Tool("t", parameters={"type": "object", "required": ["a"]}),))
+    b = dataclasses.replace(BASE, tools=(Tool("t", parameters={"required": ["a"], "type": "object"}),))
+    assert call_key(a) == call_key(b)
+
+
+@given(st.text(), st.text())
+def test_distinct_tenants_never_share_a_key(t1, t2):
+    k1 = call_key(dataclasses.replace(BASE, tenant=t1))
+    k2 = call_key(dataclasses.replace(BASE, tenant=t2))
+    assert (k1 == k2) == (t1 == t2)
+
+
+# ---------------------------------------------------------------- entries
+
+
+RESPONSE = ModelResponse(
+    message=Message(Role.ASSISTANT, "answer", tool_calls=(ToolCall("c1", "f", '{"a": 1}'),)),
+    usage=Usage(10, 20, 5),
+    finish_reason="tool_calls",
+    response_model="up/m-0801",
+    logprobs=(-0.1, -0.2),
+)
+
+
+def test_entry_round_trips():
+    entry = Entry(key="k", tenant="acme", model="m", stored_at=1.0, expires_at=2.0, response=RESPONSE)
+    assert decode(encode(entry), key="k", tenant="acme") == entry
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xff\xfe", b"[]", b"{}", b'{"format": 2}', b"null", b'{"format": true}'],
+)
+def test_malformed_entries_are_corrupt(data):
+    with pytest.raises(CorruptEntry):
+        decode(data, key="k", tenant="acme")
+
+
+def test_entry_read_for_another_key_or_tenant_is_refused():
+    data = encode(Entry(key="k", tenant="acme", model="m", stored_at=1.0, expires_at=2.0, response=RESPONSE))
+    with pytest.raises(CorruptEntry):
+        decode(data, key="k", tenant="globex")
+    with pytest.raises(CorruptEntry):
+        decode(data, key="other", tenant="acme")
+
+
+# ---------------------------------------------------------------- single-flight
+
+
+async def test_single_flight_shares_one_call_and_propagates_failure():
+    flights: SingleFlight[int] = SingleFlight()
+    calls = 0
+
+    async def work(sink):
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return 42
+
+    results = await asyncio.gather(*(flights.run("k", work, None) for _ in range(10)))
+    assert calls == 1 and [r for r, _ in results] == [42] * 10
+    assert [shared for _, shared in results].count(False) == 1
+    assert len(flights) == 0
+
+    async def broken(sink):
+        await asyncio.sleep(0.01)
+        raise UpstreamError("p", "boom", retryable=False)
+
+    outcomes = await asyncio.gather(*(flights.run("k", broken, None) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(o, UpstreamError) for o in outcomes)
+
+
+async def test_single_flight_cancels_the_call_when_every_waiter_left():
+    flights: SingleFlight[int] = SingleFlight()
+    started, finished = asyncio.Event(), False
+
+    async def slow(sink):
+        nonlocal finished
+        started.set()
+        await asyncio.sleep(10)
+        finished = True
+        return 1
+
+    waiters = [asyncio.ensure_future(flights.run("k", slow, None)) for _ in range(3)]
+    await started.wait()
+    for w in waiters:
+        w.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert len(flights) == 0 and not finished
+
+
+async def test_leader_stream_stops_when_it_leaves_followers_still_answered():
+    flights: SingleFlight[str] = SingleFlight()
+    steps = [asyncio.Event() for _ in range(3)]
+    seen: list[str] = []
+    two_seen = asyncio.Event()
+
+    def leader_sink(text: str) -> None:
+        seen.append(text)
+        if len(seen) == 2:
+            two_seen.set()
+
+    async def streaming(sink):
+        for step, piece in zip(steps, "abc", strict=True):
+            await step.wait()
+            if sink:
+                sink(piece)
+        return "abc"
+
+    leader = asyncio.ensure_future(flights.run("k", streaming, leader_sink))
+    await asyncio.sleep(0)
+    follower = asyncio.ensure_future(flights.run("k", streaming, None))
+    steps[0].set()
+    steps[1].set()
+    await two_seen.wait()
+    leader.cancel()
+    await asyncio.gather(leader, return_exceptions=True)
+    steps[2].set()
+    assert (await follower) == ("abc", True)
+    assert seen == ["a", "b"], "the leader's sink was detached when it left"
+
+
+# ---------------------------------------------------------------- layer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def cache(tmp_path: Path):
+    c = ResponseCache(tmp_path, CacheSettings(shards=2, default_ttl_s=100))
+    c.layer.clock = FakeClock()
+    yield c
+    c.close()
+
+
+def upstream_counting():
+    calls: list[ModelCall] = []
+
+    async def next_(call, on_delta):
+        calls.append(call)
+        if on_delta:
+            on_delta("ans")
+            on_delta("wer")
+        return dataclasses.replace(RESPONSE, message=Message(Role.ASSISTANT, "answer"))
+
+    return calls, next_
+
+
+async def test_ttl_from_the_call_then_the_default(cache):
+    calls, next_ = upstream_counting()
+    clock: FakeClock = cache.layer.clock
+    short = dataclasses.replace(BASE, cache_ttl_s=10)
+    await cache.layer(short, None, next_)
+    assert (await cache.layer(short, None, next_)).cached
+    clock.now += 11
+    assert not (await cache.layer(short, None, next_)).cached
+    other = dataclasses.replace(BASE, messages=(Message(Role.USER, "other"),))
+    await cache.layer(other, None, next_)
+    clock.now += 99
+    assert (await cache.layer(other, None, next_)).cached
+    clock.now += 2
+    assert not (await cache.layer(other, None, next_)).cached
+    assert len(calls) == 4
+
+
+async def test_a_hit_is_served_before_the_writer_stored_it(cache):
+    calls, next_ = upstream_counting()
+    release = threading.Event()
+    real_set = cache.store.set
+
+    def slow_set(*args, **kwargs):
+        release.wait(5)
+        return real_set(*args, **kwargs)
+
+    cache.store.set = slow_set
+    await cache.layer(BASE, None, next_)
+    hit = await cache.layer(BASE, None, next_)
+    assert hit.cached and len(calls) == 1
+    assert cache.store.get(call_key(BASE)) is None, "not on disk yet: answered from the pending write"
+    release.set()
+    cache.writer.flush()
+    assert cache.store.get(call_key(BASE)) is not None
+
+
+async def test_streaming_hit_sends_the_stored_text(cache):
+    _calls, next_ = upstream_counting()
+    first: list[str] = []
+    await cache.layer(BASE, first.append, next_)
+    again: list[str] = []
+    hit = await cache.layer(BASE, again.append, next_)
+    assert first == ["ans", "wer"] and again == ["answer"] and hit.cached
+
+
+async def test_only_if_cached_miss_raises_not_found_without_calling(cache):
+    calls, next_ = upstream_counting()
+    with pytest.raises(NotFound):
+        await cache.layer(dataclasses.replace(BASE, cache_mode=CacheMode.ONLY_IF_CACHED), None, next_)
+    assert calls == []
+
+
+async def test_error_finish_and_exceptions_are_not_stored(cache):
+    async def errored(call, on_delta):
+        return dataclasses.replace(RESPONSE, finish_reason="error")
+
+    async def raising(call, on_delta):
+        on_delta("partial ")
+        raise UpstreamError("p", "stream broke", retryable=True)
+
+    await cache.layer(BASE, None, errored)
+    with pytest.raises(UpstreamError):
+        await cache.layer(dataclasses.replace(BASE, sample_index=1), lambda t: None, raising)
+    cache.writer.flush()
+    assert cache.usage().entries == 0
