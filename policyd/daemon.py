@@ -18,8 +18,8 @@ from policyd.cache.settings import CacheSettings
 from policyd.config import Config, load
 from policyd.engine import Engine
 from policyd.engine.retry import RetryLayer
-from policyd.plugin.manager import PluginHost, default_host
-from policyd.plugin.settings import read_plugins_section
+from policyd.plugin.manager import PluginHost
+from policyd.plugin.settings import host_for
 from policyd.plugin.specs import Registered
 from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
 from policyd.telemetry.wiring import instrument
@@ -78,9 +78,7 @@ class Daemon:
 
 
 def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
-    if host is None:
-        section = read_plugins_section(options.config_path)  # allow/deny apply before any plugin loads
-        host = default_host(entry_points=options.entry_points, allow=section.allow, deny=section.deny)
+    host = host or host_for(options.config_path, entry_points=options.entry_points)
     registered = host.collect()
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()

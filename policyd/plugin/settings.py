@@ -14,6 +14,7 @@ from typing import Any
 
 from policyd.config.loader import _Loader, parse_text
 from policyd.config.schema import PluginsConfig
+from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import Registered
 
 
@@ -29,3 +30,9 @@ def read_plugins_section(path: str | Path | None) -> PluginsConfig:
     data: Any = parse_text(text, source).get("plugins") or {}
     result: PluginsConfig = _Loader(source, Registered()).validate(PluginsConfig, data, "plugins")
     return result
+
+
+def host_for(path: str | Path | None, *, entry_points: bool = True) -> PluginHost:
+    """The plugin host for a policy file: built-ins, then the entry points its allow/deny lists admit."""
+    section = read_plugins_section(path)
+    return default_host(entry_points=entry_points, allow=section.allow, deny=section.deny)

@@ -6,11 +6,15 @@ import time
 
 import policyd_hedge
 import pytest
+from policyd_hedge import hedged, word_limit
 from policyd_hedge.hedged import HedgedParams, hedge_delay_s
 from policyd_hedge.latency import LATENCIES
 
 from policyd.api import ConfigError, Constraints, OutcomeStatus, VerdictKind
 from policyd.testing import make_request
+
+STRATEGY = hedged.SPEC.name
+VALIDATOR = word_limit.SPEC.name
 
 
 @pytest.fixture
@@ -20,7 +24,7 @@ def hedge(policyd_register):
 
 def plan(**params: object) -> dict:
     merged = {"primary": "glm-4.5", "backup": "gpt-oss-120b", "delay_ms": 100, **params}
-    return {"policies": {"default": {"rules": [{"name": "hedged", "plan": {"strategy": "hedged", "params": merged}}]}}}
+    return {"policies": {"default": {"rules": [{"name": "hedged", "plan": {"strategy": STRATEGY, "params": merged}}]}}}
 
 
 async def test_a_prompt_primary_answers_alone(hedge, policyd_engine):
@@ -57,7 +61,7 @@ async def test_a_primary_that_fails_early_is_hedged_at_once(hedge, policyd_engin
 
 
 async def test_the_gate_decides_what_a_good_answer_is(hedge, policyd_engine):
-    gate = {"name": "word-limit", "params": {"max_words": 3}}
+    gate = {"name": VALIDATOR, "params": {"max_words": 3}}
     script = {"glm-4.5": "far too many words for this gate", "gpt-oss-120b": [{"text": "short answer", "delay_ms": 20}]}
     h = policyd_engine(plan(gate=gate), script=script)
     outcome = await h.complete("hi")
@@ -68,7 +72,7 @@ async def test_the_gate_decides_what_a_good_answer_is(hedge, policyd_engine):
 
 
 async def test_no_good_answer_is_rejected_with_the_last_answer(hedge, policyd_engine):
-    gate = {"name": "word-limit", "params": {"max_words": 1}}
+    gate = {"name": VALIDATOR, "params": {"max_words": 1}}
     h = policyd_engine(plan(gate=gate), script={"glm-4.5": "two words", "gpt-oss-120b": "three words here"})
     outcome = await h.complete("hi")
     assert outcome.status is OutcomeStatus.REJECTED
@@ -103,7 +107,7 @@ async def test_successful_calls_feed_the_latency_window(hedge, policyd_engine):
 def test_explain_shows_both_calls_and_the_cost_range(hedge, policyd_engine):
     h = policyd_engine(plan(), script={})
     explanation = h.engine.explain(make_request("hi"))
-    assert explanation.strategy == "hedged"
+    assert explanation.strategy == STRATEGY
     assert [(s.role, s.model) for s in explanation.steps] == [("primary", "glm-4.5"), ("hedge", "gpt-oss-120b")]
     assert 0 < explanation.best_usd < explanation.worst_usd
 
@@ -111,13 +115,13 @@ def test_explain_shows_both_calls_and_the_cost_range(hedge, policyd_engine):
 def test_bad_parameters_name_the_key(hedge, policyd_engine):
     with pytest.raises(ConfigError, match=r"plan\.params: Value error, backup: must differ from primary"):
         policyd_engine(plan(backup="glm-4.5"))
-    bad_gate = {"name": "word-limit", "params": {"max_words": 2, "min_words": 5}}
+    bad_gate = {"name": VALIDATOR, "params": {"max_words": 2, "min_words": 5}}
     with pytest.raises(ConfigError, match="min_words: 5 is more than max_words"):
         policyd_engine(plan(gate=bad_gate))
 
 
 async def test_word_limit_can_repair_by_truncating(hedge, policyd_engine):
-    gate = {"name": "word-limit", "params": {"max_words": 2, "truncate": True}}
+    gate = {"name": VALIDATOR, "params": {"max_words": 2, "truncate": True}}
     h = policyd_engine(plan(gate=gate), script={"glm-4.5": "one two three four"})
     outcome = await h.complete("hi")
     assert outcome.status is OutcomeStatus.ACCEPTED
