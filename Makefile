@@ -7,7 +7,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+<<<<<<< HEAD
 .PHONY: setup run test check-generated generate lint typecheck pytest plugin-template clean helm-tools helm-test
+=======
+.PHONY: setup run test check-generated generate lint typecheck pytest clean helm-tools helm-test \
+	proto-lint clients clients-go clients-java clients-python
+>>>>>>> main
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
 # the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
@@ -38,8 +43,8 @@ check-generated: setup
 	$(PY) scripts/gen.py --check
 
 lint: setup
-	$(VENV)/bin/ruff check policyd plugins tests scripts examples
-	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples
+	$(VENV)/bin/ruff check policyd plugins tests scripts examples clients/python
+	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples clients/python
 
 typecheck: setup
 	$(VENV)/bin/mypy policyd plugins
@@ -56,6 +61,7 @@ helm-test: setup helm-tools
 pytest: setup helm-tools
 	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q
 
+<<<<<<< HEAD
 # The template third-party plugin: pip-installed from its folder (reinstalled when it
 # changes), then its own tests, which start daemons that discover it by entry point.
 HEDGE := plugins/policyd-hedge
@@ -69,6 +75,30 @@ plugin-template: $(HEDGE_STAMP)
 	$(VENV)/bin/pytest -q $(HEDGE)/tests
 
 test: check-generated lint typecheck pytest plugin-template
+=======
+# Proto lint and the breaking-change check (buf, go install-ed on first use by the script).
+proto-lint: setup
+	$(PY) scripts/proto_check.py
+
+# The clients' integration tests start `policyd serve` with the venv's interpreter. Tools and
+# dependencies come from (and stay in) the usual caches: ~/go/pkg/mod, ~/.cache/go-build, ~/.m2.
+CLIENT_ENV := POLICYD_PYTHON=$(abspath $(PY)) POLICYD_REPO=$(CURDIR)
+
+clients-go: setup
+	cd clients/go && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	cd clients/go && go vet ./... && $(CLIENT_ENV) go test -count=1 ./...
+
+clients-java: setup
+	cd clients/java && $(CLIENT_ENV) mvn -B -q verify
+
+clients-python: setup
+	$(PY) -m pip install --quiet ./clients/python
+	cd clients/python && $(abspath $(VENV))/bin/mypy src && $(CLIENT_ENV) $(abspath $(PY)) -m pytest -q
+
+clients: clients-go clients-java clients-python
+
+test: check-generated lint typecheck proto-lint pytest clients
+>>>>>>> main
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info clients/java/target

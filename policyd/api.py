@@ -22,6 +22,11 @@ from policyd.errors import ConfigError, InvalidArgument, PluginError, PluginTime
 from policyd.plugin import hookimpl
 from policyd.plugin.compat import API_VERSION
 from policyd.plugin.specs import (
+    BudgetLine,
+    BudgetRefusal,
+    BudgetStore,
+    BudgetStoreContext,
+    BudgetStoreSpec,
     CatalogSpec,
     DecisionSink,
     DecisionSinkSpec,
@@ -74,6 +79,11 @@ __all__ = [
     "POLICYD_VERSION",
     "Attempt",
     "AttemptRole",
+    "BudgetLine",
+    "BudgetRefusal",
+    "BudgetStore",
+    "BudgetStoreContext",
+    "BudgetStoreSpec",
     "CacheMode",
     "CallResult",
     "CatalogSpec",

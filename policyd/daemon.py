@@ -12,17 +12,22 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policyd.cache.service import ResponseCache, open_cache
 from policyd.cache.settings import CacheSettings
 from policyd.config import Config, load
 from policyd.engine import Engine
 from policyd.engine.retry import RetryLayer
+from policyd.ledger.wiring import install_ledger
 from policyd.plugin.manager import PluginHost
 from policyd.plugin.settings import host_for
 from policyd.plugin.specs import Registered
 from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
 from policyd.telemetry.wiring import instrument
+
+if TYPE_CHECKING:
+    from policyd.ledger.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class Daemon:
     """Run in reverse order on shutdown: flush and close what was opened."""
     cache: ResponseCache | None = None
     telemetry: Telemetry = field(default_factory=disabled)
+    ledger: Ledger | None = None
+    """Outcomes, reports and stats (``policyd.ledger``); answers ReportOutcome and GetStats."""
 
     @property
     def config(self) -> Config:
@@ -103,4 +110,5 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     daemon.closers.append(instr.aclose)  # closers run in reverse: telemetry flushes last
     if cache is not None:
         daemon.closers.append(cache.aclose)
+    install_ledger(daemon)
     return daemon

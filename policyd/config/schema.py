@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
+from policyd.ledger.settings import BudgetsSettings, LedgerSettings
 from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
 
@@ -130,4 +131,6 @@ class FileConfig(_Strict):
     retries: RetriesConfig = RetriesConfig()
     cache: CacheSettings = CacheSettings()
     telemetry: TelemetryConfig = TelemetryConfig()
+    ledger: LedgerSettings = LedgerSettings()
+    budgets: BudgetsSettings | None = None
     plugins: PluginsConfig = PluginsConfig()

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from policyd.daemon import Daemon
 from policyd.server.errors import ErrorInterceptor
 from policyd.server.servicer import PolicyServicer
+from policyd.server.stats import stats_service
 from policyd.telemetry.rpc import server_interceptor
 from policyd.v1 import policyd_pb2, policyd_pb2_grpc
 
@@ -41,7 +42,7 @@ class RunningServer:
 
 async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningServer:
     server = grpc.aio.server(interceptors=[server_interceptor(daemon.telemetry), ErrorInterceptor()])
-    servicer = PolicyServicer(daemon)
+    servicer = PolicyServicer(daemon, stats=stats_service(daemon))
     policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
