@@ -7,12 +7,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-<<<<<<< HEAD
-.PHONY: setup run test check-generated generate lint typecheck pytest plugin-template clean helm-tools helm-test
-=======
-.PHONY: setup run test check-generated generate lint typecheck pytest clean helm-tools helm-test \
+.PHONY: setup run test check-generated generate lint typecheck pytest plugin-template clean helm-tools helm-test \
 	proto-lint clients clients-go clients-java clients-python
->>>>>>> main
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
 # the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
@@ -61,7 +57,6 @@ helm-test: setup helm-tools
 pytest: setup helm-tools
 	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q
 
-<<<<<<< HEAD
 # The template third-party plugin: pip-installed from its folder (reinstalled when it
 # changes), then its own tests, which start daemons that discover it by entry point.
 HEDGE := plugins/policyd-hedge
@@ -74,8 +69,6 @@ $(HEDGE_STAMP): $(STAMP) $(HEDGE)/pyproject.toml $(wildcard $(HEDGE)/policyd_hed
 plugin-template: $(HEDGE_STAMP)
 	$(VENV)/bin/pytest -q $(HEDGE)/tests
 
-test: check-generated lint typecheck pytest plugin-template
-=======
 # Proto lint and the breaking-change check (buf, go install-ed on first use by the script).
 proto-lint: setup
 	$(PY) scripts/proto_check.py
@@ -97,8 +90,7 @@ clients-python: setup
 
 clients: clients-go clients-java clients-python
 
-test: check-generated lint typecheck proto-lint pytest clients
->>>>>>> main
+test: check-generated lint typecheck proto-lint pytest plugin-template clients
 
 clean:
 	rm -rf $(VENV) build *.egg-info clients/java/target
