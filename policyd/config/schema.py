@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
+from policyd.config.security import AuthConfig, LimitsConfig
 from policyd.types import Stakes
 
 
@@ -103,3 +104,6 @@ class FileConfig(_Strict):
     policies: dict[str, PolicyConfig] = Field(min_length=1)
     retries: RetriesConfig = RetriesConfig()
     cache: CacheSettings = CacheSettings()
+    auth: AuthConfig | None = None
+    """Present: callers authenticate and the tenant comes from their credentials."""
+    limits: LimitsConfig = LimitsConfig()
