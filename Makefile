@@ -7,7 +7,19 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test check-generated generate lint typecheck pytest clean
+.PHONY: setup run test check-generated generate lint typecheck pytest clean helm-tools helm-test \
+	proto-lint clients clients-go clients-java clients-python
+
+# helm for the chart's tests: built once from the Go module proxy, cached per version outside
+# the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
+# reports and the Kubernetes version helm assumes offline (that of its client-go, v0.37 → 1.37).
+HELM_VERSION ?= v3.22.0
+HELM_K8S_MINOR ?= 37
+TOOLS_DIR ?= $(HOME)/.cache/policyd-tools
+HELM := $(TOOLS_DIR)/helm-$(HELM_VERSION)/helm
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach p,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(p).k8sVersionMinor=$(HELM_K8S_MINOR))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,16 +39,46 @@ check-generated: setup
 	$(PY) scripts/gen.py --check
 
 lint: setup
-	$(VENV)/bin/ruff check policyd plugins tests scripts examples
-	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples
+	$(VENV)/bin/ruff check policyd plugins tests scripts examples clients/python
+	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples clients/python
 
 typecheck: setup
 	$(VENV)/bin/mypy policyd plugins
 
-pytest: setup
-	$(PY) -m pytest -q
+$(HELM):
+	GOBIN=$(dir $(HELM)) GOFLAGS=-buildvcs=false $(GO) install -trimpath -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-test: check-generated lint typecheck pytest
+helm-tools: $(HELM)
+
+# The chart's tests alone (they also run in `make pytest`); POLICYD_REQUIRE_HELM turns a skip into a failure.
+helm-test: setup helm-tools
+	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q tests/helm
+
+pytest: setup helm-tools
+	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q
+
+# Proto lint and the breaking-change check (buf, go install-ed on first use by the script).
+proto-lint: setup
+	$(PY) scripts/proto_check.py
+
+# The clients' integration tests start `policyd serve` with the venv's interpreter. Tools and
+# dependencies come from (and stay in) the usual caches: ~/go/pkg/mod, ~/.cache/go-build, ~/.m2.
+CLIENT_ENV := POLICYD_PYTHON=$(abspath $(PY)) POLICYD_REPO=$(CURDIR)
+
+clients-go: setup
+	cd clients/go && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	cd clients/go && go vet ./... && $(CLIENT_ENV) go test -count=1 ./...
+
+clients-java: setup
+	cd clients/java && $(CLIENT_ENV) mvn -B -q verify
+
+clients-python: setup
+	$(PY) -m pip install --quiet ./clients/python
+	cd clients/python && $(abspath $(VENV))/bin/mypy src && $(CLIENT_ENV) $(abspath $(PY)) -m pytest -q
+
+clients: clients-go clients-java clients-python
+
+test: check-generated lint typecheck proto-lint pytest clients
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info clients/java/target

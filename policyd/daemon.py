@@ -22,6 +22,8 @@ from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import Registered
+from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
+from policyd.telemetry.wiring import instrument
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class DaemonOptions:
     config_path: str | None = None
     data_dir: Path | None = None
     entry_points: bool = True
+    telemetry: Telemetry | None = None
+    """Providers to use (tests, benchmarks); None builds them from the OTEL_* environment."""
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Daemon:
     cache: ResponseCache | None = None
     config_error: str | None = None
     """Why the policy file on disk was rejected at the last reload (the old policy keeps serving)."""
+    telemetry: Telemetry = field(default_factory=disabled)
 
     @property
     def config(self) -> Config:
@@ -89,12 +94,22 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     except OSError as exc:
         log.warning("cannot create the data directory %s: %s", data_dir, exc.strerror or exc)
     cache = open_cache(config.raw.cache if config.raw else CacheSettings(), data_dir)
-    engine = Engine(config, registered, call_layers=[cache.layer] if cache else [])
+    instr = instrument(options.telemetry or build_telemetry(), config, registered, data_dir, lambda: engine.config)
+    engine = Engine(
+        config,
+        registered,
+        # Tracing outermost, so that a cache hit is a model-call span too.
+        call_layers=[*instr.call_layers, *([cache.layer] if cache else [])],
+        request_layers=instr.request_layers,
+        listeners=instr.listeners,
+    )
     # Innermost call layer: the layers outside it (cache, tracing) see one call, however many retries it makes.
     engine.call_layers.append(RetryLayer.for_config(lambda: engine.config))
     # Outermost request layer: a request over its tenant's rate costs nothing and touches nothing.
     engine.request_layers.insert(0, TenantRateLimiter(lambda: _limits(engine.config)))
     daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir, cache=cache)
+    daemon.telemetry = instr.telemetry
+    daemon.closers.append(instr.aclose)  # closers run in reverse: telemetry flushes last
     if cache is not None:
         daemon.closers.append(cache.aclose)
     return daemon

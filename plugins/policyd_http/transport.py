@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from policyd.errors import UpstreamError
+from policyd.telemetry.propagation import inject_headers
 from policyd_http.classify import classify_status, malformed
 from policyd_http.secrets import ApiKey
 from policyd_http.settings import HttpSettings
@@ -134,6 +135,7 @@ class HttpTransport:
         t = self.settings.timeouts
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         send = {"Content-Type": "application/json", **headers}
+        inject_headers(send)  # W3C traceparent of the model-call span: the upstream call joins the trace
         clock: _Clock | None = None
         try:
             async with asyncio.timeout(total_s) as total, asyncio.timeout(None) as phase:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
 from policyd.config.security import AuthConfig, LimitsConfig
+from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
 
 
@@ -107,3 +108,4 @@ class FileConfig(_Strict):
     auth: AuthConfig | None = None
     """Present: callers authenticate and the tenant comes from their credentials."""
     limits: LimitsConfig = LimitsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()

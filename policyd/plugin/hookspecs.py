@@ -16,6 +16,7 @@ from policyd.plugin import hookspec
 if TYPE_CHECKING:
     from policyd.plugin.specs import (
         CatalogSpec,
+        DecisionSinkSpec,
         ProviderSpec,
         StrategySpec,
         TransformSpec,
@@ -91,6 +92,24 @@ def policyd_register_transforms(register: Callable[[TransformSpec], None]) -> No
     Called once at start-up. Plans list the transforms to apply, in order.
 
     :param register: call with one :class:`policyd.plugin.specs.TransformSpec` per transform.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------- telemetry
+
+
+@hookspec
+def policyd_register_decision_sinks(register: Callable[[DecisionSinkSpec], None]) -> None:
+    """Register decision sinks: destinations for the versioned decision event of each request.
+
+    Called once at start-up. The policy file's ``telemetry.decisions.sinks`` names the
+    sinks to use, with parameters validated against the spec's ``params`` model. Sinks
+    receive events on a worker thread, never on the request path.
+
+    :param register: call with one :class:`policyd.plugin.specs.DecisionSinkSpec` per sink.
     :returns: nothing; the return value is ignored.
 
     .. versionadded:: 0.1

@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_openai",
     "policyd_anthropic",
     "policyd_gemini",
+    "policyd_decisions",
 )
 """First-party plugin modules, registered in this order before any entry point."""
 
@@ -129,6 +130,7 @@ class PluginHost:
             "policyd_register_strategies": (reg.strategies, "name"),
             "policyd_register_validators": (reg.validators, "name"),
             "policyd_register_transforms": (reg.transforms, "name"),
+            "policyd_register_decision_sinks": (reg.decision_sinks, "name"),
         }
         for hook_name, (table, key_attr) in tables.items():
             kind = hook_name.removeprefix("policyd_register_")

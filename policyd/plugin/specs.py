@@ -6,8 +6,9 @@ policy file is validated in full at load time, before anything runs.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -159,6 +160,40 @@ class TransformSpec:
     params: type[BaseModel] = NoParams
 
 
+# ---------------------------------------------------------------- decision sinks
+
+
+class DecisionSink(Protocol):
+    """Receives decision events (see ``docs/telemetry.md``), on a worker thread, one at a time."""
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        """Deliver one event (a JSON-ready dict, already scrubbed). May block; never sees the request path."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release; called once on shutdown after the last event."""
+        ...
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink factory may use besides its parameters."""
+
+    data_dir: Path
+    """The daemon's private data directory; relative file paths resolve against it."""
+    logger_provider: Any = None
+    """The OpenTelemetry ``LoggerProvider``, or None when no logs exporter is configured."""
+
+
+@dataclass(frozen=True)
+class DecisionSinkSpec:
+    name: str
+    """Name used in ``telemetry.decisions.sinks[].name`` in the policy file."""
+    factory: Callable[[SinkContext, Any], DecisionSink]
+    """``factory(context, params)`` builds a sink from validated parameters."""
+    params: type[BaseModel] = NoParams
+
+
 @dataclass
 class Registered:
     """Everything the plugins registered, keyed by name; built once per boot."""
@@ -168,5 +203,6 @@ class Registered:
     strategies: dict[str, StrategySpec] = field(default_factory=dict)
     validators: dict[str, ValidatorSpec] = field(default_factory=dict)
     transforms: dict[str, TransformSpec] = field(default_factory=dict)
+    decision_sinks: dict[str, DecisionSinkSpec] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, name) → the plugin that registered it."""

@@ -20,6 +20,7 @@ from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
 from policyd.server.reload import Reloader
 from policyd.server.servicer import PolicyServicer
+from policyd.telemetry.rpc import server_interceptor
 from policyd.v1 import policyd_pb2, policyd_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
     limits = raw.limits if raw is not None else LimitsConfig()
     gate = AuthGate(lambda: daemon.config)
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(), AuthInterceptor(gate)],
+        interceptors=[server_interceptor(daemon.telemetry), ErrorInterceptor(), AuthInterceptor(gate)],
         options=[
             ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
             ("grpc.max_send_message_length", limits.max_send_message_bytes),

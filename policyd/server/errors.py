@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from policyd import errors
 from policyd.engine.context import StreamBroken
 from policyd.server.wrap import Deserializer, rewrap
+from policyd.telemetry.redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     for cls, code in CODES:
         if isinstance(exc, cls):
-            return code, str(exc)
+            return code, scrub(str(exc))
     incident = uuid.uuid4().hex[:12]
     log.error("internal error, incident %s", incident, exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error (incident {incident}; see the daemon log)"

@@ -32,7 +32,7 @@ async def _config_health(port: int) -> int:
 async def test_a_bad_file_is_rejected_visibly_and_the_old_policy_keeps_serving(live, gauge_host, gauge, bad, caplog):
     daemon, running, stub = await live(gauge_config(version="v1"), host=gauge_host)
     path = Path(daemon.options.config_path)
-    path.write_text(BAD_FILES[bad])
+    await asyncio.to_thread(path.write_text, BAD_FILES[bad])
     assert await running.reloader.reload("test") is False
     stats = await stub.GetStats(pb.GetStatsRequest(), timeout=5)
     assert stats.policy_version == "v1" and stats.config_error.startswith(str(path))
@@ -44,7 +44,7 @@ async def test_a_bad_file_is_rejected_visibly_and_the_old_policy_keeps_serving(l
     assert "reload (test) rejected, still serving version v1" in caplog.text
     resp = await stub.Complete(user("still here"), timeout=5)
     assert resp.explanation.policy_version == "v1" and resp.output.content == "gauged answer"
-    path.write_text(gauge_config(version="v3", text="fixed"))
+    await asyncio.to_thread(path.write_text, gauge_config(version="v3", text="fixed"))
     assert await running.reloader.reload("test") is True
     stats = await stub.GetStats(pb.GetStatsRequest(), timeout=5)
     assert (stats.policy_version, stats.config_error) == ("v3", "")
@@ -56,7 +56,7 @@ async def test_in_flight_requests_finish_on_their_policy_and_old_providers_close
     daemon, running, stub = await live(gauge_config(delay_s=0.6, text="old", version="v1"), host=gauge_host)
     slow = [asyncio.ensure_future(stub.Complete(user(f"slow {i}"), timeout=10)) for i in range(3)]
     await until(lambda: gauge.in_flight == 3, 5, "three calls in flight")
-    Path(daemon.options.config_path).write_text(gauge_config(text="new", version="v2"))
+    await asyncio.to_thread(Path(daemon.options.config_path).write_text, gauge_config(text="new", version="v2"))
     assert await running.reloader.reload("test") is True
     fresh = await stub.Complete(user("fresh"), timeout=5)
     assert (fresh.output.content, fresh.explanation.policy_version) == ("new", "v2")

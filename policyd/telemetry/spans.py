@@ -1,0 +1,341 @@
+"""The decision span (request layer) and one span per model call (call layer).
+
+Tree: RPC server span → ``policyd.decision`` → ``chat {model}`` per model call.
+
+Where each value comes from, so that it is right:
+
+* the **call layer** sees the ModelCall and the ModelResponse: gen_ai.* request and
+  response attributes, tokens, finish reasons, ``policyd.cached``, errors. It keeps
+  the span current while the provider runs, so provider HTTP calls carry its
+  ``traceparent`` (:func:`policyd.telemetry.propagation.inject_headers`);
+* the **attempt** the strategy context records right after the call (same task)
+  brings ``policyd.attempt.index`` and ``policyd.cost_usd``; the request layer
+  observes attempts through the request's ``Progress.on_attempt`` (which the context
+  calls again when a verdict lands). A VALIDATE call's span stays open, with its end
+  time fixed at the call's end, until its verdict is known; it then gets
+  ``policyd.verdict`` and ends. Spans still open when the request ends are ended then;
+* the **request layer** sees the final Outcome: policy, rule, strategy, status, total
+  cost and verdicts go on the decision span, and the Outcome gets the ``trace_id``.
+
+The layer also scrubs attempt error texts (which may quote an upstream's URL or
+headers) before they reach the caller, a stream, a span or a decision event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from policyd.engine.context import CallHandler
+from policyd.engine.engine import RequestHandler
+from policyd.errors import PolicydError
+from policyd.plugin.specs import DeltaSink, Progress
+from policyd.telemetry import content
+from policyd.telemetry import semconv as sc
+from policyd.telemetry.metrics import Instruments
+from policyd.telemetry.redact import SCRUBBER
+from policyd.telemetry.setup import Telemetry
+from policyd.types import Attempt, AttemptRole, CacheMode, ModelCall, ModelResponse, Outcome, OutcomeStatus, Request
+
+log = logging.getLogger(__name__)
+
+ERROR_STATUSES = frozenset({OutcomeStatus.UPSTREAM_FAILED, OutcomeStatus.DEADLINE_EXCEEDED})
+"""Outcomes that mark the decision span as an error (a rejection is a decision, not a failure)."""
+
+
+@dataclass
+class _CallSpan:
+    span: trace.Span
+    model_id: str
+    role: AttemptRole
+    end_ns: int = 0
+    index: int | None = None
+    open: bool = True
+
+    def end(self) -> None:
+        if self.open:
+            self.open = False
+            self.span.end(end_time=self.end_ns or None)
+
+
+class _RequestSpans:
+    """The call spans of one request, by attempt index once bound."""
+
+    def __init__(self) -> None:
+        self.calls: list[_CallSpan] = []
+        self.by_index: dict[int, _CallSpan] = {}
+
+    def end_all(self) -> None:
+        for cs in self.calls:
+            cs.end()
+
+
+_REQUEST: ContextVar[_RequestSpans | None] = ContextVar("policyd_request_spans", default=None)
+_PENDING: ContextVar[_CallSpan | None] = ContextVar("policyd_pending_call_span", default=None)
+"""The span of the call that just returned in this task, waiting for its Attempt."""
+
+
+def trace_id_hex(span: trace.Span) -> str:
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
+def scrub_attempt(attempt: Attempt) -> Attempt:
+    if not attempt.error:
+        return attempt
+    cleaned = SCRUBBER.scrub(attempt.error)
+    return attempt if cleaned == attempt.error else replace(attempt, error=cleaned)
+
+
+class TelemetryLayers:
+    """The request layer, the call layer and the attempt observer, sharing one Telemetry."""
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        instruments: Instruments | None,
+        provider_kind: Callable[[str], str] = lambda name: name,
+    ) -> None:
+        self.telemetry = telemetry
+        self.tracer = telemetry.tracer()
+        self.tracing = telemetry.tracing
+        self.instruments = instruments
+        self.capture = telemetry.capture_content
+        self.provider_kind = provider_kind
+
+    # ------------------------------------------------------------ request layer
+
+    async def request_layer(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
+        if not self.tracing:
+            outcome = await next(request, self._observed(progress, None))
+            return self._finish(outcome, trace.get_current_span())
+        spans = _RequestSpans()
+        token = _REQUEST.set(spans)
+        attributes = {
+            sc.POLICYD_REQUEST_ID: request.request_id,
+            sc.POLICYD_TENANT: request.tenant,
+            sc.POLICYD_TASK: request.task,
+            sc.POLICYD_STAKES: request.stakes.value,
+        }
+        with self.tracer.start_as_current_span(
+            sc.SPAN_DECISION, kind=SpanKind.INTERNAL, attributes=attributes, record_exception=False,
+            set_status_on_exception=False,
+        ) as span:  # fmt: skip
+            try:
+                outcome = await next(request, self._observed(progress, spans))
+            except BaseException as exc:
+                _mark_error(span, exc)
+                raise
+            finally:
+                spans.end_all()
+                _REQUEST.reset(token)
+            self._annotate_decision(span, outcome)
+            return self._finish(outcome, span)
+
+    def _finish(self, outcome: Outcome, span: trace.Span) -> Outcome:
+        attempts = tuple(scrub_attempt(a) for a in outcome.attempts)
+        outcome = replace(outcome, attempts=attempts, trace_id=outcome.trace_id or trace_id_hex(span))
+        if self.instruments is not None:
+            self.instruments.record_outcome(outcome)
+        return outcome
+
+    def _annotate_decision(self, span: trace.Span, outcome: Outcome) -> None:
+        e = outcome.explanation
+        verdicts = [f"{a.verdict.validator}:{a.verdict.kind.value}" for a in outcome.attempts if a.verdict]
+        span.set_attributes(
+            {
+                sc.POLICYD_POLICY: e.policy,
+                sc.POLICYD_POLICY_VERSION: e.policy_version,
+                sc.POLICYD_RULE: e.rule,
+                sc.POLICYD_STRATEGY: e.strategy,
+                sc.POLICYD_OUTCOME: outcome.status.value,
+                sc.POLICYD_TOTAL_COST_USD: outcome.total_cost_usd,
+                sc.POLICYD_SAVED_USD: outcome.saved_usd,
+                sc.POLICYD_ATTEMPT_COUNT: len(outcome.attempts),
+                sc.POLICYD_MODELS: list(dict.fromkeys(a.model for a in outcome.attempts if a.model)),
+                sc.POLICYD_VERDICTS: verdicts,
+                sc.POLICYD_DECISION_ID: outcome.decision_id,
+            }
+        )
+        if outcome.status in ERROR_STATUSES:
+            span.set_status(Status(StatusCode.ERROR, outcome.status.value))
+            span.set_attribute(sc.ERROR_TYPE, outcome.status.value)
+
+    # ------------------------------------------------------------ attempts
+
+    def _observed(self, progress: Progress | None, spans: _RequestSpans | None) -> Progress | None:
+        outer = progress.on_attempt if progress else None
+        if spans is None and outer is None:
+            return progress
+
+        def on_attempt(attempt: Attempt) -> None:
+            attempt = scrub_attempt(attempt)
+            if spans is not None:
+                try:
+                    self._bind(spans, attempt)
+                except Exception:
+                    log.exception("telemetry could not record attempt %d", attempt.index)
+            if outer is not None:
+                outer(attempt)
+
+        return Progress(on_delta=progress.on_delta if progress else None, on_attempt=on_attempt)
+
+    def _bind(self, spans: _RequestSpans, attempt: Attempt) -> None:
+        cs = spans.by_index.get(attempt.index)
+        if cs is None:
+            pending = _PENDING.get()
+            if pending is None or pending.model_id != attempt.model or pending.role is not attempt.role:
+                return  # no call behind this attempt (excluded model, free validator)
+            _PENDING.set(None)
+            pending.index = attempt.index
+            spans.by_index[attempt.index] = cs = pending
+        if not cs.open:
+            return
+        span = cs.span
+        span.set_attribute(sc.POLICYD_ATTEMPT_INDEX, attempt.index)
+        span.set_attribute(sc.POLICYD_COST_USD, attempt.cost_usd)
+        if attempt.error:
+            span.set_attribute(sc.POLICYD_ERROR, attempt.error)
+        if attempt.verdict is not None:
+            span.set_attribute(sc.POLICYD_VERDICT, attempt.verdict.kind.value)
+            span.set_attribute(sc.POLICYD_VALIDATOR, attempt.verdict.validator)
+            if self.capture and attempt.verdict.reason:
+                span.set_attribute(sc.POLICYD_VERDICT_REASON, attempt.verdict.reason)
+        if attempt.verdict is not None or attempt.role is not AttemptRole.VALIDATE or attempt.error:
+            cs.end()
+
+    # ------------------------------------------------------------ call layer
+
+    async def call_layer(self, call: ModelCall, on_delta: DeltaSink | None, next: CallHandler) -> ModelResponse:
+        model = call.model
+        kind = self.provider_kind(model.provider)
+        started = time.perf_counter()
+        span = self.tracer.start_span(
+            sc.call_span_name(sc.OPERATION_CHAT, model.upstream), kind=SpanKind.CLIENT,
+            attributes=self._call_attributes(call, kind), record_exception=False, set_status_on_exception=False,
+        ) if self.tracing else None  # fmt: skip
+        error_type: str | None = None
+        response: ModelResponse | None = None
+        try:
+            if span is None:
+                response = await next(call, on_delta)
+            else:
+                with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                    response = await next(call, on_delta)
+                self._annotate_response(span, response)
+            return response
+        except BaseException as exc:
+            error_type = "cancelled" if isinstance(exc, asyncio.CancelledError) else type(exc).__qualname__
+            if span is not None:
+                _mark_error(span, exc)
+            raise
+        finally:
+            if self.instruments is not None:
+                self._measure(call, kind, response, error_type, time.perf_counter() - started)
+            if span is not None:
+                self._park(span, call)
+
+    def _call_attributes(self, call: ModelCall, kind: str) -> dict[str, Any]:
+        model, params = call.model, call.params
+        attrs: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+            sc.GEN_AI_PROVIDER_NAME: sc.gen_ai_provider_name(kind),
+            sc.GEN_AI_REQUEST_MODEL: model.upstream,
+            sc.GEN_AI_OUTPUT_TYPE: sc.OUTPUT_TYPE_TEXT
+            if params.response_format.kind == "text"
+            else sc.OUTPUT_TYPE_JSON,
+            sc.POLICYD_MODEL: model.id,
+            sc.POLICYD_PROVIDER: model.provider,
+            sc.POLICYD_ROLE: call.role.value,
+            sc.POLICYD_EFFORT: call.effort.value,
+        }
+        if params.max_output_tokens is not None:
+            attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = params.max_output_tokens
+        if params.temperature is not None:
+            attrs[sc.GEN_AI_REQUEST_TEMPERATURE] = params.temperature
+        if params.top_p is not None:
+            attrs[sc.GEN_AI_REQUEST_TOP_P] = params.top_p
+        if params.stop:
+            attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(params.stop)
+        if params.seed is not None:
+            attrs[sc.GEN_AI_REQUEST_SEED] = params.seed
+        if call.sample_index:
+            attrs[sc.POLICYD_SAMPLE_INDEX] = call.sample_index
+        if self.capture:
+            attrs[sc.GEN_AI_INPUT_MESSAGES] = content.input_messages(call.messages)
+            system = content.system_instructions(call.messages)
+            if system is not None:
+                attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = system
+        return attrs
+
+    def _annotate_response(self, span: trace.Span, response: ModelResponse) -> None:
+        attrs: dict[str, Any] = {
+            sc.GEN_AI_RESPONSE_FINISH_REASONS: [response.finish_reason],
+            sc.GEN_AI_USAGE_INPUT_TOKENS: response.usage.input_tokens,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: response.usage.output_tokens,
+            sc.POLICYD_CACHED: response.cached,
+        }
+        if response.response_model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = response.response_model
+        if response.usage.reasoning_tokens:
+            attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = response.usage.reasoning_tokens
+        if self.capture:
+            attrs[sc.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(response.message, response.finish_reason)
+        span.set_attributes(attrs)
+
+    def _park(self, span: trace.Span, call: ModelCall) -> None:
+        """Leave the span for the attempt observer to finish; end it now if nothing will."""
+        cs = _CallSpan(span, call.model.id, call.role, end_ns=time.time_ns())
+        spans = _REQUEST.get()
+        if spans is None:
+            cs.end()
+            return
+        spans.calls.append(cs)
+        _PENDING.set(cs)
+
+    def _measure(
+        self, call: ModelCall, kind: str, response: ModelResponse | None, error_type: str | None, seconds: float
+    ) -> None:
+        inst = self.instruments
+        assert inst is not None
+        if response is not None and response.cached:
+            inst.cache_hits.add(1, {sc.POLICYD_MODEL: call.model.id})
+            return
+        if response is not None and call.cache_mode is not CacheMode.BYPASS:
+            inst.cache_misses.add(1, {sc.POLICYD_MODEL: call.model.id})
+        attrs: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+            sc.GEN_AI_PROVIDER_NAME: sc.gen_ai_provider_name(kind),
+            sc.GEN_AI_REQUEST_MODEL: call.model.upstream,
+        }
+        if response is not None and response.response_model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = response.response_model
+        if error_type is not None:
+            attrs[sc.ERROR_TYPE] = error_type
+        inst.operation_duration.record(seconds, attrs)
+        if response is not None:
+            inst.token_usage.record(response.usage.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+            inst.token_usage.record(response.usage.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+
+
+def _mark_error(span: trace.Span, exc: BaseException) -> None:
+    if isinstance(exc, asyncio.CancelledError):
+        span.set_status(Status(StatusCode.ERROR, "cancelled"))
+        span.set_attribute(sc.ERROR_TYPE, "cancelled")
+        return
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.set_attribute(sc.ERROR_TYPE, type(exc).__qualname__)
+    if isinstance(exc, PolicydError):
+        # An expected failure (upstream error, budget...): its message says it all; a
+        # formatted stack trace would cost more than the span itself.
+        span.add_event(sc.EVENT_EXCEPTION, {sc.EXCEPTION_TYPE: type(exc).__qualname__, sc.EXCEPTION_MESSAGE: str(exc)})
+    elif isinstance(exc, Exception):
+        span.record_exception(exc)

@@ -1,0 +1,34 @@
+"""Real HTTP providers carry the model-call span's W3C traceparent to their upstream."""
+
+from __future__ import annotations
+
+from fake_upstream import Json
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_openai import completion, model, provider
+
+from policyd.telemetry.setup import build_telemetry
+from policyd.telemetry.spans import TelemetryLayers
+from policyd.types import Message, ModelCall, Role
+
+
+async def test_openai_compatible_request_carries_the_call_spans_traceparent(upstream, monkeypatch):
+    spans = InMemorySpanExporter()
+    layers = TelemetryLayers(build_telemetry({}, span_exporters=[spans]), None)
+    upstream.queue(Json(completion()))
+    call = ModelCall(model=model(), messages=(Message(role=Role.USER, content="hi"),))
+    response = await layers.call_layer(call, None, provider(upstream, monkeypatch).complete)
+    assert response.message.content == "Hello!"
+    (span,) = spans.get_finished_spans()
+    version, trace_id, parent_id, _ = upstream.seen[0].headers["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == (
+        "00",
+        format(span.context.trace_id, "032x"),
+        format(span.context.span_id, "016x"),
+    )
+
+
+async def test_without_a_trace_no_traceparent_is_sent(upstream, monkeypatch):
+    upstream.queue(Json(completion()))
+    call = ModelCall(model=model(), messages=(Message(role=Role.USER, content="hi"),))
+    await provider(upstream, monkeypatch).complete(call)
+    assert "traceparent" not in upstream.seen[0].headers
