@@ -24,6 +24,7 @@ from grpc_health.v1.health import aio as health_aio
 from policyd.config import Config, load
 from policyd.daemon import Daemon
 from policyd.errors import PolicydError
+from policyd.telemetry import semconv as sc
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class Reloader:
         self.rejected = 0
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._counter = daemon.telemetry.meter().create_counter(
+            sc.METRIC_CONFIG_RELOADS, unit="{reload}", description="Policy file reloads, applied or rejected."
+        )
 
     async def start(self) -> None:
         await self._set_health(ok=True)
@@ -88,6 +92,7 @@ class Reloader:
                 log.exception("reload (%s) failed unexpectedly", reason)
                 return await self._reject(reason, f"{self.path}: {type(exc).__name__} while loading (see the log)")
             self.reloads += 1
+            self._counter.add(1, {sc.POLICYD_RELOAD_RESULT: "applied"})
             self.daemon.config_error = None
             log.info("policy reloaded (%s): %s version %s -> %s", reason, self.path, old.config.version, config.version)
             for key in restart_only_changes(old.config, config):
@@ -100,6 +105,7 @@ class Reloader:
 
     async def _reject(self, reason: str, error: str) -> bool:
         self.rejected += 1
+        self._counter.add(1, {sc.POLICYD_RELOAD_RESULT: "rejected"})
         self.daemon.config_error = error
         log.error("reload (%s) rejected, still serving version %s: %s", reason, self.daemon.config.version, error)
         await self._set_health(ok=False)

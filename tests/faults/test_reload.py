@@ -108,3 +108,33 @@ async def _eventually(probe, want, timeout_s: float = 10.0) -> None:
     while (got := await probe()) != want:
         assert loop.time() < end, f"still {got!r}, wanted {want!r}"
         await asyncio.sleep(0.05)
+
+
+async def test_reloads_are_counted_by_result_in_a_metric(tmp_path, gauge_host):
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from policyd.daemon import DaemonOptions, build_daemon
+    from policyd.server.reload import Reloader
+    from policyd.telemetry import semconv as sc
+    from policyd.telemetry.setup import build_telemetry
+    from tests.telemetry.support import points
+
+    reader = InMemoryMetricReader()
+    path = tmp_path / "policy.yaml"
+    path.write_text(gauge_config())
+    options = DaemonOptions(
+        config_path=str(path),
+        data_dir=tmp_path / "data",
+        entry_points=False,
+        telemetry=build_telemetry({}, metric_readers=[reader]),
+    )
+    daemon = build_daemon(options, host=gauge_host)
+    reloader = Reloader(daemon)
+    assert await reloader.reload("test")
+    await asyncio.to_thread(path.write_text, "policies: [broken")
+    assert not await reloader.reload("test")
+    assert not await reloader.reload("test")
+    await reloader.aclose()
+    await daemon.aclose()
+    counted = {p.attributes[sc.POLICYD_RELOAD_RESULT]: p.value for p in points(reader)[sc.METRIC_CONFIG_RELOADS]}
+    assert counted == {"applied": 1, "rejected": 2}
