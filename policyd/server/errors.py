@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 
 from policyd import errors
 from policyd.engine.context import StreamBroken
-from policyd.server.wrap import Deserializer, rewrap
+from policyd.server.wrap import Deserializer, rewrap, stream_items
 from policyd.telemetry.redact import scrub
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _wrap_stream(inner: Any) -> Any:
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await _refuse_unreadable(request, context)
         try:
-            async for item in inner(request, context):
+            async for item in stream_items(inner, request, context):
                 yield item
         except grpc.aio.AbortError:
             raise

@@ -18,6 +18,20 @@ Deserializer = Callable[[bytes], Any]
 Prelude = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
 
 
+async def stream_items(inner: Behaviour, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """The responses of a server-streaming behaviour, whichever way it streams.
+
+    A behaviour is either an async generator or a coroutine that writes with
+    ``context.write`` (as grpc's own health ``Watch`` does); the second yields nothing here.
+    """
+    result = inner(request, context)
+    if hasattr(result, "__aiter__"):
+        async for item in result:
+            yield item
+    else:
+        await result
+
+
 def rewrap(
     handler: grpc.RpcMethodHandler,
     unary: Callable[[Behaviour], Behaviour],
@@ -57,7 +71,7 @@ def around_handler(handler: grpc.RpcMethodHandler, prelude: Prelude) -> grpc.Rpc
     def stream(inner: Behaviour) -> Behaviour:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await prelude(request, context)
-            async for item in inner(request, context):
+            async for item in stream_items(inner, request, context):
                 yield item
 
         return call
