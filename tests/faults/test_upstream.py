@@ -14,7 +14,7 @@ import time
 import grpc
 import grpc.aio
 import pytest
-from faultkit import user
+from faultkit import until, user
 from upstreams import completion, openai_policy
 
 from policyd.v1 import policyd_pb2 as pb
@@ -47,8 +47,7 @@ async def test_a_client_cancel_mid_request_aborts_the_upstream_request(live, fak
     fake.queue(Json(completion("late"), delay_s=30))
     _, _, stub = await live(openai_policy(fake.url))
     call = stub.Complete(user("hello"), timeout=30)
-    while not fake.seen:
-        await asyncio.sleep(0.01)
+    await until(lambda: bool(fake.seen), 5, "the upstream request")
     call.cancel()
     await asyncio.wait_for(fake.client_gone_event.wait(), 5)
     assert fake.client_gone == 1 and len(fake.seen) == 1
