@@ -12,6 +12,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policyd.cache.service import ResponseCache, open_cache
 from policyd.cache.settings import CacheSettings
@@ -20,10 +21,14 @@ from policyd.config.security import LimitsConfig
 from policyd.engine import Engine
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
+from policyd.ledger.wiring import install_ledger
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import Registered
 from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
 from policyd.telemetry.wiring import instrument
+
+if TYPE_CHECKING:
+    from policyd.ledger.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,8 @@ class Daemon:
     config_error: str | None = None
     """Why the policy file on disk was rejected at the last reload (the old policy keeps serving)."""
     telemetry: Telemetry = field(default_factory=disabled)
+    ledger: Ledger | None = None
+    """Outcomes, reports and stats (``policyd.ledger``); answers ReportOutcome and GetStats."""
 
     @property
     def config(self) -> Config:
@@ -112,4 +119,5 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     daemon.closers.append(instr.aclose)  # closers run in reverse: telemetry flushes last
     if cache is not None:
         daemon.closers.append(cache.aclose)
+    install_ledger(daemon)
     return daemon

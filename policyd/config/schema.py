@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
 from policyd.config.security import AuthConfig, LimitsConfig
+from policyd.ledger.settings import BudgetsSettings, LedgerSettings
 from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
 
@@ -109,3 +110,5 @@ class FileConfig(_Strict):
     """Present: callers authenticate and the tenant comes from their credentials."""
     limits: LimitsConfig = LimitsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    ledger: LedgerSettings = LedgerSettings()
+    budgets: BudgetsSettings | None = None

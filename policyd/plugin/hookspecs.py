@@ -15,6 +15,7 @@ from policyd.plugin import hookspec
 
 if TYPE_CHECKING:
     from policyd.plugin.specs import (
+        BudgetStoreSpec,
         CatalogSpec,
         DecisionSinkSpec,
         ProviderSpec,
@@ -110,6 +111,25 @@ def policyd_register_decision_sinks(register: Callable[[DecisionSinkSpec], None]
     receive events on a worker thread, never on the request path.
 
     :param register: call with one :class:`policyd.plugin.specs.DecisionSinkSpec` per sink.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------- accounting
+
+
+@hookspec
+def policyd_register_budget_stores(register: Callable[[BudgetStoreSpec], None]) -> None:
+    """Register budget stores: where tenant and policy budgets count reserved and spent USD.
+
+    Called once at start-up. The policy file's ``budgets.store.kind`` picks one (default
+    ``local``: in memory, seeded from this daemon's ledger); a shared store (e.g. Redis)
+    lets several replicas enforce one budget. See ``docs/ledger.md``.
+
+    :param register: call with one :class:`policyd.plugin.specs.BudgetStoreSpec` per store kind
+        (``kind`` must be unique across all plugins).
     :returns: nothing; the return value is ignored.
 
     .. versionadded:: 0.1

@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_anthropic",
     "policyd_gemini",
     "policyd_decisions",
+    "policyd_budgets",
 )
 """First-party plugin modules, registered in this order before any entry point."""
 
@@ -48,6 +49,7 @@ SINGULAR = {
     "strategies": "strategy",
     "validators": "validator",
     "transforms": "transform",
+    "budget_stores": "budget store",
 }
 
 
@@ -131,6 +133,7 @@ class PluginHost:
             "policyd_register_validators": (reg.validators, "name"),
             "policyd_register_transforms": (reg.transforms, "name"),
             "policyd_register_decision_sinks": (reg.decision_sinks, "name"),
+            "policyd_register_budget_stores": (reg.budget_stores, "kind"),
         }
         for hook_name, (table, key_attr) in tables.items():
             kind = hook_name.removeprefix("policyd_register_")

@@ -194,6 +194,63 @@ class DecisionSinkSpec:
     params: type[BaseModel] = NoParams
 
 
+# ---------------------------------------------------------------- budgets
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One budget a request must fit in: a scope (tenant or policy), a period and its limit."""
+
+    name: str
+    """For people and errors: ``tenant 'acme' daily budget ($5.00)``."""
+    key: str
+    """Unique per scope and period (a new day is a new key); stores count per key."""
+    limit_usd: float
+    period_start: float
+    """Unix seconds (UTC day or month start)."""
+    period_end: float
+    tenant: str | None = None
+    policy: str | None = None
+
+
+@dataclass(frozen=True)
+class BudgetRefusal:
+    line: BudgetLine
+    spent_usd: float
+    reserved_usd: float
+
+
+class BudgetStore(Protocol):
+    """Counts spent and reserved USD per budget line; shared stores serve several replicas."""
+
+    async def reserve(self, lines: Sequence[BudgetLine], usd: float) -> BudgetRefusal | None:
+        """Atomically add ``usd`` to every line's reservations if each keeps ``spent + reserved
+        <= limit``; otherwise change nothing and answer the first line that would overflow."""
+        ...
+
+    async def settle(self, lines: Sequence[BudgetLine], reserved_usd: float, spent_usd: float) -> None:
+        """Release a reservation made by :meth:`reserve` and count what was really spent."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BudgetStoreContext:
+    data_dir: Path
+    recorded_usd: Callable[[BudgetLine], Awaitable[float]]
+    """USD this daemon's ledger recorded in the line's scope since its period began."""
+
+
+@dataclass(frozen=True)
+class BudgetStoreSpec:
+    kind: str
+    """Name used as ``budgets.store.kind`` in the policy file."""
+    factory: Callable[[Any, BudgetStoreContext], BudgetStore]
+    """``factory(settings, context)`` builds the store from validated settings."""
+    settings: type[BaseModel] = NoParams
+
+
 @dataclass
 class Registered:
     """Everything the plugins registered, keyed by name; built once per boot."""
@@ -204,5 +261,6 @@ class Registered:
     validators: dict[str, ValidatorSpec] = field(default_factory=dict)
     transforms: dict[str, TransformSpec] = field(default_factory=dict)
     decision_sinks: dict[str, DecisionSinkSpec] = field(default_factory=dict)
+    budget_stores: dict[str, BudgetStoreSpec] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, name) → the plugin that registered it."""

@@ -20,6 +20,7 @@ from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
 from policyd.server.reload import Reloader
 from policyd.server.servicer import PolicyServicer
+from policyd.server.stats import stats_service
 from policyd.telemetry.rpc import server_interceptor
 from policyd.v1 import policyd_pb2, policyd_pb2_grpc
 
@@ -58,7 +59,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
     identity = AuthIdentity(gate, lambda: daemon.config)
-    servicer = PolicyServicer(daemon, identity=identity, stats_scope=identity.stats_tenant)
+    servicer = PolicyServicer(daemon, identity=identity, stats=stats_service(daemon), stats_scope=identity.stats_tenant)
     policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -392,7 +392,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, window_seconds: _Optional[int] = ..., group_by: _Optional[_Iterable[_Union[StatsGroup, str]]] = ..., tenant: _Optional[str] = ..., policy: _Optional[str] = ...) -> None: ...
 
 class StatsRow(_message.Message):
-    __slots__ = ("group", "requests", "successes", "total_cost_usd", "cost_per_success_usd", "saved_usd", "escalation_rate", "validator_accept_rate", "latency_p50_ms", "latency_p95_ms")
+    __slots__ = ("group", "requests", "successes", "total_cost_usd", "cost_per_success_usd", "saved_usd", "escalation_rate", "validator_accept_rate", "latency_p50_ms", "latency_p95_ms", "escalations", "validations", "reported", "attempts", "failed_attempts", "tokens_saved")
     class GroupEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +410,12 @@ class StatsRow(_message.Message):
     VALIDATOR_ACCEPT_RATE_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    ESCALATIONS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATIONS_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_SAVED_FIELD_NUMBER: _ClassVar[int]
     group: _containers.ScalarMap[str, str]
     requests: int
     successes: int
@@ -420,7 +426,13 @@ class StatsRow(_message.Message):
     validator_accept_rate: float
     latency_p50_ms: float
     latency_p95_ms: float
-    def __init__(self, group: _Optional[_Mapping[str, str]] = ..., requests: _Optional[int] = ..., successes: _Optional[int] = ..., total_cost_usd: _Optional[float] = ..., cost_per_success_usd: _Optional[float] = ..., saved_usd: _Optional[float] = ..., escalation_rate: _Optional[float] = ..., validator_accept_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ...) -> None: ...
+    escalations: int
+    validations: int
+    reported: int
+    attempts: int
+    failed_attempts: int
+    tokens_saved: int
+    def __init__(self, group: _Optional[_Mapping[str, str]] = ..., requests: _Optional[int] = ..., successes: _Optional[int] = ..., total_cost_usd: _Optional[float] = ..., cost_per_success_usd: _Optional[float] = ..., saved_usd: _Optional[float] = ..., escalation_rate: _Optional[float] = ..., validator_accept_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., escalations: _Optional[int] = ..., validations: _Optional[int] = ..., reported: _Optional[int] = ..., attempts: _Optional[int] = ..., failed_attempts: _Optional[int] = ..., tokens_saved: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
     __slots__ = ("rows", "policy_version", "config_error")

@@ -60,10 +60,12 @@ async def test_sigterm_lets_streams_in_flight_finish_refuses_new_rpcs_flushes_an
         assert time.monotonic() - started < 8
     assert len(fake.seen) == 3 and fake.client_gone == 0, "no upstream request was cut"
     assert "Traceback" not in proc.stderr
-    # The answers were flushed to the cache before the exit: a new process serves them without the upstream.
+    # Ledger and cache were flushed before the exit: a new process counts the three and serves them from the cache.
     async with spawn(config, tmp_path / "data") as again:
         async with again.channel() as channel:
             stub = again.stub(channel)
+            stats = await stub.GetStats(pb.GetStatsRequest(), timeout=5)
+            assert sum(row.requests for row in stats.rows) == 3
             for i in range(3):
                 resp = await stub.Complete(user(f"stream {i}", cache_mode=pb.CACHE_MODE_ONLY_IF_CACHED), timeout=5)
                 assert resp.attempts[0].cached and resp.output.content == "one two three"
@@ -89,7 +91,7 @@ async def _status(call) -> grpc.StatusCode:
 
 async def test_kill_9_under_load_then_restart_keeps_every_answer_committed_before_it(tmp_path, fake):
     config = tmp_path / "policy.yaml"
-    config.write_text(openai_policy(fake.url))
+    config.write_text(openai_policy(fake.url, extra="ledger: {durability: sync}"))  # every reply acknowledges
     fake.default = Json(completion("fresh", prompt_tokens=5, completion_tokens=2), delay_s=0.01)
     answered: list[str] = []
     async with spawn(config, tmp_path / "data") as first:
@@ -103,10 +105,10 @@ async def test_kill_9_under_load_then_restart_keeps_every_answer_committed_befor
             async def load(worker: int) -> None:
                 for i in range(10_000):
                     try:
-                        await stub.Complete(user(f"load {worker}-{i}"), timeout=5)
+                        await stub.Complete(user(f"load {worker}-{i}", request_id=f"load-{worker}-{i}"), timeout=5)
                     except grpc.aio.AioRpcError:
                         return
-                    answered.append(f"load {worker}-{i}")
+                    answered.append(f"load-{worker}-{i}")
 
             workers = [asyncio.ensure_future(load(w)) for w in range(6)]
             await until(lambda: len(answered) >= 150, 30, "load")
@@ -121,6 +123,10 @@ async def test_kill_9_under_load_then_restart_keeps_every_answer_committed_befor
             for prompt in warm:
                 resp = await stub.Complete(user(prompt, cache_mode=pb.CACHE_MODE_ONLY_IF_CACHED), timeout=5)
                 assert resp.attempts[0].cached and resp.output.content == "fresh"
+            stats = await stub.GetStats(pb.GetStatsRequest(), timeout=5)
+            assert sum(row.requests for row in stats.rows) >= len(warm) + len(answered)
+            for request_id in answered:  # every acknowledged outcome is in the ledger
+                await stub.ReportOutcome(pb.ReportOutcomeRequest(request_id=request_id, success=True), timeout=5)
             after = await stub.Complete(user("after the crash"), timeout=5)
             assert after.output.content == "fresh" and not after.attempts[0].cached
     assert len(fake.seen) == calls_before + 1, "only the new prompt reached the upstream"

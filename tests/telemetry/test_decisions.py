@@ -23,7 +23,8 @@ JSONL = "[{name: jsonl, params: {path: logs/decisions.jsonl}}]"
 
 async def drain(t) -> None:
     for listener in t.daemon.engine.listeners:
-        await asyncio.to_thread(listener.queue.join)
+        if isinstance(listener, DecisionLog):  # the ledger listens too
+            await asyncio.to_thread(listener.queue.join)
 
 
 async def test_jsonl_sink_writes_one_versioned_event_per_decision(traced, upstream):

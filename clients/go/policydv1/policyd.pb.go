@@ -2157,12 +2157,25 @@ type StatsRow struct {
 	SavedUsd float64 `protobuf:"fixed64,6,opt,name=saved_usd,json=savedUsd,proto3" json:"saved_usd,omitempty"`
 	// Share of requests that escalated.
 	EscalationRate float64 `protobuf:"fixed64,7,opt,name=escalation_rate,json=escalationRate,proto3" json:"escalation_rate,omitempty"`
-	// Share of validations that accepted.
+	// Share of validator verdicts that accepted (or repaired) the draft.
 	ValidatorAcceptRate float64 `protobuf:"fixed64,8,opt,name=validator_accept_rate,json=validatorAcceptRate,proto3" json:"validator_accept_rate,omitempty"`
 	// Median request latency in milliseconds.
 	LatencyP50Ms float64 `protobuf:"fixed64,9,opt,name=latency_p50_ms,json=latencyP50Ms,proto3" json:"latency_p50_ms,omitempty"`
 	// 95th percentile request latency in milliseconds.
-	LatencyP95Ms  float64 `protobuf:"fixed64,10,opt,name=latency_p95_ms,json=latencyP95Ms,proto3" json:"latency_p95_ms,omitempty"`
+	LatencyP95Ms float64 `protobuf:"fixed64,10,opt,name=latency_p95_ms,json=latencyP95Ms,proto3" json:"latency_p95_ms,omitempty"`
+	// Requests that had an escalation attempt (the numerator of escalation_rate).
+	Escalations int64 `protobuf:"varint,11,opt,name=escalations,proto3" json:"escalations,omitempty"`
+	// Validator verdicts given (the denominator of validator_accept_rate; 0
+	// means the rate is undefined, not zero).
+	Validations int64 `protobuf:"varint,12,opt,name=validations,proto3" json:"validations,omitempty"`
+	// Requests whose success the caller reported with ReportOutcome.
+	Reported int64 `protobuf:"varint,13,opt,name=reported,proto3" json:"reported,omitempty"`
+	// Model calls and validator runs, failed ones included.
+	Attempts int64 `protobuf:"varint,14,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Attempts that failed (upstream error, timeout, excluded model).
+	FailedAttempts int64 `protobuf:"varint,15,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	// Input tokens saved by request transforms.
+	TokensSaved   int64 `protobuf:"varint,16,opt,name=tokens_saved,json=tokensSaved,proto3" json:"tokens_saved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2263,6 +2276,48 @@ func (x *StatsRow) GetLatencyP50Ms() float64 {
 func (x *StatsRow) GetLatencyP95Ms() float64 {
 	if x != nil {
 		return x.LatencyP95Ms
+	}
+	return 0
+}
+
+func (x *StatsRow) GetEscalations() int64 {
+	if x != nil {
+		return x.Escalations
+	}
+	return 0
+}
+
+func (x *StatsRow) GetValidations() int64 {
+	if x != nil {
+		return x.Validations
+	}
+	return 0
+}
+
+func (x *StatsRow) GetReported() int64 {
+	if x != nil {
+		return x.Reported
+	}
+	return 0
+}
+
+func (x *StatsRow) GetAttempts() int64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *StatsRow) GetFailedAttempts() int64 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
+}
+
+func (x *StatsRow) GetTokensSaved() int64 {
+	if x != nil {
+		return x.TokensSaved
 	}
 	return 0
 }
@@ -2711,7 +2766,7 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x0ewindow_seconds\x18\x01 \x01(\x03R\rwindowSeconds\x121\n" +
 	"\bgroup_by\x18\x02 \x03(\x0e2\x16.policyd.v1.StatsGroupR\agroupBy\x12\x16\n" +
 	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12\x16\n" +
-	"\x06policy\x18\x04 \x01(\tR\x06policy\"\xd2\x03\n" +
+	"\x06policy\x18\x04 \x01(\tR\x06policy\"\x9a\x05\n" +
 	"\bStatsRow\x125\n" +
 	"\x05group\x18\x01 \x03(\v2\x1f.policyd.v1.StatsRow.GroupEntryR\x05group\x12\x1a\n" +
 	"\brequests\x18\x02 \x01(\x03R\brequests\x12\x1c\n" +
@@ -2723,7 +2778,13 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x15validator_accept_rate\x18\b \x01(\x01R\x13validatorAcceptRate\x12$\n" +
 	"\x0elatency_p50_ms\x18\t \x01(\x01R\flatencyP50Ms\x12$\n" +
 	"\x0elatency_p95_ms\x18\n" +
-	" \x01(\x01R\flatencyP95Ms\x1a8\n" +
+	" \x01(\x01R\flatencyP95Ms\x12 \n" +
+	"\vescalations\x18\v \x01(\x03R\vescalations\x12 \n" +
+	"\vvalidations\x18\f \x01(\x03R\vvalidations\x12\x1a\n" +
+	"\breported\x18\r \x01(\x03R\breported\x12\x1a\n" +
+	"\battempts\x18\x0e \x01(\x03R\battempts\x12'\n" +
+	"\x0ffailed_attempts\x18\x0f \x01(\x03R\x0efailedAttempts\x12!\n" +
+	"\ftokens_saved\x18\x10 \x01(\x03R\vtokensSaved\x1a8\n" +
 	"\n" +
 	"GroupEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +

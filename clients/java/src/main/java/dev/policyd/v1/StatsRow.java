@@ -248,7 +248,7 @@ java.lang.String defaultValue) {
   private double validatorAcceptRate_ = 0D;
   /**
    * <pre>
-   * Share of validations that accepted.
+   * Share of validator verdicts that accepted (or repaired) the draft.
    * </pre>
    *
    * <code>double validator_accept_rate = 8;</code>
@@ -287,6 +287,97 @@ java.lang.String defaultValue) {
   @java.lang.Override
   public double getLatencyP95Ms() {
     return latencyP95Ms_;
+  }
+
+  public static final int ESCALATIONS_FIELD_NUMBER = 11;
+  private long escalations_ = 0L;
+  /**
+   * <pre>
+   * Requests that had an escalation attempt (the numerator of escalation_rate).
+   * </pre>
+   *
+   * <code>int64 escalations = 11;</code>
+   * @return The escalations.
+   */
+  @java.lang.Override
+  public long getEscalations() {
+    return escalations_;
+  }
+
+  public static final int VALIDATIONS_FIELD_NUMBER = 12;
+  private long validations_ = 0L;
+  /**
+   * <pre>
+   * Validator verdicts given (the denominator of validator_accept_rate; 0
+   * means the rate is undefined, not zero).
+   * </pre>
+   *
+   * <code>int64 validations = 12;</code>
+   * @return The validations.
+   */
+  @java.lang.Override
+  public long getValidations() {
+    return validations_;
+  }
+
+  public static final int REPORTED_FIELD_NUMBER = 13;
+  private long reported_ = 0L;
+  /**
+   * <pre>
+   * Requests whose success the caller reported with ReportOutcome.
+   * </pre>
+   *
+   * <code>int64 reported = 13;</code>
+   * @return The reported.
+   */
+  @java.lang.Override
+  public long getReported() {
+    return reported_;
+  }
+
+  public static final int ATTEMPTS_FIELD_NUMBER = 14;
+  private long attempts_ = 0L;
+  /**
+   * <pre>
+   * Model calls and validator runs, failed ones included.
+   * </pre>
+   *
+   * <code>int64 attempts = 14;</code>
+   * @return The attempts.
+   */
+  @java.lang.Override
+  public long getAttempts() {
+    return attempts_;
+  }
+
+  public static final int FAILED_ATTEMPTS_FIELD_NUMBER = 15;
+  private long failedAttempts_ = 0L;
+  /**
+   * <pre>
+   * Attempts that failed (upstream error, timeout, excluded model).
+   * </pre>
+   *
+   * <code>int64 failed_attempts = 15;</code>
+   * @return The failedAttempts.
+   */
+  @java.lang.Override
+  public long getFailedAttempts() {
+    return failedAttempts_;
+  }
+
+  public static final int TOKENS_SAVED_FIELD_NUMBER = 16;
+  private long tokensSaved_ = 0L;
+  /**
+   * <pre>
+   * Input tokens saved by request transforms.
+   * </pre>
+   *
+   * <code>int64 tokens_saved = 16;</code>
+   * @return The tokensSaved.
+   */
+  @java.lang.Override
+  public long getTokensSaved() {
+    return tokensSaved_;
   }
 
   private byte memoizedIsInitialized = -1;
@@ -335,6 +426,24 @@ java.lang.String defaultValue) {
     }
     if (java.lang.Double.doubleToRawLongBits(latencyP95Ms_) != 0) {
       output.writeDouble(10, latencyP95Ms_);
+    }
+    if (escalations_ != 0L) {
+      output.writeInt64(11, escalations_);
+    }
+    if (validations_ != 0L) {
+      output.writeInt64(12, validations_);
+    }
+    if (reported_ != 0L) {
+      output.writeInt64(13, reported_);
+    }
+    if (attempts_ != 0L) {
+      output.writeInt64(14, attempts_);
+    }
+    if (failedAttempts_ != 0L) {
+      output.writeInt64(15, failedAttempts_);
+    }
+    if (tokensSaved_ != 0L) {
+      output.writeInt64(16, tokensSaved_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -391,6 +500,30 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeDoubleSize(10, latencyP95Ms_);
     }
+    if (escalations_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(11, escalations_);
+    }
+    if (validations_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(12, validations_);
+    }
+    if (reported_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(13, reported_);
+    }
+    if (attempts_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(14, attempts_);
+    }
+    if (failedAttempts_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(15, failedAttempts_);
+    }
+    if (tokensSaved_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(16, tokensSaved_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -433,6 +566,18 @@ java.lang.String defaultValue) {
     if (java.lang.Double.doubleToLongBits(getLatencyP95Ms())
         != java.lang.Double.doubleToLongBits(
             other.getLatencyP95Ms())) return false;
+    if (getEscalations()
+        != other.getEscalations()) return false;
+    if (getValidations()
+        != other.getValidations()) return false;
+    if (getReported()
+        != other.getReported()) return false;
+    if (getAttempts()
+        != other.getAttempts()) return false;
+    if (getFailedAttempts()
+        != other.getFailedAttempts()) return false;
+    if (getTokensSaved()
+        != other.getTokensSaved()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -475,6 +620,24 @@ java.lang.String defaultValue) {
     hash = (37 * hash) + LATENCY_P95_MS_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
         java.lang.Double.doubleToLongBits(getLatencyP95Ms()));
+    hash = (37 * hash) + ESCALATIONS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getEscalations());
+    hash = (37 * hash) + VALIDATIONS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getValidations());
+    hash = (37 * hash) + REPORTED_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getReported());
+    hash = (37 * hash) + ATTEMPTS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getAttempts());
+    hash = (37 * hash) + FAILED_ATTEMPTS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getFailedAttempts());
+    hash = (37 * hash) + TOKENS_SAVED_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getTokensSaved());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -642,6 +805,12 @@ java.lang.String defaultValue) {
       validatorAcceptRate_ = 0D;
       latencyP50Ms_ = 0D;
       latencyP95Ms_ = 0D;
+      escalations_ = 0L;
+      validations_ = 0L;
+      reported_ = 0L;
+      attempts_ = 0L;
+      failedAttempts_ = 0L;
+      tokensSaved_ = 0L;
       return this;
     }
 
@@ -706,6 +875,24 @@ java.lang.String defaultValue) {
       if (((from_bitField0_ & 0x00000200) != 0)) {
         result.latencyP95Ms_ = latencyP95Ms_;
       }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.escalations_ = escalations_;
+      }
+      if (((from_bitField0_ & 0x00000800) != 0)) {
+        result.validations_ = validations_;
+      }
+      if (((from_bitField0_ & 0x00001000) != 0)) {
+        result.reported_ = reported_;
+      }
+      if (((from_bitField0_ & 0x00002000) != 0)) {
+        result.attempts_ = attempts_;
+      }
+      if (((from_bitField0_ & 0x00004000) != 0)) {
+        result.failedAttempts_ = failedAttempts_;
+      }
+      if (((from_bitField0_ & 0x00008000) != 0)) {
+        result.tokensSaved_ = tokensSaved_;
+      }
     }
 
     @java.lang.Override
@@ -749,6 +936,24 @@ java.lang.String defaultValue) {
       }
       if (java.lang.Double.doubleToRawLongBits(other.getLatencyP95Ms()) != 0) {
         setLatencyP95Ms(other.getLatencyP95Ms());
+      }
+      if (other.getEscalations() != 0L) {
+        setEscalations(other.getEscalations());
+      }
+      if (other.getValidations() != 0L) {
+        setValidations(other.getValidations());
+      }
+      if (other.getReported() != 0L) {
+        setReported(other.getReported());
+      }
+      if (other.getAttempts() != 0L) {
+        setAttempts(other.getAttempts());
+      }
+      if (other.getFailedAttempts() != 0L) {
+        setFailedAttempts(other.getFailedAttempts());
+      }
+      if (other.getTokensSaved() != 0L) {
+        setTokensSaved(other.getTokensSaved());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -830,6 +1035,36 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00000200;
               break;
             } // case 81
+            case 88: {
+              escalations_ = input.readInt64();
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 88
+            case 96: {
+              validations_ = input.readInt64();
+              bitField0_ |= 0x00000800;
+              break;
+            } // case 96
+            case 104: {
+              reported_ = input.readInt64();
+              bitField0_ |= 0x00001000;
+              break;
+            } // case 104
+            case 112: {
+              attempts_ = input.readInt64();
+              bitField0_ |= 0x00002000;
+              break;
+            } // case 112
+            case 120: {
+              failedAttempts_ = input.readInt64();
+              bitField0_ |= 0x00004000;
+              break;
+            } // case 120
+            case 128: {
+              tokensSaved_ = input.readInt64();
+              bitField0_ |= 0x00008000;
+              break;
+            } // case 128
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1269,7 +1504,7 @@ java.lang.String defaultValue) {
     private double validatorAcceptRate_ ;
     /**
      * <pre>
-     * Share of validations that accepted.
+     * Share of validator verdicts that accepted (or repaired) the draft.
      * </pre>
      *
      * <code>double validator_accept_rate = 8;</code>
@@ -1281,7 +1516,7 @@ java.lang.String defaultValue) {
     }
     /**
      * <pre>
-     * Share of validations that accepted.
+     * Share of validator verdicts that accepted (or repaired) the draft.
      * </pre>
      *
      * <code>double validator_accept_rate = 8;</code>
@@ -1297,7 +1532,7 @@ java.lang.String defaultValue) {
     }
     /**
      * <pre>
-     * Share of validations that accepted.
+     * Share of validator verdicts that accepted (or repaired) the draft.
      * </pre>
      *
      * <code>double validator_accept_rate = 8;</code>
@@ -1394,6 +1629,273 @@ java.lang.String defaultValue) {
     public Builder clearLatencyP95Ms() {
       bitField0_ = (bitField0_ & ~0x00000200);
       latencyP95Ms_ = 0D;
+      onChanged();
+      return this;
+    }
+
+    private long escalations_ ;
+    /**
+     * <pre>
+     * Requests that had an escalation attempt (the numerator of escalation_rate).
+     * </pre>
+     *
+     * <code>int64 escalations = 11;</code>
+     * @return The escalations.
+     */
+    @java.lang.Override
+    public long getEscalations() {
+      return escalations_;
+    }
+    /**
+     * <pre>
+     * Requests that had an escalation attempt (the numerator of escalation_rate).
+     * </pre>
+     *
+     * <code>int64 escalations = 11;</code>
+     * @param value The escalations to set.
+     * @return This builder for chaining.
+     */
+    public Builder setEscalations(long value) {
+
+      escalations_ = value;
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Requests that had an escalation attempt (the numerator of escalation_rate).
+     * </pre>
+     *
+     * <code>int64 escalations = 11;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearEscalations() {
+      bitField0_ = (bitField0_ & ~0x00000400);
+      escalations_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private long validations_ ;
+    /**
+     * <pre>
+     * Validator verdicts given (the denominator of validator_accept_rate; 0
+     * means the rate is undefined, not zero).
+     * </pre>
+     *
+     * <code>int64 validations = 12;</code>
+     * @return The validations.
+     */
+    @java.lang.Override
+    public long getValidations() {
+      return validations_;
+    }
+    /**
+     * <pre>
+     * Validator verdicts given (the denominator of validator_accept_rate; 0
+     * means the rate is undefined, not zero).
+     * </pre>
+     *
+     * <code>int64 validations = 12;</code>
+     * @param value The validations to set.
+     * @return This builder for chaining.
+     */
+    public Builder setValidations(long value) {
+
+      validations_ = value;
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Validator verdicts given (the denominator of validator_accept_rate; 0
+     * means the rate is undefined, not zero).
+     * </pre>
+     *
+     * <code>int64 validations = 12;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearValidations() {
+      bitField0_ = (bitField0_ & ~0x00000800);
+      validations_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private long reported_ ;
+    /**
+     * <pre>
+     * Requests whose success the caller reported with ReportOutcome.
+     * </pre>
+     *
+     * <code>int64 reported = 13;</code>
+     * @return The reported.
+     */
+    @java.lang.Override
+    public long getReported() {
+      return reported_;
+    }
+    /**
+     * <pre>
+     * Requests whose success the caller reported with ReportOutcome.
+     * </pre>
+     *
+     * <code>int64 reported = 13;</code>
+     * @param value The reported to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReported(long value) {
+
+      reported_ = value;
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Requests whose success the caller reported with ReportOutcome.
+     * </pre>
+     *
+     * <code>int64 reported = 13;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReported() {
+      bitField0_ = (bitField0_ & ~0x00001000);
+      reported_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private long attempts_ ;
+    /**
+     * <pre>
+     * Model calls and validator runs, failed ones included.
+     * </pre>
+     *
+     * <code>int64 attempts = 14;</code>
+     * @return The attempts.
+     */
+    @java.lang.Override
+    public long getAttempts() {
+      return attempts_;
+    }
+    /**
+     * <pre>
+     * Model calls and validator runs, failed ones included.
+     * </pre>
+     *
+     * <code>int64 attempts = 14;</code>
+     * @param value The attempts to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAttempts(long value) {
+
+      attempts_ = value;
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Model calls and validator runs, failed ones included.
+     * </pre>
+     *
+     * <code>int64 attempts = 14;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAttempts() {
+      bitField0_ = (bitField0_ & ~0x00002000);
+      attempts_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private long failedAttempts_ ;
+    /**
+     * <pre>
+     * Attempts that failed (upstream error, timeout, excluded model).
+     * </pre>
+     *
+     * <code>int64 failed_attempts = 15;</code>
+     * @return The failedAttempts.
+     */
+    @java.lang.Override
+    public long getFailedAttempts() {
+      return failedAttempts_;
+    }
+    /**
+     * <pre>
+     * Attempts that failed (upstream error, timeout, excluded model).
+     * </pre>
+     *
+     * <code>int64 failed_attempts = 15;</code>
+     * @param value The failedAttempts to set.
+     * @return This builder for chaining.
+     */
+    public Builder setFailedAttempts(long value) {
+
+      failedAttempts_ = value;
+      bitField0_ |= 0x00004000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Attempts that failed (upstream error, timeout, excluded model).
+     * </pre>
+     *
+     * <code>int64 failed_attempts = 15;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearFailedAttempts() {
+      bitField0_ = (bitField0_ & ~0x00004000);
+      failedAttempts_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private long tokensSaved_ ;
+    /**
+     * <pre>
+     * Input tokens saved by request transforms.
+     * </pre>
+     *
+     * <code>int64 tokens_saved = 16;</code>
+     * @return The tokensSaved.
+     */
+    @java.lang.Override
+    public long getTokensSaved() {
+      return tokensSaved_;
+    }
+    /**
+     * <pre>
+     * Input tokens saved by request transforms.
+     * </pre>
+     *
+     * <code>int64 tokens_saved = 16;</code>
+     * @param value The tokensSaved to set.
+     * @return This builder for chaining.
+     */
+    public Builder setTokensSaved(long value) {
+
+      tokensSaved_ = value;
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Input tokens saved by request transforms.
+     * </pre>
+     *
+     * <code>int64 tokens_saved = 16;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearTokensSaved() {
+      bitField0_ = (bitField0_ & ~0x00008000);
+      tokensSaved_ = 0L;
       onChanged();
       return this;
     }

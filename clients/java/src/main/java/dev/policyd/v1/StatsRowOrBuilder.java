@@ -126,7 +126,7 @@ java.lang.String defaultValue);
 
   /**
    * <pre>
-   * Share of validations that accepted.
+   * Share of validator verdicts that accepted (or repaired) the draft.
    * </pre>
    *
    * <code>double validator_accept_rate = 8;</code>
@@ -153,4 +153,65 @@ java.lang.String defaultValue);
    * @return The latencyP95Ms.
    */
   double getLatencyP95Ms();
+
+  /**
+   * <pre>
+   * Requests that had an escalation attempt (the numerator of escalation_rate).
+   * </pre>
+   *
+   * <code>int64 escalations = 11;</code>
+   * @return The escalations.
+   */
+  long getEscalations();
+
+  /**
+   * <pre>
+   * Validator verdicts given (the denominator of validator_accept_rate; 0
+   * means the rate is undefined, not zero).
+   * </pre>
+   *
+   * <code>int64 validations = 12;</code>
+   * @return The validations.
+   */
+  long getValidations();
+
+  /**
+   * <pre>
+   * Requests whose success the caller reported with ReportOutcome.
+   * </pre>
+   *
+   * <code>int64 reported = 13;</code>
+   * @return The reported.
+   */
+  long getReported();
+
+  /**
+   * <pre>
+   * Model calls and validator runs, failed ones included.
+   * </pre>
+   *
+   * <code>int64 attempts = 14;</code>
+   * @return The attempts.
+   */
+  long getAttempts();
+
+  /**
+   * <pre>
+   * Attempts that failed (upstream error, timeout, excluded model).
+   * </pre>
+   *
+   * <code>int64 failed_attempts = 15;</code>
+   * @return The failedAttempts.
+   */
+  long getFailedAttempts();
+
+  /**
+   * <pre>
+   * Input tokens saved by request transforms.
+   * </pre>
+   *
+   * <code>int64 tokens_saved = 16;</code>
+   * @return The tokensSaved.
+   */
+  long getTokensSaved();
 }

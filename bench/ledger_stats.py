@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""How fast the ledger writes and answers stats: inserts N outcomes (one transaction, as the
+writer's batches do), then times GetStats' query grouped and ungrouped.
+
+Usage: ``python bench/ledger_stats.py [N]`` (default 200000).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+from policyd.ledger.records import OutcomeRecord  # noqa: E402
+from policyd.ledger.stats import StatsQuery, compute  # noqa: E402
+from policyd.ledger.store import connect, insert_outcome  # noqa: E402
+
+
+def record(i: int, now: float) -> OutcomeRecord:
+    return OutcomeRecord(
+        request_id=f"r{i}",
+        ts=now - i,
+        tenant=f"tenant-{i % 10}",
+        policy=f"policy-{i % 3}",
+        rule="rule",
+        task="coding",
+        strategy="fallback",
+        policy_version="v",
+        models=("m",),
+        final_model="m",
+        status="accepted",
+        default_success=i % 9 != 0,
+        cost_usd=0.001,
+        saved_usd=0.0,
+        tokens_saved=0,
+        input_tokens=100,
+        output_tokens=200,
+        latency_ms=50.0 + i % 100,
+        cached=False,
+        escalated=i % 7 == 0,
+        validations=1,
+        validations_passed=1,
+        failed_attempts=0,
+        decision_id="",
+        trace_id="",
+        attempts=(),
+    )
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    conn = connect(Path(tempfile.mkdtemp(prefix="policyd-bench-")) / "ledger.sqlite3", create=True)
+    now = time.time()
+    records = [record(i, now) for i in range(n)]
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    for r in records:
+        insert_outcome(conn, r)
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    print(f"insert {n} outcomes: {elapsed:.2f} s ({n / elapsed:,.0f} records/s)")
+    for label, query in [
+        ("all time, ungrouped", StatsQuery()),
+        ("all time, by policy,tenant", StatsQuery(group_by=("policy", "tenant"))),
+        ("last 24 h, by tenant", StatsQuery(window_s=86_400, group_by=("tenant",), now=now)),
+    ]:
+        started = time.perf_counter()
+        rows = compute(conn, query)
+        print(f"stats {label}: {time.perf_counter() - started:.3f} s, {len(rows)} rows")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Tenant and policy budgets: a request layer that reserves a request's worst case before its
+first call and settles the real cost after it.
+
+The worst case is the plan's own estimate (the Explanation's ``worst_usd``), never more
+than the request's cost cap. The layer then lowers the request's ``max_cost_usd`` to what
+it reserved, so the StrategyContext (which checks every call's worst case before making
+it) can never spend more than the reservation: budgets cannot be overspent however many
+requests run at once. A plan whose estimate is too low ends budget-exhausted instead.
+
+Over budget, ``budgets.on_exceeded`` says what happens: ``reject`` raises
+ResourceExhausted naming the budget; ``downgrade`` runs the request on the cheapest plan,
+which is the plan the operator's ``budgets.downgrade_policy`` yields for it (reserved
+like any request; if even that does not fit, ResourceExhausted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from policyd.config.loader import format_loc
+from policyd.config.model import Config
+from policyd.engine.engine import Engine, RequestHandler
+from policyd.engine.explain import explain
+from policyd.engine.plan_match import Match
+from policyd.errors import ConfigError, PluginError, PolicydError, ResourceExhausted, Unavailable
+from policyd.ledger.settings import BudgetLimit, BudgetsSettings
+from policyd.plugin.specs import (
+    BudgetLine,
+    BudgetRefusal,
+    BudgetStore,
+    BudgetStoreContext,
+    Progress,
+    Registered,
+)
+from policyd.types import Outcome, Request
+
+log = logging.getLogger(__name__)
+
+
+def budgets_of(config: Config) -> BudgetsSettings | None:
+    return config.raw.budgets if config.raw is not None else None
+
+
+def _periods(now: float) -> list[tuple[str, str, float, float]]:
+    """(limit field, label, start, end) of the UTC day and month holding ``now``."""
+    t = datetime.fromtimestamp(now, UTC)
+    day = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return [
+        ("daily_usd", day.strftime("%Y-%m-%d"), day.timestamp(), (day + timedelta(days=1)).timestamp()),
+        ("monthly_usd", month.strftime("%Y-%m"), month.timestamp(), next_month.timestamp()),
+    ]
+
+
+def money(usd: float) -> str:
+    """``$5.00``, ``$0.25``, and sub-dime limits without rounding them to nothing (``$0.004``)."""
+    return f"${usd:,.2f}" if usd >= 0.1 else "$" + f"{usd:.8f}".rstrip("0")
+
+
+def _scope_lines(scope: str, name: str, limit: BudgetLimit, now: float, **who: str | None) -> list[BudgetLine]:
+    lines = []
+    for attr, label, start, end in _periods(now):
+        usd = getattr(limit, attr)
+        if usd is not None:
+            lines.append(
+                BudgetLine(
+                    name=f"{scope} {name!r} {attr.removesuffix('_usd')} budget ({money(usd)}, {label})",
+                    key=json.dumps([scope, name, label]),
+                    limit_usd=usd,
+                    period_start=start,
+                    period_end=end,
+                    **who,
+                )
+            )
+    return lines
+
+
+def budget_lines(settings: BudgetsSettings, tenant: str, policy: str, now: float) -> list[BudgetLine]:
+    """Every budget the request must fit: its tenant's (or ``"*"``'s) and its policy's."""
+    lines: list[BudgetLine] = []
+    tenant_limit = settings.tenants.get(tenant) or settings.tenants.get("*")
+    if tenant_limit is not None:
+        lines += _scope_lines("tenant", tenant, tenant_limit, now, tenant=tenant)
+    policy_limit = settings.policies.get(policy)
+    if policy_limit is not None:
+        lines += _scope_lines("policy", policy, policy_limit, now, policy=policy)
+    return lines
+
+
+def cost_cap(config: Config, request: Request, match: Match) -> float:
+    """The request's cost cap, as the engine computes it for the StrategyContext."""
+    limits = [c for c in (request.constraints.max_cost_usd, match.plan.max_cost_usd) if c is not None]
+    return min(limits) if limits else config.defaults.max_cost_usd
+
+
+def capped(request: Request, usd: float) -> Request:
+    return replace(request, constraints=replace(request.constraints, max_cost_usd=usd))
+
+
+def refusal_message(refusal: BudgetRefusal, usd: float) -> str:
+    line = refusal.line
+    return (
+        f"{line.name} is exhausted: ${refusal.spent_usd:.6f} spent and ${refusal.reserved_usd:.6f} reserved"
+        f" of {money(line.limit_usd)}; this request may cost up to ${usd:.6f}"
+    )
+
+
+class BudgetLayer:
+    """The request layer; a no-op for requests that no budget applies to."""
+
+    def __init__(
+        self, engine: Engine, store: BudgetStore, clock: Callable[[], float] = time.time, *, kind: str = "local"
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self.kind = kind
+
+    async def _reserve(self, lines: list[BudgetLine], usd: float) -> BudgetRefusal | None:
+        """A store that fails refuses the request (UNAVAILABLE): budgets fail closed."""
+        try:
+            return await self.store.reserve(lines, usd)
+        except PolicydError:
+            raise
+        except Exception as exc:
+            log.exception("budget store %r failed to reserve", self.kind)
+            raise Unavailable(f"budget store {self.kind!r} is unavailable ({type(exc).__name__})") from exc
+
+    async def _settle(self, lines: list[BudgetLine], reserved: float, spent: float) -> None:
+        """A failed settlement is logged; the request was answered and keeps its answer."""
+        try:
+            await self.store.settle(lines, reserved, spent)
+        except Exception:
+            log.exception("budget store %r failed to settle $%.6f on %s", self.kind, spent, lines[0].name)
+
+    def _worst_usd(self, config: Config, request: Request, match: Match) -> float:
+        """What to reserve: the plan's worst case, never more than the request's cost cap."""
+        worst = explain(config, self.engine.registered, request, match).worst_usd
+        cap = cost_cap(config, request, match)
+        return min(cap, worst) if worst > 0 else cap
+
+    async def __call__(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
+        config = self.engine.config
+        settings = budgets_of(config)
+        if settings is None:
+            return await next(request, progress)
+        now = self.clock()
+        match = self.engine.match(request, config)
+        lines = budget_lines(settings, request.tenant, match.policy.name, now)
+        if not lines:
+            return await next(request, progress)
+        usd = self._worst_usd(config, request, match)
+        refusal, note = await self._reserve(lines, usd), ""
+        if refusal is not None:
+            message = refusal_message(refusal, usd)
+            floor = settings.downgrade_policy if settings.on_exceeded == "downgrade" else None
+            if floor is None or floor == match.policy.name:
+                raise ResourceExhausted(message)
+            request = replace(request, policy=floor)
+            match = self.engine.match(request, config)
+            lines = budget_lines(settings, request.tenant, floor, now)
+            usd = self._worst_usd(config, request, match)
+            again = await self._reserve(lines, usd) if lines else None
+            if again is not None:
+                raise ResourceExhausted(f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}")
+            note = f"downgraded to policy {floor!r}: {message}"
+        if not lines:  # the downgrade policy is under no budget of its own or of the tenant's
+            outcome = await next(request, progress)
+        else:
+            spent = usd
+            try:
+                outcome = await next(capped(request, usd), progress)
+                spent = outcome.total_cost_usd
+            finally:
+                await self._settle(lines, usd, spent)
+        if note:
+            e = outcome.explanation
+            outcome = replace(outcome, explanation=replace(e, warnings=(*e.warnings, note)))
+        return outcome
+
+
+def build_budget_store(
+    config: Config,
+    registered: Registered,
+    context: BudgetStoreContext,
+) -> BudgetStore | None:
+    """The store ``budgets.store`` names, or None when the file has no ``budgets:`` section."""
+    settings = budgets_of(config)
+    if settings is None:
+        return None
+    floor = settings.downgrade_policy
+    if floor is not None and floor not in config.policies:
+        known = ", ".join(sorted(config.policies))
+        raise ConfigError(config.source, "budgets.downgrade_policy", f"unknown policy {floor!r} (known: {known})")
+    kind = settings.store.kind
+    spec = registered.budget_stores.get(kind)
+    if spec is None:
+        known = ", ".join(sorted(registered.budget_stores)) or "none"
+        raise ConfigError(config.source, "budgets.store.kind", f"unknown budget store {kind!r} (known: {known})")
+    try:
+        store_settings = spec.settings.model_validate(settings.store_settings())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = "budgets.store." + format_loc(err["loc"])
+        raise ConfigError(config.source, path, str(err["msg"])) from None
+    try:
+        return spec.factory(store_settings, context)
+    except Exception as exc:
+        plugin = registered.origins.get(("budget_stores", kind), kind)
+        raise PluginError(plugin, f"budget store {kind!r} could not be built: {exc!r}") from exc
+
+
+Spend = Callable[..., Awaitable[float]]
+
+
+def recorded_usd_from(spent: Spend) -> Callable[[BudgetLine], Awaitable[float]]:
+    """Adapt the ledger's ``spent(since=, tenant=, policy=)`` to a store context's reader."""
+
+    async def recorded(line: BudgetLine) -> float:
+        return await spent(since=line.period_start, tenant=line.tenant, policy=line.policy)
+
+    return recorded
+
+
+__all__: Sequence[str] = ["BudgetLayer", "budget_lines", "build_budget_store"]

@@ -1,0 +1,107 @@
+"""The ledger as the daemon uses it: an outcome listener, reports, stats and spend.
+
+Durability window (``ledger.durability``):
+
+* ``batch`` (default): the listener only queues the outcome; it is durable once the
+  batch holding it commits, at most ``flush_interval_ms`` after the request finished
+  (plus the commit's own time), sooner when ``max_batch`` records wait. A ``kill -9``
+  loses only outcomes still queued; anything acknowledged as durable (a reply to
+  ReportOutcome or GetStats, both of which flush first, or a finished flush) stays.
+* ``sync``: a request layer commits the outcome before the reply leaves, so every reply
+  is an acknowledgement. Concurrent requests share a commit (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from policyd.engine.engine import RequestHandler
+from policyd.errors import InvalidArgument
+from policyd.ledger import stats as stats_mod
+from policyd.ledger.records import outcome_record
+from policyd.ledger.settings import LedgerSettings
+from policyd.ledger.store import Report, connect, ledger_path, spent_usd
+from policyd.ledger.writer import LedgerWriter
+from policyd.plugin.specs import Progress
+from policyd.types import Outcome, Request
+
+
+class Ledger:
+    def __init__(self, data_dir: Path, settings: LedgerSettings | None = None) -> None:
+        self.settings = settings or LedgerSettings()
+        self.path = ledger_path(data_dir)
+        self.writer = LedgerWriter(
+            self.path,
+            flush_interval_s=self.settings.flush_interval_ms / 1000,
+            max_batch=self.settings.max_batch,
+            max_pending=self.settings.max_pending,
+        )
+
+    @property
+    def sync(self) -> bool:
+        return self.settings.durability == "sync"
+
+    # ------------------------------------------------------------ recording
+
+    def listener(self, request: Request, outcome: Outcome) -> None:
+        """Outcome listener (``durability: batch``): queue the outcome, never wait."""
+        self.writer.enqueue(outcome_record(request, outcome))
+
+    async def sync_layer(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
+        """Request layer (``durability: sync``): commit the outcome before it is answered."""
+        started = time.monotonic()
+        outcome = await next(request, progress)
+        outcome = replace(outcome, latency_ms=(time.monotonic() - started) * 1000)
+        await self.writer.commit(outcome_record(request, outcome))
+        return outcome
+
+    async def flush(self) -> None:
+        await self.writer.flush()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.writer.close)
+
+    # ------------------------------------------------------------ reading
+
+    async def report(self, report: Report) -> bool:
+        """Record a caller's verdict durably; True when it changed anything.
+
+        Raises InvalidArgument for a missing id or a score outside [0, 1], NotFound for
+        an id the ledger never saw (an outcome still queued is found: it commits first).
+        """
+        if not report.request_id:
+            raise InvalidArgument("request_id", "is required")
+        if report.score is not None and not (math.isfinite(report.score) and 0.0 <= report.score <= 1.0):
+            raise InvalidArgument("score", f"must be in [0, 1] (got {report.score})")
+        return bool(await self.writer.commit(report))
+
+    async def stats(self, query: stats_mod.StatsQuery) -> list[stats_mod.StatsRow]:
+        """Stats over everything answered so far (queued outcomes are committed first)."""
+        await self.flush()
+        return await asyncio.to_thread(read_stats, self.path, query)
+
+    async def spent(self, *, since: float, tenant: str | None = None, policy: str | None = None) -> float:
+        """USD recorded since ``since`` for a tenant and/or policy (queued outcomes included)."""
+        await self.flush()
+
+        def read() -> float:
+            conn = connect(self.path, create=False)
+            try:
+                return spent_usd(conn, since=since, tenant=tenant, policy=policy)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(read)
+
+
+def read_stats(path: Path, query: stats_mod.StatsQuery) -> list[stats_mod.StatsRow]:
+    """Stats straight from a ledger file (what ``policyd stats --data-dir`` uses)."""
+    conn = connect(path, create=False)
+    try:
+        return stats_mod.compute(conn, query)
+    finally:
+        conn.close()

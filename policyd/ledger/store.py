@@ -1,0 +1,214 @@
+"""The ledger file: SQLite in WAL mode, its schema, and the statements that write it.
+
+One writer connection (owned by the writer thread) and short-lived reader connections;
+WAL lets readers (stats, the ``policyd stats`` CLI) run while the writer commits.
+``synchronous=FULL`` makes every committed batch survive a power cut, not only a
+killed process; batching is what keeps that cheap.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from policyd.errors import NotFound
+from policyd.ledger.records import OutcomeRecord
+
+LEDGER_FILE = "ledger.sqlite3"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outcomes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    tenant TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    task TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    models TEXT NOT NULL,
+    final_model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    default_success INTEGER NOT NULL,
+    reported_success INTEGER,
+    reported_score REAL,
+    reported_note TEXT,
+    reported_at REAL,
+    cost_usd REAL NOT NULL,
+    saved_usd REAL NOT NULL,
+    tokens_saved INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    cached INTEGER NOT NULL,
+    escalated INTEGER NOT NULL,
+    validations INTEGER NOT NULL,
+    validations_passed INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_attempts INTEGER NOT NULL,
+    decision_id TEXT NOT NULL,
+    trace_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id);
+CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes (ts);
+CREATE TABLE IF NOT EXISTS attempts (
+    outcome_seq INTEGER NOT NULL REFERENCES outcomes (seq),
+    idx INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    effort TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    saved_usd REAL NOT NULL,
+    latency_ms REAL NOT NULL,
+    cached INTEGER NOT NULL,
+    verdict TEXT NOT NULL,
+    validator TEXT NOT NULL,
+    verdict_reason TEXT NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (outcome_seq, idx)
+);
+"""
+
+_INSERT_OUTCOME = """
+INSERT INTO outcomes (request_id, ts, tenant, policy, rule, task, strategy, policy_version, models,
+    final_model, status, default_success, cost_usd, saved_usd, tokens_saved, input_tokens, output_tokens,
+    latency_ms, cached, escalated, validations, validations_passed, attempts, failed_attempts, decision_id,
+    trace_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_ATTEMPT = "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A caller's verdict on an earlier answer (ReportOutcome)."""
+
+    request_id: str
+    success: bool
+    score: float | None = None
+    note: str = ""
+
+
+def ledger_path(data_dir: Path) -> Path:
+    return data_dir / LEDGER_FILE
+
+
+def connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    """Open the ledger; ``create=False`` fails with NotFound when there is no ledger yet."""
+    if not create and not path.exists():
+        raise NotFound(f"no ledger at {path} (the daemon creates it on its first start)")
+    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if create:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def insert_outcome(conn: sqlite3.Connection, r: OutcomeRecord) -> None:
+    cur = conn.execute(
+        _INSERT_OUTCOME,
+        (
+            r.request_id,
+            r.ts,
+            r.tenant,
+            r.policy,
+            r.rule,
+            r.task,
+            r.strategy,
+            r.policy_version,
+            r.models_json,
+            r.final_model,
+            r.status,
+            int(r.default_success),
+            r.cost_usd,
+            r.saved_usd,
+            r.tokens_saved,
+            r.input_tokens,
+            r.output_tokens,
+            r.latency_ms,
+            int(r.cached),
+            int(r.escalated),
+            r.validations,
+            r.validations_passed,
+            len(r.attempts),
+            r.failed_attempts,
+            r.decision_id,
+            r.trace_id,
+        ),
+    )
+    seq = cur.lastrowid
+    conn.executemany(
+        _INSERT_ATTEMPT,
+        [
+            (
+                seq,
+                a.index,
+                a.role,
+                a.model,
+                a.provider,
+                a.effort,
+                a.input_tokens,
+                a.output_tokens,
+                a.cost_usd,
+                a.saved_usd,
+                a.latency_ms,
+                int(a.cached),
+                a.verdict,
+                a.validator,
+                a.verdict_reason,
+                a.error,
+            )
+            for a in r.attempts
+        ],
+    )
+
+
+def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:
+    """Record the caller's verdict on the latest outcome with this request id.
+
+    Returns whether anything changed (False for a repeat of the same report); raises
+    NotFound for a request id the ledger never saw.
+    """
+    row = conn.execute(
+        "SELECT seq, reported_success, reported_score, reported_note FROM outcomes"
+        " WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
+        (report.request_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"request {report.request_id!r} is not in the ledger")
+    seq, success, score, note = row
+    if (success, score, note) == (int(report.success), report.score, report.note):
+        return False
+    conn.execute(
+        "UPDATE outcomes SET reported_success = ?, reported_score = ?, reported_note = ?, reported_at = ?"
+        " WHERE seq = ?",
+        (int(report.success), report.score, report.note, now, seq),
+    )
+    return True
+
+
+def spent_usd(conn: sqlite3.Connection, *, since: float, tenant: str | None = None, policy: str | None = None) -> float:
+    """USD recorded since ``since`` (unix seconds), for a tenant and/or a policy."""
+    where = ["ts >= ?"]
+    args: list[object] = [since]
+    for column, value in (("tenant", tenant), ("policy", policy)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    row = conn.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM outcomes WHERE {' AND '.join(where)}", args).fetchone()
+    return float(row[0])
+
+
+def request_ids(conn: sqlite3.Connection) -> Iterable[str]:
+    return (r[0] for r in conn.execute("SELECT request_id FROM outcomes"))
