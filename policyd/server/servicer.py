@@ -121,7 +121,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.GetStatsResponse:
         if self.stats_scope is not None:
             request.tenant = self.stats_scope(request.tenant)
-        resp = await self.stats.stats(request) if self.stats is not None else pb.GetStatsResponse()
+        if self.stats is None:
+            raise NotImplementedError("GetStats needs the ledger, which this daemon does not run")
+        resp = await self.stats.stats(request)
         resp.policy_version = self.daemon.config.version
         resp.config_error = self.daemon.config_error or ""
         return resp
