@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -13,10 +12,8 @@ from faultkit import spawn, until, user
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from upstreams import chunk, completion, openai_policy
 
-from policyd.cache.settings import CacheSettings
-from policyd.cache.stats import CacheStats
-from policyd.cache.store import ResponseStore
 from policyd.v1 import policyd_pb2 as pb
+from tests.cache.cache_helpers import committed_entries
 from tests.plugins.fake_upstream import Json, Sse
 
 
@@ -72,15 +69,6 @@ async def test_sigterm_lets_streams_in_flight_finish_refuses_new_rpcs_flushes_an
     assert len(fake.seen) == 3
 
 
-def _committed(cache: Path) -> int:
-    """Entries another process can read right now (committed SQLite rows)."""
-    store = ResponseStore(cache, CacheSettings(), CacheStats())
-    try:
-        return store.usage().entries
-    finally:
-        store.close()
-
-
 async def _status(call) -> grpc.StatusCode:
     try:
         await call
@@ -100,7 +88,8 @@ async def test_kill_9_under_load_then_restart_keeps_every_answer_committed_befor
             warm = [f"warm {i}" for i in range(10)]
             for prompt in warm:
                 await stub.Complete(user(prompt), timeout=5)
-            await until(lambda: _committed(tmp_path / "data" / "cache") >= len(warm), 20, "warm entries committed")
+            cache = tmp_path / "data" / "cache"
+            await until(lambda: committed_entries(cache) >= len(warm), 20, "warm entries committed")
 
             async def load(worker: int) -> None:
                 for i in range(10_000):
