@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test check-generated generate lint typecheck pytest clean helm-tools helm-test \
+.PHONY: setup run test check-generated generate lint typecheck pytest bench clean helm-tools helm-test \
 	proto-lint clients clients-go clients-java clients-python
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
@@ -39,8 +39,8 @@ check-generated: setup
 	$(PY) scripts/gen.py --check
 
 lint: setup
-	$(VENV)/bin/ruff check policyd plugins tests scripts examples clients/python
-	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples clients/python
+	$(VENV)/bin/ruff check policyd plugins tests scripts examples clients/python bench
+	$(VENV)/bin/ruff format --check policyd plugins scripts tests examples clients/python bench
 
 typecheck: setup
 	$(VENV)/bin/mypy policyd plugins
@@ -79,6 +79,11 @@ clients-python: setup
 clients: clients-go clients-java clients-python
 
 test: check-generated lint typecheck proto-lint pytest clients
+
+# Benchmarks print figures, never pass/fail; CI does not run them (see docs/benchmarks.md).
+bench: setup
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info clients/java/target

@@ -205,6 +205,8 @@ class ModelCall:
     cache_mode: CacheMode = CacheMode.DEFAULT
     sample_index: int = 0
     """Distinguishes deliberate repeated samples (self-consistency) in the cache."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The request's labels, for providers that forward metadata or replay recorded answers."""
     cache_ttl_s: float | None = None
     """Lifetime of the stored answer (the plan's ``cache.ttl_s``); None: the cache's default."""
 

@@ -6,6 +6,8 @@ package never imports the engine.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -16,6 +18,10 @@ class BreakerConfig(BaseModel):
     """Consecutive retryable failures of one provider instance that open its circuit."""
     open_s: float = Field(default=10.0, gt=0)
     """How long an open circuit refuses calls before one probe may go through (longer if Retry-After says so)."""
+    scope: Literal["provider", "model"] = "provider"
+    """``provider``: one circuit per provider instance (the upstream is down). ``model``: one per
+    provider instance and upstream model, for gateways (OpenRouter, a vLLM fleet) where one model
+    can fail while the others on the same endpoint answer."""
 
 
 class RetriesConfig(BaseModel):

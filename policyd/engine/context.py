@@ -242,6 +242,7 @@ class StrategyContext:
             logprobs=logprobs,
             cache_mode=self.request.cache_mode if self.plan.cache_enabled else CacheMode.BYPASS,
             sample_index=sample_index,
+            labels=self.request.labels,
             cache_ttl_s=self.plan.cache_ttl_s,
         )
         sink = self._stream_sink() if final and self._on_delta is not None else None

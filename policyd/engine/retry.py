@@ -84,7 +84,8 @@ class RetryLayer:
     async def __call__(self, call: ModelCall, on_delta: DeltaSink | None, inner: CallHandler) -> ModelResponse:
         cfg = self.settings()
         provider = call.model.provider
-        breaker = self.breakers.setdefault(provider, Breaker())
+        circuit = provider if cfg.breaker.scope == "provider" else f"{provider}/{call.model.upstream}"
+        breaker = self.breakers.setdefault(circuit, Breaker())
         deadline = None if call.timeout_s is None else self.clock() + call.timeout_s
         streamed = False
 

@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "policyd_gemini",
     "policyd_decisions",
     "policyd_budgets",
+    "policyd_replay",
 )
 """First-party plugin modules, registered in this order before any entry point."""
 

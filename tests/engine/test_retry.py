@@ -213,3 +213,21 @@ def test_retries_section_is_validated_with_its_key_path(make_config):
               default: {rules: [{name: r, plan: {strategy: single, params: {model: gpt-oss-120b}}}]}
             """
         )
+
+
+@pytest.mark.parametrize(("scope", "other_model_admitted"), [("provider", False), ("model", True)])
+async def test_breaker_scope_decides_whether_a_failing_model_blocks_its_neighbours(scope, other_model_admitted):
+    t = FakeTime()
+    rl = layer(t, max_attempts=1, breaker=BreakerConfig(failures=2, open_s=10, scope=scope))
+    for _ in range(2):
+        with pytest.raises(UpstreamError):
+            await rl(call(), None, Script(e503()))
+    healthy = ModelSpec("n", "up", "n-up", 1.0, 1.0, 1000, "mit")
+    other = ModelCall(model=healthy, messages=(Message(Role.USER, "x"),))
+    if other_model_admitted:
+        assert await rl(other, None, Script(OK)) is OK
+        with pytest.raises(CircuitOpen):
+            await rl(call(), None, Script(OK))
+    else:
+        with pytest.raises(CircuitOpen):
+            await rl(other, None, Script(OK))

@@ -1,0 +1,1 @@
+"""Benchmarks: overhead, throughput and memory of policyd against a bare gRPC server and direct HTTP."""

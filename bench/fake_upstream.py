@@ -1,0 +1,126 @@
+"""A fast fake OpenAI-compatible upstream: raw asyncio HTTP/1.1, pre-encoded bodies, fixed latency.
+
+``POST /v1/chat/completions`` answers a fixed chat.completion (with usage); a request
+whose body names a model starting with ``fail`` gets a 503, for ladders with a failing
+rung. Keep-alive and pipelining are supported; everything else about HTTP is not.
+Runs on uvloop when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+BODY = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": "bench-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "The answer is 42."},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18},
+    },
+    separators=(",", ":"),
+).encode()
+FAIL_BODY = b'{"error":{"message":"overloaded","type":"server_error"}}'
+
+
+def _response(status: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: keep-alive\r\n\r\n"
+        + body
+    )
+
+
+OK = _response(b"200 OK", BODY)
+FAIL = _response(b"503 Service Unavailable", FAIL_BODY)
+NOT_FOUND = _response(b"404 Not Found", b'{"error":{"message":"not found"}}')
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    latency_s = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+        self.loop = asyncio.get_running_loop()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end]
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            body = self.buffer[head_end + 4 : end]
+            self.buffer = self.buffer[end:]
+            self.answer(head.split(b" ", 2)[1] if b" " in head else b"", body)
+
+    def answer(self, path: bytes, body: bytes) -> None:
+        if not path.endswith(b"/chat/completions"):
+            out = NOT_FOUND
+        elif b'"model":"fail' in body or b'"model": "fail' in body:
+            out = FAIL
+        else:
+            out = OK
+        if self.latency_s > 0:
+            self.loop.call_later(self.latency_s, self._write, out)
+        else:
+            self.transport.write(out)
+
+    def _write(self, out: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(out)
+
+
+async def serve(host: str, port: int, latency_ms: float) -> None:
+    UpstreamProtocol.latency_s = latency_ms / 1000
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(UpstreamProtocol, host, port, backlog=1024)
+    bound = server.sockets[0].getsockname()[1]
+    print(f"fake upstream listening on {host}:{bound}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def run_loop(main: object) -> None:
+    """uvloop when installed (``pip install policyd[bench]``), else the default loop."""
+    try:
+        import uvloop
+
+        uvloop.run(main)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(main)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added before every answer")
+    args = p.parse_args()
+    run_loop(serve(args.host, args.port, args.latency_ms))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""The ``replay`` provider: answers with recorded model outputs, for offline evaluation.
+
+``policyd eval`` runs the real engine, strategies and gates over recorded datasets by
+pointing every model at this provider. It registers through the public hooks like any
+third-party provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from policyd.plugin import hookimpl
+from policyd.plugin.specs import ProviderSpec
+from policyd_replay.provider import ReplayProvider, ReplaySettings
+
+__all__ = ["ReplayProvider", "ReplaySettings"]
+
+
+@hookimpl
+def policyd_register_providers(register: Callable[[ProviderSpec], None]) -> None:
+    register(ProviderSpec(kind="replay", factory=ReplayProvider.from_settings, settings=ReplaySettings))

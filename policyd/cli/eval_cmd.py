@@ -1,0 +1,75 @@
+"""``policyd eval``: replay recorded answers through the engine and report cost per successful outcome."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from policyd.eval.evaluate import evaluate
+from policyd.eval.fit import OBJECTIVES
+from policyd.eval.gates import parse_gate
+from policyd.eval.report import plot, table
+from policyd.eval.sources import DATASETS, load_dataset
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a gated ladder on recorded model outputs",
+        description=(
+            "Fit a gate's threshold on the train split (k-fold without one), run the real engine with the "
+            "replay provider over the reported items, and print accuracy, USD per query, cost per successful "
+            "outcome, escalation rate, strong share, CPT and APGR next to the baselines."
+        ),
+    )
+    p.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}, or jsonl:PATH")
+    p.add_argument(
+        "--data",
+        default=os.environ.get("POLICYD_EVAL_DATA"),
+        help="the recorded data folder (default $POLICYD_EVAL_DATA, else <repo>/../shared/research/data)",
+    )
+    p.add_argument("--ladder", help="models cheapest first, comma-separated (default: the dataset's)")
+    p.add_argument("--gate", help="logprob, length, format[:REGEX], arithmetic, agreement:MODEL, none; join with +")
+    p.add_argument(
+        "--objective",
+        action="append",
+        help=f"how a threshold is fitted: pgr:X or cps; repeatable (default: {' '.join(OBJECTIVES)})",
+    )
+    p.add_argument("--folds", type=int, default=5, help="k for datasets without a split (default 5)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N items")
+    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default eval-out/<dataset>)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.dataset, args.data)
+    ladder = [m.strip() for m in args.ladder.split(",")] if args.ladder else list(ds.ladder)
+    gate = parse_gate(args.gate if args.gate is not None else ds.gate)
+    report = evaluate(
+        ds,
+        ladder,
+        gate,
+        args.objective or list(OBJECTIVES),
+        k=args.folds,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        progress=not args.no_progress,
+    )
+    out = args.out or Path("eval-out") / args.dataset.replace(":", "_").replace("/", "_")
+    out.mkdir(parents=True, exist_ok=True)
+    doc = report.to_json()
+    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if not args.no_plot:
+        plot(report, out / "frontier.png")
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(table(report))
+        print(f"wrote {out / 'report.json'}" + ("" if args.no_plot else f" and {out / 'frontier.png'}"))
+    return 0

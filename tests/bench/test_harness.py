@@ -1,0 +1,56 @@
+"""A tiny smoke run of the benchmark harness: every process starts, every scenario answers.
+
+Figures are printed, never asserted: CI machines are shared and timing is not a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from bench import fake_upstream
+from bench.figures import render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_fake_upstream_speaks_chat_completions_and_fails_on_request():
+    server = await asyncio.get_running_loop().create_server(fake_upstream.UpstreamProtocol, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            async with session.post(url, json={"model": "bench-model", "messages": []}) as resp:
+                body = await resp.json()
+                assert resp.status == 200
+            assert body["choices"][0]["message"]["content"] == "The answer is 42."
+            assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
+            async with session.post(url, json={"model": "fail-model", "messages": []}) as resp:
+                assert resp.status == 503
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_bench_run_measures_every_scenario(tmp_path):
+    out = tmp_path / "results.json"
+    args = ["--duration", "0.3", "--repeat", "1", "--warmup", "5", "--soak", "300", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *args], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())
+    for key in ("echo", "direct", "passthrough", "cache", "failfast"):
+        phases = results["scenarios"][key]
+        assert phases["open"]["count"] > 0 and phases["open"]["errors"] == 0, key
+        assert phases["closed"]["count"] > 0 and phases["closed"]["errors"] == 0, key
+    assert results["soak"]["count"] == 300 and results["soak"]["errors"] == 0
+    assert 0 < results["soak"]["rss_start_mb"] <= results["soak"]["rss_peak_mb"]
+    assert "(f) soak: 300 requests" in proc.stdout
+    assert "targets:" in proc.stdout
+    assert render(results) in proc.stdout
