@@ -54,7 +54,7 @@ class OwnTime:
 
     ``ctx.call`` and ``ctx.validate`` wrap their wait in :func:`waiting`; while any
     wait is in flight (a strategy may run several calls at once) the clock stops.
-    A validator run from a strategy is its child: the strategy waits, the child runs.
+    A validator run from a strategy is nested: the strategy waits while it runs.
     """
 
     def __init__(self, kind: str, name: str, limit_s: float | None) -> None:
@@ -63,7 +63,10 @@ class OwnTime:
         self.limit_s = limit_s
         self.used_s = 0.0
         self.busy = 0
-        self.children: list[OwnTime] = []
+        self.cancelled_waiting = False
+        """A cancellation reached it while it waited on policyd (not in its own code)."""
+        self.blamed: OwnTime | None = None
+        """A nested plugin (a validator) that a cancellation found running its own code."""
         self._since = time.monotonic()
         self._timeout: asyncio.Timeout | None = None
 
@@ -90,21 +93,26 @@ class OwnTime:
         self.busy += 1
         try:
             yield
+        except asyncio.CancelledError:
+            self.cancelled_waiting = True
+            raise
         finally:
             self.busy -= 1
             if self.busy == 0:
                 self._since = time.monotonic()
                 self._arm()
 
-    def culprit(self) -> OwnTime | None:
-        """The plugin running its own code now (not waiting on policyd), if any."""
-        if self.busy == 0:
-            return self
-        for child in self.children:
-            found = child.culprit()
-            if found is not None:
-                return found
-        return None
+    def blame(self) -> OwnTime | None:
+        """Who was running its own code when a cancellation (the deadline) came: None if policyd was working.
+
+        Asked as the cancellation unwinds, so it reads what the unwinding recorded rather
+        than the busy count alone (a wait that was cancelled has already ended by then).
+        """
+        if self.blamed is not None:
+            return self.blamed
+        if self.cancelled_waiting or self.busy > 0:
+            return None
+        return self
 
 
 _running: contextvars.ContextVar[OwnTime | None] = contextvars.ContextVar("policyd_plugin_own_time", default=None)
@@ -153,14 +161,16 @@ class Containment:
         if outer is None and deadline is not None:
             bound = max(0.0, deadline - time.monotonic() - DEADLINE_GRACE_S)
         token = _running.set(own)
-        if outer is not None:
-            outer.children.append(own)
         try:
             with outer.wait() if outer is not None else contextlib.nullcontext():
                 async with asyncio.timeout(bound) as at_deadline:
                     async with asyncio.timeout(None) as own_limit:
                         own.start(own_limit)
                         return await call()
+        except asyncio.CancelledError:
+            if outer is not None and outer.blamed is None:
+                outer.blamed = own.blame()
+            raise
         except TimeoutError:
             if own_limit.expired():
                 limit_ms = (own.limit_s or 0) * 1000
@@ -170,7 +180,7 @@ class Containment:
                     f"(limit: plugins.timeouts.{FIELDS[kind]}; time waiting on models does not count)",
                 ) from None
             if at_deadline.expired():
-                hung = own.culprit()
+                hung = own.blame()
                 if hung is None:
                     from policyd.engine.context import OutOfTime
 
@@ -182,8 +192,6 @@ class Containment:
             raise
         finally:
             _running.reset(token)
-            if outer is not None:
-                outer.children.remove(own)
 
     async def transform(self, name: str, apply: Callable[[], T], deadline: float | None) -> T:
         """Run a synchronous transform in the plugin pool within its wall-time limit and the deadline."""

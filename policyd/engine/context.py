@@ -21,7 +21,7 @@ from typing import Any
 from policyd.config.loader import validator_key
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
-from policyd.engine.containment import Containment, waiting
+from policyd.engine.containment import DEADLINE_GRACE_S, Containment, waiting
 from policyd.engine.plan_match import Match, model_allowed
 from policyd.errors import PluginError, PolicydError, UpstreamError
 from policyd.plugin.specs import DeltaSink, Progress, ValidatorRef
@@ -316,7 +316,7 @@ class StrategyContext:
         self.spent_usd += cost
         elapsed_ms = (self._clock() - started) * 1000
         remaining = self.remaining_s()
-        at_deadline = remaining is not None and remaining < DEADLINE_MARGIN_S
+        at_deadline = remaining is not None and remaining < DEADLINE_MARGIN_S + 2 * DEADLINE_GRACE_S
         self._record(
             role,
             model,

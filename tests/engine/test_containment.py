@@ -213,3 +213,24 @@ async def test_a_cancelled_call_is_recorded_with_its_input_cost(acme, policyd_en
     assert outcome.total_cost_usd == pytest.approx(sum(a.cost_usd for a in outcome.attempts))
     assert loser.role is AttemptRole.ANSWER
     assert [c.model.id for c in harness.provider.cancelled] == ["claude-opus-4.1"]
+
+
+async def test_the_deadline_reaching_a_model_call_is_deadline_exceeded_not_a_hung_plugin(
+    acme, policyd_engine, monkeypatch
+):
+    """The deadline's cancellation arrives while policyd waits on a model for the strategy: not the plugin's fault."""
+    import policyd.engine.context as context
+
+    monkeypatch.setattr(context, "DEADLINE_MARGIN_S", 0.0)  # the engine's deadline now fires before the call's own
+    script = {"glm-4.5": [{"text": "too late", "delay_ms": 5000}]}
+    harness = policyd_engine(policy("slow-model", plugins="per_plugin: {acme_strategies: {strategy_ms: null}}"), script)
+    outcome = await harness.complete("hi", deadline_s=0.3)
+    assert outcome.status is OutcomeStatus.DEADLINE_EXCEEDED
+    assert outcome.attempts[-1].error.startswith("timed out after"), outcome.attempts[-1].error
+
+
+async def test_the_deadline_finding_a_validator_in_its_own_code_names_the_validator(acme, policyd_engine):
+    no_limits = "per_plugin: {acme_strategies: {strategy_ms: null}, acme_judges: {validator_ms: null}}"
+    harness = policyd_engine(policy("gated", plugins=no_limits), script={"glm-4.5": "Bonjour"})
+    with pytest.raises(PluginTimeout, match=r"plugin acme_judges 2\.0\.0: validator 'stuck-judge' was still running"):
+        await harness.complete("hi", deadline_s=0.3)
