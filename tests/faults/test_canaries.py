@@ -12,7 +12,6 @@ import asyncio
 
 import grpc
 import grpc.aio
-import pytest
 from faultkit import auth_section, bearer, daemon_env, spawn, user
 from upstreams import completion, openai_policy
 
