@@ -59,7 +59,13 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
     identity = AuthIdentity(gate, lambda: daemon.config)
-    servicer = PolicyServicer(daemon, identity=identity, stats=stats_service(daemon), stats_scope=identity.stats_tenant)
+    servicer = PolicyServicer(
+        daemon,
+        identity=identity,
+        stats=stats_service(daemon),
+        stats_scope=identity.stats_tenant,
+        report_scope=identity.report_tenant,
+    )
     policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -155,6 +155,11 @@ class AuthIdentity:
             raise PermissionDenied(f"tenant {ident.tenant!r} may not use policy {policy!r}")
         return ident.tenant
 
+    def report_tenant(self) -> str | None:
+        """ReportOutcome's scope: the caller's own outcomes, or any (auth off, or ``all_stats``)."""
+        ident = _current.get()
+        return None if ident is None or ident.all_stats else ident.tenant
+
     def stats_tenant(self, asked: str) -> str:
         """GetStats' tenant filter: a tenant sees only its own figures unless ``all_stats``."""
         ident = _current.get()

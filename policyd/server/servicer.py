@@ -26,7 +26,7 @@ IdentityFn = Callable[[grpc.aio.ServicerContext, pb.CompleteRequest], str]
 class StatsService(Protocol):
     """What the ledger offers the servicer (ReportOutcome and GetStats)."""
 
-    async def report(self, msg: pb.ReportOutcomeRequest) -> pb.ReportOutcomeResponse: ...
+    async def report(self, msg: pb.ReportOutcomeRequest, tenant: str | None) -> pb.ReportOutcomeResponse: ...
 
     async def stats(self, msg: pb.GetStatsRequest) -> pb.GetStatsResponse: ...
 
@@ -47,12 +47,15 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         identity: IdentityFn | None = None,
         stats: StatsService | None = None,
         stats_scope: Callable[[str], str] | None = None,
+        report_scope: Callable[[], str | None] | None = None,
     ):
         self.daemon = daemon
         self.identity = identity or self._body_tenant
         self.stats = stats
         self.stats_scope = stats_scope
         """Maps GetStats' tenant filter to what the caller may see (auth narrows it to its own tenant)."""
+        self.report_scope = report_scope
+        """The tenant whose outcomes the caller may report on; None for any."""
 
     def _body_tenant(self, context: grpc.aio.ServicerContext, msg: pb.CompleteRequest) -> str:
         """Without authentication the body's tenant is trusted (a sidecar's own pod)."""
@@ -116,7 +119,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     ) -> pb.ReportOutcomeResponse:
         if self.stats is None:
             raise NotImplementedError("ReportOutcome needs the ledger, which this daemon does not run")
-        return await self.stats.report(request)
+        tenant = self.report_scope() if self.report_scope is not None else None
+        return await self.stats.report(request, tenant)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.GetStatsResponse:
         if self.stats_scope is not None:

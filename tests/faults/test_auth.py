@@ -97,6 +97,19 @@ async def test_get_stats_shows_a_tenant_only_its_own_figures(live, gauge_host):
     assert own.policy_version == anyone.policy_version == "v1"
 
 
+async def test_a_tenant_reports_only_on_its_own_outcomes(live, gauge_host):
+    _, _, stub = await live(CONFIG, host=gauge_host)
+    a = await stub.Complete(user("hi", request_id="req-of-a"), metadata=bearer(TOKEN_A), timeout=5)
+    assert a.request_id == "req-of-a"
+    report = pb.ReportOutcomeRequest(request_id="req-of-a", success=False)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ReportOutcome(report, metadata=bearer(TOKEN_B), timeout=5)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND, "B is told nothing about A's request"
+    assert (await stub.ReportOutcome(report, metadata=bearer(TOKEN_A), timeout=5)).changed
+    repeat = await stub.ReportOutcome(report, metadata=bearer(TOKEN_OPS), timeout=5)
+    assert not repeat.changed, "an all_stats operator may report on any tenant's outcome"
+
+
 def test_tokens_in_the_file_must_be_digests_and_tenants_policies_must_exist(make_config, single_model_config):
     with pytest.raises(ConfigError, match=r"auth\.tenants\.a\.token_sha256.*64 lower-case hex digits"):
         make_config(single_model_config + "auth: {tenants: {a: {token_sha256: [my-plain-token]}}}")

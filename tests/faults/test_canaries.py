@@ -12,7 +12,6 @@ import asyncio
 
 import grpc
 import grpc.aio
-import pytest
 from faultkit import auth_section, bearer, daemon_env, spawn, user
 from upstreams import completion, openai_policy
 
@@ -89,12 +88,6 @@ async def test_canary_key_and_bearer_tokens_are_absent_from_logs_spans_and_error
     assert PROMPT not in stderr, "the log never holds prompt text"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: an upstream error body that echoes the prompt reaches the model-call span "
-    "(policyd.error, status, exception event) and the decision event with content capture off "
-    "(policyd/telemetry/spans.py, decision.py); see docs/security.md",
-)
 async def test_a_prompt_echoed_by_an_upstream_error_is_absent_from_telemetry_without_capture(tmp_path, fake):
     _, exported, _ = await _run(tmp_path, fake)
     assert PROMPT.encode() not in exported
