@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test check-generated generate lint typecheck pytest bench clean helm-tools helm-test \
+.PHONY: setup run test check-generated generate lint typecheck pytest plugin-template bench clean helm-tools helm-test \
 	proto-lint clients clients-go clients-java clients-python
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
@@ -57,6 +57,18 @@ helm-test: setup helm-tools
 pytest: setup helm-tools
 	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q
 
+# The template third-party plugin: pip-installed from its folder (reinstalled when it
+# changes), then its own tests, which start daemons that discover it by entry point.
+HEDGE := plugins/policyd-hedge
+HEDGE_STAMP := $(VENV)/.hedge-installed
+$(HEDGE_STAMP): $(STAMP) $(HEDGE)/pyproject.toml $(wildcard $(HEDGE)/policyd_hedge/*)
+	$(PY) -m pip install --quiet --force-reinstall --no-deps ./$(HEDGE)
+	rm -rf $(HEDGE)/build $(HEDGE)/*.egg-info
+	touch $@
+
+plugin-template: $(HEDGE_STAMP)
+	$(VENV)/bin/pytest -q $(HEDGE)/tests
+
 # Proto lint and the breaking-change check (buf, go install-ed on first use by the script).
 proto-lint: setup
 	$(PY) scripts/proto_check.py
@@ -78,7 +90,7 @@ clients-python: setup
 
 clients: clients-go clients-java clients-python
 
-test: check-generated lint typecheck proto-lint pytest clients
+test: check-generated lint typecheck proto-lint pytest plugin-template clients
 
 # Benchmarks print figures, never pass/fail; CI does not run them (see docs/benchmarks.md).
 bench: setup

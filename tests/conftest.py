@@ -20,6 +20,8 @@ from policyd.plugin.specs import Registered
 from policyd.server.app import RunningServer, start_server
 from policyd.v1 import policyd_pb2_grpc
 
+pytest_plugins = ["policyd.testing"]
+
 FAST_SIM = """
 providers:
   simulated: {kind: simulated, latency_scale: 0.0}

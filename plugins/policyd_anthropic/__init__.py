@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import ProviderSpec
+from policyd.api import ProviderSpec, hookimpl
 from policyd_anthropic.provider import AnthropicProvider, AnthropicSettings
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

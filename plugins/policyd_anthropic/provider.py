@@ -9,8 +9,7 @@ from policyd_http import EventStream, HttpProvider, HttpSettings
 from policyd_http.settings import effort_budgets
 from pydantic import Field, field_validator
 
-from policyd.plugin.specs import DeltaSink
-from policyd.types import ModelCall, ModelResponse
+from policyd.api import DeltaSink, ModelCall, ModelResponse
 from policyd_anthropic.wire import EventAccumulator, parse_response, request_body
 
 DEFAULT_BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}

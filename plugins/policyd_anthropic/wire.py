@@ -18,8 +18,7 @@ from policyd_http.classify import classify_status, refused
 from policyd_http.provider import estimated_usage, json_object
 from policyd_http.sse import SseEvent
 
-from policyd.errors import UpstreamError
-from policyd.types import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, Usage
+from policyd.api import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, UpstreamError, Usage
 
 STOP_REASONS = {
     "end_turn": "stop",

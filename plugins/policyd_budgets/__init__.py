@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import BudgetStoreSpec
+from policyd.api import BudgetStoreSpec, hookimpl
 from policyd_budgets.local import LocalBudgetStore
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from policyd.plugin.specs import BudgetLine, BudgetRefusal, BudgetStoreContext
+from policyd.api import BudgetLine, BudgetRefusal, BudgetStoreContext
 
 EPSILON_USD = 1e-12
 

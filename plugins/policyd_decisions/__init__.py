@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import DecisionSinkSpec
+from policyd.api import DecisionSinkSpec, hookimpl
 from policyd_decisions.jsonl import JsonLinesParams, JsonLinesSink
 from policyd_decisions.otel_logs import OtelLogsSink
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policyd.plugin.specs import SinkContext
+from policyd.api import SinkContext
 
 
 class JsonLinesParams(BaseModel):

@@ -8,14 +8,13 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 
-from policyd import __version__
-from policyd.plugin.specs import NoParams, SinkContext
-from policyd.telemetry import semconv as sc
+from policyd.api import POLICYD_VERSION, NoParams, SinkContext
+from policyd.api import semconv as sc
 
 
 class OtelLogsSink:
     def __init__(self, logger_provider: Any) -> None:
-        self.logger = logger_provider.get_logger(sc.INSTRUMENTATION_SCOPE, __version__)
+        self.logger = logger_provider.get_logger(sc.INSTRUMENTATION_SCOPE, POLICYD_VERSION)
 
     @classmethod
     def build(cls, context: SinkContext, params: NoParams) -> OtelLogsSink:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import ProviderSpec
+from policyd.api import ProviderSpec, hookimpl
 from policyd_gemini.provider import GeminiProvider, GeminiSettings
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

@@ -10,8 +10,7 @@ from policyd_http import EventStream, HttpProvider, HttpSettings
 from policyd_http.settings import effort_budgets
 from pydantic import Field, field_validator
 
-from policyd.plugin.specs import DeltaSink
-from policyd.types import ModelCall, ModelResponse
+from policyd.api import DeltaSink, ModelCall, ModelResponse
 from policyd_gemini.wire import ResponseAccumulator, request_body
 
 DEFAULT_BUDGETS = {"off": 0, "low": 1024, "medium": 8192, "high": 24576}

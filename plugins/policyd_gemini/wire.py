@@ -15,8 +15,7 @@ from typing import Any
 from policyd_http.classify import classify_status, malformed, refused
 from policyd_http.provider import estimated_usage, json_object
 
-from policyd.errors import UpstreamError
-from policyd.types import Message, ModelCall, ModelResponse, Role, ToolCall, Usage
+from policyd.api import Message, ModelCall, ModelResponse, Role, ToolCall, UpstreamError, Usage
 from policyd_gemini.schema import to_gemini_schema
 
 BLOCKED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"})

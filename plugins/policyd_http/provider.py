@@ -15,10 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from policyd.engine import tokens
-from policyd.errors import UpstreamError
-from policyd.plugin.specs import DeltaSink
-from policyd.types import ModelCall, ModelResponse, Usage
+from policyd.api import DeltaSink, ModelCall, ModelResponse, UpstreamError, Usage, tokens
 from policyd_http.classify import malformed
 from policyd_http.secrets import ApiKey
 from policyd_http.settings import HttpSettings

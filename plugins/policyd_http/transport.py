@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from policyd.errors import UpstreamError
-from policyd.telemetry.propagation import inject_headers
+from policyd.api import UpstreamError, inject_headers
 from policyd_http.classify import classify_status, malformed
 from policyd_http.secrets import ApiKey
 from policyd_http.settings import HttpSettings

@@ -8,8 +8,7 @@ from typing import Any, Literal
 from policyd_http import EventStream, HttpProvider, HttpSettings
 from pydantic import Field
 
-from policyd.plugin.specs import DeltaSink
-from policyd.types import ModelCall, ModelResponse
+from policyd.api import DeltaSink, ModelCall, ModelResponse
 from policyd_openai.wire import ChunkAccumulator, parse_response, request_body
 
 

@@ -18,8 +18,7 @@ from policyd_http.classify import classify_status, refused
 from policyd_http.provider import estimated_usage
 from policyd_http.sse import SseEvent
 
-from policyd.errors import UpstreamError
-from policyd.types import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, Usage
+from policyd.api import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, UpstreamError, Usage
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
 
@@ -111,7 +110,7 @@ def raise_for_error(provider: str, data: Mapping[str, Any]) -> None:
 
 def _finish(provider: str, reason: str | None, content: str, refusal: str | None) -> str:
     if refusal:
-        raise refused(provider, refusal)
+        raise refused(provider, "the model refused", detail=refusal)
     if reason == "content_filter":
         if not content:
             raise refused(provider, "finish_reason content_filter")

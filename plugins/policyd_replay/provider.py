@@ -14,10 +14,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from policyd.errors import UpstreamError
-from policyd.eval.records import ITEM_LABEL, Dataset, Record, variant_of
-from policyd.plugin.specs import DeltaSink
-from policyd.types import Message, ModelCall, ModelResponse, ModelSpec, Role, Usage
+from policyd.api import DeltaSink, Message, ModelCall, ModelResponse, ModelSpec, Role, UpstreamError, Usage
+from policyd.eval.records import (  # the recorded-dataset format of `policyd eval`
+    ITEM_LABEL,
+    Dataset,
+    Record,
+    variant_of,
+)
 
 
 class ReplaySettings(BaseModel):

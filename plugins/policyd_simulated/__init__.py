@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import CatalogSpec, ProviderSpec
+from policyd.api import CatalogSpec, ProviderSpec, hookimpl
 from policyd_simulated.catalog import CATALOG
 from policyd_simulated.provider import SimulatedProvider, SimulatedSettings
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policyd.engine import tokens
-from policyd.types import AttemptRole, Effort, Message, ModelCall, Role, ToolCall
+from policyd.api import AttemptRole, Effort, Message, ModelCall, Role, ToolCall, tokens
 from policyd_simulated.catalog import PROFILES, Profile
 
 DEFAULT_PROFILE = Profile(ttft_ms=300, tokens_per_s=80, quality={"*": 0.7})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policyd.types import ModelSpec
+from policyd.api import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,7 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policyd.errors import UpstreamError
-from policyd.plugin.specs import DeltaSink
-from policyd.types import Message, ModelCall, ModelResponse, Role, Usage
+from policyd.api import DeltaSink, Message, ModelCall, ModelResponse, Role, UpstreamError, Usage
 from policyd_simulated.behaviour import behave, chunks, per_chunk_delay
 
 

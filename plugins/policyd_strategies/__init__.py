@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import StrategySpec
+from policyd.api import StrategySpec, hookimpl
 from policyd_strategies import draft_validate, fail_fast, thinking_escalation
 from policyd_strategies.basic import (
     FallbackParams,
@@ -15,6 +14,9 @@ from policyd_strategies.basic import (
     run_fallback,
     run_single,
 )
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

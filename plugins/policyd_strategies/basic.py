@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policyd.engine.context import StrategyContext
-from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam
-from policyd.types import AttemptRole, Effort, Outcome, OutcomeStatus, PlanStep
+from policyd.api import (
+    AttemptRole,
+    Effort,
+    EffortParam,
+    ExplainContext,
+    Outcome,
+    OutcomeStatus,
+    PlanStep,
+    StrategyContext,
+)
 
 
 class SingleParams(BaseModel):

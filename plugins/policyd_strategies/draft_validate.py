@@ -13,10 +13,20 @@ import itertools
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from policyd.engine.context import StrategyContext
-from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam, StrategySpec, ValidatorRef
-from policyd.types import AttemptRole, Effort, Message, Outcome, OutcomeStatus, Role, VerdictKind
+from policyd.api import (
+    AttemptRole,
+    Effort,
+    EffortParam,
+    ExplainContext,
+    Message,
+    Outcome,
+    OutcomeStatus,
+    Role,
+    StrategyContext,
+    StrategySpec,
+    ValidatorRef,
+    VerdictKind,
+)
 from policyd_strategies.gated import Planned, exhausted, gated_call, ladder_explainers
 
 FEEDBACK = "A reviewer rejected your answer: {reason}\nWrite the complete corrected answer."

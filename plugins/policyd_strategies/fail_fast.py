@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from policyd.engine.context import StrategyContext
-from policyd.plugin.specs import EffortParam, StrategySpec, ValidatorRef
-from policyd.types import Effort, Outcome
+from policyd.api import Effort, EffortParam, Outcome, StrategyContext, StrategySpec, ValidatorRef
 from policyd_strategies.gated import Planned, climb, ladder_explainers
 
 

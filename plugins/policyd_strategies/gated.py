@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from policyd.engine.context import StrategyContext
-from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import ValidatorRef
-from policyd.types import AttemptRole, Effort, Message, Outcome, OutcomeStatus, PlanStep, Verdict, VerdictKind
+from policyd.api import (
+    AttemptRole,
+    Effort,
+    ExplainContext,
+    Message,
+    Outcome,
+    OutcomeStatus,
+    PlanStep,
+    StrategyContext,
+    ValidatorRef,
+    Verdict,
+    VerdictKind,
+)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,16 @@ import itertools
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from policyd.engine.context import StrategyContext
-from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam, StrategySpec, ValidatorRef
-from policyd.types import Effort, Outcome, Stakes
+from policyd.api import (
+    Effort,
+    EffortParam,
+    ExplainContext,
+    Outcome,
+    Stakes,
+    StrategyContext,
+    StrategySpec,
+    ValidatorRef,
+)
 from policyd_strategies.gated import Planned, climb, ladder_explainers
 
 DEFAULT_START = {

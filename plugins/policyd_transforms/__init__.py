@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import TransformSpec
+from policyd.api import TransformSpec, hookimpl
 from policyd_transforms.compact_tools import CompactToolsParams, compact_tools
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

@@ -18,9 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from policyd.engine import tokens
-from policyd.plugin.specs import TransformResult
-from policyd.types import Request, Tool
+from policyd.api import Request, Tool, TransformResult, tokens
 
 ANNOTATIONS = frozenset({"title", "examples", "example", "default", "$comment", "deprecated", "readOnly", "writeOnly"})
 """Keywords that may be dropped: they document a schema but never constrain a value."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.plugin import hookimpl
-from policyd.plugin.specs import ValidatorSpec
+from policyd.api import ValidatorSpec, hookimpl
 from policyd_validators import json_schema, llm_judge, logprob, pattern, self_consistency
+
+POLICYD_API = "1.0"
+"""The plugin API this plugin is written for (see docs/plugins.md)."""
 
 
 @hookimpl

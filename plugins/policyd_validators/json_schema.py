@@ -20,9 +20,7 @@ import jsonschema
 from jsonschema.exceptions import SchemaError, best_match
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from policyd.engine.context import StrategyContext
-from policyd.plugin.specs import ValidatorRef
-from policyd.types import Message, ToolCall, Verdict, VerdictKind
+from policyd.api import Message, StrategyContext, ToolCall, ValidatorRef, Verdict, VerdictKind
 
 
 class JsonSchemaParams(BaseModel):

@@ -19,19 +19,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policyd.engine import tokens
-from policyd.engine.context import StrategyContext
-from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam, ValidatorRef
-from policyd.types import (
+from policyd.api import (
     AttemptRole,
     Effort,
+    EffortParam,
+    ExplainContext,
     GenerationParams,
     Message,
     ResponseFormat,
     Role,
+    StrategyContext,
+    ValidatorRef,
     Verdict,
     VerdictKind,
+    tokens,
 )
 from policyd_validators.render import message_text, transcript
 

@@ -13,9 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policyd.engine.context import StrategyContext
-from policyd.plugin.specs import ValidatorRef
-from policyd.types import Message, Verdict, VerdictKind
+from policyd.api import Message, StrategyContext, ValidatorRef, Verdict, VerdictKind
 
 
 class LogprobParams(BaseModel):

@@ -11,9 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from policyd.engine.context import StrategyContext
-from policyd.plugin.specs import ValidatorRef
-from policyd.types import Message, Verdict, VerdictKind
+from policyd.api import Message, StrategyContext, ValidatorRef, Verdict, VerdictKind
 from policyd_validators.render import message_text
 
 FLAGS = {"ignorecase": re.IGNORECASE, "multiline": re.MULTILINE, "dotall": re.DOTALL}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policyd.types import Message
+from policyd.api import Message
 
 
 def message_text(message: Message) -> str:

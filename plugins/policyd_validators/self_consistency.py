@@ -16,10 +16,17 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from policyd.engine.context import StrategyContext
-from policyd.engine.explain import ExplainContext
-from policyd.plugin.specs import EffortParam, ValidatorRef
-from policyd.types import AttemptRole, Effort, Message, Verdict, VerdictKind
+from policyd.api import (
+    AttemptRole,
+    Effort,
+    EffortParam,
+    ExplainContext,
+    Message,
+    StrategyContext,
+    ValidatorRef,
+    Verdict,
+    VerdictKind,
+)
 
 
 class SelfConsistencyParams(BaseModel):

@@ -21,7 +21,7 @@ from policyd.cli.common import add_config_option, add_data_dir_option
 from policyd.config import load
 from policyd.daemon import default_data_dir
 from policyd.errors import NotFound
-from policyd.plugin.manager import default_host
+from policyd.plugin.settings import host_for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def _open(args: argparse.Namespace) -> ResponseStore:
     directory = cache_dir(args.data_dir or default_data_dir())
     if not directory.is_dir():
         raise NotFound(f"no cache at {directory} (has a daemon run with this --data-dir?)")
-    config = load(args.config, default_host().collect())
+    config = load(args.config, host_for(args.config).collect())
     settings = config.raw.cache if config.raw else CacheSettings()
     store = ResponseStore(directory, settings, CacheStats())
     if not store.available:

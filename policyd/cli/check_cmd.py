@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from policyd.config import Config, load
-from policyd.plugin.manager import default_host
+from policyd.plugin.settings import host_for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,6 @@ def summary(config: Config) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load(args.file, default_host().collect())
+    config = load(args.file, host_for(args.file).collect())
     print(summary(config))
     return 0

@@ -15,7 +15,7 @@ from policyd.config import load
 from policyd.engine.explain import explain
 from policyd.engine.plan_match import match_request
 from policyd.errors import InvalidArgument
-from policyd.plugin.manager import default_host
+from policyd.plugin.settings import host_for
 from policyd.server import convert
 from policyd.v1 import policyd_pb2 as pb
 
@@ -63,7 +63,7 @@ def request_message(args: argparse.Namespace) -> pb.CompleteRequest:
 
 
 def run(args: argparse.Namespace) -> int:
-    registered = default_host().collect()
+    registered = host_for(args.config).collect()
     config = load(args.config, registered)
     msg = request_message(args)
     request = convert.request_from_proto(

@@ -9,7 +9,7 @@ import os
 from policyd.cli import event_loop
 from policyd.cli.common import add_config_option, add_data_dir_option
 from policyd.daemon import DaemonOptions, build_daemon
-from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, serve
+from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, serve
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +21,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--listen",
         default=os.environ.get("POLICYD_LISTEN", DEFAULT_LISTEN),
-        help=f"address to listen on, HOST:PORT (port 0 picks one; default {DEFAULT_LISTEN})",
+        help=f"HOST:PORT (port 0 picks one) or unix:///path/to.sock (default {DEFAULT_LISTEN})",
     )
     p.add_argument(
         "--grace",
         type=float,
         default=float(os.environ.get("POLICYD_GRACE_S", DEFAULT_GRACE_S)),
         help=f"seconds in-flight RPCs get to finish on SIGTERM (default {DEFAULT_GRACE_S})",
+    )
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        default=float(os.environ.get("POLICYD_RELOAD_INTERVAL_S", DEFAULT_RELOAD_INTERVAL_S)),
+        help=f"seconds between policy file checks; 0: reload on SIGHUP only (default {DEFAULT_RELOAD_INTERVAL_S})",
     )
     p.set_defaults(func=run)
 
@@ -36,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
     loop_name, factory = event_loop.loop_factory()  # a bad POLICYD_EVENT_LOOP fails before anything starts
     daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir))
     log.info("event loop: %s", loop_name)
-    event_loop.run(serve(daemon, args.listen, args.grace), factory)
+    event_loop.run(serve(daemon, args.listen, args.grace, args.reload_interval), factory)
     return 0

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
+from policyd.config.security import AuthConfig, LimitsConfig
 from policyd.ledger.settings import BudgetsSettings, LedgerSettings
 from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
@@ -95,6 +96,31 @@ class DefaultsConfig(_Strict):
     """Budget of a request whose constraints and plan set none."""
 
 
+class PluginTimeouts(_Strict):
+    """Per-plugin time limits in milliseconds; null means only the request's deadline bounds it.
+
+    Strategies and validators are charged their *own* time: time spent waiting on
+    ``ctx.call`` / ``ctx.validate`` does not count. Transforms run in a worker thread
+    and are charged their wall time.
+    """
+
+    strategy_ms: int | None = Field(default=5_000, gt=0)
+    validator_ms: int | None = Field(default=5_000, gt=0)
+    transform_ms: int | None = Field(default=1_000, gt=0)
+
+
+class PluginsConfig(_Strict):
+    """Which plugins load and how long their code may run. See ``docs/plugins.md``."""
+
+    allow: list[str] | None = None
+    """Entry-point plugins to load (built-ins always load); null loads every installed one."""
+    deny: list[str] = []
+    """Plugins never to load, built-ins included."""
+    timeouts: PluginTimeouts = PluginTimeouts()
+    per_plugin: dict[str, PluginTimeouts] = {}
+    """Overrides by plugin name; only the keys given replace the defaults."""
+
+
 class FileConfig(_Strict):
     version: str = ""
     defaults: DefaultsConfig = DefaultsConfig()
@@ -105,6 +131,10 @@ class FileConfig(_Strict):
     policies: dict[str, PolicyConfig] = Field(min_length=1)
     retries: RetriesConfig = RetriesConfig()
     cache: CacheSettings = CacheSettings()
+    auth: AuthConfig | None = None
+    """Present: callers authenticate and the tenant comes from their credentials."""
+    limits: LimitsConfig = LimitsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     ledger: LedgerSettings = LedgerSettings()
     budgets: BudgetsSettings | None = None
+    plugins: PluginsConfig = PluginsConfig()

@@ -15,11 +15,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from policyd.config.loader import validator_key
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
+from policyd.engine.containment import DEADLINE_GRACE_S, Containment, waiting
 from policyd.engine.plan_match import Match, model_allowed
 from policyd.errors import PluginError, PolicydError, UpstreamError
 from policyd.ids import new_id
@@ -100,6 +102,7 @@ class StrategyContext:
         max_cost_usd: float,
         progress: Progress | None = None,
         clock: Callable[[], float] = time.monotonic,
+        containment: Containment | None = None,
     ) -> None:
         self.request = request
         self.match = match
@@ -122,6 +125,7 @@ class StrategyContext:
         self._on_delta = progress.on_delta if progress else None
         self._on_attempt = progress.on_attempt if progress else None
         self._clock = clock
+        self._contain = containment
 
     # ------------------------------------------------------------ limits
 
@@ -250,8 +254,12 @@ class StrategyContext:
         self.reserved_usd += worst
         started = self._clock()
         try:
-            async with asyncio.timeout(budget_s):
-                response = await self._handler(call, sink)
+            with waiting():
+                async with asyncio.timeout(budget_s):
+                    response = await self._handler(call, sink)
+        except asyncio.CancelledError:
+            self._cancelled(role, model, effort, started, msgs, offered)
+            raise
         except TimeoutError:
             elapsed_ms = (self._clock() - started) * 1000
             result = self._failed(role, model, effort, started, f"timed out after {elapsed_ms:.0f} ms")
@@ -259,7 +267,7 @@ class StrategyContext:
                 raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
             return result
         except UpstreamError as exc:
-            return self._failed(role, model, effort, started, str(exc))
+            return self._failed(role, model, effort, started, exc.summary, detail=exc.detail)
         except PolicydError:
             raise
         except Exception as exc:
@@ -290,6 +298,39 @@ class StrategyContext:
             self._logprobs[response.message] = response.logprobs
         return CallResult(response, attempt)
 
+    def _cancelled(
+        self,
+        role: AttemptRole,
+        model: ModelSpec,
+        effort: Effort,
+        started: float,
+        messages: tuple[Message, ...],
+        offered: tuple[Tool, ...],
+    ) -> None:
+        """Record a call cancelled mid-flight (e.g. the losing half of a hedge).
+
+        The upstream has read the prompt, so its input is charged at list price as an
+        estimate; output it may have produced is unknown and not charged.
+        """
+        used = tokens.input_tokens(messages, offered)
+        cost = model.cost_usd(used, 0)
+        self.spent_usd += cost
+        elapsed_ms = (self._clock() - started) * 1000
+        remaining = self.remaining_s()
+        at_deadline = remaining is not None and remaining < DEADLINE_MARGIN_S + 2 * DEADLINE_GRACE_S
+        self._record(
+            role,
+            model,
+            effort,
+            input_tokens=used,
+            cost_usd=cost,
+            latency_ms=elapsed_ms,
+            usage_estimated=True,
+            error=f"timed out after {elapsed_ms:.0f} ms (the request's deadline)"
+            if at_deadline
+            else f"cancelled after {elapsed_ms:.0f} ms",
+        )
+
     def logprobs_of(self, message: Message) -> tuple[float, ...] | None:
         """Token log-probabilities of an answer this request received, where the upstream returned them."""
         return self._logprobs.get(message)
@@ -305,8 +346,11 @@ class StrategyContext:
 
         return sink
 
-    def _failed(self, role: AttemptRole, model: ModelSpec, effort: Effort, started: float, error: str) -> CallResult:
-        attempt = self._record(role, model, effort, latency_ms=(self._clock() - started) * 1000, error=error)
+    def _failed(
+        self, role: AttemptRole, model: ModelSpec, effort: Effort, started: float, error: str, detail: str = ""
+    ) -> CallResult:
+        latency_ms = (self._clock() - started) * 1000
+        attempt = self._record(role, model, effort, latency_ms=latency_ms, error=error, error_detail=detail)
         if self.streamed:
             raise StreamBroken(f"stream from {model.id} broke after it started: {error}")
         return CallResult(None, attempt)
@@ -335,15 +379,18 @@ class StrategyContext:
         """
         validator = self.config.validators[validator_key(ref)]
         before = len(self.attempts)
+        label = self._contain.label("validators", ref.name) if self._contain else ref.name
         try:
-            verdict = await validator(self, draft)
+            judge = partial(validator, self, draft)
+            contain = self._contain
+            verdict = await (contain.run("validators", ref.name, judge, self.deadline) if contain else judge())
         except PolicydError:
             raise
         except Exception as exc:
             log.exception("validator %s raised", ref.name)
-            raise PluginError(f"validator {ref.name}", f"raised {type(exc).__name__}") from exc
+            raise PluginError(label, f"validator {ref.name!r} raised {type(exc).__name__}") from exc
         if not isinstance(verdict, Verdict):
-            raise PluginError(f"validator {ref.name}", f"returned {type(verdict).__name__}, not Verdict")
+            raise PluginError(label, f"validator {ref.name!r} returned {type(verdict).__name__}, not Verdict")
         if not verdict.validator:
             verdict = replace(verdict, validator=ref.name)
         own = [i for i in range(before, len(self.attempts)) if self.attempts[i].role is AttemptRole.VALIDATE]

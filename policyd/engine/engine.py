@@ -13,12 +13,17 @@ started with.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 from policyd.config.model import Config
+from policyd.engine.containment import Containment
 from policyd.engine.context import CallHandler, StrategyContext, StrategyStop
 from policyd.engine.explain import explain
 from policyd.engine.plan_match import Match, match_request
@@ -71,6 +76,9 @@ class Engine:
         self.call_layers = list(call_layers)
         self.request_layers = list(request_layers)
         self.listeners = list(listeners)
+        self._in_flight: Counter[int] = Counter()
+        """Requests running per runtime (by id), so a retired runtime closes only when it is idle."""
+        self._idle: dict[int, asyncio.Event] = {}
         self._request_chain: tuple[tuple[RequestLayer, ...] | None, RequestHandler] = (None, self._run)
         self._call_chain: tuple[Runtime | None, tuple[CallLayer, ...], CallHandler | None] = (None, (), None)
 
@@ -87,6 +95,27 @@ class Engine:
     async def aclose(self) -> None:
         for provider in self.runtime.providers.values():
             await provider.aclose()
+
+    async def retire(self, old: Runtime) -> None:
+        """Close ``old``'s providers once the requests that started on it have finished."""
+        if self._in_flight[id(old)]:
+            await self._idle.setdefault(id(old), asyncio.Event()).wait()
+        for provider in old.providers.values():
+            await provider.aclose()
+
+    @contextlib.contextmanager
+    def _using(self, runtime: Runtime) -> Iterator[None]:
+        key = id(runtime)
+        self._in_flight[key] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[key] -= 1
+            if not self._in_flight[key]:
+                del self._in_flight[key]
+                idle = self._idle.pop(key, None)
+                if idle is not None:
+                    idle.set()
 
     # ------------------------------------------------------------ decisions
 
@@ -113,16 +142,21 @@ class Engine:
 
     async def _run(self, request: Request, progress: Progress | None) -> Outcome:
         runtime = self.runtime
+        with self._using(runtime):
+            return await self._run_on(runtime, request, progress)
+
+    async def _run_on(self, runtime: Runtime, request: Request, progress: Progress | None) -> Outcome:
         config = runtime.config
         match = match_request(config, request)
+        contain = Containment(self.registered, config.raw.plugins if config.raw else None)
         tokens_saved = 0
         for tspec, tparams in match.plan.transforms:
             try:
-                result = tspec.apply(request, tparams)
+                result = await contain.transform(tspec.name, partial(tspec.apply, request, tparams), request.deadline)
             except PolicydError:
                 raise
             except Exception as exc:
-                plugin = self.registered.origins.get(("transforms", tspec.name), tspec.name)
+                plugin = contain.label("transforms", tspec.name)
                 raise PluginError(plugin, f"transform {tspec.name!r} raised {exc!r}") from exc
             request, tokens_saved = result.request, tokens_saved + result.tokens_saved
         explanation = explain(config, self.registered, request, match)
@@ -135,21 +169,22 @@ class Engine:
             explanation=explanation,
             max_cost_usd=min(limits) if limits else config.defaults.max_cost_usd,
             progress=progress,
+            containment=contain,
         )
         spec = self.registered.strategies[match.plan.strategy]
         try:
-            outcome = await spec.run(ctx)
+            outcome = await contain.run("strategies", spec.name, partial(spec.run, ctx), request.deadline)
         except StrategyStop as stop:
             log.info("request %s stopped: %s", request.request_id, stop)
             outcome = ctx.outcome(stop.status)
         except PolicydError:
             raise
         except Exception as exc:
-            plugin = self.registered.origins.get(("strategies", spec.name), spec.name)
             log.exception("strategy %s raised", spec.name)
+            plugin = contain.label("strategies", spec.name)
             raise PluginError(plugin, f"strategy {spec.name!r} raised {type(exc).__name__}") from exc
         if not isinstance(outcome, Outcome):
-            plugin = self.registered.origins.get(("strategies", spec.name), spec.name)
+            plugin = contain.label("strategies", spec.name)
             raise PluginError(plugin, f"strategy {spec.name!r} returned {type(outcome).__name__}, not Outcome")
         if tokens_saved or not outcome.decision_id:
             outcome = replace(

@@ -7,6 +7,9 @@ same code path as the ``policyd`` entry-point group. Discovery is explicit:
 * ``POLICYD_PLUGINS_ALLOW=a,b`` loads only the named entry-point plugins;
 * ``POLICYD_PLUGINS_DENY=c`` never loads the named plugins (built-ins included).
 
+The policy file's ``plugins.allow`` / ``plugins.deny`` do the same (an entry point
+must pass both allow-lists; either deny-list refuses). A plugin declaring a plugin
+API this policyd cannot serve is refused at load (:mod:`policyd.plugin.compat`).
 ``check_pending`` runs after registration so that a misspelled hook fails at boot.
 """
 
@@ -25,6 +28,7 @@ import pluggy
 from policyd import __version__
 from policyd.errors import PluginError
 from policyd.plugin import PROJECT, hookspecs
+from policyd.plugin.compat import check_api
 from policyd.plugin.specs import Registered
 
 ENTRY_POINT_GROUP = "policyd"
@@ -60,6 +64,8 @@ class PluginInfo:
     version: str
     origin: str
     """``builtin``, ``entry-point:<distribution>`` or ``direct``."""
+    api: str | None = None
+    """The plugin API version the plugin declares (``POLICYD_API``), if any."""
 
 
 def _env_list(name: str) -> set[str]:
@@ -69,19 +75,23 @@ def _env_list(name: str) -> set[str]:
 class PluginHost:
     """A pluggy manager plus what policyd knows about each plugin it loaded."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, allow: Iterable[str] | None = None, deny: Iterable[str] = ()) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
+        self.allow = None if allow is None else set(allow)
+        """Entry-point plugins the policy file allows (None: no file-level allow-list)."""
+        self.deny = set(deny) | _env_list("POLICYD_PLUGINS_DENY")
 
     def add(self, plugin: ModuleType | object, name: str, *, version: str, origin: str) -> None:
-        if name in _env_list("POLICYD_PLUGINS_DENY"):
+        if name in self.deny:
             return
+        api = check_api(plugin, f"{name} {version}")
         try:
             self.pm.register(plugin, name=name)
         except ValueError as exc:
-            raise PluginError(name, f"cannot be registered: {exc}") from exc
-        self.info[name] = PluginInfo(name=name, version=version, origin=origin)
+            raise PluginError(f"{name} {version}", f"cannot be registered: {exc}") from exc
+        self.info[name] = PluginInfo(name=name, version=version, origin=origin, api=api)
 
     def remove(self, name: str) -> None:
         plugin = self.pm.get_plugin(name)
@@ -102,7 +112,9 @@ class PluginHost:
             return
         allow = _env_list("POLICYD_PLUGINS_ALLOW")
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if allow and ep.name not in allow:
+            if (allow and ep.name not in allow) or (self.allow is not None and ep.name not in self.allow):
+                continue
+            if ep.name in self.deny:
                 continue
             dist = ep.dist.name if ep.dist is not None else "unknown"
             version = ep.dist.version if ep.dist is not None else "unknown"
@@ -126,7 +138,7 @@ class PluginHost:
     def collect(self) -> Registered:
         """Call every registration hook, one plugin at a time, so failures name their plugin."""
         self.check()
-        reg = Registered()
+        reg = Registered(versions={name: info.version for name, info in self.info.items()})
         tables: dict[str, tuple[dict[str, Any], str]] = {
             "policyd_register_providers": (reg.providers, "kind"),
             "policyd_register_catalogs": (reg.catalogs, "name"),
@@ -169,9 +181,11 @@ class PluginHost:
         return register
 
 
-def default_host(*, entry_points: bool = True) -> PluginHost:
-    """The host the daemon and the CLI use: built-ins, then entry points."""
-    host = PluginHost()
+def default_host(
+    *, entry_points: bool = True, allow: Iterable[str] | None = None, deny: Iterable[str] = ()
+) -> PluginHost:
+    """The host the daemon and the CLI use: built-ins, then entry points (``allow``/``deny``: the policy file's)."""
+    host = PluginHost(allow=allow, deny=deny)
     host.load_builtins()
     if entry_points:
         host.load_entry_points()

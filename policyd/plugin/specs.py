@@ -264,3 +264,11 @@ class Registered:
     budget_stores: dict[str, BudgetStoreSpec] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, name) → the plugin that registered it."""
+    versions: dict[str, str] = field(default_factory=dict)
+    """Plugin name → its version, for errors that name both."""
+
+    def plugin_label(self, kind: str, name: str) -> str:
+        """``"<plugin> <version>"`` of the plugin that registered ``name`` of ``kind`` (e.g. strategies)."""
+        plugin = self.origins.get((kind, name), "?")
+        version = self.versions.get(plugin)
+        return f"{plugin} {version}" if version else plugin

@@ -58,7 +58,7 @@ async def test_a_raising_strategy_is_internal_naming_the_plugin_without_its_mess
     with caplog.at_level(logging.ERROR), pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.Complete(_req("broken"))
     assert info.value.code() == grpc.StatusCode.INTERNAL
-    assert info.value.details() == "plugin bad_strategies: strategy 'explodes' raised RuntimeError"
+    assert info.value.details() == "plugin bad_strategies 0.0.1: strategy 'explodes' raised RuntimeError"
     assert "sk-canary-123" not in info.value.details()
 
 

@@ -1,0 +1,140 @@
+"""The public plugin API: everything a plugin may import from policyd, in one place.
+
+A plugin imports from ``policyd.api`` only (and tests from ``policyd.testing``).
+Every other module under ``policyd`` is private: it may change in any release.
+What is here changes only with the plugin API version (:data:`API_VERSION`): a
+minor version only adds, a major one may remove or change. ``docs/plugins.md``
+documents each name; ``tests/plugin/test_public_api.py`` keeps this list and the
+first-party plugins honest.
+
+Declare the API your plugin was written for with a module attribute::
+
+    POLICYD_API = "1.0"
+"""
+
+from __future__ import annotations
+
+from policyd import __version__ as POLICYD_VERSION
+from policyd.engine import tokens
+from policyd.engine.context import CallResult, OutOfBudget, OutOfTime, StrategyContext, StrategyStop
+from policyd.engine.explain import ExplainContext
+from policyd.errors import ConfigError, InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
+from policyd.plugin import hookimpl
+from policyd.plugin.compat import API_VERSION
+from policyd.plugin.specs import (
+    BudgetLine,
+    BudgetRefusal,
+    BudgetStore,
+    BudgetStoreContext,
+    BudgetStoreSpec,
+    CatalogSpec,
+    DecisionSink,
+    DecisionSinkSpec,
+    DeltaSink,
+    EffortParam,
+    NoParams,
+    Provider,
+    ProviderSpec,
+    SinkContext,
+    StrategyFn,
+    StrategySpec,
+    TransformResult,
+    TransformSpec,
+    Validator,
+    ValidatorRef,
+    ValidatorSpec,
+)
+from policyd.telemetry import semconv
+from policyd.telemetry.propagation import inject_headers
+from policyd.types import (
+    EFFORT_LADDER,
+    Attempt,
+    AttemptRole,
+    CacheMode,
+    Constraints,
+    Effort,
+    Explanation,
+    GenerationParams,
+    Message,
+    ModelCall,
+    ModelResponse,
+    ModelSpec,
+    Outcome,
+    OutcomeStatus,
+    PlanStep,
+    Request,
+    ResponseFormat,
+    Role,
+    Stakes,
+    Tool,
+    ToolCall,
+    Usage,
+    Verdict,
+    VerdictKind,
+)
+
+__all__ = [
+    "API_VERSION",
+    "EFFORT_LADDER",
+    "POLICYD_VERSION",
+    "Attempt",
+    "AttemptRole",
+    "BudgetLine",
+    "BudgetRefusal",
+    "BudgetStore",
+    "BudgetStoreContext",
+    "BudgetStoreSpec",
+    "CacheMode",
+    "CallResult",
+    "CatalogSpec",
+    "ConfigError",
+    "Constraints",
+    "DecisionSink",
+    "DecisionSinkSpec",
+    "DeltaSink",
+    "Effort",
+    "EffortParam",
+    "ExplainContext",
+    "Explanation",
+    "GenerationParams",
+    "InvalidArgument",
+    "Message",
+    "ModelCall",
+    "ModelResponse",
+    "ModelSpec",
+    "NoParams",
+    "OutOfBudget",
+    "OutOfTime",
+    "Outcome",
+    "OutcomeStatus",
+    "PlanStep",
+    "PluginError",
+    "PluginTimeout",
+    "PolicydError",
+    "Provider",
+    "ProviderSpec",
+    "Request",
+    "ResponseFormat",
+    "Role",
+    "SinkContext",
+    "Stakes",
+    "StrategyContext",
+    "StrategyFn",
+    "StrategySpec",
+    "StrategyStop",
+    "Tool",
+    "ToolCall",
+    "TransformResult",
+    "TransformSpec",
+    "UpstreamError",
+    "Usage",
+    "Validator",
+    "ValidatorRef",
+    "ValidatorSpec",
+    "Verdict",
+    "VerdictKind",
+    "hookimpl",
+    "inject_headers",
+    "semconv",
+    "tokens",
+]

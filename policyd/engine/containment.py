@@ -1,0 +1,211 @@
+"""Keeps a plugin that raises or hangs inside the one request it was running for.
+
+Strategies and validators are charged their **own time**: the time their code runs
+or awaits something other than policyd. Time spent in ``ctx.call`` (a model call,
+bounded by its own timeouts) or ``ctx.validate`` (charged to the validator) is not
+theirs, so one limit suits a strategy that makes a single call and one that makes
+ten. A strategy that awaits a future nobody sets, or a validator stuck on a dead
+socket, is stopped after its own-time limit and the request answers with a
+:class:`~policyd.errors.PluginTimeout` naming the plugin and its version, instead of
+waiting for the deadline. The request's deadline bounds everything regardless.
+
+Transforms are synchronous; they run in a small dedicated thread pool and are
+charged their wall time (a thread cannot be killed: a hung transform holds its
+worker, and once the pool is full later transforms time out too, still one request
+at a time).
+
+Plugin code that blocks the event loop (``time.sleep``, a CPU loop) cannot be
+stopped from inside the loop; ``docs/plugins.md`` tells authors to use
+``asyncio.to_thread`` for such work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from policyd.config.schema import PluginsConfig, PluginTimeouts
+from policyd.errors import PluginTimeout
+from policyd.plugin.specs import Registered
+
+T = TypeVar("T")
+
+DEADLINE_GRACE_S = 0.004
+"""A plugin still running this close to the deadline is stopped, leaving time to answer.
+
+Smaller than :data:`policyd.engine.context.DEADLINE_MARGIN_S`, so a model call that
+runs into the deadline ends as ``deadline-exceeded`` first, and only plugin code
+that keeps running after that is named as hung.
+"""
+
+NOUNS = {"strategies": "strategy", "validators": "validator", "transforms": "transform"}
+FIELDS = {"strategies": "strategy_ms", "validators": "validator_ms", "transforms": "transform_ms"}
+
+_TRANSFORM_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="policyd-transform")
+
+
+class OwnTime:
+    """Charges a running plugin for the time it is not waiting on policyd.
+
+    ``ctx.call`` and ``ctx.validate`` wrap their wait in :func:`waiting`; while any
+    wait is in flight (a strategy may run several calls at once) the clock stops.
+    A validator run from a strategy is nested: the strategy waits while it runs.
+    """
+
+    def __init__(self, kind: str, name: str, limit_s: float | None) -> None:
+        self.kind = kind
+        self.name = name
+        self.limit_s = limit_s
+        self.used_s = 0.0
+        self.busy = 0
+        self.cancelled_waiting = False
+        """A cancellation reached it while it waited on policyd (not in its own code)."""
+        self.blamed: OwnTime | None = None
+        """A nested plugin (a validator) that a cancellation found running its own code."""
+        self._since = time.monotonic()
+        self._timeout: asyncio.Timeout | None = None
+
+    def start(self, timeout: asyncio.Timeout) -> None:
+        self._timeout = timeout
+        self._since = time.monotonic()
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timeout is None or self.limit_s is None or self._timeout.expired():
+            return
+        left = self.limit_s - self.used_s
+        self._timeout.reschedule(asyncio.get_running_loop().time() + max(0.0, left))
+
+    def _disarm(self) -> None:
+        self.used_s += time.monotonic() - self._since
+        if self._timeout is not None and not self._timeout.expired():
+            self._timeout.reschedule(None)
+
+    @contextlib.contextmanager
+    def wait(self) -> Iterator[None]:
+        if self.busy == 0:
+            self._disarm()
+        self.busy += 1
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.cancelled_waiting = True
+            raise
+        finally:
+            self.busy -= 1
+            if self.busy == 0:
+                self._since = time.monotonic()
+                self._arm()
+
+    def blame(self) -> OwnTime | None:
+        """Who was running its own code when a cancellation (the deadline) came: None if policyd was working.
+
+        Asked as the cancellation unwinds, so it reads what the unwinding recorded rather
+        than the busy count alone (a wait that was cancelled has already ended by then).
+        """
+        if self.blamed is not None:
+            return self.blamed
+        if self.cancelled_waiting or self.busy > 0:
+            return None
+        return self
+
+
+_running: contextvars.ContextVar[OwnTime | None] = contextvars.ContextVar("policyd_plugin_own_time", default=None)
+
+
+@contextlib.contextmanager
+def waiting() -> Iterator[None]:
+    """Stop the running plugin's own-time clock while policyd works for it."""
+    own = _running.get()
+    if own is None:
+        yield
+        return
+    with own.wait():
+        yield
+
+
+class Containment:
+    """Per-plugin limits from the policy file's ``plugins`` section, applied to one generation of config."""
+
+    def __init__(self, registered: Registered, section: PluginsConfig | None = None) -> None:
+        self.registered = registered
+        self.section = section or PluginsConfig()
+
+    def label(self, kind: str, name: str) -> str:
+        return self.registered.plugin_label(kind, name)
+
+    def limit_s(self, kind: str, name: str) -> float | None:
+        """The own-time (wall time for transforms) limit of ``name``, from its plugin's settings."""
+        field = FIELDS[kind]
+        plugin = self.registered.origins.get((kind, name), "")
+        override: PluginTimeouts | None = self.section.per_plugin.get(plugin)
+        source = override if override is not None and field in override.model_fields_set else self.section.timeouts
+        ms: int | None = getattr(source, field)
+        return None if ms is None else ms / 1000
+
+    async def run(self, kind: str, name: str, call: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        """Await a strategy's or validator's coroutine within its own-time limit.
+
+        The outermost run (the strategy) is also bounded by the request's deadline.
+        When the deadline comes while policyd is waiting on a model for the plugin,
+        that is the request running out of time (:class:`OutOfTime`), not a hang.
+        """
+        outer = _running.get()
+        own = OwnTime(kind, name, self.limit_s(kind, name))
+        bound = None
+        if outer is None and deadline is not None:
+            bound = max(0.0, deadline - time.monotonic() - DEADLINE_GRACE_S)
+        token = _running.set(own)
+        try:
+            with outer.wait() if outer is not None else contextlib.nullcontext():
+                async with asyncio.timeout(bound) as at_deadline:
+                    async with asyncio.timeout(None) as own_limit:
+                        own.start(own_limit)
+                        return await call()
+        except asyncio.CancelledError:
+            if outer is not None and outer.blamed is None:
+                outer.blamed = own.blame()
+            raise
+        except TimeoutError:
+            if own_limit.expired():
+                limit_ms = (own.limit_s or 0) * 1000
+                raise PluginTimeout(
+                    self.label(kind, name),
+                    f"{NOUNS[kind]} {name!r} ran {limit_ms:.0f} ms of its own time without finishing "
+                    f"(limit: plugins.timeouts.{FIELDS[kind]}; time waiting on models does not count)",
+                ) from None
+            if at_deadline.expired():
+                hung = own.blame()
+                if hung is None:
+                    from policyd.engine.context import OutOfTime
+
+                    raise OutOfTime("the request's deadline expired while a model was answering") from None
+                raise PluginTimeout(
+                    self.label(hung.kind, hung.name),
+                    f"{NOUNS[hung.kind]} {hung.name!r} was still running its own code when the request's deadline came",
+                ) from None
+            raise
+        finally:
+            _running.reset(token)
+
+    async def transform(self, name: str, apply: Callable[[], T], deadline: float | None) -> T:
+        """Run a synchronous transform in the plugin pool within its wall-time limit and the deadline."""
+        limit = self.limit_s("transforms", name)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic() - DEADLINE_GRACE_S)
+        if limit is None and left is None:
+            return apply()
+        bound = min(b for b in (limit, left) if b is not None)
+        future = asyncio.get_running_loop().run_in_executor(_TRANSFORM_POOL, apply)
+        try:
+            return await asyncio.wait_for(future, bound)
+        except TimeoutError:
+            raise PluginTimeout(
+                self.label("transforms", name),
+                f"transform {name!r} did not finish within {bound * 1000:.0f} ms"
+                + ("" if bound == limit else " (the request's deadline)"),
+            ) from None
