@@ -54,7 +54,8 @@ def render(results: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     s = results.get("settings", {})
     lines = [
-        f"policyd benchmark, {results.get('date', '')}, {results.get('machine', '')}",
+        f"policyd benchmark, {results.get('date', '')}, {results.get('machine', '')},"
+        f" event loop {results.get('event_loop', 'asyncio')}",
         f"open loop at {s.get('rate')} RPS and closed loop with {s.get('concurrency')} workers,"
         f" {s.get('duration')} s each, best of {s.get('repeat')}; upstream latency {s.get('upstream_latency_ms')} ms;"
         f" load average {results.get('load_before', 0):.1f} before, {results.get('load_after', 0):.1f} after",

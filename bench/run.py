@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from bench.scenarios import Scenario, scenarios  # noqa: E402
+from policyd.cli import event_loop  # noqa: E402
 
 ENV = {
     **os.environ,
@@ -205,6 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.stop()
     results["load_after"] = os.getloadavg()[0]
     results["machine"] = machine()
+    results["event_loop"] = event_loop.loop_factory()[0]  # the daemons' and the echo server's
     results["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
     return results
