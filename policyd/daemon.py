@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from policyd.cache.service import ResponseCache, open_cache
 from policyd.cache.settings import CacheSettings
 from policyd.config import Config, load
+from policyd.config.security import LimitsConfig
 from policyd.engine import Engine
+from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
 from policyd.ledger.wiring import install_ledger
 from policyd.plugin.manager import PluginHost, default_host
@@ -66,6 +68,8 @@ class Daemon:
     closers: list[Closer] = field(default_factory=list)
     """Run in reverse order on shutdown: flush and close what was opened."""
     cache: ResponseCache | None = None
+    config_error: str | None = None
+    """Why the policy file on disk was rejected at the last reload (the old policy keeps serving)."""
     telemetry: Telemetry = field(default_factory=disabled)
     ledger: Ledger | None = None
     """Outcomes, reports and stats (``policyd.ledger``); answers ReportOutcome and GetStats."""
@@ -81,6 +85,10 @@ class Daemon:
             except Exception:
                 log.exception("error while closing %r", closer)
         await self.engine.aclose()
+
+
+def _limits(config: Config) -> LimitsConfig:
+    return config.raw.limits if config.raw is not None else LimitsConfig()
 
 
 def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
@@ -104,6 +112,8 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     )
     # Innermost call layer: the layers outside it (cache, tracing) see one call, however many retries it makes.
     engine.call_layers.append(RetryLayer.for_config(lambda: engine.config))
+    # Outermost request layer: a request over its tenant's rate costs nothing and touches nothing.
+    engine.request_layers.insert(0, TenantRateLimiter(lambda: _limits(engine.config)))
     daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir, cache=cache)
     daemon.telemetry = instr.telemetry
     daemon.closers.append(instr.aclose)  # closers run in reverse: telemetry flushes last

@@ -69,7 +69,13 @@ class PluginError(PolicydError):
 
 
 class UpstreamError(PolicydError):
-    """A provider's upstream failed. ``retryable`` drives the engine's retries."""
+    """A provider's upstream failed. ``retryable`` drives the engine's retries.
+
+    ``message`` is policyd's own words; ``detail`` is text the upstream supplied (an
+    error body's message, a refusal). The detail may quote the prompt back, so it goes
+    to the caller (who sent that prompt) but never to telemetry, logs or the ledger:
+    those use :attr:`summary`.
+    """
 
     def __init__(
         self,
@@ -79,9 +85,13 @@ class UpstreamError(PolicydError):
         retryable: bool,
         status: int | None = None,
         retry_after_s: float | None = None,
+        detail: str = "",
     ) -> None:
         self.provider = provider
+        self.message = message
         self.retryable = retryable
         self.status = status
         self.retry_after_s = retry_after_s
-        super().__init__(f"{provider}: {message}")
+        self.detail = detail
+        self.summary = f"{provider}: {message}"
+        super().__init__(f"{self.summary}: {detail}" if detail else self.summary)

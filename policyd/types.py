@@ -268,6 +268,9 @@ class Attempt:
     cached: bool = False
     verdict: Verdict | None = None
     error: str = ""
+    """What failed, in policyd's words: safe for logs, telemetry and the ledger."""
+    error_detail: str = ""
+    """Text the upstream supplied with the error (it may quote the prompt): for the caller only."""
     saved_usd: float = 0.0
     usage_estimated: bool = False
     finish_reason: str = ""

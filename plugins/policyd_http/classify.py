@@ -80,16 +80,18 @@ def classify_status(
         quoted = redact(quoted)
     retryable = status in RETRYABLE_STATUSES or status >= 500
     retry_after = parse_retry_after(headers) if retryable else None
-    message = f"HTTP {status}" + (f": {quoted}" if quoted else "")
+    message = f"HTTP {status}"
     if retry_after is not None:
         message += f" (retry after {retry_after:g} s)"
-    return UpstreamError(provider, message, retryable=retryable, status=status, retry_after_s=retry_after)
+    return UpstreamError(
+        provider, message, retryable=retryable, status=status, retry_after_s=retry_after, detail=quoted
+    )
 
 
 def malformed(provider: str, what: str) -> UpstreamError:
     return UpstreamError(provider, f"malformed response: {what}", retryable=True, status=None)
 
 
-def refused(provider: str, why: str) -> UpstreamError:
-    """A content-filter refusal: the same prompt would be refused again."""
-    return UpstreamError(provider, f"refused by the upstream's content filter: {why}", retryable=False)
+def refused(provider: str, why: str, detail: str = "") -> UpstreamError:
+    """A content-filter refusal: the same prompt would be refused again. ``detail``: the model's own words."""
+    return UpstreamError(provider, f"refused by the upstream's content filter: {why}", retryable=False, detail=detail)

@@ -111,7 +111,7 @@ def raise_for_error(provider: str, data: Mapping[str, Any]) -> None:
 
 def _finish(provider: str, reason: str | None, content: str, refusal: str | None) -> str:
     if refusal:
-        raise refused(provider, refusal)
+        raise refused(provider, "the model refused", detail=refusal)
     if reason == "content_filter":
         if not content:
             raise refused(provider, "finish_reason content_filter")

@@ -11,7 +11,7 @@ from importlib import import_module
 from policyd import __version__
 from policyd.errors import PolicydError
 
-COMMANDS = ("serve", "check", "explain", "plugins", "cache", "health", "stats", "eval")
+COMMANDS = ("serve", "check", "explain", "plugins", "cache", "health", "stats", "eval", "hash_token")
 """Subcommand modules under ``policyd.cli``; each has ``add_parser`` and ``run``."""
 
 

@@ -8,7 +8,7 @@ import os
 
 from policyd.cli.common import add_config_option, add_data_dir_option
 from policyd.daemon import DaemonOptions, build_daemon
-from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, serve
+from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, serve
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--listen",
         default=os.environ.get("POLICYD_LISTEN", DEFAULT_LISTEN),
-        help=f"address to listen on, HOST:PORT (port 0 picks one; default {DEFAULT_LISTEN})",
+        help=f"HOST:PORT (port 0 picks one) or unix:///path/to.sock (default {DEFAULT_LISTEN})",
     )
     p.add_argument(
         "--grace",
@@ -26,10 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=float(os.environ.get("POLICYD_GRACE_S", DEFAULT_GRACE_S)),
         help=f"seconds in-flight RPCs get to finish on SIGTERM (default {DEFAULT_GRACE_S})",
     )
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        default=float(os.environ.get("POLICYD_RELOAD_INTERVAL_S", DEFAULT_RELOAD_INTERVAL_S)),
+        help=f"seconds between policy file checks; 0: reload on SIGHUP only (default {DEFAULT_RELOAD_INTERVAL_S})",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir))
-    asyncio.run(serve(daemon, args.listen, args.grace))
+    asyncio.run(serve(daemon, args.listen, args.grace, args.reload_interval))
     return 0

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from policyd.config.model import Config, Plan, Policy, ProviderInstance, Rule
 from policyd.config.schema import FileConfig, ModelConfig, PlanConfig, ProviderConfig
+from policyd.config.security import check_security_sections
 from policyd.errors import ConfigError, PluginError
 from policyd.plugin.specs import Registered, Validator, ValidatorRef
 from policyd.types import ModelSpec
@@ -238,6 +239,7 @@ def load_text(text: str, registered: Registered, source: str = "<string>") -> Co
     providers = loader.providers(raw)
     catalog = loader.catalog(raw)
     policies, validators = loader.policies(raw, catalog, providers)
+    check_security_sections(source, raw.auth, policies)
     version = raw.version or hashlib.sha256(text.encode()).hexdigest()[:12]
     return Config(
         source=source,

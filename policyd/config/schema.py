@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
+from policyd.config.security import AuthConfig, LimitsConfig
 from policyd.ledger.settings import BudgetsSettings, LedgerSettings
 from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
@@ -105,6 +106,9 @@ class FileConfig(_Strict):
     policies: dict[str, PolicyConfig] = Field(min_length=1)
     retries: RetriesConfig = RetriesConfig()
     cache: CacheSettings = CacheSettings()
+    auth: AuthConfig | None = None
+    """Present: callers authenticate and the tenant comes from their credentials."""
+    limits: LimitsConfig = LimitsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     ledger: LedgerSettings = LedgerSettings()
     budgets: BudgetsSettings | None = None

@@ -258,7 +258,7 @@ class StrategyContext:
                 raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
             return result
         except UpstreamError as exc:
-            return self._failed(role, model, effort, started, str(exc))
+            return self._failed(role, model, effort, started, exc.summary, detail=exc.detail)
         except PolicydError:
             raise
         except Exception as exc:
@@ -304,8 +304,11 @@ class StrategyContext:
 
         return sink
 
-    def _failed(self, role: AttemptRole, model: ModelSpec, effort: Effort, started: float, error: str) -> CallResult:
-        attempt = self._record(role, model, effort, latency_ms=(self._clock() - started) * 1000, error=error)
+    def _failed(
+        self, role: AttemptRole, model: ModelSpec, effort: Effort, started: float, error: str, detail: str = ""
+    ) -> CallResult:
+        latency_ms = (self._clock() - started) * 1000
+        attempt = self._record(role, model, effort, latency_ms=latency_ms, error=error, error_detail=detail)
         if self.streamed:
             raise StreamBroken(f"stream from {model.id} broke after it started: {error}")
         return CallResult(None, attempt)

@@ -13,10 +13,13 @@ started with.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from policyd.config.model import Config
@@ -71,6 +74,9 @@ class Engine:
         self.call_layers = list(call_layers)
         self.request_layers = list(request_layers)
         self.listeners = list(listeners)
+        self._in_flight: Counter[int] = Counter()
+        """Requests running per runtime (by id), so a retired runtime closes only when it is idle."""
+        self._idle: dict[int, asyncio.Event] = {}
 
     @property
     def config(self) -> Config:
@@ -85,6 +91,27 @@ class Engine:
     async def aclose(self) -> None:
         for provider in self.runtime.providers.values():
             await provider.aclose()
+
+    async def retire(self, old: Runtime) -> None:
+        """Close ``old``'s providers once the requests that started on it have finished."""
+        if self._in_flight[id(old)]:
+            await self._idle.setdefault(id(old), asyncio.Event()).wait()
+        for provider in old.providers.values():
+            await provider.aclose()
+
+    @contextlib.contextmanager
+    def _using(self, runtime: Runtime) -> Iterator[None]:
+        key = id(runtime)
+        self._in_flight[key] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[key] -= 1
+            if not self._in_flight[key]:
+                del self._in_flight[key]
+                idle = self._idle.pop(key, None)
+                if idle is not None:
+                    idle.set()
 
     # ------------------------------------------------------------ decisions
 
@@ -113,6 +140,10 @@ class Engine:
 
     async def _run(self, request: Request, progress: Progress | None) -> Outcome:
         runtime = self.runtime
+        with self._using(runtime):
+            return await self._run_on(runtime, request, progress)
+
+    async def _run_on(self, runtime: Runtime, request: Request, progress: Progress | None) -> Outcome:
         config = runtime.config
         match = match_request(config, request)
         tokens_saved = 0

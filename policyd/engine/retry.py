@@ -186,11 +186,11 @@ def _annotated(exc: UpstreamError, attempts: int, why_not: str) -> UpstreamError
     """The same error, saying how many attempts were made and why there are no more."""
     if attempts == 1 and why_not == "not retryable":
         return exc
-    message = str(exc).removeprefix(f"{exc.provider}: ")
     return type(exc)(
         exc.provider,
-        f"{message} (after {attempts} attempt{'s' if attempts > 1 else ''}; {why_not})",
+        f"{exc.message} (after {attempts} attempt{'s' if attempts > 1 else ''}; {why_not})",
         retryable=exc.retryable,
         status=exc.status,
         retry_after_s=exc.retry_after_s,
+        detail=exc.detail,
     )

@@ -95,6 +95,9 @@ class Report:
     success: bool
     score: float | None = None
     note: str = ""
+    tenant: str | None = None
+    """Only an outcome of this tenant may be reported on (None: any). Another tenant's
+    request id is NOT_FOUND, exactly like an unknown one, so nothing tells them it exists."""
 
 
 def ledger_path(data_dir: Path) -> Path:
@@ -180,10 +183,12 @@ def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:
     Returns whether anything changed (False for a repeat of the same report); raises
     NotFound for a request id the ledger never saw.
     """
+    scoped = "" if report.tenant is None else " AND tenant = ?"
+    params = (report.request_id,) if report.tenant is None else (report.request_id, report.tenant)
     row = conn.execute(
         "SELECT seq, reported_success, reported_score, reported_note FROM outcomes"
-        " WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
-        (report.request_id,),
+        f" WHERE request_id = ?{scoped} ORDER BY seq DESC LIMIT 1",
+        params,
     ).fetchone()
     if row is None:
         raise NotFound(f"request {report.request_id!r} is not in the ledger")

@@ -13,8 +13,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from policyd.config.security import LimitsConfig
 from policyd.daemon import Daemon
+from policyd.server import listen as listening
+from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
+from policyd.server.reload import Reloader
 from policyd.server.servicer import PolicyServicer
 from policyd.server.stats import stats_service
 from policyd.telemetry.rpc import server_interceptor
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = policyd_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_GRACE_S = 10.0
+DEFAULT_RELOAD_INTERVAL_S = 2.0
 
 
 @dataclass
@@ -33,6 +38,7 @@ class RunningServer:
     port: int
     health: health_aio.HealthServicer
     servicer: PolicyServicer
+    reloader: Reloader
 
     async def shutdown(self, grace_s: float) -> None:
         """Health NOT_SERVING at once, refuse new RPCs, let in-flight ones finish within the grace."""
@@ -41,8 +47,25 @@ class RunningServer:
 
 
 async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningServer:
-    server = grpc.aio.server(interceptors=[server_interceptor(daemon.telemetry), ErrorInterceptor()])
-    servicer = PolicyServicer(daemon, stats=stats_service(daemon))
+    raw = daemon.config.raw
+    limits = raw.limits if raw is not None else LimitsConfig()
+    gate = AuthGate(lambda: daemon.config)
+    server = grpc.aio.server(
+        interceptors=[server_interceptor(daemon.telemetry), ErrorInterceptor(), AuthInterceptor(gate)],
+        options=[
+            ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
+            ("grpc.max_send_message_length", limits.max_send_message_bytes),
+        ],
+        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+    )
+    identity = AuthIdentity(gate, lambda: daemon.config)
+    servicer = PolicyServicer(
+        daemon,
+        identity=identity,
+        stats=stats_service(daemon),
+        stats_scope=identity.stats_tenant,
+        report_scope=identity.report_tenant,
+    )
     policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -50,29 +73,48 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+    tls = raw.auth.tls if raw is not None and raw.auth is not None else None
+    port = listening.bind(server, listen, tls, daemon.config.source)
     await server.start()
+    listening.restrict_socket(listen)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, health=health, servicer=servicer)
+    reloader = Reloader(daemon, health)
+    await reloader.start()
+    return RunningServer(server=server, port=port, health=health, servicer=servicer, reloader=reloader)
 
 
-async def serve(daemon: Daemon, listen: str = DEFAULT_LISTEN, grace_s: float = DEFAULT_GRACE_S) -> None:
-    """Run until SIGTERM or SIGINT, then drain and close the daemon."""
+async def serve(
+    daemon: Daemon,
+    listen: str = DEFAULT_LISTEN,
+    grace_s: float = DEFAULT_GRACE_S,
+    reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S,
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain and close the daemon; SIGHUP or a file change reloads."""
     running = await start_server(daemon, listen)
-    host = listen.rsplit(":", 1)[0]
     print(
-        f"policyd listening on {host}:{running.port} (policy {daemon.config.source}, version {daemon.config.version})",
+        f"policyd listening on {listening.address(listen, running.port)} "
+        f"(policy {daemon.config.source}, version {daemon.config.version})",
         flush=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(running.reloader.reload("SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    watcher = loop.create_task(running.reloader.watch(reload_interval_s))
     await stop.wait()
     log.info("shutting down: draining for up to %.1f s", grace_s)
+    watcher.cancel()
+    loop.remove_signal_handler(signal.SIGHUP)
     await running.shutdown(grace_s)
+    await running.reloader.aclose()
     await daemon.aclose()
     log.info("stopped")

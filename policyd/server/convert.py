@@ -265,7 +265,7 @@ def attempt_to_proto(a: Attempt) -> pb.Attempt:
         cost_usd=a.cost_usd,
         latency_ms=a.latency_ms,
         cached=a.cached,
-        error=a.error,
+        error=f"{a.error}: {a.error_detail}" if a.error_detail else a.error,
         saved_usd=a.saved_usd,
         usage_estimated=a.usage_estimated,
         finish_reason=a.finish_reason,

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from policyd import errors
 from policyd.engine.context import StreamBroken
+from policyd.server.wrap import Deserializer, rewrap, stream_items
 from policyd.telemetry.redact import scrub
 
 log = logging.getLogger(__name__)
@@ -69,23 +72,41 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler is None:
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(handler, _wrap_unary, _wrap_stream, _tolerant)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A request body protobuf could not parse (e.g. invalid UTF-8 in a string field).
+
+    grpc would answer UNKNOWN for a deserializer's exception; handing this to the
+    behaviour instead lets it answer INVALID_ARGUMENT.
+    """
+
+    problem: str
+
+
+def _tolerant(deserialize: Deserializer) -> Deserializer:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:
+            return Unreadable(str(exc) or "malformed protobuf")
+
+    return parse
+
+
+async def _refuse_unreadable(request: Any, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, Unreadable):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"request: cannot be parsed ({request.problem}); string fields must be valid UTF-8",
+        )
 
 
 def _wrap_unary(inner: Any) -> Any:
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _refuse_unreadable(request, context)
         try:
             return await inner(request, context)
         except grpc.aio.AbortError:
@@ -99,8 +120,9 @@ def _wrap_unary(inner: Any) -> Any:
 
 def _wrap_stream(inner: Any) -> Any:
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await _refuse_unreadable(request, context)
         try:
-            async for item in inner(request, context):
+            async for item in stream_items(inner, request, context):
                 yield item
         except grpc.aio.AbortError:
             raise

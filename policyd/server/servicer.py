@@ -13,6 +13,7 @@ from policyd.daemon import Daemon
 from policyd.errors import DeadlineExceeded
 from policyd.plugin.specs import Progress
 from policyd.server import convert
+from policyd.server.limits import check_request_limits
 from policyd.types import Attempt, Outcome, OutcomeStatus, Request
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc as pb_grpc
@@ -25,7 +26,7 @@ IdentityFn = Callable[[grpc.aio.ServicerContext, pb.CompleteRequest], str]
 class StatsService(Protocol):
     """What the ledger offers the servicer (ReportOutcome and GetStats)."""
 
-    async def report(self, msg: pb.ReportOutcomeRequest) -> pb.ReportOutcomeResponse: ...
+    async def report(self, msg: pb.ReportOutcomeRequest, tenant: str | None) -> pb.ReportOutcomeResponse: ...
 
     async def stats(self, msg: pb.GetStatsRequest) -> pb.GetStatsResponse: ...
 
@@ -40,19 +41,34 @@ def _answerable(outcome: Outcome) -> Outcome:
 
 
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
-    def __init__(self, daemon: Daemon, identity: IdentityFn | None = None, stats: StatsService | None = None):
+    def __init__(
+        self,
+        daemon: Daemon,
+        identity: IdentityFn | None = None,
+        stats: StatsService | None = None,
+        stats_scope: Callable[[str], str] | None = None,
+        report_scope: Callable[[], str | None] | None = None,
+    ):
         self.daemon = daemon
         self.identity = identity or self._body_tenant
         self.stats = stats
+        self.stats_scope = stats_scope
+        """Maps GetStats' tenant filter to what the caller may see (auth narrows it to its own tenant)."""
+        self.report_scope = report_scope
+        """The tenant whose outcomes the caller may report on; None for any."""
 
     def _body_tenant(self, context: grpc.aio.ServicerContext, msg: pb.CompleteRequest) -> str:
         """Without authentication the body's tenant is trusted (a sidecar's own pod)."""
         return msg.tenant or self.daemon.config.defaults.tenant
 
     def _request(self, msg: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> Request:
-        defaults = self.daemon.config.defaults
+        config = self.daemon.config
+        tenant = self.identity(context, msg)
+        if config.raw is not None:
+            check_request_limits(msg, config.raw.limits)
+        defaults = config.defaults
         deadline = convert.deadline_from(context.time_remaining(), defaults.deadline_ms, defaults.max_deadline_ms)
-        return convert.request_from_proto(msg, tenant=self.identity(context, msg), deadline=deadline)
+        return convert.request_from_proto(msg, tenant=tenant, deadline=deadline)
 
     async def Complete(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
         outcome = await self.daemon.engine.complete(self._request(request, context))
@@ -103,9 +119,15 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     ) -> pb.ReportOutcomeResponse:
         if self.stats is None:
             raise NotImplementedError("ReportOutcome needs the ledger, which this daemon does not run")
-        return await self.stats.report(request)
+        tenant = self.report_scope() if self.report_scope is not None else None
+        return await self.stats.report(request, tenant)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.GetStatsResponse:
+        if self.stats_scope is not None:
+            request.tenant = self.stats_scope(request.tenant)
         if self.stats is None:
             raise NotImplementedError("GetStats needs the ledger, which this daemon does not run")
-        return await self.stats.stats(request)
+        resp = await self.stats.stats(request)
+        resp.policy_version = self.daemon.config.version
+        resp.config_error = self.daemon.config_error or ""
+        return resp

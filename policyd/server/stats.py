@@ -51,9 +51,10 @@ class LedgerStats:
         self.ledger = ledger
         self.daemon = daemon
 
-    async def report(self, msg: pb.ReportOutcomeRequest) -> pb.ReportOutcomeResponse:
+    async def report(self, msg: pb.ReportOutcomeRequest, tenant: str | None = None) -> pb.ReportOutcomeResponse:
+        """``tenant``: only that tenant's outcomes may be reported on (None: any)."""
         score = msg.score if msg.HasField("score") else None
-        report = Report(request_id=msg.request_id, success=msg.success, score=score, note=msg.note)
+        report = Report(request_id=msg.request_id, success=msg.success, score=score, note=msg.note, tenant=tenant)
         return pb.ReportOutcomeResponse(changed=await self.ledger.report(report))
 
     async def stats(self, msg: pb.GetStatsRequest) -> pb.GetStatsResponse:

@@ -129,6 +129,9 @@ METRIC_CACHE_MISSES: Final = "policyd.cache.misses"
 METRIC_ESCALATIONS: Final = "policyd.escalations"
 METRIC_VERDICTS: Final = "policyd.validator.verdicts"
 METRIC_DECISIONS_DROPPED: Final = "policyd.decisions.dropped"
+METRIC_CONFIG_RELOADS: Final = "policyd.config.reloads"
+"""Policy reloads by ``policyd.reload.result`` (``applied`` or ``rejected``)."""
+POLICYD_RELOAD_RESULT: Final = "policyd.reload.result"
 
 # ---------------------------------------------------------------- events and logs
 

@@ -36,7 +36,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from policyd.engine.context import CallHandler
 from policyd.engine.engine import RequestHandler
-from policyd.errors import PolicydError
+from policyd.errors import PolicydError, UpstreamError
 from policyd.plugin.specs import DeltaSink, Progress
 from policyd.telemetry import content
 from policyd.telemetry import semconv as sc
@@ -331,11 +331,13 @@ def _mark_error(span: trace.Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, "cancelled"))
         span.set_attribute(sc.ERROR_TYPE, "cancelled")
         return
-    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    # An upstream's own words (UpstreamError.detail) may quote the prompt: spans get the summary.
+    message = exc.summary if isinstance(exc, UpstreamError) else str(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
     span.set_attribute(sc.ERROR_TYPE, type(exc).__qualname__)
     if isinstance(exc, PolicydError):
         # An expected failure (upstream error, budget...): its message says it all; a
         # formatted stack trace would cost more than the span itself.
-        span.add_event(sc.EVENT_EXCEPTION, {sc.EXCEPTION_TYPE: type(exc).__qualname__, sc.EXCEPTION_MESSAGE: str(exc)})
+        span.add_event(sc.EVENT_EXCEPTION, {sc.EXCEPTION_TYPE: type(exc).__qualname__, sc.EXCEPTION_MESSAGE: message})
     elif isinstance(exc, Exception):
         span.record_exception(exc)

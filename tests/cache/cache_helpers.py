@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from policyd_simulated.provider import SimulatedProvider, SimulatedSettings
 from pydantic import BaseModel, ConfigDict
 
+from policyd.cache.settings import CacheSettings
+from policyd.cache.stats import CacheStats
+from policyd.cache.store import ResponseStore
 from policyd.plugin import hookimpl
 from policyd.plugin.specs import DeltaSink, ProviderSpec
 from policyd.types import ModelCall, ModelResponse
@@ -98,3 +102,12 @@ def counted_config(delay_s: float = 0.0) -> str:
 
 def user(text: str, **kw: object) -> pb.CompleteRequest:
     return pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=text)], **kw)
+
+
+def committed_entries(cache: Path) -> int:
+    """Entries another process can read from ``cache`` right now (committed SQLite rows)."""
+    store = ResponseStore(cache, CacheSettings(), CacheStats())
+    try:
+        return store.usage().entries
+    finally:
+        store.close()

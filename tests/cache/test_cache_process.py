@@ -16,10 +16,8 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import pytest
+from cache_helpers import committed_entries
 
-from policyd.cache.settings import CacheSettings
-from policyd.cache.stats import CacheStats
-from policyd.cache.store import ResponseStore
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc
 
@@ -102,15 +100,6 @@ async def _load(stub: policyd_pb2_grpc.PolicyServiceStub, done: list[str], enoug
             enough.set()
 
 
-def _committed(cache: Path) -> int:
-    """Entries another process can read from ``cache`` right now (committed SQLite rows)."""
-    store = ResponseStore(cache, CacheSettings(), CacheStats())
-    try:
-        return store.usage().entries
-    finally:
-        store.close()
-
-
 async def _until(predicate: Callable[[], bool], timeout_s: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not predicate():
@@ -126,7 +115,7 @@ async def test_kill_9_while_writing_under_load_then_restart_opens_and_serves(tmp
         channel, stub = await _stub(first.port)
         for prompt in warm:
             await stub.Complete(user(prompt), timeout=5)
-        await _until(lambda: _committed(data / "cache") >= len(warm), 30)
+        await _until(lambda: committed_entries(data / "cache") >= len(warm), 30)
         enough = asyncio.Event()
         workers = [asyncio.ensure_future(_load(stub, done, enough, w)) for w in range(8)]
         await asyncio.wait_for(enough.wait(), 30)

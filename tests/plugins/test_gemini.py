@@ -167,7 +167,7 @@ async def test_rate_limit_error_body_is_quoted_and_retryable(upstream, monkeypat
     err = {"error": {"code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED"}}
     upstream.queue(Json(err, 429, headers={"Retry-After": "7"}))
     p = provider(upstream, monkeypatch)
-    with pytest.raises(UpstreamError, match="HTTP 429: Resource has been exhausted") as info:
+    with pytest.raises(UpstreamError, match=r"HTTP 429 \(retry after 7 s\): Resource has been exhausted") as info:
         await p.complete(ModelCall(model=FLASH, messages=(Message(Role.USER, "x"),)))
     await p.aclose()
     assert (info.value.retryable, info.value.retry_after_s) == (True, 7.0)

@@ -73,7 +73,8 @@ def test_status_classes(status, retryable):
     err = classify_status("p", status, b'{"error": {"message": "why"}}', {"Retry-After": "3"})
     assert err.retryable is retryable and err.status == status
     assert err.retry_after_s == (3.0 if retryable else None)
-    assert str(err).startswith(f"p: HTTP {status}: why")
+    assert err.summary.startswith(f"p: HTTP {status}") and "why" not in err.summary
+    assert err.detail == "why" and str(err).endswith(": why"), "the upstream's words reach the caller only"
 
 
 def test_key_file_is_reread_when_the_secret_rotates(tmp_path):

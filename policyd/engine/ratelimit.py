@@ -1,0 +1,94 @@
+"""Per-tenant rate limits: requests and tokens per minute, as token buckets.
+
+A request layer. Each tenant has up to two buckets holding one minute's worth and
+refilling continuously. A request takes one request token and reserves its
+estimated input tokens; when it finishes, the tokens its upstream calls really used
+(cache hits are free) are settled, so the bucket may go below zero and the next
+requests wait for the refill. A refused request costs nothing and says how long to
+wait. Limits come from the live configuration, so a reload changes them at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from policyd.config.security import LimitsConfig, RateConfig
+from policyd.engine import tokens
+from policyd.engine.engine import RequestHandler
+from policyd.errors import ResourceExhausted
+from policyd.plugin.specs import Progress
+from policyd.types import Outcome, Request
+
+
+@dataclass
+class TokenBucket:
+    per_minute: int
+    level: float
+    updated: float
+
+    @classmethod
+    def full(cls, per_minute: int, now: float) -> TokenBucket:
+        return cls(per_minute, float(per_minute), now)
+
+    def refill(self, now: float) -> None:
+        self.level = min(float(self.per_minute), self.level + (now - self.updated) * self.per_minute / 60.0)
+        self.updated = now
+
+    def wait_s(self, amount: float) -> float:
+        """Seconds until ``amount`` is available (0 if it is now)."""
+        missing = amount - self.level
+        return 0.0 if missing <= 0 else missing * 60.0 / self.per_minute
+
+
+def spent_tokens(outcome: Outcome) -> int:
+    """Tokens the request's upstream calls used; answers from the cache cost none."""
+    return sum(a.input_tokens + a.output_tokens for a in outcome.attempts if not a.cached)
+
+
+class TenantRateLimiter:
+    def __init__(self, limits: Callable[[], LimitsConfig], clock: Callable[[], float] = time.monotonic) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def _bucket(self, tenant: str, kind: str, per_minute: int | None, now: float) -> TokenBucket | None:
+        if per_minute is None:
+            self._buckets.pop((tenant, kind), None)
+            return None
+        bucket = self._buckets.get((tenant, kind))
+        if bucket is None or bucket.per_minute != per_minute:
+            bucket = self._buckets[(tenant, kind)] = TokenBucket.full(per_minute, now)
+        bucket.refill(now)
+        return bucket
+
+    def admit(self, request: Request) -> tuple[TokenBucket | None, int]:
+        """Take the request's share or raise RESOURCE_EXHAUSTED; returns the token bucket and the reservation."""
+        rate: RateConfig = self._limits().rate_for(request.tenant)
+        now = self._clock()
+        requests = self._bucket(request.tenant, "requests", rate.requests_per_minute, now)
+        toks = self._bucket(request.tenant, "tokens", rate.tokens_per_minute, now)
+        estimate = tokens.input_tokens(request.messages, request.tools)
+        if requests is not None and requests.level < 1:
+            raise _refused(request.tenant, f"{requests.per_minute} requests per minute", requests.wait_s(1))
+        if toks is not None:
+            need = min(estimate, toks.per_minute)  # a request larger than a minute's worth waits for a full bucket
+            if toks.level < need or toks.level <= 0:
+                raise _refused(request.tenant, f"{toks.per_minute} tokens per minute", toks.wait_s(max(need, 1)))
+            toks.level -= estimate
+        if requests is not None:
+            requests.level -= 1
+        return toks, estimate
+
+    async def __call__(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
+        bucket, reserved = self.admit(request)
+        outcome: Outcome = await next(request, progress)
+        if bucket is not None:
+            bucket.level -= spent_tokens(outcome) - reserved
+        return outcome
+
+
+def _refused(tenant: str, limit: str, wait_s: float) -> ResourceExhausted:
+    return ResourceExhausted(f"tenant {tenant!r} is over its rate limit of {limit}; retry in {math.ceil(wait_s)} s")

@@ -1,0 +1,79 @@
+"""Rebuilding a grpc method handler around its behaviour, for the server's interceptors.
+
+grpc.aio interceptors receive a handler and return one; wrapping its behaviour keeps
+the (de)serializers and works the same for unary and server-streaming methods,
+which are the only kinds the PolicyService has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
+Deserializer = Callable[[bytes], Any]
+Prelude = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
+
+
+async def stream_items(inner: Behaviour, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """The responses of a server-streaming behaviour, whichever way it streams.
+
+    A behaviour is either an async generator or a coroutine that writes with
+    ``context.write`` (as grpc's own health ``Watch`` does); the second yields nothing here.
+    """
+    result = inner(request, context)
+    if hasattr(result, "__aiter__"):
+        async for item in result:
+            yield item
+    else:
+        await result
+
+
+def rewrap(
+    handler: grpc.RpcMethodHandler,
+    unary: Callable[[Behaviour], Behaviour],
+    stream: Callable[[Behaviour], Behaviour],
+    parse: Callable[[Deserializer], Deserializer] | None = None,
+) -> grpc.RpcMethodHandler:
+    """``handler`` with its unary-unary or unary-stream behaviour replaced by ``unary(b)`` / ``stream(b)``,
+    and its request deserializer by ``parse(d)`` when given."""
+    deserializer = handler.request_deserializer
+    if parse is not None and deserializer is not None:
+        deserializer = parse(deserializer)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary),
+            request_deserializer=deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            stream(handler.unary_stream),
+            request_deserializer=deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
+def around_handler(handler: grpc.RpcMethodHandler, prelude: Prelude) -> grpc.RpcMethodHandler:
+    """Run ``prelude`` in the RPC's own task before its behaviour; a raise ends the call there."""
+
+    def unary(inner: Behaviour) -> Behaviour:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await prelude(request, context)
+            return await inner(request, context)
+
+        return call
+
+    def stream(inner: Behaviour) -> Behaviour:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await prelude(request, context)
+            async for item in stream_items(inner, request, context):
+                yield item
+
+        return call
+
+    return rewrap(handler, unary, stream)

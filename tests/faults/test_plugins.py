@@ -1,0 +1,34 @@
+"""A provider plugin that raises or answers the wrong type: the request fails cleanly, naming the provider.
+
+Strategies that raise or return the wrong type are in tests/server/test_errors.py; a
+plugin that hangs is bounded by the request's deadline (tests/faults/test_limits.py)
+until per-plugin timeouts land (#12).
+"""
+
+from __future__ import annotations
+
+import grpc
+import grpc.aio
+import pytest
+from faultkit import gauge_config, user
+
+from policyd.v1 import policyd_pb2 as pb
+
+
+@pytest.mark.parametrize("behaviour", ["raise", "wrong-type"])
+async def test_a_failing_provider_plugin_is_a_failed_attempt_naming_it_and_the_daemon_goes_on(
+    live, gauge_host, gauge, behaviour, caplog
+):
+    config = gauge_config().replace("delay_s: 0.0,", f"delay_s: 0.0, behaviour: {behaviour},")
+    _, _, stub = await live(config, host=gauge_host)
+    try:
+        resp = await stub.Complete(user("hi"), timeout=5)
+    except grpc.aio.AioRpcError as exc:
+        pytest.fail(f"{exc.code()}: {exc.details()}")
+    assert resp.status == pb.OUTCOME_STATUS_UPSTREAM_FAILED
+    [attempt] = resp.attempts
+    assert attempt.error.startswith("provider g failed:"), attempt.error
+    assert "sk-canary-plugin-secret" not in attempt.error, "the exception's message stays in the log"
+    assert len(gauge.calls) == 1
+    again = await stub.Explain(user("still serving"), timeout=5)
+    assert again.explanation.rule == "one"
