@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from policyd.config.keys import known_keys
 from policyd.config.model import Config, Plan, Policy, ProviderInstance, Rule
 from policyd.config.schema import FileConfig, ModelConfig, PlanConfig, ProviderConfig
 from policyd.config.security import check_security_sections
@@ -73,7 +74,12 @@ class _Loader:
             problems = []
             # A misspelt key also makes the real one "missing": report the typo first.
             for err in sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden"):
-                problems.append((_join(prefix, err["loc"]), _describe(err)))
+                problem = _describe(err)
+                if err.get("type") == "extra_forbidden":
+                    known = known_keys(model, err["loc"][:-1])
+                    if known:
+                        problem = _unknown("key", str(err["loc"][-1]), known)
+                problems.append((_join(prefix, err["loc"]), problem))
             path, problem = problems[0]
             if len(problems) > 1:
                 more = "; ".join(f"{p}: {m}" for p, m in problems[1:4])
