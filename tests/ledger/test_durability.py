@@ -102,7 +102,7 @@ async def load_then_kill(proc: subprocess.Popen[str], port: int, *, seconds: flo
         workers = [asyncio.create_task(worker(w)) for w in range(16)]
         await asyncio.sleep(seconds)
         # A loaded machine answers slowly: keep the load on until there is enough to prove anything.
-        while len(replied) < MIN_REPLIES and time.monotonic() - started < MAX_LOAD_S:
+        while len(replied) < MIN_REPLIES and time.monotonic() - started < MAX_LOAD_S:  # noqa: ASYNC110 - polls a count
             await asyncio.sleep(0.1)
         os.kill(proc.pid, signal.SIGKILL)
         killed_at = time.monotonic()
