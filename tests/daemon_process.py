@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,10 @@ def stop(proc: subprocess.Popen, timeout_s: float = 30) -> int:
         proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=timeout_s)
     return proc.returncode
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a daemon's second listener, such as /metrics)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -20,7 +20,8 @@ def summary(config: Config) -> str:
     lines.append(f"models: {len(config.catalog)}")
     for name, policy in config.policies.items():
         default = " (default)" if name == config.defaults.policy else ""
-        lines.append(f"policy {name}{default}: {len(policy.rules)} rules")
+        count = len(policy.rules)
+        lines.append(f"policy {name}{default}: {count} rule{'' if count == 1 else 's'}")
         for rule in policy.rules:
             lines.append(f"  - {rule.name}: {rule.plan.strategy} over {', '.join(rule.plan.models) or '-'}")
     return "\n".join(lines)

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from policyd.cli.common import at_least
+from policyd.errors import InvalidArgument
 from policyd.eval.evaluate import evaluate
 from policyd.eval.fit import OBJECTIVES
 from policyd.eval.gates import parse_gate
@@ -37,9 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         help=f"how a threshold is fitted: pgr:X or cps; repeatable (default: {' '.join(OBJECTIVES)})",
     )
-    p.add_argument("--folds", type=int, default=5, help="k for datasets without a split (default 5)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N items")
-    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
+    p.add_argument("--folds", type=at_least(2), default=5, help="k for datasets without a split (default 5)")
+    p.add_argument("--limit", type=at_least(1), default=None, help="use only the first N items")
+    p.add_argument("--concurrency", type=at_least(1), default=64, help="requests in flight (default 64)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default eval-out/<dataset>)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -51,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, args.data)
     ladder = [m.strip() for m in args.ladder.split(",")] if args.ladder else list(ds.ladder)
     gate = parse_gate(args.gate if args.gate is not None else ds.gate)
+    out = args.out or Path("eval-out") / args.dataset.replace(":", "_").replace("/", "_")
+    try:  # before the run, so a bad --out fails at once
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgument("--out", f"cannot create {out}: {exc.strerror or exc}") from None
     report = evaluate(
         ds,
         ladder,
@@ -61,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         progress=not args.no_progress,
     )
-    out = args.out or Path("eval-out") / args.dataset.replace(":", "_").replace("/", "_")
-    out.mkdir(parents=True, exist_ok=True)
     doc = report.to_json()
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if not args.no_plot:

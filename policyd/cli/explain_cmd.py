@@ -34,18 +34,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default="", help="policy name (default: the config's default)")
     p.add_argument("--tenant", default="", help="tenant")
     p.add_argument("--max-cost-usd", type=float, default=None)
-    p.add_argument("--max-output-tokens", type=int, default=None)
+    p.add_argument("--max-output-tokens", type=int32, default=None)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
 
+def int32(text: str) -> int:
+    """An argparse type for proto int32 fields: protobuf raises on anything wider."""
+    value = int(text)
+    if not -(2**31) <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (at most {2**31 - 1})")
+    return value
+
+
+def read_request(path: Path) -> str:
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidArgument("--request", f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidArgument("--request", f"{path} is not UTF-8 text") from None
+
+
 def request_message(args: argparse.Namespace) -> pb.CompleteRequest:
     if args.request is not None:
-        text = sys.stdin.read() if str(args.request) == "-" else args.request.read_text(encoding="utf-8")
         try:
-            return json_format.Parse(text, pb.CompleteRequest())
+            data = json.loads(read_request(args.request))
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument("--request", f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidArgument("--request", f"expected a JSON object (a CompleteRequest), got {type(data).__name__}")
+        try:
+            return json_format.ParseDict(data, pb.CompleteRequest())
         except json_format.ParseError as exc:
-            raise InvalidArgument("--request", str(exc)) from None
+            # protobuf's messages run over several lines (the list of available fields)
+            raise InvalidArgument("--request", " ".join(str(exc).split())) from None
     if not args.prompt:
         raise InvalidArgument("--prompt", "give --prompt or --request")
     msg = pb.CompleteRequest(

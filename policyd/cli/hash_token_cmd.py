@@ -34,5 +34,9 @@ def run(args: argparse.Namespace) -> int:
     token = sys.stdin.readline().strip()
     if not token:
         raise InvalidArgument("stdin", "expected the token on standard input (or use --generate)")
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as surrogates
+        raise InvalidArgument("stdin", "the token is not UTF-8 text") from None
     print(hash_token(token))
     return 0

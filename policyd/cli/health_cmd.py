@@ -32,6 +32,17 @@ def probe_target(listen: str) -> str:
     return f"{host}:{port}"
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds (a zero or negative timeout always fails)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds (got {text})")
+    return value
+
+
 DESCRIPTION = "Exit 0 when the daemon at ADDRESS reports SERVING for SERVICE, else 1."
 
 
@@ -46,7 +57,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help=f"HOST:PORT or unix:///path (default $POLICYD_LISTEN, else {DEFAULT_ADDRESS})",
     )
     p.add_argument("--service", default="", help="health service name ('' is the whole server; default '')")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+    p.add_argument("--timeout", type=seconds, default=3.0, help="seconds to wait for the answer (default 3)")
     p.set_defaults(func=run)
 
 

@@ -14,22 +14,38 @@ from policyd.errors import PolicydError
 COMMANDS = ("serve", "check", "explain", "plugins", "cache", "health", "stats", "eval", "hash_token")
 """Subcommand modules under ``policyd.cli``; each has ``add_parser`` and ``run``."""
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="policyd", description="LLM routing policy engine.")
     parser.add_argument("--version", action="version", version=f"policyd {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        help=f"{', '.join(LOG_LEVELS)} (default INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         import_module(f"policyd.cli.{name}_cmd").add_parser(sub)
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """``/etc/passwd/x: Not a directory`` rather than ``[Errno 20] Not a directory: '/etc/passwd/x'``."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -37,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except PolicydError as exc:
         print(f"policyd: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file, directory or address the command was given
+        logging.getLogger("policyd.cli").debug("OS error", exc_info=True)
+        print(f"policyd: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -9,7 +9,9 @@ import os
 from policyd.cli import event_loop
 from policyd.cli.common import add_config_option, add_data_dir_option
 from policyd.daemon import DaemonOptions, build_daemon
+from policyd.errors import InvalidArgument
 from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, serve
+from policyd.server.listen import check_address
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     loop_name, factory = event_loop.loop_factory()  # a bad POLICYD_EVENT_LOOP fails before anything starts
+    try:  # before building the daemon, which opens the cache and the ledger
+        check_address(args.listen)
+    except ValueError as exc:
+        raise InvalidArgument("--listen", str(exc)) from None
     daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir))
     log.info("event loop: %s", loop_name)
     event_loop.run(serve(daemon, args.listen, args.grace, args.reload_interval), factory)

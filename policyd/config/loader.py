@@ -18,10 +18,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from policyd.config.keys import known_keys
 from policyd.config.model import Config, Plan, Policy, ProviderInstance, Rule
 from policyd.config.schema import FileConfig, ModelConfig, PlanConfig, ProviderConfig
 from policyd.config.security import check_security_sections
 from policyd.errors import ConfigError, PluginError
+from policyd.ledger.checks import check_budgets
 from policyd.plugin.specs import Registered, Validator, ValidatorRef
 from policyd.types import ModelSpec
 
@@ -72,7 +74,12 @@ class _Loader:
             problems = []
             # A misspelt key also makes the real one "missing": report the typo first.
             for err in sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden"):
-                problems.append((_join(prefix, err["loc"]), _describe(err)))
+                problem = _describe(err)
+                if err.get("type") == "extra_forbidden":
+                    known = known_keys(model, err["loc"][:-1])
+                    if known:
+                        problem = _unknown("key", str(err["loc"][-1]), known)
+                problems.append((_join(prefix, err["loc"]), problem))
             path, problem = problems[0]
             if len(problems) > 1:
                 more = "; ".join(f"{p}: {m}" for p, m in problems[1:4])
@@ -86,12 +93,21 @@ class _Loader:
         configured = dict(raw.providers)
         if "simulated" in self.reg.providers and "simulated" not in configured:
             configured["simulated"] = ProviderConfig(kind="simulated")
+        errors: list[ConfigError] = []
         for name, cfg in configured.items():
             spec = self.reg.providers.get(cfg.kind)
             if spec is None:
                 raise self.fail(f"providers.{name}.kind", _unknown("provider kind", cfg.kind, self.reg.providers))
-            settings = self.validate(spec.settings, cfg.model_extra or {}, f"providers.{name}")
+            try:
+                settings = self.validate(spec.settings, cfg.model_extra or {}, f"providers.{name}")
+            except ConfigError as exc:  # keep going: name every unset key variable at once
+                errors.append(exc)
+                continue
             out[name] = ProviderInstance(name=name, kind=cfg.kind, settings=settings)
+        if errors:
+            first, rest = errors[0], errors[1:]
+            more = "; ".join(f"{e.path}: {e.problem}" for e in rest)
+            raise self.fail(first.path, f"{first.problem} (and {len(rest)} more: {more})" if rest else first.problem)
         return out
 
     def catalog(self, raw: FileConfig) -> dict[str, ModelSpec]:
@@ -215,7 +231,12 @@ def _describe(err: Any) -> str:
     if kind == "missing":
         return "required key is missing"
     msg = str(err.get("msg", "invalid"))
-    if "input" in err and kind not in ("missing",) and not isinstance(err["input"], (dict, list)):
+    if kind == "value_error":  # our own validators' words, without pydantic's "Value error, " prefix
+        msg = msg.removeprefix("Value error, ")
+        given = err.get("input")
+        if isinstance(given, str) and given and given in msg:
+            return msg
+    if "input" in err and not isinstance(err["input"], (dict, list)):
         return f"{msg} (got {err['input']!r})"
     return msg
 
@@ -228,6 +249,8 @@ def parse_text(text: str, source: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, where, f"not valid YAML: {problem}") from None
+    if data is None:
+        raise ConfigError(source, "", "the file is empty (a policy file needs at least a policies: section)")
     if not isinstance(data, dict):
         raise ConfigError(source, "", f"expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -240,6 +263,7 @@ def load_text(text: str, registered: Registered, source: str = "<string>") -> Co
     catalog = loader.catalog(raw)
     policies, validators = loader.policies(raw, catalog, providers)
     check_security_sections(source, raw.auth, policies)
+    check_budgets(source, raw.budgets, policies, registered)
     for name in raw.plugins.per_plugin:
         if name not in registered.versions:
             raise loader.fail(f"plugins.per_plugin.{name}", _unknown("plugin", name, registered.versions))

@@ -22,14 +22,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
-
-from policyd.config.loader import format_loc
 from policyd.config.model import Config
 from policyd.engine.engine import Engine, RequestHandler
 from policyd.engine.explain import explain
 from policyd.engine.plan_match import Match
-from policyd.errors import ConfigError, PluginError, PolicydError, ResourceExhausted, Unavailable
+from policyd.errors import PluginError, PolicydError, ResourceExhausted, Unavailable
+from policyd.ledger.checks import check_budgets
 from policyd.ledger.settings import BudgetLimit, BudgetsSettings
 from policyd.plugin.specs import (
     BudgetLine,
@@ -194,23 +192,11 @@ def build_budget_store(
 ) -> BudgetStore | None:
     """The store ``budgets.store`` names, or None when the file has no ``budgets:`` section."""
     settings = budgets_of(config)
-    if settings is None:
+    store_settings = check_budgets(config.source, settings, config.policies, registered)
+    if settings is None or store_settings is None:
         return None
-    floor = settings.downgrade_policy
-    if floor is not None and floor not in config.policies:
-        known = ", ".join(sorted(config.policies))
-        raise ConfigError(config.source, "budgets.downgrade_policy", f"unknown policy {floor!r} (known: {known})")
     kind = settings.store.kind
-    spec = registered.budget_stores.get(kind)
-    if spec is None:
-        known = ", ".join(sorted(registered.budget_stores)) or "none"
-        raise ConfigError(config.source, "budgets.store.kind", f"unknown budget store {kind!r} (known: {known})")
-    try:
-        store_settings = spec.settings.model_validate(settings.store_settings())
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        path = "budgets.store." + format_loc(err["loc"])
-        raise ConfigError(config.source, path, str(err["msg"])) from None
+    spec = registered.budget_stores[kind]
     try:
         return spec.factory(store_settings, context)
     except Exception as exc:

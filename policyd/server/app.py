@@ -55,6 +55,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         options=[
             ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
             ("grpc.max_send_message_length", limits.max_send_message_bytes),
+            *listening.SERVER_OPTIONS,
         ],
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )

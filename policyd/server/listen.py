@@ -19,6 +19,8 @@ from policyd.errors import ConfigError
 
 UNIX_PREFIX = "unix:"
 SOCKET_MODE = 0o660
+SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+"""grpc enables SO_REUSEPORT by default: a second daemon on a busy port would bind and share it."""
 
 
 def unix_path(listen: str) -> str | None:
@@ -43,17 +45,39 @@ def server_credentials(tls: TlsConfig, source: str) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def check_address(address: str) -> None:
+    """Refuse what grpc would misread: no port, or a port past 65535 (grpc wraps 99999 to 34463)."""
+    if unix_path(address) is not None:
+        if not unix_path(address):
+            raise ValueError(f"{address!r}: expected unix:///path/to.sock")
+        return
+    _, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{address!r}: expected HOST:PORT with a port from 0 to 65535, or unix:///path/to.sock")
+
+
 def bind(server: grpc.aio.Server, listen: str, tls: TlsConfig | None, source: str) -> int:
-    """Add the listening port; returns the TCP port (for a Unix socket, grpc's non-zero marker)."""
+    """Add the listening port; returns the TCP port (for a Unix socket, grpc's non-zero marker).
+
+    The server is created without SO_REUSEPORT (see ``SERVER_OPTIONS``), so a port another
+    process holds is an error here instead of two daemons silently sharing the traffic.
+    """
+    try:
+        check_address(listen)
+    except ValueError as exc:
+        raise OSError(f"cannot listen on {exc}") from None
     path = unix_path(listen)
     if path is not None and os.path.exists(path) and not Path(path).is_socket():
         raise OSError(f"cannot listen on {listen}: {path} exists and is not a socket")
-    if tls is not None:
-        port = server.add_secure_port(listen, server_credentials(tls, source))
-    else:
-        port = server.add_insecure_port(listen)
+    try:
+        if tls is not None:
+            port = server.add_secure_port(listen, server_credentials(tls, source))
+        else:
+            port = server.add_insecure_port(listen)
+    except RuntimeError:  # grpc's "Failed to bind to address ..."
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise OSError(f"cannot listen on {listen}: the address is in use or not available here")
     return port
 
 

@@ -1,9 +1,11 @@
 """Tracer, meter and logger providers from the standard ``OTEL_*`` environment variables.
 
 * ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` / ``OTEL_LOGS_EXPORTER``:
-  comma-separated ``otlp``, ``console`` or ``none``. Unset means ``otlp`` when an OTLP
-  endpoint is set for the signal (``OTEL_EXPORTER_OTLP_ENDPOINT`` or the per-signal one),
-  else ``none``: a daemon started with no telemetry configuration exports nothing.
+  comma-separated ``otlp``, ``console`` or ``none``, and for metrics ``prometheus`` (a
+  scrape endpoint on ``OTEL_EXPORTER_PROMETHEUS_HOST``/``_PORT``, see ``prometheus.py``).
+  Unset means ``otlp`` when an OTLP endpoint is set for the signal
+  (``OTEL_EXPORTER_OTLP_ENDPOINT`` or the per-signal one), else ``none``: a daemon
+  started with no telemetry configuration exports nothing.
 * ``OTEL_EXPORTER_OTLP_PROTOCOL`` (and ``..._TRACES_/_METRICS_/_LOGS_PROTOCOL``):
   ``grpc`` or ``http/protobuf`` (the default, as the spec says).
 * Endpoints, headers, timeouts, ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
@@ -40,11 +42,13 @@ from policyd import __version__
 from policyd.errors import ConfigError
 from policyd.telemetry import semconv
 from policyd.telemetry.export import ScrubbingSpanExporter
+from policyd.telemetry.prometheus import PrometheusEndpoint, ScrapeAddress, address_from_env
 from policyd.telemetry.redact import SCRUBBER
 
 log = logging.getLogger(__name__)
 
 EXPORTERS = ("otlp", "console", "none")
+KNOWN_EXPORTERS = {"traces": EXPORTERS, "metrics": ("otlp", "prometheus", "console", "none"), "logs": EXPORTERS}
 PROTOCOLS = ("grpc", "http/protobuf")
 DEFAULT_PROTOCOL = "http/protobuf"
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -59,6 +63,8 @@ class Exporters:
     metrics: tuple[str, ...] = ()
     logs: tuple[str, ...] = ()
     protocol: Mapping[str, str] = field(default_factory=dict)
+    prometheus: ScrapeAddress | None = None
+    """Where to serve ``/metrics``, when ``prometheus`` is among the metrics exporters."""
 
     def of(self, signal: str) -> tuple[str, ...]:
         return tuple(getattr(self, signal))
@@ -85,9 +91,10 @@ def exporters_from_env(environ: Mapping[str, str]) -> Exporters:
             names = ["otlp"] if has_endpoint else []
         else:
             names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+        known = KNOWN_EXPORTERS[signal]
         for n in names:
-            if n not in EXPORTERS:
-                raise _env_error(var, f"unknown exporter {n!r} (known: {', '.join(EXPORTERS)})")
+            if n not in known:
+                raise _env_error(var, f"unknown exporter {n!r} (known: {', '.join(known)})")
         chosen[signal] = tuple(dict.fromkeys(n for n in names if n != "none"))
         pvar = f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL"
         protocol = (environ.get(pvar) or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or DEFAULT_PROTOCOL).strip()
@@ -95,7 +102,8 @@ def exporters_from_env(environ: Mapping[str, str]) -> Exporters:
             where = pvar if environ.get(pvar) else "OTEL_EXPORTER_OTLP_PROTOCOL"
             raise _env_error(where, f"unknown OTLP protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
         protocols[signal] = protocol
-    return Exporters(chosen["traces"], chosen["metrics"], chosen["logs"], protocols)
+    scrape = address_from_env(environ) if "prometheus" in chosen["metrics"] else None
+    return Exporters(chosen["traces"], chosen["metrics"], chosen["logs"], protocols, scrape)
 
 
 def capture_from_env(environ: Mapping[str, str]) -> bool:
@@ -137,6 +145,8 @@ class Telemetry:
     capture_content: bool = False
     flushers: tuple[Callable[[], Any], ...] = ()
     """Called on shutdown (force_flush then shutdown of each SDK provider)."""
+    prometheus: PrometheusEndpoint | None = None
+    """The ``/metrics`` endpoint, serving, when ``OTEL_METRICS_EXPORTER`` names ``prometheus``."""
 
     @property
     def tracing(self) -> bool:
@@ -216,9 +226,14 @@ def build_telemetry(
         tracer_provider = sdk_tp
 
     meter_provider: metrics.MeterProvider = metrics.NoOpMeterProvider()
-    readers: list[MetricReader] = [
-        PeriodicExportingMetricReader(_exporter("metrics", n, choice.protocol["metrics"])) for n in choice.metrics
-    ]
+    prometheus: PrometheusEndpoint | None = None
+    readers: list[MetricReader] = []
+    for name in choice.metrics:
+        if name == "prometheus":
+            prometheus = PrometheusEndpoint(choice.prometheus or ScrapeAddress())
+            readers.append(prometheus.reader)
+        else:
+            readers.append(PeriodicExportingMetricReader(_exporter("metrics", name, choice.protocol["metrics"])))
     readers += metric_readers
     if readers:
         sdk_mp = MeterProvider(metric_readers=readers, resource=resource)
@@ -237,4 +252,13 @@ def build_telemetry(
             logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exp))
         flushers += [logger_provider.force_flush, logger_provider.shutdown]
 
-    return Telemetry(tracer_provider, meter_provider, logger_provider, capture, tuple(flushers))
+    if prometheus is not None:
+        flushers.append(prometheus.stop)  # after the meter provider's shutdown
+    telemetry = Telemetry(tracer_provider, meter_provider, logger_provider, capture, tuple(flushers), prometheus)
+    if prometheus is not None:
+        try:
+            prometheus.start()  # last: a port in use must not leave the other exporters running
+        except ConfigError:
+            telemetry.shutdown_sync()
+            raise
+    return telemetry

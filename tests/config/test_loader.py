@@ -68,7 +68,17 @@ def test_version_defaults_to_a_hash_of_the_file(make_config):
         (
             ("models: [glm-4.5, my-local]", "modelz: [glm-4.5]"),
             "policies.default.rules[0].plan.params.modelz",
-            "unknown key",
+            "unknown key 'modelz' (known: effort, models); did you mean 'models'?",
+        ),
+        (
+            ("kind: simulated, latency_scale: 0", "kind: simulated, latency_scal: 0"),
+            "providers.simulated.latency_scal",
+            "did you mean 'latency_scale'?",
+        ),
+        (
+            ("version: v7", "version: v7\ndefaults: {deadline_mss: 5}"),
+            "defaults.deadline_mss",
+            "unknown key 'deadline_mss' (known: deadline_ms, max_cost_usd, max_deadline_ms, policy, tenant)",
         ),
         (
             ("stakes: [low, normal]", "stakes: [low, hihg]"),
@@ -83,7 +93,8 @@ def test_version_defaults_to_a_hash_of_the_file(make_config):
         (("latency_scale: 0", "latency_scale: -1"), "providers.simulated.latency_scale", "greater than or equal to 0"),
         (("input_usd_per_mtok: 0.5", "input_usd_per_mtok: cheap"), "models.glm-4.5.input_usd_per_mtok", "valid number"),
         (("    upstream: local/my-model\n", ""), "models.my-local", "not in any catalog, so it needs upstream"),
-        (("version: v7", "version: v7\npolicys: {}"), "policys", "unknown key"),
+        (("version: v7", "version: v7\npolicys: {}"), "policys", "unknown key 'policys' (known: auth, budgets"),
+        (("version: v7", "version: v7\npolicys: {}"), "policys", "did you mean 'policies'?"),
     ],
 )
 def test_errors_name_file_key_path_and_expectation(write_config, registered, change, path, expected):

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import re
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from policyd.v1 import policyd_pb2 as pb
+from policyd.v1 import policyd_pb2_grpc
 from tests import daemon_process
 from tests.helm.conftest import Helm, Rendered, container
 
@@ -111,4 +116,51 @@ def test_standalone_container_answers_the_services_its_grpc_probes_name(
             ["policyd", "health", "--address", address, "--service", grpc_probe["service"]], pod.env
         )
         assert result.returncode == 0, f"{probe}: {result.stderr}"
+    assert daemon_process.stop(proc, float(pod.env["POLICYD_GRACE_S"]) + 10) == 0
+
+
+def test_standalone_container_with_metrics_serves_the_service_monitor_path(
+    helm: Helm, tmp_path: Path, started: list[subprocess.Popen]
+) -> None:
+    rendered = helm.template(
+        {
+            "policy": {"inline": POLICY},
+            "daemon": {"grace": 2},
+            "metrics": {"enabled": True},
+            "serviceMonitor": {"enabled": True},
+        }
+    )
+    spec = rendered.one("Deployment")["spec"]["template"]["spec"]
+    pod = Pod(rendered, spec, "policyd", tmp_path)
+    (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
+    metrics_port = next(p["containerPort"] for p in pod.c["ports"] if p["name"] == endpoint["port"])
+    assert (pod.env["OTEL_EXPORTER_PROMETHEUS_HOST"], pod.env["OTEL_EXPORTER_PROMETHEUS_PORT"]) == (
+        "0.0.0.0",
+        str(metrics_port),
+    )
+    # This machine is not a pod: loopback, and a free port instead of the pod's.
+    port = daemon_process.free_port()
+    pod.env.update(
+        POLICYD_LISTEN="127.0.0.1:0", OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1", OTEL_EXPORTER_PROMETHEUS_PORT=str(port)
+    )
+    proc, line = start(pod, started)
+    grpc_port = re.search(r"127\.0\.0\.1:(\d+)", line).group(1)  # type: ignore[union-attr]
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        message = pb.Message(role=pb.ROLE_USER, content="hello")
+        answer = policyd_pb2_grpc.PolicyServiceStub(channel).Complete(
+            pb.CompleteRequest(messages=[message]), timeout=30
+        )
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{endpoint['path']}", timeout=10) as resp:
+        assert resp.status == 200
+        text = resp.read().decode()
+    got = {
+        (s.name, s.labels.get("gen_ai_token_type", "")): s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    assert got["gen_ai_client_token_usage_sum", "output"].value == answer.attempts[0].output_tokens
+    assert got["gen_ai_client_operation_duration_seconds_count", ""].labels["gen_ai_provider_name"] == "simulated"
+    assert got["policyd_cost_USD_total", ""].value == pytest.approx(answer.total_cost_usd)
+    assert got["policyd_outcomes_total", ""].labels["policyd_rule"] == "all"
+    assert got["target_info", ""].labels["service_name"] == "release-policyd"
     assert daemon_process.stop(proc, float(pod.env["POLICYD_GRACE_S"]) + 10) == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from policyd.cli.main import main
 from policyd.config import Config
 from policyd.daemon import DaemonOptions, build_daemon
 from policyd.errors import ConfigError, ResourceExhausted
@@ -157,7 +158,7 @@ async def test_downgrade_routes_an_over_budget_request_to_the_downgrade_policy(l
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("  downgrade_policy: floor\n", "budgets: Value error, on_exceeded 'downgrade' needs downgrade_policy"),
+        ("  downgrade_policy: floor\n", "budgets: on_exceeded 'downgrade' needs downgrade_policy"),
         ("downgrade_policy: floor", "budgets.downgrade_policy: unknown policy 'basement'"),
     ],
 )
@@ -166,6 +167,36 @@ def test_a_downgrade_needs_an_existing_policy(tmp_path: Path, write_config, chan
     with pytest.raises(ConfigError) as info:
         build_daemon(DaemonOptions(config_path=str(write_config(text)), data_dir=tmp_path, entry_points=False))
     assert message in str(info.value)
+
+
+KNOWN = "(known: default, floor, ladder)"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        (
+            "downgrade_policy: floor",
+            "downgrade_policy: basement",
+            f"budgets.downgrade_policy: unknown policy 'basement' {KNOWN}",
+        ),
+        (
+            "on_exceeded:",
+            "policies: {ladr: {daily_usd: 1}}\n  on_exceeded:",
+            f"budgets.policies.ladr: unknown policy 'ladr' {KNOWN}",
+        ),
+        (
+            "on_exceeded:",
+            "store: {kind: redsi}\n  on_exceeded:",
+            "budgets.store.kind: unknown budget store 'redsi' (known: local)",
+        ),
+    ],
+)
+def test_policyd_check_refuses_budgets_naming_what_does_not_exist(write_config, capsys, old, new, error):
+    """These used to pass `policyd check` (and a reload) and fail only at boot, or never (a policy budget)."""
+    path = write_config(DOWNGRADE.replace(old, new))
+    assert main(["check", str(path)]) == 2
+    assert capsys.readouterr().err == f"policyd: error: {path}: {error}\n"
 
 
 async def test_policy_budget_counts_every_tenant_together(live):

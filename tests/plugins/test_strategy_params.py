@@ -45,7 +45,7 @@ def plan(strategy: str, params: str) -> str:
         (
             "fail-fast",
             "{gate: {name: regex, params: {pattern: '(unclosed'}}, rungs: [{model: glm-4.5}]}",
-            "(validator regex).pattern: Value error, not a valid regular expression",
+            "(validator regex).pattern: not a valid regular expression",
         ),
         (
             "fail-fast",

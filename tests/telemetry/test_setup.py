@@ -10,7 +10,10 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from policyd.errors import ConfigError
 from policyd.telemetry.export import ScrubbingSpanExporter
+from policyd.telemetry.prometheus import ScrapeAddress
 from policyd.telemetry.setup import Exporters, build_telemetry, exporters_from_env
+
+HTTP = {"traces": "http/protobuf", "metrics": "http/protobuf", "logs": "http/protobuf"}
 
 
 def test_nothing_configured_means_no_sdk_at_all():
@@ -44,6 +47,22 @@ def test_nothing_configured_means_no_sdk_at_all():
             {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"},
             Exporters(),
         ),
+        (
+            {"OTEL_METRICS_EXPORTER": "prometheus"},
+            Exporters((), ("prometheus",), (), HTTP, ScrapeAddress("localhost", 9464)),
+        ),
+        (
+            {
+                "OTEL_METRICS_EXPORTER": "otlp, Prometheus,console",
+                "OTEL_EXPORTER_PROMETHEUS_HOST": "0.0.0.0",
+                "OTEL_EXPORTER_PROMETHEUS_PORT": "9100",
+            },
+            Exporters((), ("otlp", "prometheus", "console"), (), HTTP, ScrapeAddress("0.0.0.0", 9100)),
+        ),
+        (
+            {"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_PROMETHEUS_PORT": "not read without prometheus"},
+            Exporters((), ("otlp",), (), HTTP),
+        ),
     ],
 )
 def test_exporter_choice_follows_the_environment(env, expected):
@@ -61,6 +80,22 @@ def test_exporter_choice_follows_the_environment(env, expected):
         (
             {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "thrift"},
             "environment: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: unknown OTLP protocol 'thrift'",
+        ),
+        (
+            {"OTEL_METRICS_EXPORTER": "otlp,prometheus,statsd"},
+            "environment: OTEL_METRICS_EXPORTER: unknown exporter 'statsd' (known: otlp, prometheus, console, none)",
+        ),
+        (
+            {"OTEL_TRACES_EXPORTER": "prometheus"},
+            "environment: OTEL_TRACES_EXPORTER: unknown exporter 'prometheus' (known: otlp, console, none)",
+        ),
+        (
+            {"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": "metrics"},
+            "environment: OTEL_EXPORTER_PROMETHEUS_PORT: expected a port number 0-65535, got 'metrics'",
+        ),
+        (
+            {"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": "94640"},
+            "environment: OTEL_EXPORTER_PROMETHEUS_PORT: expected a port number 0-65535, got '94640'",
         ),
     ],
 )
