@@ -113,7 +113,7 @@ def test_explain_shows_both_calls_and_the_cost_range(hedge, policyd_engine):
 
 
 def test_bad_parameters_name_the_key(hedge, policyd_engine):
-    with pytest.raises(ConfigError, match=r"plan\.params: Value error, backup: must differ from primary"):
+    with pytest.raises(ConfigError, match=r"plan\.params: backup: must differ from primary"):
         policyd_engine(plan(backup="glm-4.5"))
     bad_gate = {"name": VALIDATOR, "params": {"max_words": 2, "min_words": 5}}
     with pytest.raises(ConfigError, match="min_words: 5 is more than max_words"):
