@@ -10,12 +10,11 @@ import grpc
 import grpc.aio
 from faultkit import spawn, until, user
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from upstreams import completion, openai_policy
+from upstreams import chunk, completion, openai_policy
 
 from policyd.v1 import policyd_pb2 as pb
 from tests.cache.cache_helpers import committed_entries
 from tests.plugins.fake_upstream import Json, Sse
-from tests.plugins.test_live_openai import chunk
 
 
 async def _read_all(call) -> tuple[list[pb.StreamCompleteResponse], grpc.aio.AioRpcError | None]:

@@ -66,3 +66,11 @@ def completion(text: str = "ok", prompt_tokens: int = 3, completion_tokens: int 
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
     }
+
+
+def chunk(text: str, finish: str | None = None) -> dict[str, Any]:
+    return {
+        "object": "chat.completion.chunk",
+        "model": "qwen3:8b",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}],
+    }
