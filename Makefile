@@ -2,13 +2,24 @@
 #   make run     set up .venv and run the daemon on its offline default (127.0.0.1:50051)
 #   make test    set up .venv and run every check and test (what CI runs)
 
-PYTHON ?= python3
+# The interpreter that creates the venv: python3 on the caller's PATH (resolved before the
+# venv's bin is put first below). CI also runs under Debian's /usr/bin/python3, the oldest
+# Python that pyproject.toml's requires-python admits here (3.11.2).
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(or $(shell command -v python3 2>/dev/null),python3)
+endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# Every recipe finds the tools `make setup` installs (hadolint, ruff, mypy, pytest, the console
+# scripts) in the venv, whatever PATH the caller has: the venv's bin comes first. Go's official
+# tarball installs outside the default PATH, so /usr/local/go/bin follows when it exists.
+GO_BIN := $(firstword $(wildcard /usr/local/go/bin))
+export PATH := $(abspath $(VENV))/bin$(if $(GO_BIN),:$(GO_BIN)):$(PATH)
+
 .PHONY: setup run test check-generated generate lint typecheck pytest plugin-template bench clean helm-tools helm-test \
-	proto-lint clients clients-go clients-java clients-python
+	proto-lint clients clients-go clients-java clients-python image image-lock image-test
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
 # the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
@@ -17,7 +28,7 @@ HELM_VERSION ?= v3.22.0
 HELM_K8S_MINOR ?= 37
 TOOLS_DIR ?= $(HOME)/.cache/policyd-tools
 HELM := $(TOOLS_DIR)/helm-$(HELM_VERSION)/helm
-GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GO ?= $(or $(shell PATH='$(PATH)' command -v go 2>/dev/null),go)
 HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	$(foreach p,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(p).k8sVersionMinor=$(HELM_K8S_MINOR))
 
@@ -56,6 +67,20 @@ helm-test: setup helm-tools
 
 pytest: setup helm-tools
 	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q
+
+# The container image, built with podman on a base made from Debian's packages (no registry
+# needed; tools and layers cached in ~/.cache/policyd-image): localhost/policyd:VERSION, the
+# chart's default image. `make pytest` builds it too and smoke-tests it (tests/docker/test_image.py).
+image: setup
+	$(PY) scripts/image.py build
+
+# Regenerate image-requirements.txt (the image's exact dependencies, with hashes) from PyPI.
+image-lock: setup
+	$(PY) scripts/image.py lock
+
+# The image's tests alone; POLICYD_REQUIRE_IMAGE turns "cannot run containers here" into a failure.
+image-test: setup helm-tools
+	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_IMAGE=1 $(PY) -m pytest -q tests/docker
 
 # The template third-party plugin: pip-installed from its folder (reinstalled when it
 # changes), then its own tests, which start daemons that discover it by entry point.

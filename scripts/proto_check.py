@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -42,16 +41,25 @@ def baseline() -> str | None:
 
 
 def export_protos(rev: str, dest: Path) -> bool:
-    """``protos/`` as it was at ``rev``, into ``dest``; False when there is none."""
+    """``protos/`` as it was at ``rev``, into ``dest``; False when there is none.
+
+    File by file with ``git show`` (no tar archive: ``tarfile``'s extraction filters are missing
+    from Python 3.11.0-3.11.3, which pyproject.toml's ``requires-python`` admits).
+    """
     if git("rev-parse", "--verify", "-q", f"{rev}^{{commit}}") is None:
         return False
-    archive = dest / "protos.tar"
-    with archive.open("wb") as out:
-        if subprocess.run(["git", "archive", rev, "protos"], cwd=ROOT, stdout=out, check=False).returncode != 0:
+    listing = git("ls-tree", "-r", "-z", "--name-only", rev, "--", "protos")
+    if not listing:
+        return False
+    for name in listing.split("\0"):
+        if not name:
+            continue
+        blob = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, capture_output=True, check=False)
+        if blob.returncode != 0:
             return False
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-    archive.unlink()
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(blob.stdout)
     return (dest / "protos").is_dir()
 
 

@@ -1,4 +1,4 @@
-"""The Dockerfile, checked without a Docker engine (none runs here or in CI).
+"""The Dockerfile, checked without building it (tests/docker/test_image.py builds and runs the image).
 
 hadolint (a dev dependency that ships the binary) lints it; a small parser checks the
 properties the deployment relies on; and the daemon is started with the image's own
@@ -8,10 +8,12 @@ environment and probed with the image's own HEALTHCHECK command.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,9 +81,15 @@ def stages() -> list[Stage]:
     return parse(DOCKERFILE.read_text(encoding="utf-8"))[1]
 
 
+def tool(name: str) -> str | None:
+    """A dev dependency's executable: beside this interpreter (the venv's bin, on PATH or not), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which(name)
+
+
 def test_hadolint_finds_nothing() -> None:
-    hadolint = shutil.which("hadolint")
-    assert hadolint, "hadolint missing: it is a dev dependency (pip install -e '.[dev]')"
+    hadolint = tool("hadolint")
+    assert hadolint, f"hadolint missing beside {sys.executable} and on PATH: it is a dev dependency (make setup)"
     proc = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -125,7 +133,37 @@ def test_entrypoint_serves_on_all_interfaces_with_data_and_tmp_volumes(stages: l
 def test_build_context_holds_only_the_package_sources() -> None:
     lines = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
     assert lines[0] == "*"
-    assert {"!pyproject.toml", "!README.md", "!policyd/", "!plugins/"} <= set(lines)
+    assert {"!image-requirements.txt", "!pyproject.toml", "!README.md", "!policyd/", "!plugins/"} <= set(lines)
+
+
+def test_dependencies_come_from_the_lock_in_a_layer_before_the_source(stages: list[Stage]) -> None:
+    build = stages[0]
+    ops = [(op, arg) for op, arg in build.instructions if op in ("COPY", "RUN")]
+    lock_at = ops.index(("COPY", "image-requirements.txt ./"))
+    install_at = next(i for i, (op, arg) in enumerate(ops) if op == "RUN" and "-r image-requirements.txt" in arg)
+    source_at = next(i for i, (op, arg) in enumerate(ops) if op == "COPY" and arg.startswith("policyd "))
+    assert lock_at < install_at < source_at, ops
+    assert "--require-hashes" in ops[install_at][1] and "--only-binary=:all:" in ops[install_at][1]
+    last = ops[-1][1]
+    assert "--no-deps" in last and "--no-index" in last, "the project itself must not pull anything unlocked"
+    assert "uninstall --yes setuptools wheel" in last and "uninstall --yes pip" in last
+
+
+def test_listen_address_has_one_source_for_the_daemon_and_the_healthcheck(stages: list[Stage]) -> None:
+    """`policyd serve` and `policyd-health` both read POLICYD_LISTEN; no `--listen` in the image can disagree."""
+    final = stages[-1]
+    for op in ("ENTRYPOINT", "CMD", "HEALTHCHECK"):
+        for arg in final.all(op):
+            assert "--listen" not in arg and "--address" not in arg, f"{op} {arg}"
+    chart = (ROOT / "helm" / "policyd" / "templates" / "_container.tpl").read_text(encoding="utf-8")
+    assert "--listen" not in chart and "name: POLICYD_LISTEN" in chart, "the chart sets the address the same way"
+
+
+def test_the_lock_file_is_current() -> None:
+    from scripts import image
+
+    problems = image.check_lock()
+    assert not problems, f"{image.LOCK.name} is stale ({'; '.join(problems)}): run `make image-lock`"
 
 
 def test_daemon_with_the_image_environment_passes_the_image_healthcheck(stages: list[Stage], tmp_path: Path) -> None:
