@@ -22,6 +22,7 @@ from policyd.engine import Engine
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
 from policyd.ledger.wiring import install_ledger
+from policyd.lifecycle import bounded_close, require_data_dir
 from policyd.plugin.manager import PluginHost
 from policyd.plugin.settings import host_for
 from policyd.plugin.specs import Registered
@@ -97,10 +98,7 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     registered = host.collect()
     config = load(options.config_path, registered)
     data_dir = options.data_dir or default_data_dir()
-    try:
-        ensure_private_dir(data_dir)
-    except OSError as exc:
-        log.warning("cannot create the data directory %s: %s", data_dir, exc.strerror or exc)
+    require_data_dir(data_dir, config)  # or a start-up error naming the directory and the fix
     cache = open_cache(config.raw.cache if config.raw else CacheSettings(), data_dir)
     instr = instrument(options.telemetry or build_telemetry(), config, registered, data_dir, lambda: engine.config)
     engine = Engine(
@@ -117,7 +115,7 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     engine.request_layers.insert(0, TenantRateLimiter(lambda: _limits(engine.config)))
     daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir, cache=cache)
     daemon.telemetry = instr.telemetry
-    daemon.closers.append(instr.aclose)  # closers run in reverse: telemetry flushes last
+    daemon.closers.append(bounded_close(instr))  # closers run in reverse: telemetry flushes last, bounded
     if cache is not None:
         daemon.closers.append(cache.aclose)
     install_ledger(daemon)

@@ -21,6 +21,8 @@ class LedgerSettings(_Strict):
     outcome (group-committed with its concurrent neighbours) before the reply is sent.
     """
 
+    enabled: bool = True
+    """``false``: no ledger (no outcomes, ReportOutcome and GetStats unavailable, budgets from zero)."""
     durability: Literal["batch", "sync"] = "batch"
     flush_interval_ms: int = Field(default=50, gt=0, le=60_000)
     max_batch: int = Field(default=500, gt=0, le=100_000)

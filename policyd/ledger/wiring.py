@@ -32,9 +32,12 @@ def install_ledger(daemon: Daemon) -> Ledger | None:
     engine = daemon.engine
     raw = daemon.config.raw
     settings = raw.ledger if raw is not None else LedgerSettings()
-    ledger: Ledger | None
+    ledger: Ledger | None = None
     try:
-        ledger = Ledger(ensure_private_dir(daemon.data_dir), settings)
+        if settings.enabled:
+            ledger = Ledger(ensure_private_dir(daemon.data_dir), settings)
+        else:
+            log.info("ledger: disabled by configuration")
     except (OSError, sqlite3.Error) as exc:
         log.warning(
             "cannot open the ledger in %s (%s): running without a ledger: outcomes are not recorded, "

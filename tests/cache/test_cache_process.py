@@ -153,9 +153,10 @@ async def test_repeated_request_costs_nothing_after_a_process_restart(tmp_path: 
 
 
 @pytest.mark.parametrize("populated", [False, True], ids=["empty", "populated"])
-async def test_read_only_data_directory_serves_uncached_with_a_warning(
+async def test_read_only_data_directory_stops_the_daemon_at_start_naming_it(
     tmp_path: Path, config_file: Path, populated: bool
 ):
+    """No silent half-service: a daemon that could keep neither cache nor ledger does not start."""
     data = tmp_path / "data"
     data.mkdir()
     if populated:
@@ -164,17 +165,22 @@ async def test_read_only_data_directory_serves_uncached_with_a_warning(
             await stub.Complete(user("before read-only"), timeout=5)
             await channel.close()
     _chmod_tree(data, lambda mode: mode & ~0o222)
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'plugins'}", POLICYD_DISABLE_PLUGIN_AUTOLOAD="1")
+    cmd = [*_drop_root_privileges(), sys.executable, "-m", "policyd", "serve", "--listen", "127.0.0.1:0"]
+    cmd += ["--data-dir", str(data), "--config", str(config_file)]
     try:
-        async with daemon(data, config_file, _drop_root_privileges()) as ro:
-            channel, stub = await _stub(ro.port)
-            answers = [await stub.Complete(user("before read-only"), timeout=5) for _ in range(2)]
-            await channel.close()
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
         _chmod_tree(data, lambda mode: mode | 0o200)
-    assert all(a.status == pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED for a in answers)
-    assert not any(a.attempts[0].cached for a in answers), "no cache: every answer is fresh"
-    assert "running without a cache" in ro.stderr
-    assert "Traceback" not in ro.stderr
+    stderr = err.decode()
+    assert proc.returncode == 2, stderr
+    assert b"listening" not in out
+    assert f"data directory {data} is not writable" in stderr
+    assert "the cache and the ledger live there" in stderr and "Fix:" in stderr
+    assert "Traceback" not in stderr
 
 
 def _chmod_tree(root: Path, change: Callable[[int], int]) -> None:
