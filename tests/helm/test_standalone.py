@@ -36,7 +36,7 @@ def test_defaults_render_deployment_service_account_and_pdb_only(helm: Helm) -> 
 def test_default_container_serves_the_bundled_policy_on_all_interfaces(helm: Helm) -> None:
     spec = pod_spec(helm.template())
     c = container(spec, "policyd")
-    assert c["image"] == "policyd/policyd:0.1.0"
+    assert c["image"] == "localhost/policyd:0.1.0", "what `make image` tags"
     assert c["command"] == ["policyd"] and c["args"] == ["--log-level", "INFO", "serve"]
     env = env_of(c)
     assert env["POLICYD_LISTEN"] == "0.0.0.0:50051"
@@ -214,7 +214,7 @@ def test_cache_on_a_persistent_volume_claim(helm: Helm, existing: str) -> None:
 def test_image_digest_pins_the_image(helm: Helm) -> None:
     digest = "sha256:" + "a" * 64
     c = container(pod_spec(helm.template({"image": {"digest": digest, "tag": "ignored"}})), "policyd")
-    assert c["image"] == f"policyd/policyd@{digest}"
+    assert c["image"] == f"localhost/policyd@{digest}"
 
 
 def test_fullname_override_renames_every_resource(helm: Helm) -> None:
