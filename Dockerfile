@@ -18,6 +18,7 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_NO_INPUT=1 \
+    PIP_PROGRESS_BAR=off \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
 RUN python3 -m venv /opt/policyd

@@ -144,9 +144,9 @@ def ensure_base(force: bool = False) -> str:
             "--quiet",
             "--variant=minbase",
             f"--include={','.join(BASE_PACKAGES)}",
-            # no apt lists and caches in the image
-            "--aptopt=APT::Keep-Downloaded-Packages false",
-            "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/*",
+            # no manuals, translations or docs (the licences stay); mmdebstrap drops apt's lists and caches
+            *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("man", "info", "locale", "doc")),
+            "--dpkgopt=path-include=/usr/share/doc/*/copyright",
             "bookworm",
             str(tar),
             DEBIAN_MIRROR,
@@ -171,20 +171,16 @@ def build(tag: str | None = None) -> str:
     base = ensure_base()
     ref = image_ref(tag)
     cmd = ["build", "--format", "docker", "--network=host", "--pull=never", "--layers"]
-    cmd += ["--build-arg", f"PYTHON_IMAGE={base}", "-t", ref]
+    cmd += ["--build-arg", f"PYTHON_IMAGE={base}"]
     bundle = host_ca_bundle()
     if bundle:  # visible to RUN steps only; the image keeps Debian's own bundle
         cmd += ["-v", f"{bundle}:/etc/ssl/certs/ca-certificates.crt:ro"]
-    before = image_id(ref)
-    podman(*cmd, str(ROOT), capture=False, timeout=1800)
-    if before and before != image_id(ref):
-        # The previous build of this tag, now untagged; its dependency layers stay cached.
-        podman("image", "rm", before, check=False)
+    podman(*cmd, "-t", ref, str(ROOT), capture=False, timeout=1800)
+    # Tag the build stage too (every step cached: a second), so that pruning what earlier
+    # builds left behind keeps the dependency layer the next build reuses.
+    podman(*cmd, "--target", "build", "-t", f"{REPOSITORY}-build:cache", str(ROOT), timeout=600)
+    podman("image", "prune", "--force", check=False)
     return ref
-
-
-def image_id(ref: str) -> str | None:
-    return podman("image", "inspect", "--format", "{{.Id}}", ref, check=False).strip() or None
 
 
 def image_size(ref: str) -> int:
