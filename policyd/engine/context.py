@@ -27,7 +27,7 @@ from policyd.engine.turn import Runtime, Turn
 from policyd.errors import PolicydError, UpstreamError
 from policyd.ids import new_id
 from policyd.plugin.attribution import attributed, expect
-from policyd.plugin.specs import DeltaSink, Progress, Registered, ValidatorRef, validator_key
+from policyd.plugin.specs import CallResult, DeltaSink, Progress, Registered, ValidatorRef, validator_key
 from policyd.types import (
     Attempt,
     AttemptRole,
@@ -67,22 +67,6 @@ MIN_CALL_S = 0.005
 """A call is not started with less time than this left."""
 DEADLINE_MARGIN_S = 0.010
 """Kept back from every call's timeout so the answer can still be sent in time."""
-
-
-@dataclass(frozen=True)
-class CallResult:
-    """What ``ctx.call`` answers: the response (None on failure) and its recorded attempt."""
-
-    response: ModelResponse | None
-    attempt: Attempt
-
-    @property
-    def ok(self) -> bool:
-        return self.response is not None
-
-    @property
-    def text(self) -> str:
-        return self.response.message.content if self.response else ""
 
 
 @dataclass(frozen=True, slots=True)
