@@ -54,7 +54,8 @@ def test_sigterm_with_the_collector_down_exits_within_the_flush_limit(tmp_path: 
         took = time.monotonic() - started
     assert proc.returncode == 0, stderr[-3000:]
     assert f"telemetry flush did not finish within {limit_s:.1f} s" in stderr, stderr[-3000:]
-    assert took < limit_s + 4, f"SIGTERM took {took:.1f} s with a {limit_s} s flush limit"
+    # Unbounded, the exporters' retries kept it alive 27-37 s; the slack covers a loaded 2-core CI machine.
+    assert took < limit_s + 10, f"SIGTERM took {took:.1f} s with a {limit_s} s flush limit"
 
 
 def test_a_bad_flush_limit_stops_the_daemon_at_start(tmp_path: Path) -> None:
