@@ -20,7 +20,7 @@ from policyd.cache.keys import call_key
 from policyd.cache.service import ResponseCache
 from policyd.cache.settings import CacheSettings
 from policyd.config import load_text
-from policyd.engine import Engine
+from policyd.engine import Call, Engine, Pipeline
 from policyd.plugin.manager import default_host
 from policyd.types import Message, ModelCall, ModelResponse, ModelSpec, Request, Role, Tool, Usage
 
@@ -116,7 +116,7 @@ async def main(n: int) -> None:
     )
     request = Request(request_id="r", messages=CALL.messages, tools=CALL.tools, tenant="acme")
     uncached = Engine(config, registered)
-    cached = Engine(config, registered, call_layers=[cache.layer])
+    cached = Engine(config, registered, pipeline=Pipeline(calls=(Call("cache", cache.layer),)))
     await cached.complete(request)
     cache.writer.flush()
     show("whole request, no cache (simulated, 0 latency)", await per_op_async(lambda: uncached.complete(request), n))

@@ -45,7 +45,7 @@ async def run(mode: str, n: int, concurrency: int, *, quiet: bool = False) -> No
     config.write_text(textwrap.dedent(CONFIG.replace("DURABILITY", "batch" if mode == "none" else mode)))
     daemon = build_daemon(DaemonOptions(config_path=str(config), data_dir=folder / "data", entry_points=False))
     if mode == "none":
-        daemon.engine.listeners.clear()
+        daemon.engine.pipeline = daemon.engine.pipeline.without("ledger")
     running = await start_server(daemon, "127.0.0.1:0")
     latencies: list[float] = []
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:

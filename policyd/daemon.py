@@ -1,53 +1,40 @@
-"""Assembles a running policyd: plugins, config, engine and the subsystems around it.
+"""Assembles a running policyd: plugins, config, engine and the pipeline around it.
 
-This is the one place that decides which layers wrap the engine (cache, retries,
-tracing, ledger). The server and the CLI build a Daemon and never wire parts
-themselves, so a subsystem is added here in a few lines.
+This is the one place that declares what every request goes through and in which
+order (:func:`pipeline`, one literal, pinned by ``tests/engine/test_pipeline.py``).
+Subsystems (cache, ledger, budgets, telemetry) return their parts; they never edit
+the engine. The server and the CLI build a Daemon and never wire parts themselves.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from policyd.cache.service import ResponseCache, open_cache
-from policyd.cache.settings import CacheSettings
 from policyd.config import Config, load
-from policyd.config.security import LimitsConfig
+from policyd.datadir import default_data_dir, ensure_private_dir
 from policyd.engine import Engine
+from policyd.engine.pipeline import Admit, Around, Call, Pipeline, Record
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
-from policyd.ledger.wiring import install_ledger
+from policyd.ledger.ledger import Ledger
+from policyd.ledger.wiring import LedgerParts, open_ledger
 from policyd.plugin.manager import PluginHost
 from policyd.plugin.settings import host_for
 from policyd.plugin.specs import Registered
+from policyd.telemetry.decision import DecisionLog
 from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
-from policyd.telemetry.wiring import instrument
-
-if TYPE_CHECKING:
-    from policyd.ledger.ledger import Ledger
+from policyd.telemetry.spans import scrub_attempt
+from policyd.telemetry.wiring import Instrumentation, instrument
 
 log = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
 
-
-def default_data_dir() -> Path:
-    """``$POLICYD_DATA_DIR``, else ``$XDG_STATE_HOME/policyd``, else ``~/.local/state/policyd``."""
-    if os.environ.get("POLICYD_DATA_DIR"):
-        return Path(os.environ["POLICYD_DATA_DIR"])
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "policyd"
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (mode 0700) if needed; cache and ledger live below it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+__all__ = ["Daemon", "DaemonOptions", "build_daemon", "default_data_dir", "ensure_private_dir", "pipeline"]
 
 
 @dataclass
@@ -74,6 +61,8 @@ class Daemon:
     telemetry: Telemetry = field(default_factory=disabled)
     ledger: Ledger | None = None
     """Outcomes, reports and stats (``policyd.ledger``); answers ReportOutcome and GetStats."""
+    decisions: DecisionLog | None = None
+    """The decision log's queue and sinks (None without sinks)."""
 
     @property
     def config(self) -> Config:
@@ -88,8 +77,29 @@ class Daemon:
         await self.engine.aclose()
 
 
-def _limits(config: Config) -> LimitsConfig:
-    return config.raw.limits if config.raw is not None else LimitsConfig()
+def pipeline(
+    instr: Instrumentation, cache: ResponseCache | None, ledger: LedgerParts, limiter: TenantRateLimiter
+) -> Pipeline:
+    """Every step a request goes through, in order (``docs/architecture.md``). A new step is one entry."""
+    return Pipeline(
+        admit=(
+            Admit("rate-limit", limiter),  # first: a request over its tenant's rate costs nothing, no span
+            Around("decision-span", instr.decision_span),  # the rest runs inside the decision span
+            Admit("budget", ledger.budgets),  # reserves the plan's worst case; settled at the real cost
+        ),
+        calls=(
+            Call("trace", instr.call_spans),  # outermost, so a cache hit is a model-call span too
+            Call("cache", cache.layer if cache is not None else None),
+            Call("retry", RetryLayer()),  # innermost: the layers outside see one call, however many retries
+        ),
+        record=(
+            Record("call-spans", instr.attempt_spans),  # binds each attempt to its call's span
+            Record("metrics", instr.metrics),
+            Record("ledger", ledger.record),  # durability sync: committed before the answer leaves
+            Record("decision-log", instr.decision_log),
+        ),
+        redact=scrub_attempt,  # attempt errors are scrubbed before anyone sees them
+    )
 
 
 def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
@@ -101,24 +111,23 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
         ensure_private_dir(data_dir)
     except OSError as exc:
         log.warning("cannot create the data directory %s: %s", data_dir, exc.strerror or exc)
-    cache = open_cache(config.raw.cache if config.raw else CacheSettings(), data_dir)
-    instr = instrument(options.telemetry or build_telemetry(), config, registered, data_dir, lambda: engine.config)
-    engine = Engine(
-        config,
-        registered,
-        # Tracing outermost, so that a cache hit is a model-call span too.
-        call_layers=[*instr.call_layers, *([cache.layer] if cache else [])],
-        request_layers=instr.request_layers,
-        listeners=instr.listeners,
-    )
-    # Innermost call layer: the layers outside it (cache, tracing) see one call, however many retries it makes.
-    engine.call_layers.append(RetryLayer.for_config(lambda: engine.config))
-    # Outermost request layer: a request over its tenant's rate costs nothing and touches nothing.
-    engine.request_layers.insert(0, TenantRateLimiter(lambda: _limits(engine.config)))
-    daemon = Daemon(host=host, registered=registered, engine=engine, options=options, data_dir=data_dir, cache=cache)
-    daemon.telemetry = instr.telemetry
-    daemon.closers.append(instr.aclose)  # closers run in reverse: telemetry flushes last
+    cache = open_cache(config.raw.cache, data_dir)
+    instr = instrument(options.telemetry or build_telemetry(), config, registered, data_dir)
+    closers: list[Closer] = [instr.aclose]  # closers run in reverse: telemetry flushes last
     if cache is not None:
-        daemon.closers.append(cache.aclose)
-    install_ledger(daemon)
-    return daemon
+        closers.append(cache.aclose)
+    ledger = open_ledger(config, registered, data_dir)
+    closers.extend(ledger.closers)
+    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter()))
+    return Daemon(
+        host=host,
+        registered=registered,
+        engine=engine,
+        options=options,
+        data_dir=data_dir,
+        closers=closers,
+        cache=cache,
+        telemetry=instr.telemetry,
+        ledger=ledger.ledger,
+        decisions=instr.decisions,
+    )

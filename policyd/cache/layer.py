@@ -1,4 +1,4 @@
-"""The cache as an engine call layer: ``async (call, on_delta, next) -> ModelResponse``.
+"""The cache as a pipeline call layer: ``async (turn, call, on_delta, next) -> ModelResponse``.
 
 Per call, by ``call.cache_mode``:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 
 from policyd.cache.codec import CorruptEntry, Entry, decode, encode
@@ -29,13 +29,14 @@ from policyd.cache.singleflight import SingleFlight
 from policyd.cache.stats import CacheStats
 from policyd.cache.store import ResponseStore
 from policyd.cache.writer import BackgroundWriter, Write
+from policyd.engine.pipeline import CallNext
+from policyd.engine.turn import Turn
 from policyd.errors import NotFound
 from policyd.plugin.specs import DeltaSink
 from policyd.types import CacheMode, ModelCall, ModelResponse
 
 log = logging.getLogger(__name__)
 
-CallNext = Callable[[ModelCall, "DeltaSink | None"], Awaitable[ModelResponse]]
 
 UNSTORABLE_FINISH = frozenset({"error", "cancelled"})
 RECENT_ENTRIES = 128
@@ -85,11 +86,12 @@ class CacheLayer:
         self.flights: SingleFlight[ModelResponse] = SingleFlight()
         self.recent = RecentEntries()
 
-    async def __call__(self, call: ModelCall, on_delta: DeltaSink | None, next_: CallNext) -> ModelResponse:
+    async def __call__(self, turn: Turn, call: ModelCall, on_delta: DeltaSink | None, next_: CallNext) -> ModelResponse:
+        """The ``cache`` call layer (the Turn is passed on to the layers inside it)."""
         mode = call.cache_mode
         if mode is CacheMode.BYPASS or (not self.store.available and mode is not CacheMode.ONLY_IF_CACHED):
             self.stats.add("bypassed")
-            return await next_(call, on_delta)
+            return await next_(turn, call, on_delta)
         started = time.perf_counter()
         key = call_key(call)
         if mode is not CacheMode.REFRESH:
@@ -103,7 +105,7 @@ class CacheLayer:
 
         async def fetch(sink: DeltaSink | None) -> ModelResponse:
             self.stats.add("misses")
-            response = await next_(call, sink)
+            response = await next_(turn, call, sink)
             if response.finish_reason not in UNSTORABLE_FINISH and not response.cached:
                 self._store(key, call, response)
             return response

@@ -14,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from policyd.cache.service import cache_dir
-from policyd.cache.settings import CacheSettings
 from policyd.cache.stats import CacheStats, Counters, load_totals
 from policyd.cache.store import ResponseStore, Usage
 from policyd.cli.common import add_config_option, add_data_dir_option
@@ -42,7 +41,7 @@ def _open(args: argparse.Namespace) -> ResponseStore:
     if not directory.is_dir():
         raise NotFound(f"no cache at {directory} (has a daemon run with this --data-dir?)")
     config = load(args.config, host_for(args.config).collect())
-    settings = config.raw.cache if config.raw else CacheSettings()
+    settings = config.raw.cache
     store = ResponseStore(directory, settings, CacheStats())
     if not store.available:
         raise NotFound(f"cannot open the cache at {directory}: {store.stats.disabled_reason}")

@@ -24,7 +24,7 @@ from policyd.config.schema import FileConfig, ModelConfig, PlanConfig, ProviderC
 from policyd.config.security import check_security_sections
 from policyd.errors import ConfigError, PluginError
 from policyd.ledger.checks import check_budgets
-from policyd.plugin.specs import Registered, Validator, ValidatorRef
+from policyd.plugin.specs import Registered, Validator, ValidatorRef, validator_key
 from policyd.types import ModelSpec
 
 BUNDLED_DEFAULT = "<bundled default>"
@@ -53,10 +53,6 @@ def _unknown(what: str, name: str, known: Iterable[str]) -> str:
     msg = f"unknown {what} {name!r} (known: {', '.join(known) or 'none'})"
     close = difflib.get_close_matches(name, known, n=1)
     return f"{msg}; did you mean {close[0]!r}?" if close else msg
-
-
-def validator_key(ref: ValidatorRef) -> str:
-    return ref.model_dump_json()
 
 
 class _Loader:

@@ -58,7 +58,9 @@ class Config:
     providers: Mapping[str, ProviderInstance]
     catalog: Mapping[str, ModelSpec]
     policies: Mapping[str, Policy]
+    raw: FileConfig
+    """The validated file as written, for subsystems that own a section (cache, auth, limits...).
+
+    Always present: every section has its default filled in, so no reader writes its own."""
     validators: Mapping[str, Validator] = field(default_factory=dict)
-    """Built validators keyed by :func:`policyd.config.loader.validator_key`."""
-    raw: FileConfig | None = None
-    """The validated file as written, for subsystems that own a section (cache, auth...)."""
+    """Built validators keyed by :func:`policyd.plugin.specs.validator_key`."""

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from policyd.config.schema import PluginsConfig, PluginTimeouts
+from policyd.engine.stops import OutOfTime
 from policyd.errors import PluginTimeout
 from policyd.plugin.specs import Registered
 
@@ -134,7 +135,7 @@ class Containment:
 
     def __init__(self, registered: Registered, section: PluginsConfig | None = None) -> None:
         self.registered = registered
-        self.section = section or PluginsConfig()
+        self.section = section if section is not None else PluginsConfig()
 
     def label(self, kind: str, name: str) -> str:
         return self.registered.plugin_label(kind, name)
@@ -182,8 +183,6 @@ class Containment:
             if at_deadline.expired():
                 hung = own.blame()
                 if hung is None:
-                    from policyd.engine.context import OutOfTime
-
                     raise OutOfTime("the request's deadline expired while a model was answering") from None
                 raise PluginTimeout(
                     self.label(hung.kind, hung.name),

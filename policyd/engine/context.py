@@ -18,14 +18,16 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from policyd.config.loader import validator_key
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
 from policyd.engine.containment import DEADLINE_GRACE_S, Containment, waiting
 from policyd.engine.plan_match import Match, model_allowed
-from policyd.errors import PluginError, PolicydError, UpstreamError
+from policyd.engine.stops import OutOfBudget, OutOfTime, StrategyStop, StreamBroken
+from policyd.engine.turn import Runtime, Turn
+from policyd.errors import PolicydError, UpstreamError
 from policyd.ids import new_id
-from policyd.plugin.specs import DeltaSink, Progress, ValidatorRef
+from policyd.plugin.attribution import attributed, expect
+from policyd.plugin.specs import DeltaSink, Progress, Registered, ValidatorRef, validator_key
 from policyd.types import (
     Attempt,
     AttemptRole,
@@ -48,30 +50,23 @@ from policyd.types import (
 
 log = logging.getLogger(__name__)
 
-CallHandler = Callable[[ModelCall, "DeltaSink | None"], Awaitable[ModelResponse]]
+CallHandler = Callable[[Turn, ModelCall, "DeltaSink | None"], Awaitable[ModelResponse]]
+"""The call chain's entry: ``handler(turn, call, on_delta)`` (see :mod:`policyd.engine.pipeline`)."""
+
+__all__ = [
+    "CallHandler",
+    "CallResult",
+    "OutOfBudget",
+    "OutOfTime",
+    "StrategyContext",
+    "StrategyStop",
+    "StreamBroken",
+]
 
 MIN_CALL_S = 0.005
 """A call is not started with less time than this left."""
 DEADLINE_MARGIN_S = 0.010
 """Kept back from every call's timeout so the answer can still be sent in time."""
-
-
-class StrategyStop(PolicydError):
-    """Raised by the context when the request cannot go on; the engine makes it an Outcome."""
-
-    status: OutcomeStatus
-
-
-class OutOfBudget(StrategyStop):
-    status = OutcomeStatus.BUDGET_EXHAUSTED
-
-
-class OutOfTime(StrategyStop):
-    status = OutcomeStatus.DEADLINE_EXCEEDED
-
-
-class StreamBroken(PolicydError):
-    """A call that had already streamed text to the caller failed: the stream must end in error."""
 
 
 @dataclass(frozen=True)
@@ -90,30 +85,41 @@ class CallResult:
         return self.response.message.content if self.response else ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """How long one call may take: its timeout, the request's time left, and whether a time box refused it."""
+
+    timeout_s: float | None
+    remaining_s: float | None
+    refused: str = ""
+
+
 class StrategyContext:
+    """What a strategy and its validators see of one request: a view of the engine's Turn.
+
+    Built by the engine for each Turn; ``handler`` is the call chain (the pipeline's
+    call layers around the provider).
+    """
+
     def __init__(
         self,
-        *,
-        request: Request,
-        match: Match,
-        config: Config,
+        turn: Turn,
         handler: CallHandler,
-        explanation: Explanation,
-        max_cost_usd: float,
-        progress: Progress | None = None,
-        clock: Callable[[], float] = time.monotonic,
         containment: Containment | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.request = request
-        self.match = match
-        self.plan: Plan = match.plan
-        self.params: Any = match.plan.params
-        self.config = config
-        self.catalog: Mapping[str, ModelSpec] = config.catalog
-        self.explanation = explanation
-        self.max_cost_usd = max_cost_usd
-        self.deadline = request.deadline
-        self.attempts: list[Attempt] = []
+        self.turn = turn
+        self.request: Request = turn.request
+        self.match: Match = turn.match
+        self.plan: Plan = turn.match.plan
+        self.params: Any = turn.match.plan.params
+        self.config: Config = turn.config
+        self.catalog: Mapping[str, ModelSpec] = turn.config.catalog
+        self.explanation: Explanation = turn.explanation
+        self.max_cost_usd: float = turn.max_cost_usd
+        self.deadline = turn.request.deadline
+        self.attempts: list[Attempt] = turn.attempts
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self.best_output: Message | None = None
@@ -122,10 +128,32 @@ class StrategyContext:
         self._logprobs: dict[Message, tuple[float, ...]] = {}
         self._box: float | None = None
         self._handler = handler
+        progress = turn.progress
         self._on_delta = progress.on_delta if progress else None
-        self._on_attempt = progress.on_attempt if progress else None
         self._clock = clock
         self._contain = containment
+
+    @classmethod
+    def on_turn(cls, turn: Turn, handler: CallHandler, containment: Containment | None = None) -> StrategyContext:
+        return cls(turn, handler, containment)
+
+    @classmethod
+    def standalone(
+        cls,
+        *,
+        request: Request,
+        match: Match,
+        config: Config,
+        handler: CallHandler,
+        explanation: Explanation,
+        max_cost_usd: float,
+        progress: Progress | None = None,
+        providers: Mapping[str, Any] | None = None,
+    ) -> StrategyContext:
+        """A context on a Turn decided by the caller (tests, tools): the given match, explanation and cap."""
+        turn = Turn(Runtime(config, providers or {}), Registered(), request, progress)
+        turn.__dict__.update(match=match, explanation=explanation, max_cost_usd=max_cost_usd)
+        return cls(turn, handler)
 
     # ------------------------------------------------------------ limits
 
@@ -208,6 +236,10 @@ class StrategyContext:
         :class:`OutOfTime` when the call cannot be paid for or finished; an upstream
         failure is returned as a failed :class:`CallResult`. ``tools`` replaces the
         request's tools (a judge is offered none).
+
+        The steps, in order: constraints, money (:meth:`_price`), deadline
+        (:meth:`_window`), the call chain with its cache (:meth:`_send`), then the
+        attempt at its real cost (:meth:`_settle_call`).
         """
         model = self.catalog[model_id]
         excluded = self.excluded_by(model_id)
@@ -216,12 +248,52 @@ class StrategyContext:
         msgs = self.request.messages if messages is None else messages
         gen = params or self.request.params
         offered = self.request.tools if tools is None else tools
+        worst = self._price(model_id, msgs, gen, effort, offered)
+        window = self._window(model_id, timeout_s)
+        if window.refused:
+            return CallResult(None, self._record(role, model, effort, error=window.refused))
+        call = ModelCall(
+            model=model,
+            messages=msgs,
+            tools=offered,
+            params=gen,
+            effort=effort,
+            role=role,
+            tenant=self.request.tenant,
+            task=self.request.task,
+            timeout_s=window.timeout_s,
+            logprobs=logprobs,
+            cache_mode=self.request.cache_mode if self.plan.cache_enabled else CacheMode.BYPASS,
+            sample_index=sample_index,
+            labels=self.request.labels,
+            cache_ttl_s=self.plan.cache_ttl_s,
+        )
+        sink = self._stream_sink() if final and self._on_delta is not None else None
+        self.reserved_usd += worst
+        try:
+            sent = await self._send(call, sink, window)
+        finally:
+            self.reserved_usd -= worst
+        return sent if isinstance(sent, CallResult) else self._settle_call(call, *sent)
+
+    def _price(
+        self, model_id: str, msgs: tuple[Message, ...], gen: GenerationParams, effort: Effort, offered: tuple[Tool, ...]
+    ) -> float:
+        """Money: the call's worst case, or :class:`OutOfBudget` when the request cannot pay for it."""
         worst = self.estimate_call_usd(model_id, msgs, gen.max_output_tokens, effort, offered)
         if not self.can_afford(worst):
             raise OutOfBudget(
                 f"next call to {model_id} may cost ${worst:.6f}; "
                 f"${self.max_cost_usd - self.spent_usd - self.reserved_usd:.6f} of ${self.max_cost_usd:.6f} left"
             )
+        return worst
+
+    def _window(self, model_id: str, timeout_s: float | None) -> _Window:
+        """Deadline: the call's timeout from the request's deadline and the innermost time box.
+
+        Raises :class:`OutOfTime` when the request has too little time left; a time box
+        with too little left refuses only this call.
+        """
         remaining = self.remaining_s()
         budget_s = timeout_s
         if remaining is not None:
@@ -232,96 +304,87 @@ class StrategyContext:
         box_left = self.box_remaining_s()
         if box_left is not None:
             if box_left < MIN_CALL_S:
-                return CallResult(None, self._record(role, model, effort, error="no time left in this step's share"))
+                return _Window(budget_s, remaining, refused="no time left in this step's share")
             budget_s = box_left if budget_s is None else min(budget_s, box_left)
-        call = ModelCall(
-            model=model,
-            messages=msgs,
-            tools=offered,
-            params=gen,
-            effort=effort,
-            role=role,
-            tenant=self.request.tenant,
-            task=self.request.task,
-            timeout_s=budget_s,
-            logprobs=logprobs,
-            cache_mode=self.request.cache_mode if self.plan.cache_enabled else CacheMode.BYPASS,
-            sample_index=sample_index,
-            labels=self.request.labels,
-            cache_ttl_s=self.plan.cache_ttl_s,
-        )
-        sink = self._stream_sink() if final and self._on_delta is not None else None
-        self.reserved_usd += worst
+        return _Window(budget_s, remaining)
+
+    async def _send(
+        self, call: ModelCall, sink: DeltaSink | None, window: _Window
+    ) -> tuple[ModelResponse, float] | CallResult:
+        """The call chain (trace · cache · retry · provider) within the window.
+
+        Answers the response and when it started, or a failed CallResult; raises
+        :class:`OutOfTime` when the request's own deadline (not a box) ran out.
+        """
         started = self._clock()
         try:
             with waiting():
-                async with asyncio.timeout(budget_s):
-                    response = await self._handler(call, sink)
+                async with asyncio.timeout(window.timeout_s):
+                    return await self._handler(self.turn, call, sink), started
         except asyncio.CancelledError:
-            self._cancelled(role, model, effort, started, msgs, offered)
+            self._cancelled(call, started)
             raise
         except TimeoutError:
             elapsed_ms = (self._clock() - started) * 1000
-            result = self._failed(role, model, effort, started, f"timed out after {elapsed_ms:.0f} ms")
+            result = self._failed(call, started, f"timed out after {elapsed_ms:.0f} ms")
+            remaining, budget_s = window.remaining_s, window.timeout_s
             if remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S:
-                raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
+                raise OutOfTime(f"the request's deadline expired while {call.model.id} was answering") from None
             return result
         except UpstreamError as exc:
-            return self._failed(role, model, effort, started, exc.summary, detail=exc.detail)
+            return self._failed(call, started, exc.summary, detail=exc.detail)
         except PolicydError:
             raise
         except Exception as exc:
-            log.exception("provider %s raised while calling %s", model.provider, model_id)
-            return self._failed(role, model, effort, started, f"provider {model.provider} failed: {type(exc).__name__}")
-        finally:
-            self.reserved_usd -= worst
+            model = call.model
+            log.exception("provider %s raised while calling %s", model.provider, model.id)
+            return self._failed(call, started, f"provider {model.provider} failed: {type(exc).__name__}")
+
+    def _settle_call(self, call: ModelCall, response: ModelResponse, started: float) -> CallResult:
+        """The answered call at its real cost (nothing for a cache hit, which saved its price)."""
+        model, usage = call.model, response.usage
         latency_ms = response.latency_ms or (self._clock() - started) * 1000
-        cost = 0.0 if response.cached else model.cost_usd(response.usage.input_tokens, response.usage.output_tokens)
-        saved = model.cost_usd(response.usage.input_tokens, response.usage.output_tokens) if response.cached else 0.0
+        price = model.cost_usd(usage.input_tokens, usage.output_tokens)
+        cost, saved = (0.0, price) if response.cached else (price, 0.0)
         self.spent_usd += cost
         attempt = self._record(
-            role,
+            call.role,
             model,
-            effort,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
+            call.effort,
+            call,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
             cost_usd=cost,
             latency_ms=latency_ms,
             cached=response.cached,
             saved_usd=saved,
-            usage_estimated=response.usage.estimated,
+            usage_estimated=usage.estimated,
             finish_reason=response.finish_reason,
         )
-        if role is not AttemptRole.VALIDATE:
+        if call.role is not AttemptRole.VALIDATE:
             self.best_output = response.message
         if response.logprobs is not None:
             self._logprobs[response.message] = response.logprobs
         return CallResult(response, attempt)
 
-    def _cancelled(
-        self,
-        role: AttemptRole,
-        model: ModelSpec,
-        effort: Effort,
-        started: float,
-        messages: tuple[Message, ...],
-        offered: tuple[Tool, ...],
-    ) -> None:
+    def _cancelled(self, call: ModelCall, started: float) -> None:
         """Record a call cancelled mid-flight (e.g. the losing half of a hedge).
 
         The upstream has read the prompt, so its input is charged at list price as an
         estimate; output it may have produced is unknown and not charged.
         """
-        used = tokens.input_tokens(messages, offered)
+        model = call.model
+        used = tokens.input_tokens(call.messages, call.tools)
         cost = model.cost_usd(used, 0)
         self.spent_usd += cost
         elapsed_ms = (self._clock() - started) * 1000
         remaining = self.remaining_s()
         at_deadline = remaining is not None and remaining < DEADLINE_MARGIN_S + 2 * DEADLINE_GRACE_S
         self._record(
-            role,
+            call.role,
             model,
-            effort,
+            call.effort,
+            call,
             input_tokens=used,
             cost_usd=cost,
             latency_ms=elapsed_ms,
@@ -346,16 +409,18 @@ class StrategyContext:
 
         return sink
 
-    def _failed(
-        self, role: AttemptRole, model: ModelSpec, effort: Effort, started: float, error: str, detail: str = ""
-    ) -> CallResult:
+    def _failed(self, call: ModelCall, started: float, error: str, detail: str = "") -> CallResult:
         latency_ms = (self._clock() - started) * 1000
-        attempt = self._record(role, model, effort, latency_ms=latency_ms, error=error, error_detail=detail)
+        attempt = self._record(
+            call.role, call.model, call.effort, call, latency_ms=latency_ms, error=error, error_detail=detail
+        )
         if self.streamed:
-            raise StreamBroken(f"stream from {model.id} broke after it started: {error}")
+            raise StreamBroken(f"stream from {call.model.id} broke after it started: {error}")
         return CallResult(None, attempt)
 
-    def _record(self, role: AttemptRole, model: ModelSpec | None, effort: Effort, **fields: Any) -> Attempt:
+    def _record(
+        self, role: AttemptRole, model: ModelSpec | None, effort: Effort, call: ModelCall | None = None, **fields: Any
+    ) -> Attempt:
         attempt = Attempt(
             index=len(self.attempts),
             role=role,
@@ -365,8 +430,7 @@ class StrategyContext:
             **fields,
         )
         self.attempts.append(attempt)
-        if self._on_attempt is not None:
-            self._on_attempt(attempt)
+        self.turn.record(attempt, call)
         return attempt
 
     # ------------------------------------------------------------ validation
@@ -379,31 +443,28 @@ class StrategyContext:
         """
         validator = self.config.validators[validator_key(ref)]
         before = len(self.attempts)
-        label = self._contain.label("validators", ref.name) if self._contain else ref.name
-        try:
-            judge = partial(validator, self, draft)
-            contain = self._contain
+        contain = self._contain
+        label = contain.label("validators", ref.name) if contain else ref.name
+        judge = partial(validator, self, draft)
+        with attributed(label, f"validator {ref.name!r}", traceback=True):
             verdict = await (contain.run("validators", ref.name, judge, self.deadline) if contain else judge())
-        except PolicydError:
-            raise
-        except Exception as exc:
-            log.exception("validator %s raised", ref.name)
-            raise PluginError(label, f"validator {ref.name!r} raised {type(exc).__name__}") from exc
-        if not isinstance(verdict, Verdict):
-            raise PluginError(label, f"validator {ref.name!r} returned {type(verdict).__name__}, not Verdict")
+        verdict = expect(verdict, Verdict, label, f"validator {ref.name!r}")
         if not verdict.validator:
             verdict = replace(verdict, validator=ref.name)
-        own = [i for i in range(before, len(self.attempts)) if self.attempts[i].role is AttemptRole.VALIDATE]
-        if own:
-            i = own[-1]
-            self.attempts[i] = replace(self.attempts[i], verdict=verdict)
-            if self._on_attempt is not None:
-                self._on_attempt(self.attempts[i])
-        else:
-            self._record(AttemptRole.VALIDATE, None, Effort.OFF, verdict=verdict)
+        self._attach_verdict(verdict, before)
         if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
             self.best_output = verdict.repaired
         return verdict
+
+    def _attach_verdict(self, verdict: Verdict, before: int) -> None:
+        """The verdict goes on the validator's own model call since ``before``, or on an attempt of its own."""
+        own = [i for i in range(before, len(self.attempts)) if self.attempts[i].role is AttemptRole.VALIDATE]
+        if not own:
+            self._record(AttemptRole.VALIDATE, None, Effort.OFF, verdict=verdict)
+            return
+        i = own[-1]
+        self.attempts[i] = replace(self.attempts[i], verdict=verdict)
+        self.turn.record(self.attempts[i])
 
     def needs_logprobs(self, ref: ValidatorRef | None) -> bool:
         """Whether a validator reads the draft's token log-probabilities (ask the drafter for them)."""

@@ -1,14 +1,12 @@
-"""The engine: match a request to a plan, transform it, run its strategy, report the outcome.
+"""The engine: make a Turn for each request and take it through the declared pipeline.
 
-Pure asyncio; it imports no gRPC. Subsystems attach without touching this file:
+Pure asyncio; it imports no gRPC and no YAML. What runs around the strategy (rate
+limits, budgets, the decision span, the cache, retries, the ledger...) is not known
+here: the daemon declares it as one :class:`~policyd.engine.pipeline.Pipeline` and
+the engine runs it (``docs/architecture.md``).
 
-* **call layers** wrap every model call (cache, retries, tracing), outermost first;
-* **request layers** wrap every request (outcome cache, decision span, tenant budgets);
-* **outcome listeners** see every finished outcome after the answer is built (ledger,
-  decision log); they must not block.
-
-A reload swaps the whole :class:`Runtime` at once; a request keeps the runtime it
-started with.
+A reload swaps the whole :class:`Runtime` at once; a request keeps the runtime its
+Turn pinned when it started.
 """
 
 from __future__ import annotations
@@ -18,46 +16,44 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from functools import partial
 
 from policyd.config.model import Config
 from policyd.engine.containment import Containment
-from policyd.engine.context import CallHandler, StrategyContext, StrategyStop
-from policyd.engine.explain import explain
+from policyd.engine.context import StrategyContext
+from policyd.engine.pipeline import EMPTY, Around, CallLayer, CallNext, Pipeline, Settle, TurnStep
 from policyd.engine.plan_match import Match, match_request
-from policyd.errors import PluginError, PolicydError, Unavailable
+from policyd.engine.stops import StrategyStop
+from policyd.engine.turn import Observe, Runtime, Turn, TurnFinished, TurnStarted
+from policyd.errors import Unavailable
 from policyd.ids import new_id
+from policyd.plugin.attribution import attributed, expect, plugin_label
 from policyd.plugin.specs import DeltaSink, Progress, Provider, Registered
 from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request
 
 log = logging.getLogger(__name__)
 
-CallLayer = Callable[[ModelCall, "DeltaSink | None", CallHandler], Awaitable[ModelResponse]]
-RequestHandler = Callable[[Request, "Progress | None"], Awaitable[Outcome]]
-RequestLayer = Callable[[Request, "Progress | None", RequestHandler], Awaitable[Outcome]]
-OutcomeListener = Callable[[Request, Outcome], None]
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """One consistent generation of configuration and the providers built from it."""
-
-    config: Config
-    providers: Mapping[str, Provider]
+__all__ = ["Engine", "Runtime", "build_providers"]
 
 
 def build_providers(config: Config, registered: Registered) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     for name, inst in config.providers.items():
         spec = registered.providers[inst.kind]
-        try:
+        label = plugin_label(registered, "providers", inst.kind)
+        with attributed(label, f"provider {name!r}", verb="could not be built:", full=True, passthrough=False):
             providers[name] = spec.factory(name, inst.settings)
-        except Exception as exc:
-            plugin = registered.origins.get(("providers", inst.kind), inst.kind)
-            raise PluginError(plugin, f"provider {name!r} could not be built: {exc!r}") from exc
     return providers
+
+
+async def call_provider(turn: Turn, call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
+    """The innermost step of every call: the provider instance the Turn's runtime built."""
+    provider = turn.runtime.providers.get(call.model.provider)
+    if provider is None:
+        raise Unavailable(f"provider {call.model.provider!r} is not configured")
+    return await provider.complete(call, on_delta)
 
 
 class Engine:
@@ -67,20 +63,15 @@ class Engine:
         registered: Registered,
         *,
         providers: Mapping[str, Provider] | None = None,
-        call_layers: Sequence[CallLayer] = (),
-        request_layers: Sequence[RequestLayer] = (),
-        listeners: Sequence[OutcomeListener] = (),
+        pipeline: Pipeline = EMPTY,
     ) -> None:
         self.registered = registered
         self.runtime = Runtime(config, providers if providers is not None else build_providers(config, registered))
-        self.call_layers = list(call_layers)
-        self.request_layers = list(request_layers)
-        self.listeners = list(listeners)
+        self.pipeline = pipeline
         self._in_flight: Counter[int] = Counter()
         """Requests running per runtime (by id), so a retired runtime closes only when it is idle."""
         self._idle: dict[int, asyncio.Event] = {}
-        self._request_chain: tuple[tuple[RequestLayer, ...] | None, RequestHandler] = (None, self._run)
-        self._call_chain: tuple[Runtime | None, tuple[CallLayer, ...], CallHandler | None] = (None, (), None)
+        self._chain: tuple[Pipeline | None, CallNext] = (None, call_provider)
 
     @property
     def config(self) -> Config:
@@ -119,126 +110,127 @@ class Engine:
 
     # ------------------------------------------------------------ decisions
 
+    def turn(self, request: Request, progress: Progress | None = None) -> Turn:
+        """A Turn for ``request`` on the current runtime: the first thing made for every request."""
+        return Turn(self.runtime, self.registered, request, progress, self.pipeline.events)
+
     def match(self, request: Request, config: Config | None = None) -> Match:
         return match_request(config or self.config, request)
 
     def explain(self, request: Request) -> Explanation:
-        config = self.config
-        return explain(config, self.registered, request, match_request(config, request))
+        """The decision a request would get (what ``Explain`` answers); no step runs."""
+        return self.turn(request).explanation
 
-    # ------------------------------------------------------------ running
+    # ------------------------------------------------------------ the pipeline
 
     async def complete(self, request: Request, progress: Progress | None = None) -> Outcome:
-        handler = self._request_handler()
-        started = time.monotonic()
-        outcome = await handler(request, progress)
-        outcome = replace(outcome, latency_ms=(time.monotonic() - started) * 1000)
-        for listener in self.listeners:
-            try:
-                listener(request, outcome)
-            except Exception:
-                log.exception("outcome listener %r failed", listener)
+        turn = self.turn(request, progress)
+        with self._using(turn.runtime):
+            await _notify(turn.events.started, TurnStarted(turn))
+            outcome = await self._admit(turn, self.pipeline.admit, 0)
+        outcome = replace(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
+        await _notify(turn.events.finished, TurnFinished(turn, outcome))
         return outcome
 
-    async def _run(self, request: Request, progress: Progress | None) -> Outcome:
-        runtime = self.runtime
-        with self._using(runtime):
-            return await self._run_on(runtime, request, progress)
-
-    async def _run_on(self, runtime: Runtime, request: Request, progress: Progress | None) -> Outcome:
-        config = runtime.config
-        match = match_request(config, request)
-        contain = Containment(self.registered, config.raw.plugins if config.raw else None)
-        tokens_saved = 0
-        for tspec, tparams in match.plan.transforms:
-            try:
-                result = await contain.transform(tspec.name, partial(tspec.apply, request, tparams), request.deadline)
-            except PolicydError:
-                raise
-            except Exception as exc:
-                plugin = contain.label("transforms", tspec.name)
-                raise PluginError(plugin, f"transform {tspec.name!r} raised {exc!r}") from exc
-            request, tokens_saved = result.request, tokens_saved + result.tokens_saved
-        explanation = explain(config, self.registered, request, match)
-        limits = [c for c in (request.constraints.max_cost_usd, match.plan.max_cost_usd) if c is not None]
-        ctx = StrategyContext(
-            request=request,
-            match=match,
-            config=config,
-            handler=self._call_handler(runtime),
-            explanation=explanation,
-            max_cost_usd=min(limits) if limits else config.defaults.max_cost_usd,
-            progress=progress,
-            containment=contain,
-        )
-        spec = self.registered.strategies[match.plan.strategy]
+    async def _admit(self, turn: Turn, steps: tuple[TurnStep, ...], start: int) -> Outcome:
+        """admit → (transform → run) → settle, from ``steps[start]`` on; an Around step wraps the rest."""
+        settles: list[Settle] = []
         try:
-            outcome = await contain.run("strategies", spec.name, partial(spec.run, ctx), request.deadline)
-        except StrategyStop as stop:
-            log.info("request %s stopped: %s", request.request_id, stop)
-            outcome = ctx.outcome(stop.status)
-        except PolicydError:
+            for i in range(start, len(steps)):
+                entry = steps[i]
+                assert entry.step is not None
+                if isinstance(entry, Around):
+                    outcome = await entry.step(turn, partial(self._admit, turn, steps, i + 1))
+                    break
+                settle = await entry.step(turn)
+                if settle is not None:
+                    settles.append(settle)
+            else:
+                outcome = await self._run(turn)
+        except BaseException:
+            await _settle(settles, None)
             raise
-        except Exception as exc:
-            log.exception("strategy %s raised", spec.name)
-            plugin = contain.label("strategies", spec.name)
-            raise PluginError(plugin, f"strategy {spec.name!r} raised {type(exc).__name__}") from exc
-        if not isinstance(outcome, Outcome):
-            plugin = contain.label("strategies", spec.name)
-            raise PluginError(plugin, f"strategy {spec.name!r} returned {type(outcome).__name__}, not Outcome")
-        if tokens_saved or not outcome.decision_id:
-            outcome = replace(
-                outcome,
-                tokens_saved=outcome.tokens_saved + tokens_saved,
-                decision_id=outcome.decision_id or new_id(),
-            )
+        await _settle(settles, outcome)
         return outcome
 
-    # The layer chains are built once and reused while the layers (and the runtime) stay
-    # the same: closures made on every request showed in the benchmark's profile.
+    async def _run(self, turn: Turn) -> Outcome:
+        """transform, then run the plan's strategy over a context on the Turn."""
+        contain = Containment(self.registered, turn.config.raw.plugins)
+        await self._transform(turn, contain)
+        ctx = StrategyContext.on_turn(turn, self.call_handler(), contain)
+        name = turn.plan.strategy
+        spec = self.registered.strategies[name]
+        label = contain.label("strategies", name)
+        try:
+            with attributed(label, f"strategy {name!r}", traceback=True):
+                result = await contain.run("strategies", name, partial(spec.run, ctx), turn.request.deadline)
+        except StrategyStop as stop:
+            log.info("request %s stopped: %s", turn.request.request_id, stop)
+            result = ctx.outcome(stop.status)
+        return self._answer(turn, expect(result, Outcome, label, f"strategy {name!r}"))
 
-    def _request_handler(self) -> RequestHandler:
-        layers = tuple(self.request_layers)
-        if self._request_chain[0] != layers:
-            handler: RequestHandler = self._run
-            for layer in reversed(layers):
-                handler = _bind_request(layer, handler)
-            self._request_chain = (layers, handler)
-        return self._request_chain[1]
+    async def _transform(self, turn: Turn, contain: Containment) -> None:
+        for tspec, tparams in turn.plan.transforms:
+            label = contain.label("transforms", tspec.name)
+            request = turn.request
+            with attributed(label, f"transform {tspec.name!r}", full=True):
+                result = await contain.transform(tspec.name, partial(tspec.apply, request, tparams), request.deadline)
+            turn.request = result.request
+            turn.tokens_saved += result.tokens_saved
 
-    def _call_handler(self, runtime: Runtime) -> CallHandler:
-        layers = tuple(self.call_layers)
-        built_for, built_layers, built = self._call_chain
-        if built_for is runtime and built_layers == layers and built is not None:
-            return built
-        handler = self._build_call_handler(runtime, layers)
-        self._call_chain = (runtime, layers, handler)
+    def _answer(self, turn: Turn, outcome: Outcome) -> Outcome:
+        """The strategy's outcome with what the Turn adds: tokens saved, a decision id, notes, redaction."""
+        changes: dict[str, object] = {}
+        if turn.tokens_saved:
+            changes["tokens_saved"] = outcome.tokens_saved + turn.tokens_saved
+        if not outcome.decision_id:
+            changes["decision_id"] = new_id()
+        if turn.notes:
+            e = outcome.explanation
+            changes["explanation"] = replace(e, warnings=(*e.warnings, *turn.notes))
+        redact = self.pipeline.redact
+        if redact is not None:
+            attempts = tuple(redact(a) for a in outcome.attempts)
+            if any(a is not b for a, b in zip(attempts, outcome.attempts, strict=True)):
+                changes["attempts"] = attempts
+        return replace(outcome, **changes) if changes else outcome  # type: ignore[arg-type]
+
+    # The call chain is built once per pipeline: closures made on every request showed
+    # in the benchmark's profile. Layers get the Turn with every call instead.
+
+    def call_handler(self) -> CallNext:
+        pipeline = self.pipeline
+        built_for, handler = self._chain
+        if built_for is not pipeline:
+            handler = call_provider
+            for entry in reversed(pipeline.calls):
+                assert entry.step is not None
+                handler = _bind_call(entry.step, handler)
+            self._chain = (pipeline, handler)
         return handler
 
-    def _build_call_handler(self, runtime: Runtime, layers: tuple[CallLayer, ...]) -> CallHandler:
-        providers = runtime.providers
 
-        async def call_provider(call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
-            provider = providers.get(call.model.provider)
-            if provider is None:
-                raise Unavailable(f"provider {call.model.provider!r} is not configured")
-            return await provider.complete(call, on_delta)
-
-        handler: CallHandler = call_provider
-        for layer in reversed(layers):
-            handler = _bind_call(layer, handler)
-        return handler
-
-
-def _bind_call(layer: CallLayer, inner: CallHandler) -> CallHandler:
-    async def handler(call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
-        return await layer(call, on_delta, inner)
+def _bind_call(layer: CallLayer, inner: CallNext) -> CallNext:
+    async def handler(turn: Turn, call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
+        return await layer(turn, call, on_delta, inner)
 
     return handler
 
 
-def _bind_request(layer: RequestLayer, inner: RequestHandler) -> RequestHandler:
-    async def handler(request: Request, progress: Progress | None) -> Outcome:
-        return await layer(request, progress, inner)
+async def _notify(observers: tuple[Observe, ...], event: object) -> None:
+    """Give ``event`` to each observer; one that fails is logged, an awaitable it returns is awaited."""
+    for observe in observers:
+        try:
+            pending = observe(event)
+        except Exception:
+            log.exception("observer %r failed on %s", observe, type(event).__name__)
+            continue
+        if pending is not None:
+            await pending
 
-    return handler
+
+async def _settle(settles: list[Settle], outcome: Outcome | None) -> None:
+    for settle in reversed(settles):
+        pending = settle(outcome)
+        if pending is not None:
+            await pending

@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from policyd.config.loader import validator_key
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
 from policyd.engine.plan_match import Match
-from policyd.plugin.specs import Registered, Validator, ValidatorRef
+from policyd.plugin.specs import Registered, Validator, ValidatorRef, validator_key
 from policyd.types import Effort, Explanation, ModelSpec, PlanStep, Request
 
 

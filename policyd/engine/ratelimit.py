@@ -1,11 +1,11 @@
 """Per-tenant rate limits: requests and tokens per minute, as token buckets.
 
-A request layer. Each tenant has up to two buckets holding one minute's worth and
+An admission step of the pipeline (``rate-limit``). Each tenant has up to two buckets holding one minute's worth and
 refilling continuously. A request takes one request token and reserves its
 estimated input tokens; when it finishes, the tokens its upstream calls really used
 (cache hits are free) are settled, so the bucket may go below zero and the next
 requests wait for the refill. A refused request costs nothing and says how long to
-wait. Limits come from the live configuration, so a reload changes them at once.
+wait. Limits come from the Turn's configuration, so a reload applies from the next request.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 from policyd.config.security import LimitsConfig, RateConfig
 from policyd.engine import tokens
-from policyd.engine.engine import RequestHandler
+from policyd.engine.turn import Turn
 from policyd.errors import ResourceExhausted
-from policyd.plugin.specs import Progress
 from policyd.types import Outcome, Request
 
 
@@ -49,8 +48,9 @@ def spent_tokens(outcome: Outcome) -> int:
 
 
 class TenantRateLimiter:
-    def __init__(self, limits: Callable[[], LimitsConfig], clock: Callable[[], float] = time.monotonic) -> None:
-        self._limits = limits
+    """The ``rate-limit`` admission step: limits come from the Turn's pinned config."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
 
@@ -64,9 +64,9 @@ class TenantRateLimiter:
         bucket.refill(now)
         return bucket
 
-    def admit(self, request: Request) -> tuple[TokenBucket | None, int]:
+    def admit(self, request: Request, limits: LimitsConfig) -> tuple[TokenBucket | None, int]:
         """Take the request's share or raise RESOURCE_EXHAUSTED; returns the token bucket and the reservation."""
-        rate: RateConfig = self._limits().rate_for(request.tenant)
+        rate: RateConfig = limits.rate_for(request.tenant)
         now = self._clock()
         requests = self._bucket(request.tenant, "requests", rate.requests_per_minute, now)
         toks = self._bucket(request.tenant, "tokens", rate.tokens_per_minute, now)
@@ -82,12 +82,20 @@ class TenantRateLimiter:
             requests.level -= 1
         return toks, estimate
 
-    async def __call__(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
-        bucket, reserved = self.admit(request)
-        outcome: Outcome = await next(request, progress)
-        if bucket is not None:
-            bucket.level -= spent_tokens(outcome) - reserved
-        return outcome
+    def take(self, request: Request, limits: LimitsConfig) -> Callable[[Outcome | None], None] | None:
+        """Admit ``request``; returns how to settle its tokens at the real usage (None: nothing to settle)."""
+        bucket, reserved = self.admit(request, limits)
+        if bucket is None:
+            return None
+
+        def settle(outcome: Outcome | None) -> None:
+            if outcome is not None:  # a failed request keeps its reservation spent
+                bucket.level -= spent_tokens(outcome) - reserved
+
+        return settle
+
+    async def __call__(self, turn: Turn) -> Callable[[Outcome | None], None] | None:
+        return self.take(turn.request, turn.config.raw.limits)
 
 
 def _refused(tenant: str, limit: str, wait_s: float) -> ResourceExhausted:

@@ -23,9 +23,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from policyd.config.model import Config
 from policyd.config.retries import RetriesConfig
-from policyd.engine.context import CallHandler
+from policyd.engine.pipeline import CallNext
+from policyd.engine.turn import Turn
 from policyd.errors import UpstreamError
 from policyd.plugin.specs import DeltaSink
 from policyd.types import ModelCall, ModelResponse
@@ -53,7 +53,7 @@ class CircuitOpen(UpstreamError):
 class RetryLayer:
     def __init__(
         self,
-        settings: Callable[[], RetriesConfig],
+        settings: Callable[[], RetriesConfig] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -69,20 +69,14 @@ class RetryLayer:
         self.upstream_requests = 0
         """Requests sent through this layer, retries included (for stats and tests)."""
 
-    @classmethod
-    def for_config(cls, current: Callable[[], Config]) -> RetryLayer:
-        """Reads the ``retries:`` section of whatever config is live, so a reload applies at once."""
-
-        def settings() -> RetriesConfig:
-            raw = current().raw
-            return raw.retries if raw is not None else RetriesConfig()
-
-        return cls(settings)
-
     # ------------------------------------------------------------ the layer
 
-    async def __call__(self, call: ModelCall, on_delta: DeltaSink | None, inner: CallHandler) -> ModelResponse:
-        cfg = self.settings()
+    async def __call__(self, turn: Turn, call: ModelCall, on_delta: DeltaSink | None, inner: CallNext) -> ModelResponse:
+        """The ``retry`` call layer; its settings are the Turn's ``retries:`` section (or fixed ones, in tests)."""
+        if self.settings is not None:
+            cfg = self.settings()
+        else:
+            cfg = turn.config.raw.retries
         provider = call.model.provider
         circuit = provider if cfg.breaker.scope == "provider" else f"{provider}/{call.model.upstream}"
         breaker = self.breakers.setdefault(circuit, Breaker())
@@ -105,7 +99,7 @@ class RetryLayer:
                 timeout_s = None if deadline is None else max(0.0, deadline - self.clock())
                 self.upstream_requests += 1
                 try:
-                    response = await inner(replace(call, timeout_s=timeout_s), sink if on_delta else None)
+                    response = await inner(turn, replace(call, timeout_s=timeout_s), sink if on_delta else None)
                 except UpstreamError as exc:
                     self._failed(breaker, exc, cfg, probe)
                     why_not = self._why_not(exc, attempt, streamed, holding, cfg)

@@ -1,9 +1,9 @@
-"""Tenant and policy budgets: a request layer that reserves a request's worst case before its
+"""Tenant and policy budgets: an admission step (``budget``) that reserves a request's worst case before its
 first call and settles the real cost after it.
 
 The worst case is the plan's own estimate (the Explanation's ``worst_usd``), never more
-than the request's cost cap. The layer then lowers the request's ``max_cost_usd`` to what
-it reserved, so the StrategyContext (which checks every call's worst case before making
+than the request's cost cap. The step then lowers the Turn's cost cap to what it
+reserved (``Turn.hold``), so the StrategyContext (which checks every call's worst case before making
 it) can never spend more than the reservation: budgets cannot be overspent however many
 requests run at once. A plan whose estimate is too low ends budget-exhausted instead.
 
@@ -19,31 +19,28 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from policyd.config.model import Config
-from policyd.engine.engine import Engine, RequestHandler
-from policyd.engine.explain import explain
-from policyd.engine.plan_match import Match
-from policyd.errors import PluginError, PolicydError, ResourceExhausted, Unavailable
+from policyd.engine.turn import Turn
+from policyd.errors import PolicydError, ResourceExhausted, Unavailable
 from policyd.ledger.checks import check_budgets
 from policyd.ledger.settings import BudgetLimit, BudgetsSettings
+from policyd.plugin.attribution import attributed, plugin_label
 from policyd.plugin.specs import (
     BudgetLine,
     BudgetRefusal,
     BudgetStore,
     BudgetStoreContext,
-    Progress,
     Registered,
 )
-from policyd.types import Outcome, Request
+from policyd.types import Outcome
 
 log = logging.getLogger(__name__)
 
 
 def budgets_of(config: Config) -> BudgetsSettings | None:
-    return config.raw.budgets if config.raw is not None else None
+    return config.raw.budgets
 
 
 def _periods(now: float) -> list[tuple[str, str, float, float]]:
@@ -93,16 +90,6 @@ def budget_lines(settings: BudgetsSettings, tenant: str, policy: str, now: float
     return lines
 
 
-def cost_cap(config: Config, request: Request, match: Match) -> float:
-    """The request's cost cap, as the engine computes it for the StrategyContext."""
-    limits = [c for c in (request.constraints.max_cost_usd, match.plan.max_cost_usd) if c is not None]
-    return min(limits) if limits else config.defaults.max_cost_usd
-
-
-def capped(request: Request, usd: float) -> Request:
-    return replace(request, constraints=replace(request.constraints, max_cost_usd=usd))
-
-
 def refusal_message(refusal: BudgetRefusal, usd: float) -> str:
     line = refusal.line
     return (
@@ -112,12 +99,13 @@ def refusal_message(refusal: BudgetRefusal, usd: float) -> str:
 
 
 class BudgetLayer:
-    """The request layer; a no-op for requests that no budget applies to."""
+    """The ``budget`` admission step; admits at once a request no budget applies to.
 
-    def __init__(
-        self, engine: Engine, store: BudgetStore, clock: Callable[[], float] = time.time, *, kind: str = "local"
-    ) -> None:
-        self.engine = engine
+    It reads the Turn's decision (policy, explanation, cost cap) and never re-decides,
+    except on a downgrade, which is a new decision on the downgrade policy.
+    """
+
+    def __init__(self, store: BudgetStore, clock: Callable[[], float] = time.time, *, kind: str = "local") -> None:
         self.store = store
         self.clock = clock
         self.kind = kind
@@ -139,50 +127,49 @@ class BudgetLayer:
         except Exception:
             log.exception("budget store %r failed to settle $%.6f on %s", self.kind, spent, lines[0].name)
 
-    def _worst_usd(self, config: Config, request: Request, match: Match) -> float:
+    @staticmethod
+    def worst_usd(turn: Turn) -> float:
         """What to reserve: the plan's worst case, never more than the request's cost cap."""
-        worst = explain(config, self.engine.registered, request, match).worst_usd
-        cap = cost_cap(config, request, match)
+        worst, cap = turn.explanation.worst_usd, turn.max_cost_usd
         return min(cap, worst) if worst > 0 else cap
 
-    async def __call__(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
-        config = self.engine.config
-        settings = budgets_of(config)
+    async def __call__(self, turn: Turn) -> Callable[[Outcome | None], Awaitable[None]] | None:
+        settings = turn.config.raw.budgets
         if settings is None:
-            return await next(request, progress)
+            return None
         now = self.clock()
-        match = self.engine.match(request, config)
-        lines = budget_lines(settings, request.tenant, match.policy.name, now)
+        lines = budget_lines(settings, turn.request.tenant, turn.match.policy.name, now)
         if not lines:
-            return await next(request, progress)
-        usd = self._worst_usd(config, request, match)
-        refusal, note = await self._reserve(lines, usd), ""
+            return None
+        usd = self.worst_usd(turn)
+        refusal = await self._reserve(lines, usd)
         if refusal is not None:
-            message = refusal_message(refusal, usd)
-            floor = settings.downgrade_policy if settings.on_exceeded == "downgrade" else None
-            if floor is None or floor == match.policy.name:
-                raise ResourceExhausted(message)
-            request = replace(request, policy=floor)
-            match = self.engine.match(request, config)
-            lines = budget_lines(settings, request.tenant, floor, now)
-            usd = self._worst_usd(config, request, match)
-            again = await self._reserve(lines, usd) if lines else None
-            if again is not None:
-                raise ResourceExhausted(f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}")
-            note = f"downgraded to policy {floor!r}: {message}"
-        if not lines:  # the downgrade policy is under no budget of its own or of the tenant's
-            outcome = await next(request, progress)
-        else:
-            spent = usd
-            try:
-                outcome = await next(capped(request, usd), progress)
-                spent = outcome.total_cost_usd
-            finally:
-                await self._settle(lines, usd, spent)
-        if note:
-            e = outcome.explanation
-            outcome = replace(outcome, explanation=replace(e, warnings=(*e.warnings, note)))
-        return outcome
+            lines, usd = await self._downgrade(turn, settings, refusal, usd, now)
+            if not lines:  # the downgrade policy is under no budget of its own or of the tenant's
+                return None
+        turn.hold(usd)
+
+        async def settle(outcome: Outcome | None) -> None:
+            await self._settle(lines, usd, usd if outcome is None else outcome.total_cost_usd)
+
+        return settle
+
+    async def _downgrade(
+        self, turn: Turn, settings: BudgetsSettings, refusal: BudgetRefusal, usd: float, now: float
+    ) -> tuple[list[BudgetLine], float]:
+        """Over budget: ResourceExhausted, or (``on_exceeded: downgrade``) the downgrade policy's reservation."""
+        message = refusal_message(refusal, usd)
+        floor = settings.downgrade_policy if settings.on_exceeded == "downgrade" else None
+        if floor is None or floor == turn.match.policy.name:
+            raise ResourceExhausted(message)
+        turn.redecide(floor)
+        lines = budget_lines(settings, turn.request.tenant, floor, now)
+        usd = self.worst_usd(turn)
+        again = await self._reserve(lines, usd) if lines else None
+        if again is not None:
+            raise ResourceExhausted(f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}")
+        turn.notes.append(f"downgraded to policy {floor!r}: {message}")
+        return lines, usd
 
 
 def build_budget_store(
@@ -197,11 +184,10 @@ def build_budget_store(
         return None
     kind = settings.store.kind
     spec = registered.budget_stores[kind]
-    try:
+    label = plugin_label(registered, "budget_stores", kind)
+    with attributed(label, f"budget store {kind!r}", verb="could not be built:", full=True, passthrough=False):
         return spec.factory(store_settings, context)
-    except Exception as exc:
-        plugin = registered.origins.get(("budget_stores", kind), kind)
-        raise PluginError(plugin, f"budget store {kind!r} could not be built: {exc!r}") from exc
+    raise AssertionError("unreachable")  # attributed() re-raises; mypy cannot see it
 
 
 Spend = Callable[..., Awaitable[float]]

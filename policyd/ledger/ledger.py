@@ -1,13 +1,13 @@
-"""The ledger as the daemon uses it: an outcome listener, reports, stats and spend.
+"""The ledger as the daemon uses it: a record step (observer of finished turns), reports, stats and spend.
 
 Durability window (``ledger.durability``):
 
-* ``batch`` (default): the listener only queues the outcome; it is durable once the
+* ``batch`` (default): the observer only queues the outcome; it is durable once the
   batch holding it commits, at most ``flush_interval_ms`` after the request finished
   (plus the commit's own time), sooner when ``max_batch`` records wait. A ``kill -9``
   loses only outcomes still queued; anything acknowledged as durable (a reply to
   ReportOutcome or GetStats, both of which flush first, or a finished flush) stays.
-* ``sync``: a request layer commits the outcome before the reply leaves, so every reply
+* ``sync``: the observer commits the outcome before the reply leaves, so every reply
   is an acknowledgement. Concurrent requests share a commit (group commit).
 """
 
@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 
-from policyd.engine.engine import RequestHandler
+from policyd.engine.turn import Observe, TurnFinished
 from policyd.errors import InvalidArgument
 from policyd.ledger import stats as stats_mod
 from policyd.ledger.records import outcome_record
 from policyd.ledger.settings import LedgerSettings
 from policyd.ledger.store import Report, connect, ledger_path, spent_usd
 from policyd.ledger.writer import LedgerWriter
-from policyd.plugin.specs import Progress
-from policyd.types import Outcome, Request
 
 
 class Ledger:
@@ -47,17 +44,17 @@ class Ledger:
 
     # ------------------------------------------------------------ recording
 
-    def listener(self, request: Request, outcome: Outcome) -> None:
-        """Outcome listener (``durability: batch``): queue the outcome, never wait."""
-        self.writer.enqueue(outcome_record(request, outcome))
+    def observer(self) -> Mapping[type, Observe]:
+        """The ``ledger`` record step: queue each finished turn (``batch``) or commit it first (``sync``)."""
+        return {TurnFinished: self.commit if self.sync else self.enqueue}
 
-    async def sync_layer(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
-        """Request layer (``durability: sync``): commit the outcome before it is answered."""
-        started = time.monotonic()
-        outcome = await next(request, progress)
-        outcome = replace(outcome, latency_ms=(time.monotonic() - started) * 1000)
-        await self.writer.commit(outcome_record(request, outcome))
-        return outcome
+    def enqueue(self, event: TurnFinished) -> None:
+        """``durability: batch``: queue the outcome, never wait."""
+        self.writer.enqueue(outcome_record(event.turn.received, event.outcome))
+
+    async def commit(self, event: TurnFinished) -> None:
+        """``durability: sync``: commit the outcome before it is answered (concurrent turns share a commit)."""
+        await self.writer.commit(outcome_record(event.turn.received, event.outcome))
 
     async def flush(self) -> None:
         await self.writer.flush()

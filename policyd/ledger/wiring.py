@@ -1,59 +1,63 @@
-"""Attaches the ledger and the budgets to a daemon (called once, from ``build_daemon``)."""
+"""The ledger's and the budgets' parts of the pipeline (called once, from ``build_daemon``).
+
+:func:`open_ledger` returns the parts; the daemon places them in its pipeline
+literal. Nothing here edits the engine or the daemon.
+"""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from policyd.ledger.budgets import BudgetLayer, budgets_of, build_budget_store, recorded_usd_from
+from policyd.config.model import Config
+from policyd.datadir import ensure_private_dir
+from policyd.engine.turn import Observe
+from policyd.ledger.budgets import BudgetLayer, build_budget_store, recorded_usd_from
 from policyd.ledger.ledger import Ledger
-from policyd.ledger.settings import LedgerSettings
-from policyd.plugin.specs import BudgetStoreContext
-
-if TYPE_CHECKING:
-    from policyd.daemon import Daemon
+from policyd.plugin.specs import BudgetStoreContext, Registered
 
 log = logging.getLogger(__name__)
 
 
-def install_ledger(daemon: Daemon) -> Ledger | None:
-    """Open the ledger in the data directory, record every outcome, enforce budgets.
+@dataclass
+class LedgerParts:
+    ledger: Ledger | None
+    """None when the data directory cannot hold one (the daemon serves without)."""
+    record: Mapping[type, Observe] | None
+    """The ``ledger`` record step."""
+    budgets: BudgetLayer | None
+    """The ``budget`` admission step (None without a ``budgets:`` section)."""
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    ``durability: batch`` adds an outcome listener; ``sync`` adds an outermost request
-    layer that commits before answering. The budget layer goes after the layers already
-    installed (inside them), so an outer outcome cache answers hits without reserving.
 
+def open_ledger(config: Config, registered: Registered, data_dir: Path) -> LedgerParts:
+    """Open the ledger in the data directory and the budget store the file names.
+
+    ``durability: batch`` records through a queue; ``sync`` commits before answering.
     A data directory that cannot hold the ledger (read-only, full) does not stop the
     daemon: it serves without one, says so in the log, and budgets count from zero.
     """
-    from policyd.daemon import ensure_private_dir
-
-    engine = daemon.engine
-    raw = daemon.config.raw
-    settings = raw.ledger if raw is not None else LedgerSettings()
+    settings = config.raw.ledger
     ledger: Ledger | None
     try:
-        ledger = Ledger(ensure_private_dir(daemon.data_dir), settings)
+        ledger = Ledger(ensure_private_dir(data_dir), settings)
     except (OSError, sqlite3.Error) as exc:
         log.warning(
             "cannot open the ledger in %s (%s): running without a ledger: outcomes are not recorded, "
             "ReportOutcome and GetStats are unavailable, budgets count from zero at each start",
-            daemon.data_dir,
+            data_dir,
             getattr(exc, "strerror", None) or exc,
         )
         ledger = None
-    if ledger is not None:
-        if ledger.sync:
-            engine.request_layers.insert(0, ledger.sync_layer)
-        else:
-            engine.listeners.append(ledger.listener)
     try:
         store = build_budget_store(
-            daemon.config,
-            daemon.registered,
+            config,
+            registered,
             BudgetStoreContext(
-                data_dir=daemon.data_dir,
+                data_dir=data_dir,
                 recorded_usd=recorded_usd_from(ledger.spent if ledger is not None else _nothing_recorded),
             ),
         )
@@ -61,16 +65,16 @@ def install_ledger(daemon: Daemon) -> Ledger | None:
         if ledger is not None:
             ledger.writer.close()
         raise
+    parts = LedgerParts(ledger, ledger.observer() if ledger is not None else None, None)
     if ledger is not None:
-        daemon.closers.append(ledger.aclose)
-    budgets = budgets_of(daemon.config)
+        parts.closers.append(ledger.aclose)
+    budgets = config.raw.budgets
     if store is not None and budgets is not None:
-        engine.request_layers.append(BudgetLayer(engine, store, kind=budgets.store.kind))
-        daemon.closers.append(store.aclose)
-    daemon.ledger = ledger
+        parts.budgets = BudgetLayer(store, kind=budgets.store.kind)
+        parts.closers.append(store.aclose)
     if ledger is not None:
         log.info("ledger %s (durability %s)%s", ledger.path, settings.durability, ", budgets on" if store else "")
-    return ledger
+    return parts
 
 
 async def _nothing_recorded(**_: object) -> float:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+from policyd.plugin.attribution import plugin_label
 from policyd.types import Attempt, Effort, Message, ModelCall, ModelResponse, ModelSpec, PlanStep, Request, Verdict
 
 if TYPE_CHECKING:
@@ -117,6 +118,11 @@ class ValidatorRef(BaseModel):
     name: str
     model: str | None = None
     params: dict[str, Any] = {}
+
+
+def validator_key(ref: ValidatorRef) -> str:
+    """The key a built validator is stored under in ``Config.validators``: its reference as JSON."""
+    return ref.model_dump_json()
 
 
 class Validator(Protocol):
@@ -269,6 +275,4 @@ class Registered:
 
     def plugin_label(self, kind: str, name: str) -> str:
         """``"<plugin> <version>"`` of the plugin that registered ``name`` of ``kind`` (e.g. strategies)."""
-        plugin = self.origins.get((kind, name), "?")
-        version = self.versions.get(plugin)
-        return f"{plugin} {version}" if version else plugin
+        return plugin_label(self, kind, name)

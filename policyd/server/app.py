@@ -13,7 +13,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from policyd.config.security import LimitsConfig
 from policyd.daemon import Daemon
 from policyd.server import listen as listening
 from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
@@ -49,7 +48,7 @@ class RunningServer:
 
 async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningServer:
     raw = daemon.config.raw
-    limits = raw.limits if raw is not None else LimitsConfig()
+    limits = raw.limits
     gate = AuthGate(lambda: daemon.config)
     server = grpc.aio.server(
         interceptors=[server_interceptor(daemon.telemetry), ErrorInterceptor(), AuthInterceptor(gate)],
@@ -75,7 +74,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    tls = raw.auth.tls if raw is not None and raw.auth is not None else None
+    tls = raw.auth.tls if raw.auth is not None else None
     port = listening.bind(server, listen, tls, daemon.config.source)
     await server.start()
     listening.restrict_socket(listen)

@@ -105,8 +105,7 @@ class AuthGate:
         self._auth: Authenticator | None = None
 
     def current(self) -> Authenticator | None:
-        raw = self._config().raw
-        section = raw.auth if raw is not None else None
+        section = self._config().raw.auth
         if section is not self._seen:
             self._seen, self._auth = section, Authenticator(section) if section is not None else None
         return self._auth

@@ -45,8 +45,6 @@ def file_stamp(path: str) -> Stamp:
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:
     """Keys whose new values take effect only after a restart."""
-    if old.raw is None or new.raw is None:
-        return []
     changed = []
     for key in ("max_receive_message_bytes", "max_send_message_bytes", "max_concurrent_rpcs"):
         if getattr(old.raw.limits, key) != getattr(new.raw.limits, key):

@@ -64,8 +64,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     def _request(self, msg: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> Request:
         config = self.daemon.config
         tenant = self.identity(context, msg)
-        if config.raw is not None:
-            check_request_limits(msg, config.raw.limits)
+        check_request_limits(msg, config.raw.limits)
         defaults = config.defaults
         deadline = convert.deadline_from(context.time_remaining(), defaults.deadline_ms, defaults.max_deadline_ms)
         return convert.request_from_proto(msg, tenant=tenant, deadline=deadline)

@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry import metrics
 
+from policyd.engine.turn import Observe, TurnFinished
 from policyd.plugin.specs import DecisionSink
 from policyd.telemetry import content
 from policyd.telemetry import semconv as sc
@@ -130,6 +131,13 @@ class DecisionLog:
         self._dropped_counter = counter
         self._thread = threading.Thread(target=self._work, name="policyd-decision-sinks", daemon=True)
         self._thread.start()
+
+    def observer(self) -> Mapping[type, Observe]:
+        """The ``decision-log`` record step."""
+        return {TurnFinished: self.record}
+
+    def record(self, event: TurnFinished) -> None:
+        self(event.turn.received, event.outcome)
 
     def __call__(self, request: Request, outcome: Outcome) -> None:
         """The outcome listener: never blocks."""

@@ -1,24 +1,27 @@
-"""The decision span (request layer) and one span per model call (call layer).
+"""The decision span (an Around step), one span per model call (a call layer) and the outcome metrics.
 
 Tree: RPC server span → ``policyd.decision`` → ``chat {model}`` per model call.
 
 Where each value comes from, so that it is right:
 
-* the **call layer** sees the ModelCall and the ModelResponse: gen_ai.* request and
-  response attributes, tokens, finish reasons, ``policyd.cached``, errors. It keeps
-  the span current while the provider runs, so provider HTTP calls carry its
-  ``traceparent`` (:func:`policyd.telemetry.propagation.inject_headers`);
-* the **attempt** the strategy context records right after the call (same task)
-  brings ``policyd.attempt.index`` and ``policyd.cost_usd``; the request layer
-  observes attempts through the request's ``Progress.on_attempt`` (which the context
-  calls again when a verdict lands). A VALIDATE call's span stays open, with its end
-  time fixed at the call's end, until its verdict is known; it then gets
-  ``policyd.verdict`` and ends. Spans still open when the request ends are ended then;
-* the **request layer** sees the final Outcome: policy, rule, strategy, status, total
-  cost and verdicts go on the decision span, and the Outcome gets the ``trace_id``.
+* the **call layer** (``trace``) sees the Turn, the ModelCall and the ModelResponse:
+  gen_ai.* request and response attributes, tokens, finish reasons, ``policyd.cached``,
+  errors. It keeps the span current while the provider runs, so provider HTTP calls
+  carry its ``traceparent`` (:func:`policyd.telemetry.propagation.inject_headers`). The
+  span waits on the Turn (``turn.state``) for its attempt;
+* the **attempt** the strategy context records right after the call arrives as an
+  :class:`~policyd.engine.turn.AttemptRecorded` event naming the call: it brings
+  ``policyd.attempt.index`` and ``policyd.cost_usd``. A VALIDATE call's span stays open,
+  with its end time fixed at the call's end, until its verdict is known (the same event
+  again, same index); it then gets ``policyd.verdict`` and ends. Spans still open when
+  the request ends are ended then;
+* the **decision span** (``decision-span``) sees the final Outcome: policy, rule,
+  strategy, status, total cost and verdicts go on it, and the Outcome gets the ``trace_id``;
+* the **metrics** observer counts every finished turn's outcome, cost and verdicts.
 
-The layer also scrubs attempt error texts (which may quote an upstream's URL or
-headers) before they reach the caller, a stream, a span or a decision event.
+:func:`scrub_attempt` is the pipeline's redaction: attempt error texts (which may quote
+an upstream's URL or headers) are scrubbed before they reach the caller, a stream, a
+span or a decision event.
 """
 
 from __future__ import annotations
@@ -26,24 +29,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from policyd.engine.context import CallHandler
-from policyd.engine.engine import RequestHandler
+from policyd.engine.pipeline import CallNext, Rest
+from policyd.engine.turn import AttemptRecorded, Observe, Turn, TurnFinished
 from policyd.errors import PolicydError, UpstreamError
-from policyd.plugin.specs import DeltaSink, Progress
+from policyd.plugin.specs import DeltaSink
 from policyd.telemetry import content
 from policyd.telemetry import semconv as sc
 from policyd.telemetry.metrics import Instruments
 from policyd.telemetry.redact import SCRUBBER
 from policyd.telemetry.setup import Telemetry
-from policyd.types import Attempt, AttemptRole, CacheMode, ModelCall, ModelResponse, Outcome, OutcomeStatus, Request
+from policyd.types import Attempt, AttemptRole, CacheMode, ModelCall, ModelResponse, Outcome, OutcomeStatus
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +69,17 @@ class _CallSpan:
 
 
 class _RequestSpans:
-    """The call spans of one request, by attempt index once bound."""
+    """The call spans of one request: waiting for their attempt (by call), then by attempt index."""
 
     def __init__(self) -> None:
         self.calls: list[_CallSpan] = []
+        self.waiting: dict[int, _CallSpan] = {}
+        """By ``id()`` of the ModelCall; the context holds the call until it records the attempt."""
         self.by_index: dict[int, _CallSpan] = {}
 
     def end_all(self) -> None:
         for cs in self.calls:
             cs.end()
-
-
-_REQUEST: ContextVar[_RequestSpans | None] = ContextVar("policyd_request_spans", default=None)
-_PENDING: ContextVar[_CallSpan | None] = ContextVar("policyd_pending_call_span", default=None)
-"""The span of the call that just returned in this task, waiting for its Attempt."""
 
 
 def trace_id_hex(span: trace.Span) -> str:
@@ -96,29 +95,23 @@ def scrub_attempt(attempt: Attempt) -> Attempt:
 
 
 class TelemetryLayers:
-    """The request layer, the call layer and the attempt observer, sharing one Telemetry."""
+    """The decision span, the call layer and the observers, sharing one Telemetry."""
 
-    def __init__(
-        self,
-        telemetry: Telemetry,
-        instruments: Instruments | None,
-        provider_kind: Callable[[str], str] = lambda name: name,
-    ) -> None:
+    def __init__(self, telemetry: Telemetry, instruments: Instruments | None) -> None:
         self.telemetry = telemetry
         self.tracer = telemetry.tracer()
         self.tracing = telemetry.tracing
         self.instruments = instruments
         self.capture = telemetry.capture_content
-        self.provider_kind = provider_kind
 
-    # ------------------------------------------------------------ request layer
+    # ------------------------------------------------------------ decision span (Around)
 
-    async def request_layer(self, request: Request, progress: Progress | None, next: RequestHandler) -> Outcome:
+    async def decision_span(self, turn: Turn, rest: Rest) -> Outcome:
         if not self.tracing:
-            outcome = await next(request, self._observed(progress, None))
-            return self._finish(outcome, trace.get_current_span())
+            return self._finish(await rest(), trace.get_current_span())
         spans = _RequestSpans()
-        token = _REQUEST.set(spans)
+        turn.state[self] = spans
+        request = turn.request
         attributes = {
             sc.POLICYD_REQUEST_ID: request.request_id,
             sc.POLICYD_TENANT: request.tenant,
@@ -130,24 +123,29 @@ class TelemetryLayers:
             set_status_on_exception=False,
         ) as span:  # fmt: skip
             try:
-                outcome = await next(request, self._observed(progress, spans))
+                outcome = await rest()
             except BaseException as exc:
                 _mark_error(span, exc)
                 raise
             finally:
                 spans.end_all()
-                _REQUEST.reset(token)
             self._annotate_decision(span, outcome)
             return self._finish(outcome, span)
 
     def _finish(self, outcome: Outcome, span: trace.Span) -> Outcome:
-        attempts = tuple(scrub_attempt(a) for a in outcome.attempts)
         trace_id = outcome.trace_id or trace_id_hex(span)
-        if trace_id != outcome.trace_id or any(a is not b for a, b in zip(attempts, outcome.attempts, strict=True)):
-            outcome = replace(outcome, attempts=attempts, trace_id=trace_id)
-        if self.instruments is not None:
-            self.instruments.record_outcome(outcome)
-        return outcome
+        return outcome if trace_id == outcome.trace_id else replace(outcome, trace_id=trace_id)
+
+    def metrics(self) -> Mapping[type, Observe] | None:
+        """The ``metrics`` record step, or None when metrics are off."""
+        instruments = self.instruments
+        if instruments is None:
+            return None
+
+        def finished(event: TurnFinished) -> None:
+            instruments.record_outcome(event.outcome)
+
+        return {TurnFinished: finished}
 
     def _annotate_decision(self, span: trace.Span, outcome: Outcome) -> None:
         e = outcome.explanation
@@ -171,34 +169,29 @@ class TelemetryLayers:
             span.set_status(Status(StatusCode.ERROR, outcome.status.value))
             span.set_attribute(sc.ERROR_TYPE, outcome.status.value)
 
-    # ------------------------------------------------------------ attempts
+    # ------------------------------------------------------------ attempts (observer)
 
-    def _observed(self, progress: Progress | None, spans: _RequestSpans | None) -> Progress | None:
-        outer = progress.on_attempt if progress else None
-        if spans is None and outer is None:
-            return progress
+    def attempt_spans(self) -> Mapping[type, Observe] | None:
+        """The ``trace`` record step: binds each recorded attempt to its call's span."""
+        return {AttemptRecorded: self.on_attempt} if self.tracing else None
 
-        def on_attempt(attempt: Attempt) -> None:
-            attempt = scrub_attempt(attempt)
-            if spans is not None:
-                try:
-                    self._bind(spans, attempt)
-                except Exception:
-                    log.exception("telemetry could not record attempt %d", attempt.index)
-            if outer is not None:
-                outer(attempt)
+    def on_attempt(self, event: AttemptRecorded) -> None:
+        spans = event.turn.state.get(self)
+        if spans is None:
+            return
+        try:
+            self._bind(spans, event.attempt, event.call)
+        except Exception:
+            log.exception("telemetry could not record attempt %d", event.attempt.index)
 
-        return Progress(on_delta=progress.on_delta if progress else None, on_attempt=on_attempt)
-
-    def _bind(self, spans: _RequestSpans, attempt: Attempt) -> None:
+    def _bind(self, spans: _RequestSpans, attempt: Attempt, call: ModelCall | None) -> None:
         cs = spans.by_index.get(attempt.index)
         if cs is None:
-            pending = _PENDING.get()
-            if pending is None or pending.model_id != attempt.model or pending.role is not attempt.role:
+            cs = spans.waiting.pop(id(call), None) if call is not None else None
+            if cs is None:
                 return  # no call behind this attempt (excluded model, free validator)
-            _PENDING.set(None)
-            pending.index = attempt.index
-            spans.by_index[attempt.index] = cs = pending
+            cs.index = attempt.index
+            spans.by_index[attempt.index] = cs
         if not cs.open:
             return
         span = cs.span
@@ -216,9 +209,9 @@ class TelemetryLayers:
 
     # ------------------------------------------------------------ call layer
 
-    async def call_layer(self, call: ModelCall, on_delta: DeltaSink | None, next: CallHandler) -> ModelResponse:
+    async def call_span(self, turn: Turn, call: ModelCall, on_delta: DeltaSink | None, next: CallNext) -> ModelResponse:
         model = call.model
-        kind = self.provider_kind(model.provider)
+        kind = _provider_kind(turn, model.provider)
         started = time.perf_counter()
         span = self.tracer.start_span(
             sc.call_span_name(sc.OPERATION_CHAT, model.upstream), kind=SpanKind.CLIENT,
@@ -228,10 +221,10 @@ class TelemetryLayers:
         response: ModelResponse | None = None
         try:
             if span is None:
-                response = await next(call, on_delta)
+                response = await next(turn, call, on_delta)
             else:
                 with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-                    response = await next(call, on_delta)
+                    response = await next(turn, call, on_delta)
                 self._annotate_response(span, response)
             return response
         except BaseException as exc:
@@ -243,7 +236,7 @@ class TelemetryLayers:
             if self.instruments is not None:
                 self._measure(call, kind, response, error_type, time.perf_counter() - started)
             if span is not None:
-                self._park(span, call)
+                self._park(span, call, turn)
 
     def _call_attributes(self, call: ModelCall, kind: str) -> dict[str, Any]:
         model, params = call.model, call.params
@@ -293,15 +286,15 @@ class TelemetryLayers:
             attrs[sc.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(response.message, response.finish_reason)
         span.set_attributes(attrs)
 
-    def _park(self, span: trace.Span, call: ModelCall) -> None:
-        """Leave the span for the attempt observer to finish; end it now if nothing will."""
+    def _park(self, span: trace.Span, call: ModelCall, turn: Turn | None) -> None:
+        """Leave the span on the Turn for the attempt observer to finish; end it now if nothing will."""
         cs = _CallSpan(span, call.model.id, call.role, end_ns=time.time_ns())
-        spans = _REQUEST.get()
+        spans = turn.state.get(self) if turn is not None else None
         if spans is None:
             cs.end()
             return
         spans.calls.append(cs)
-        _PENDING.set(cs)
+        spans.waiting[id(call)] = cs
 
     def _measure(
         self, call: ModelCall, kind: str, response: ModelResponse | None, error_type: str | None, seconds: float
@@ -326,6 +319,12 @@ class TelemetryLayers:
         if response is not None:
             inst.token_usage.record(response.usage.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
             inst.token_usage.record(response.usage.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+
+
+def _provider_kind(turn: Turn | None, name: str) -> str:  # None: a layer driven without an engine (tests)
+    """The provider instance's kind (``openai``...) in the Turn's config, for gen_ai.provider.name."""
+    inst = turn.config.providers.get(name) if turn is not None else None
+    return inst.kind if inst is not None else name
 
 
 def _mark_error(span: trace.Span, exc: BaseException) -> None:

@@ -1,23 +1,25 @@
-"""Attaches telemetry to an engine: layers, decision sinks, secret registration, shutdown.
+"""Telemetry's parts of the pipeline: the decision span, the call spans, the metrics, the decision log.
 
-``build_daemon`` calls :func:`instrument` once and passes the returned layers and
-listeners to the Engine; everything telemetry needs from the configuration (the
+``build_daemon`` calls :func:`instrument` once and places the returned parts in its
+pipeline literal; everything telemetry needs from the configuration (the
 ``telemetry:`` section, provider settings holding secrets, sink parameters) is read here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from policyd.config.loader import _unknown, format_loc
 from policyd.config.model import Config
-from policyd.engine.engine import CallLayer, OutcomeListener, RequestLayer
+from policyd.engine.pipeline import CallLayer, Wrap
+from policyd.engine.turn import Observe
 from policyd.errors import ConfigError
+from policyd.plugin.attribution import plugin_label
 from policyd.plugin.specs import DecisionSink, Registered, SinkContext
 from policyd.telemetry.config import SinkRef, TelemetryConfig
 from policyd.telemetry.decision import DecisionLog
@@ -32,9 +34,28 @@ class Instrumentation:
     telemetry: Telemetry
     layers: TelemetryLayers
     decisions: DecisionLog | None
-    call_layers: list[CallLayer] = field(default_factory=list)
-    request_layers: list[RequestLayer] = field(default_factory=list)
-    listeners: list[OutcomeListener] = field(default_factory=list)
+
+    @property
+    def decision_span(self) -> Wrap:
+        """The ``decision-span`` Around step (also stamps the trace id when tracing is off)."""
+        return self.layers.decision_span
+
+    @property
+    def call_spans(self) -> CallLayer | None:
+        """The ``trace`` call layer; None when no telemetry is exported."""
+        return self.layers.call_span if self.telemetry.enabled else None
+
+    @property
+    def attempt_spans(self) -> Mapping[type, Observe] | None:
+        return self.layers.attempt_spans() if self.telemetry.enabled else None
+
+    @property
+    def metrics(self) -> Mapping[type, Observe] | None:
+        return self.layers.metrics()
+
+    @property
+    def decision_log(self) -> Mapping[type, Observe] | None:
+        return self.decisions.observer() if self.decisions is not None else None
 
     async def aclose(self) -> None:
         """Deliver queued decision events, then flush and stop the exporters."""
@@ -44,34 +65,18 @@ class Instrumentation:
 
 
 def section(config: Config) -> TelemetryConfig:
-    raw = config.raw
-    return raw.telemetry if raw is not None else TelemetryConfig()
+    return config.raw.telemetry
 
 
-def instrument(
-    telemetry: Telemetry,
-    config: Config,
-    registered: Registered,
-    data_dir: Path,
-    current_config: Callable[[], Config] | None = None,
-) -> Instrumentation:
-    """Build the layers and the decision log for ``config``; raises ConfigError for a bad sink entry."""
+def instrument(telemetry: Telemetry, config: Config, registered: Registered, data_dir: Path) -> Instrumentation:
+    """Build the parts and the decision log for ``config``; raises ConfigError for a bad sink entry."""
     install_log_scrubber()
     for inst in config.providers.values():
         SCRUBBER.add_secrets_from_settings(inst.settings)
     cfg = section(config)
     telemetry = telemetry.with_capture(cfg.capture_content)
     instruments = Instruments(telemetry.meter()) if telemetry.metering else None
-    get_config = current_config or (lambda: config)
-
-    def provider_kind(name: str) -> str:
-        inst = get_config().providers.get(name)
-        return inst.kind if inst is not None else name
-
-    layers = TelemetryLayers(telemetry, instruments, provider_kind)
-    out = Instrumentation(telemetry, layers, None, request_layers=[layers.request_layer])
-    if telemetry.enabled:
-        out.call_layers.append(layers.call_layer)
+    out = Instrumentation(telemetry, TelemetryLayers(telemetry, instruments), None)
     sinks = build_sinks(cfg, config.source, registered, SinkContext(data_dir, telemetry.logger_provider))
     if sinks:
         out.decisions = DecisionLog(
@@ -80,7 +85,6 @@ def instrument(
             queue_size=cfg.decisions.queue_size,
             meter=telemetry.meter() if telemetry.metering else None,
         )
-        out.listeners.append(out.decisions)
     return out
 
 
@@ -108,6 +112,6 @@ def build_sinks(
         try:
             sinks.append((ref.name, spec.factory(context, params)))
         except Exception as exc:
-            plugin = registered.origins.get(("decision_sinks", ref.name), ref.name)
+            plugin = plugin_label(registered, "decision_sinks", ref.name)
             raise ConfigError(source, path, f"decision sink {ref.name!r} (plugin {plugin}): {exc}") from exc
     return sinks

@@ -239,6 +239,10 @@ class FakeClock:
         return self.now
 
 
+NO_TURN = None
+"""The cache layer only passes the Turn on to the layers inside it."""
+
+
 @pytest.fixture
 def cache(tmp_path: Path):
     c = ResponseCache(tmp_path, CacheSettings(shards=2, default_ttl_s=100))
@@ -250,7 +254,7 @@ def cache(tmp_path: Path):
 def upstream_counting():
     calls: list[ModelCall] = []
 
-    async def next_(call, on_delta):
+    async def next_(turn, call, on_delta):
         calls.append(call)
         if on_delta:
             on_delta("ans")
@@ -264,34 +268,34 @@ async def test_ttl_from_the_call_then_the_default(cache):
     calls, next_ = upstream_counting()
     clock: FakeClock = cache.layer.clock
     short = dataclasses.replace(BASE, cache_ttl_s=10)
-    await cache.layer(short, None, next_)
-    assert (await cache.layer(short, None, next_)).cached
+    await cache.layer(NO_TURN, short, None, next_)
+    assert (await cache.layer(NO_TURN, short, None, next_)).cached
     clock.now += 11
-    assert not (await cache.layer(short, None, next_)).cached
+    assert not (await cache.layer(NO_TURN, short, None, next_)).cached
     other = dataclasses.replace(BASE, messages=(Message(Role.USER, "other"),))
-    await cache.layer(other, None, next_)
+    await cache.layer(NO_TURN, other, None, next_)
     clock.now += 99
-    assert (await cache.layer(other, None, next_)).cached
+    assert (await cache.layer(NO_TURN, other, None, next_)).cached
     clock.now += 2
-    assert not (await cache.layer(other, None, next_)).cached
+    assert not (await cache.layer(NO_TURN, other, None, next_)).cached
     assert len(calls) == 4
 
 
 async def test_a_replaced_entry_is_answered_anew_not_from_the_decoded_memo(cache):
     _calls, next_ = upstream_counting()
-    await cache.layer(BASE, None, next_)
+    await cache.layer(NO_TURN, BASE, None, next_)
     cache.writer.flush()
-    assert (await cache.layer(BASE, None, next_)).message.content == "answer"  # decoded, remembered
+    assert (await cache.layer(NO_TURN, BASE, None, next_)).message.content == "answer"  # decoded, remembered
 
-    async def newer(call, on_delta):
+    async def newer(turn, call, on_delta):
         return dataclasses.replace(RESPONSE, message=Message(Role.ASSISTANT, "newer answer"))
 
-    await cache.layer(dataclasses.replace(BASE, cache_mode=CacheMode.REFRESH), None, newer)
+    await cache.layer(NO_TURN, dataclasses.replace(BASE, cache_mode=CacheMode.REFRESH), None, newer)
     cache.writer.flush()
-    hit = await cache.layer(BASE, None, next_)
+    hit = await cache.layer(NO_TURN, BASE, None, next_)
     assert hit.cached and hit.message.content == "newer answer"
     cache.store.clear()
-    assert not (await cache.layer(BASE, None, next_)).cached, "a cleared entry is gone at once"
+    assert not (await cache.layer(NO_TURN, BASE, None, next_)).cached, "a cleared entry is gone at once"
 
 
 def test_the_decoded_memo_stays_bounded():
@@ -315,8 +319,8 @@ async def test_a_hit_is_served_before_the_writer_stored_it(cache):
         return real_set(*args, **kwargs)
 
     cache.store.set = slow_set
-    await cache.layer(BASE, None, next_)
-    hit = await cache.layer(BASE, None, next_)
+    await cache.layer(NO_TURN, BASE, None, next_)
+    hit = await cache.layer(NO_TURN, BASE, None, next_)
     assert hit.cached and len(calls) == 1
     assert cache.store.get(call_key(BASE)) is None, "not on disk yet: answered from the pending write"
     release.set()
@@ -327,29 +331,29 @@ async def test_a_hit_is_served_before_the_writer_stored_it(cache):
 async def test_streaming_hit_sends_the_stored_text(cache):
     _calls, next_ = upstream_counting()
     first: list[str] = []
-    await cache.layer(BASE, first.append, next_)
+    await cache.layer(NO_TURN, BASE, first.append, next_)
     again: list[str] = []
-    hit = await cache.layer(BASE, again.append, next_)
+    hit = await cache.layer(NO_TURN, BASE, again.append, next_)
     assert first == ["ans", "wer"] and again == ["answer"] and hit.cached
 
 
 async def test_only_if_cached_miss_raises_not_found_without_calling(cache):
     calls, next_ = upstream_counting()
     with pytest.raises(NotFound):
-        await cache.layer(dataclasses.replace(BASE, cache_mode=CacheMode.ONLY_IF_CACHED), None, next_)
+        await cache.layer(NO_TURN, dataclasses.replace(BASE, cache_mode=CacheMode.ONLY_IF_CACHED), None, next_)
     assert calls == []
 
 
 async def test_error_finish_and_exceptions_are_not_stored(cache):
-    async def errored(call, on_delta):
+    async def errored(turn, call, on_delta):
         return dataclasses.replace(RESPONSE, finish_reason="error")
 
-    async def raising(call, on_delta):
+    async def raising(turn, call, on_delta):
         on_delta("partial ")
         raise UpstreamError("p", "stream broke", retryable=True)
 
-    await cache.layer(BASE, None, errored)
+    await cache.layer(NO_TURN, BASE, None, errored)
     with pytest.raises(UpstreamError):
-        await cache.layer(dataclasses.replace(BASE, sample_index=1), lambda t: None, raising)
+        await cache.layer(NO_TURN, dataclasses.replace(BASE, sample_index=1), lambda t: None, raising)
     cache.writer.flush()
     assert cache.usage().entries == 0

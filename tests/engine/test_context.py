@@ -8,8 +8,6 @@ import pytest
 
 from policyd.engine import Engine
 from policyd.engine.context import OutOfBudget, StrategyContext
-from policyd.engine.explain import explain
-from policyd.engine.plan_match import match_request
 from policyd.types import AttemptRole, Constraints, Effort, Message, OutcomeStatus, Request, Role
 
 POLICY = """
@@ -38,15 +36,9 @@ def _request(**kw: object) -> Request:
 
 def _ctx(config, registered, request: Request, max_cost: float) -> StrategyContext:
     engine = Engine(config, registered)
-    match = match_request(config, request)
-    return StrategyContext(
-        request=request,
-        match=match,
-        config=config,
-        handler=engine._call_handler(engine.runtime),
-        explanation=explain(config, registered, request, match),
-        max_cost_usd=max_cost,
-    )
+    turn = engine.turn(request)
+    turn.hold(max_cost)
+    return StrategyContext(turn, engine.call_handler())
 
 
 async def test_a_failed_call_is_recorded_and_the_next_model_answers(make_config, registered):

@@ -78,22 +78,26 @@ def _request(tenant: str, words: int) -> Request:
 async def test_token_rate_settles_real_usage_and_refills_over_time():
     now = [0.0]
     limits = LimitsConfig(rate=RateConfig(tokens_per_minute=600))
-    limiter = TenantRateLimiter(lambda: limits, clock=lambda: now[0])
+    limiter = TenantRateLimiter(clock=lambda: now[0])
     spent = []
 
-    async def upstream(request, progress):
+    def run(request: Request) -> None:
+        """Admit, 'answer' with an attempt that used 700 tokens, settle."""
         from policyd.types import Attempt, AttemptRole, Effort, Outcome, OutcomeStatus
 
+        settle = limiter.take(request, limits)
         spent.append(request)
         attempt = Attempt(0, AttemptRole.ANSWER, "m", "p", Effort.OFF, input_tokens=400, output_tokens=300)
-        return Outcome(request.request_id, OutcomeStatus.ACCEPTED_UNVALIDATED, None, (attempt,), None)  # type: ignore[arg-type]
+        outcome = Outcome(request.request_id, OutcomeStatus.ACCEPTED_UNVALIDATED, None, (attempt,), None)  # type: ignore[arg-type]
+        assert settle is not None
+        settle(outcome)
 
-    await limiter(_request("t", 10), None, upstream)  # reserves ~its input, settles 700: the bucket is at -100
+    run(_request("t", 10))  # reserves ~its input, settles 700: the bucket is at -100
     with pytest.raises(ResourceExhausted, match=r"600 tokens per minute; retry in 1[0-9] s"):
-        await limiter(_request("t", 10), None, upstream)
-    await limiter(_request("other", 10), None, upstream)  # another tenant has its own bucket
+        run(_request("t", 10))
+    run(_request("other", 10))  # another tenant has its own bucket
     now[0] = 20.0  # 20 s refill 200 tokens: back above the next reservation
-    await limiter(_request("t", 10), None, upstream)
+    run(_request("t", 10))
     assert len(spent) == 3
 
 

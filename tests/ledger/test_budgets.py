@@ -100,7 +100,8 @@ async def test_200_concurrent_requests_never_exceed_the_tenant_budget(live):
     stats = await stub.GetStats(pb.GetStatsRequest(tenant="acme"))
     assert stats.rows[0].requests == len(answered)
     assert stats.rows[0].total_cost_usd <= 0.001
-    layer = next(layer for layer in daemon.engine.request_layers if isinstance(layer, BudgetLayer))
+    layer = daemon.engine.pipeline.step("budget")
+    assert isinstance(layer, BudgetLayer)
     day_line = budget_lines(daemon.config.raw.budgets, "acme", "default", time.time())[0]
     held, reserved = layer.store.usage(day_line.key)
     assert math.isclose(reserved, 0.0, abs_tol=1e-12), "every reservation is settled"

@@ -42,6 +42,15 @@ def call(timeout_s: float | None = 10.0) -> ModelCall:
     return ModelCall(model=MODEL, messages=(Message(Role.USER, "hi"),), timeout_s=timeout_s)
 
 
+def no_turn(complete):
+    """A provider's ``complete`` as the innermost step of a call chain (which passes the Turn along)."""
+
+    async def inner(_turn, call, on_delta):
+        return await complete(call, on_delta)
+
+    return inner
+
+
 def retrying(**cfg: object) -> RetryLayer:
     settings = RetriesConfig(**cfg)  # type: ignore[arg-type]
     return RetryLayer(lambda: settings)
@@ -84,7 +93,7 @@ async def test_429_with_retry_after_is_waited_out_then_retried_once(upstream):
     upstream.queue(Json({"error": {"message": "slow down"}}, 429, headers={"retry-after-ms": "300"}), Json(OK))
     p = provider(upstream)
     started = time.monotonic()
-    resp = await retrying(backoff_base_s=0.01)(call(), None, p.complete)
+    resp = await retrying(backoff_base_s=0.01)(None, call(), None, no_turn(p.complete))
     elapsed = time.monotonic() - started
     await p.aclose()
     assert resp.message.content == "ok"
@@ -99,7 +108,9 @@ async def test_burst_of_503s_stays_within_the_retry_budget_and_fails_fast(upstre
         max_attempts=3, backoff_base_s=0.05, budget_ratio=0.2, min_retries=3, breaker=BreakerConfig(failures=1000)
     )
     started = time.monotonic()
-    results = await asyncio.gather(*(layer(call(), None, p.complete) for _ in range(20)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(layer(None, call(), None, no_turn(p.complete)) for _ in range(20)), return_exceptions=True
+    )
     await p.aclose()
     assert all(isinstance(r, UpstreamError) and r.status == 503 for r in results)
     # at most max(3, 20 * 0.2) = 4 calls retry, each twice: 20 first requests + at most 8 extra
@@ -114,7 +125,7 @@ async def test_breaker_opens_under_a_burst_and_stops_calling_the_upstream(upstre
     errors = []
     for _ in range(12):
         with pytest.raises(UpstreamError) as info:
-            await layer(call(), None, p.complete)
+            await layer(None, call(), None, no_turn(p.complete))
         errors.append(str(info.value))
     await p.aclose()
     assert len(upstream.seen) == 5
@@ -136,7 +147,7 @@ async def test_malformed_bodies_and_resets_are_retryable_and_retried(upstream, f
         await p.complete(call())
     assert info.value.retryable and info.value.status is None
     upstream.queue(fault, Json(OK))
-    resp = await retrying(backoff_base_s=0.01)(call(), None, p.complete)
+    resp = await retrying(backoff_base_s=0.01)(None, call(), None, no_turn(p.complete))
     await p.aclose()
     assert resp.message.content == "ok"
     assert len(upstream.seen) == 3

@@ -16,7 +16,8 @@ async def test_openai_compatible_request_carries_the_call_spans_traceparent(upst
     layers = TelemetryLayers(build_telemetry({}, span_exporters=[spans]), None)
     upstream.queue(Json(completion()))
     call = ModelCall(model=model(), messages=(Message(role=Role.USER, content="hi"),))
-    response = await layers.call_layer(call, None, provider(upstream, monkeypatch).complete)
+    complete = provider(upstream, monkeypatch).complete
+    response = await layers.call_span(None, call, None, lambda _turn, c, d: complete(c, d))
     assert response.message.content == "Hello!"
     (span,) = spans.get_finished_spans()
     version, trace_id, parent_id, _ = upstream.seen[0].headers["traceparent"].split("-")

@@ -27,7 +27,7 @@ async def drain(t) -> None:
     """Wait until the decision worker has handed every queued event to the sinks."""
     import asyncio
 
-    await asyncio.to_thread(t.daemon.engine.listeners[0].queue.join)
+    await asyncio.to_thread(t.daemon.decisions.queue.join)
 
 
 async def test_without_capture_no_prompt_or_output_is_recorded(traced, upstream):

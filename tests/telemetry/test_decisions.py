@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from policyd import __version__ as POLICYD_VERSION
 from policyd.daemon import DaemonOptions, build_daemon
 from policyd.errors import ConfigError
 from policyd.plugin.manager import default_host
@@ -22,9 +23,8 @@ JSONL = "[{name: jsonl, params: {path: logs/decisions.jsonl}}]"
 
 
 async def drain(t) -> None:
-    for listener in t.daemon.engine.listeners:
-        if isinstance(listener, DecisionLog):  # the ledger listens too
-            await asyncio.to_thread(listener.queue.join)
+    if t.daemon.decisions is not None:
+        await asyncio.to_thread(t.daemon.decisions.queue.join)
 
 
 async def test_jsonl_sink_writes_one_versioned_event_per_decision(traced, upstream):
@@ -94,7 +94,8 @@ policies:
         ),
         (
             "[{name: otel-logs}]",
-            "policy.yaml: telemetry.decisions.sinks[0]: decision sink 'otel-logs' (plugin policyd_decisions): "
+            "policy.yaml: telemetry.decisions.sinks[0]: decision sink 'otel-logs' "
+            f"(plugin policyd_decisions {POLICYD_VERSION}): "
             "needs an OpenTelemetry logs exporter: set OTEL_LOGS_EXPORTER=otlp (or console)",
         ),
     ],

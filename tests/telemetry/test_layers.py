@@ -22,11 +22,11 @@ async def test_a_cached_answer_is_a_cache_hit_span_without_gen_ai_duration_or_to
     layers = TelemetryLayers(tel, Instruments(tel.meter()))
     cached = ModelResponse(Message(role=Role.ASSISTANT, content="hi"), Usage(5, 7), cached=True)
 
-    async def from_cache(call, on_delta):
+    async def from_cache(turn, call, on_delta):
         return cached
 
     call = ModelCall(model=MODEL, messages=(Message(role=Role.USER, content="q"),), cache_mode=CacheMode.DEFAULT)
-    assert await layers.call_layer(call, None, from_cache) is cached
+    assert await layers.call_span(None, call, None, from_cache) is cached
     (span,) = spans.get_finished_spans()
     assert span.name == "chat up-m1" and span.attributes[sc.POLICYD_CACHED] is True
     got = points(reader)

@@ -1,0 +1,99 @@
+"""Naming the plugin at fault: one way to say "plugin <name> <version>: <what> raised <error>".
+
+Every place that runs plugin code (building a provider or a budget store, running a
+transform, a strategy or a validator, calling a hook) goes through :func:`attributed`,
+so a failure always names the plugin and its version, never ``plugin ?``::
+
+    with attributed(plugin_label(registered, "strategies", name), f"strategy {name!r}"):
+        outcome = await spec.run(ctx)
+
+A :class:`~policyd.errors.PolicydError` raised inside the block is policyd's own
+word (a timeout, an upstream error, a budget stop) and passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Protocol, TypeVar
+
+from policyd.errors import PluginError, PolicydError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Origins(Protocol):
+    """What :class:`~policyd.plugin.specs.Registered` offers: who registered what, and versions."""
+
+    @property
+    def origins(self) -> dict[tuple[str, str], str]: ...
+
+    @property
+    def versions(self) -> dict[str, str]: ...
+
+
+def label(plugin: str, version: str | None = None) -> str:
+    """``"<plugin> <version>"``, or the bare name when the version is unknown."""
+    return f"{plugin} {version}" if version else plugin
+
+
+def plugin_label(registered: Origins, kind: str, name: str) -> str:
+    """The label of the plugin that registered ``name`` of ``kind`` (``"strategies"``, ``"providers"``...).
+
+    An extension nobody registered (a test's hand-made spec) is labelled by its own name.
+    """
+    plugin = registered.origins.get((kind, name), name)
+    return label(plugin, registered.versions.get(plugin))
+
+
+def describe(exc: BaseException, *, full: bool = False) -> str:
+    """The exception for a caller: its type name, or (``full``) its repr."""
+    return repr(exc) if full else type(exc).__name__
+
+
+@contextlib.contextmanager
+def attributed(
+    plugin: str,
+    what: str,
+    *,
+    verb: str = "raised",
+    full: bool = False,
+    traceback: bool = False,
+    passthrough: bool = True,
+) -> Iterator[None]:
+    """Re-raise an exception from the block as ``PluginError(plugin, f"{what} {verb} {error}")``.
+
+    ``full`` puts the exception's repr in the message (its type name otherwise);
+    ``traceback`` logs the stack trace first (plugin code the caller cannot see);
+    ``passthrough=False`` wraps policyd's own errors too (a factory at start-up).
+    """
+    try:
+        yield
+    except PolicydError:
+        if passthrough:
+            raise
+        raise_attributed(plugin, what, verb=verb, full=full, traceback=traceback)
+    except Exception:
+        raise_attributed(plugin, what, verb=verb, full=full, traceback=traceback)
+
+
+def raise_attributed(
+    plugin: str, what: str, *, verb: str = "raised", full: bool = False, traceback: bool = False
+) -> None:
+    """Called in an ``except`` block: raise the current exception attributed to ``plugin``."""
+    exc = sys.exc_info()[1]
+    assert exc is not None, "raise_attributed is called while handling an exception"
+    if traceback:
+        log.error("plugin %s: %s %s", plugin, what, verb, exc_info=exc)
+    raise PluginError(plugin, f"{what} {verb} {describe(exc, full=full)}") from exc
+
+
+def expect(value: object, kind: type[T], plugin: str, what: str) -> T:
+    """``value`` when it is a ``kind``; else PluginError naming what the plugin returned instead."""
+    if not isinstance(value, kind):
+        raise PluginError(plugin, f"{what} returned {type(value).__name__}, not {kind.__name__}")
+    return value
