@@ -58,8 +58,7 @@ class FrontDoor:
         self._tracer = daemon.telemetry.tracer() if daemon.telemetry.tracing else None
 
     def _limits(self) -> LimitsConfig:
-        raw = self.daemon.config.raw
-        return raw.limits if raw is not None else LimitsConfig()
+        return self.daemon.config.raw.limits
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         limit = self._limits().max_concurrent_rpcs

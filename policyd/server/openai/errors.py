@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from policyd import errors
-from policyd.engine.context import StreamBroken
+from policyd.engine.stops import StreamBroken
 from policyd.telemetry.redact import scrub
 from policyd.types import Outcome, OutcomeStatus
 

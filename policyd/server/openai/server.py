@@ -51,8 +51,7 @@ def http_listen_option(flag: str | None, daemon: Daemon) -> str | None:
     """The address to serve HTTP on: the flag (or ``$POLICYD_HTTP_LISTEN``), else the policy file's key."""
     if flag:
         return flag
-    raw = daemon.config.raw
-    return raw.http_listen if raw is not None else None
+    return daemon.config.raw.http_listen
 
 
 async def start_http(daemon: Daemon, listen: str, grace_s: float = 10.0) -> RunningHttp:
@@ -60,8 +59,8 @@ async def start_http(daemon: Daemon, listen: str, grace_s: float = 10.0) -> Runn
         check_address(listen)
     except ValueError as exc:
         raise ConfigError(daemon.config.source, "http_listen", str(exc)) from None
-    raw = daemon.config.raw
-    tls = raw.auth.tls if raw is not None and raw.auth is not None else None
+    auth = daemon.config.raw.auth
+    tls = auth.tls if auth is not None else None
     door = FrontDoor(daemon, AuthGate(lambda: daemon.config))
     server = web.Server(door.handle, handler_cancellation=True, access_log=None)
     runner = web.ServerRunner(server, shutdown_timeout=grace_s)
