@@ -52,9 +52,7 @@ class Intent:
     deadline_s: float | None = None
 
 
-def _header_name(key: str) -> str:
-    return HEADER_PREFIX + key.replace("_", "-")
-
+HEADERS = tuple((key, HEADER_PREFIX + key.replace("_", "-")) for key in KEYS)
 
 def _labels_header(value: str, where: str) -> dict[str, str]:
     labels: dict[str, str] = {}
@@ -94,8 +92,7 @@ def read_intent(headers: Mapping[str, str], metadata: Mapping[str, str]) -> Inte
             found[key[len(META_PREFIX) :]] = (value, f"metadata.{key}")
         else:
             labels[key] = value
-    for key in KEYS:
-        name = _header_name(key)
+    for key, name in HEADERS:
         if name in headers:
             found[key] = (headers[name], name)
     if "labels" in found:
