@@ -15,6 +15,7 @@ from policyd.daemon import Daemon, DaemonOptions, build_daemon
 from policyd.plugin.manager import PluginHost
 from policyd.server.app import RunningServer, start_server
 from policyd.server.openai.server import RunningHttp, start_http
+from policyd.telemetry.setup import Telemetry
 from policyd.testing import make_host
 from policyd.testing.harness import policy_text
 
@@ -65,19 +66,22 @@ StartFront = Callable[..., Awaitable[Front]]
 
 @pytest.fixture
 async def front() -> AsyncIterator[StartFront]:
-    """``await front(policy, script=None, host=None)`` → a live daemon serving gRPC and HTTP."""
+    """``await front(policy, script=None, host=None, telemetry=None)`` → a live daemon serving gRPC and HTTP."""
     started: list[Front] = []
 
     async def start(
         policy: str | Mapping[str, Any] = FAST,
         script: Mapping[str, Any] | None = None,
         host: PluginHost | None = None,
+        telemetry: Telemetry | None = None,
     ) -> Front:
         host = host or make_host()
         folder = Path(tempfile.mkdtemp(prefix="policyd-openai-"))
         path = folder / "policy.yaml"
         path.write_text(policy_text(policy, script, host), encoding="utf-8")
-        options = DaemonOptions(config_path=str(path), data_dir=folder / "data", entry_points=False)
+        options = DaemonOptions(
+            config_path=str(path), data_dir=folder / "data", entry_points=False, telemetry=telemetry
+        )
         daemon = build_daemon(options, host=host)
         grpc_server = await start_server(daemon, "127.0.0.1:0")
         http = await start_http(daemon, "127.0.0.1:0", grace_s=1.0)

@@ -267,3 +267,23 @@ async def test_http_requests_land_in_the_same_ledger_as_grpc(front):
         assert sum(row.requests for row in stats.rows) == 1
         reported = await stub.ReportOutcome(pb.ReportOutcomeRequest(request_id=request_id, success=False))
     assert reported.changed is True
+
+
+async def test_http_request_continues_the_callers_trace(front):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from policyd.telemetry.setup import build_telemetry
+
+    spans = InMemorySpanExporter()
+    f = await front(telemetry=build_telemetry({}, span_exporters=[spans]))
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    raw = await f.aclient().chat.completions.with_raw_response.create(
+        model="default", messages=user("traced"), extra_headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    )
+    assert raw.headers["x-policyd-trace-id"] == trace_id
+    finished = spans.get_finished_spans()
+    server = [s for s in finished if s.kind is SpanKind.SERVER and s.name == "POST /v1/chat/completions"]
+    assert len(server) == 1
+    assert {format(s.context.trace_id, "032x") for s in finished} == {trace_id}
+    assert len(finished) > 1, "the engine's decision and model-call spans sit under the HTTP span"
