@@ -7,7 +7,8 @@ One run, three legs on the same machine:
   limits as shipped) and a one-rule policy sending every request to the fake upstream
   through the ``openai-compatible`` provider;
 * **litellm**: ``litellm --config`` (``litellm[proxy]``, one worker, its documented defaults,
-  no database, cache off) with one model on the same upstream.
+  no database, cache off) with one model on the same upstream; it refuses to start without
+  a master key, so one is set and every leg sends it as its bearer token.
 
 Each gateway runs pinned to core 0 (``taskset``); this driver (the load) and the fake upstream
 to core 1. Every request's prompt is unique across the whole run, so no answer is a cache hit.
@@ -46,6 +47,9 @@ from bench.run import LOAD_CPU, SERVER_CPU  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}", "POLICYD_DISABLE_PLUGIN_AUTOLOAD": "1"}
 PROMPTS = itertools.count()
+MASTER_KEY = "sk-bench-" + os.urandom(16).hex()
+"""LiteLLM's proxy refuses to start without a master key; every leg sends it (policyd without auth ignores it)."""
+HEADERS = {"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}"}
 TARGETS = {"rps": 10.0, "cpu": 0.1, "added_p50_ms": 1.0, "ttft_ms": 1.0}
 
 POLICYD_CONFIG = """
@@ -102,7 +106,7 @@ async def one(session: Any, leg: Leg, stream: bool) -> float | None:
     """Seconds to the whole answer (or, streaming, to the first content chunk); None on failure."""
     data = body(leg.name, stream).replace(b'"model": ""', f'"model": "{leg.model}"'.encode(), 1)
     start = time.perf_counter()
-    async with session.post(leg.url, data=data, headers={"content-type": "application/json"}) as resp:
+    async with session.post(leg.url, data=data, headers=HEADERS) as resp:
         if resp.status != 200:
             await resp.read()
             return None
@@ -205,15 +209,14 @@ def measure(leg: Leg, args: argparse.Namespace) -> None:
 
 def report(legs: dict[str, Leg]) -> str:
     d, p, lite = legs["direct"].figures, legs["policyd"].figures, legs.get("litellm")
-    rows = [
-        f"{'leg':8} {'req/s':>8} {'gw CPU':>7} {'CPU us/req':>10} {'p50 c=1':>8} {'added':>7} {'TTFT':>7} {'added':>7}"
-    ]
+    head = ("leg", "req/s", "failed", "gw CPU", "CPU us/req", "p50 c=1", "added", "TTFT", "added")
+    rows = ["{:8} {:>8} {:>6} {:>7} {:>10} {:>8} {:>7} {:>7} {:>7}".format(*head)]
     for leg in legs.values():
         f = leg.figures
         added = f["p50_ms"] - d["p50_ms"] if leg.name != "direct" else 0.0
         tt = f["ttft_ms"] - d["ttft_ms"] if leg.name != "direct" else 0.0
         rows.append(
-            f"{leg.name:8} {f['rps']:8.0f} {f.get('cpu_share', 0):7.2f} {f.get('cpu_us', 0):10.0f} "
+            f"{leg.name:8} {f['rps']:8.0f} {f['failed']:6.0f} {f.get('cpu_share', 0):7.2f} {f.get('cpu_us', 0):10.0f} "
             f"{f['p50_ms']:8.2f} {added:7.2f} {f['ttft_ms']:7.2f} {tt:7.2f}"
         )
     rows.append("")
@@ -224,7 +227,7 @@ def report(legs: dict[str, Leg]) -> str:
         rows.append(
             f"req/s per core >= 10x LiteLLM's (1/CPU)  {capacity:8.1f}x     {'met' if capacity >= 10 else 'MISSED'}"
         )
-        rows.append(f"  (measured req/s, client-bound: {p['rps'] / lf['rps']:.1f}x)")
+        rows.append(f"  (closed-loop req/s ratio as measured: {p['rps'] / lf['rps']:.1f}x)")
         cpu = p["cpu_us"] / lf["cpu_us"]
         rows.append(f"CPU per request <= 1/10 of LiteLLM's     {cpu:8.3f}      {'met' if cpu <= 0.1 else 'MISSED'}")
     added = p["p50_ms"] - d["p50_ms"]
@@ -261,7 +264,8 @@ def main() -> None:
             measure(legs["policyd"], args)
         if Path(args.litellm).exists():
             (work / "litellm.yaml").write_text(LITELLM_CONFIG.format(upstream=upstream), encoding="utf-8")
-            lite_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no fetch from the internet
+            # No fetch of the cost map from the internet; the master key its start-up insists on.
+            lite_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": MASTER_KEY}
             litellm = [*SERVER_CPU, args.litellm, "--config", str(work / "litellm.yaml"), "--host", "127.0.0.1",
                        "--port", str(lite_port), "--num_workers", "1"]  # fmt: skip
             with process(litellm, cwd=work, env=lite_env) as proc:
