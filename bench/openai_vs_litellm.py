@@ -163,6 +163,26 @@ async def sequential(leg: Leg, n: int, stream: bool) -> float:
     return statistics.median(times)
 
 
+async def grpc_sequential(address: str, n: int) -> float:
+    """Median milliseconds of ``n`` gRPC Complete calls one at a time (the same daemon's other door)."""
+    import grpc.aio
+
+    from policyd.v1 import policyd_pb2 as pb
+    from policyd.v1 import policyd_pb2_grpc as pb_grpc
+
+    times: list[float] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.PolicyServiceStub(channel)
+        for i in range(n + 10):
+            prompt = f"[grpc #{next(PROMPTS)} {time.time_ns()}] What is 6 times 7? Answer with the number only."
+            request = pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=prompt)])
+            start = time.perf_counter()
+            await stub.Complete(request, timeout=10)
+            if i >= 10:
+                times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
     import urllib.error
     import urllib.request
@@ -219,6 +239,9 @@ def report(legs: dict[str, Leg]) -> str:
             f"{leg.name:8} {f['rps']:8.0f} {f['failed']:6.0f} {f.get('cpu_share', 0):7.2f} {f.get('cpu_us', 0):10.0f} "
             f"{f['p50_ms']:8.2f} {added:7.2f} {f['ttft_ms']:7.2f} {tt:7.2f}"
         )
+    rows.append(
+        f"policyd's gRPC door on the same daemon: p50 c=1 {p['grpc_p50_ms']:.2f} ms (HTTP: {p['p50_ms']:.2f} ms)"
+    )
     rows.append("")
     rows.append("target                                   measured      verdict")
     if lite is not None:
@@ -262,6 +285,9 @@ def main() -> None:
             wait_http(f"http://127.0.0.1:{http_port}/v1/models", proc)
             legs["policyd"] = Leg("policyd", f"http://127.0.0.1:{http_port}/v1/chat/completions", "default", proc.pid)
             measure(legs["policyd"], args)
+            legs["policyd"].figures["grpc_p50_ms"] = asyncio.run(
+                grpc_sequential(f"127.0.0.1:{grpc_port}", args.c1_requests)
+            )
         if Path(args.litellm).exists():
             (work / "litellm.yaml").write_text(LITELLM_CONFIG.format(upstream=upstream), encoding="utf-8")
             # No fetch of the cost map from the internet; the master key its start-up insists on.
