@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from policyd import __version__ as POLICYD_VERSION
 from policyd.engine import tokens
-from policyd.engine.context import CallResult, OutOfBudget, OutOfTime, StrategyContext, StrategyStop
-from policyd.engine.explain import ExplainContext
+from policyd.engine.stops import OutOfBudget, OutOfTime, StrategyStop
 from policyd.errors import ConfigError, InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
 from policyd.plugin import hookimpl
 from policyd.plugin.compat import API_VERSION
@@ -27,15 +26,18 @@ from policyd.plugin.specs import (
     BudgetStore,
     BudgetStoreContext,
     BudgetStoreSpec,
+    CallResult,
     CatalogSpec,
     DecisionSink,
     DecisionSinkSpec,
     DeltaSink,
     EffortParam,
+    ExplainContext,
     NoParams,
     Provider,
     ProviderSpec,
     SinkContext,
+    StrategyContext,
     StrategyFn,
     StrategySpec,
     TransformResult,

@@ -73,10 +73,7 @@ class RetryLayer:
 
     async def __call__(self, turn: Turn, call: ModelCall, on_delta: DeltaSink | None, inner: CallNext) -> ModelResponse:
         """The ``retry`` call layer; its settings are the Turn's ``retries:`` section (or fixed ones, in tests)."""
-        if self.settings is not None:
-            cfg = self.settings()
-        else:
-            cfg = turn.config.raw.retries
+        cfg = self._settings(turn)
         provider = call.model.provider
         circuit = provider if cfg.breaker.scope == "provider" else f"{provider}/{call.model.upstream}"
         breaker = self.breakers.setdefault(circuit, Breaker())
@@ -125,6 +122,9 @@ class RetryLayer:
                 self.retrying -= 1
 
     # ------------------------------------------------------------ decisions
+
+    def _settings(self, turn: Turn) -> RetriesConfig:
+        return self.settings() if self.settings is not None else turn.config.raw.retries
 
     def _admit(self, breaker: Breaker, provider: str, cfg: RetriesConfig) -> bool:
         """Raises CircuitOpen when the circuit refuses the call; True when this call is the half-open probe."""

@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from policyd.engine.context import StrategyContext
 from policyd.eval.gates import Observation, parse_gate
 from policyd.plugin import hookimpl
-from policyd.plugin.specs import StrategySpec
+from policyd.plugin.specs import StrategyContext, StrategySpec
 from policyd.types import AttemptRole, Outcome, OutcomeStatus
 
 STRATEGY = "eval-ladder"

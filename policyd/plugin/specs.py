@@ -7,19 +7,31 @@ policy file is validated in full at load time, before anything runs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from policyd.plugin.attribution import plugin_label
-from policyd.types import Attempt, Effort, Message, ModelCall, ModelResponse, ModelSpec, PlanStep, Request, Verdict
-
-if TYPE_CHECKING:
-    from policyd.engine.context import StrategyContext
-    from policyd.engine.explain import ExplainContext
-    from policyd.types import Outcome
+from policyd.types import (
+    Attempt,
+    AttemptRole,
+    Effort,
+    Explanation,
+    GenerationParams,
+    Message,
+    ModelCall,
+    ModelResponse,
+    ModelSpec,
+    Outcome,
+    OutcomeStatus,
+    PlanStep,
+    Request,
+    Tool,
+    Verdict,
+)
 
 DeltaSink = Callable[[str], None]
 """Receives answer text as it streams in, in order."""
@@ -87,7 +99,125 @@ class CatalogSpec:
 # ---------------------------------------------------------------- strategies
 
 
-StrategyFn = Callable[["StrategyContext"], Awaitable["Outcome"]]
+@dataclass(frozen=True)
+class CallResult:
+    """What ``ctx.call`` answers: the response (None on failure) and its recorded attempt."""
+
+    response: ModelResponse | None
+    attempt: Attempt
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None
+
+    @property
+    def text(self) -> str:
+        return self.response.message.content if self.response else ""
+
+
+@runtime_checkable
+class StrategyContext(Protocol):
+    """What a strategy (and a validator) sees of one request; ``docs/plugins.md`` describes each member.
+
+    The engine's implementation is :class:`policyd.engine.context.StrategyContext`, a view
+    of the request's Turn; plugins type against this protocol (``policyd.api.StrategyContext``).
+    """
+
+    @property
+    def request(self) -> Request: ...
+    @property
+    def plan(self) -> Any:
+        """The matched plan: ``strategy``, ``params``, ``models``, ``cache_enabled``..."""
+
+    @property
+    def params(self) -> Any: ...
+    @property
+    def catalog(self) -> Mapping[str, ModelSpec]: ...
+    @property
+    def explanation(self) -> Explanation: ...
+    @property
+    def deadline(self) -> float | None: ...
+    @property
+    def max_cost_usd(self) -> float: ...
+    @property
+    def spent_usd(self) -> float: ...
+    @property
+    def reserved_usd(self) -> float: ...
+    @property
+    def attempts(self) -> list[Attempt]: ...
+    @property
+    def best_output(self) -> Message | None: ...
+    @property
+    def streamed(self) -> bool: ...
+
+    def remaining_s(self) -> float | None: ...
+    def model(self, model_id: str) -> ModelSpec: ...
+    def excluded_by(self, model_id: str) -> str | None: ...
+    def allowed(self, model_id: str) -> bool: ...
+    def estimate_call_usd(
+        self,
+        model_id: str,
+        messages: tuple[Message, ...] | None = None,
+        max_output_tokens: int | None = None,
+        effort: Effort = Effort.OFF,
+        tools: tuple[Tool, ...] | None = None,
+    ) -> float: ...
+    def can_afford(self, usd: float) -> bool: ...
+    def time_box(self, seconds: float | None) -> AbstractContextManager[None]: ...
+    def box_remaining_s(self) -> float | None: ...
+    async def call(
+        self,
+        model_id: str,
+        *,
+        role: AttemptRole = AttemptRole.ANSWER,
+        messages: tuple[Message, ...] | None = None,
+        effort: Effort = Effort.OFF,
+        params: GenerationParams | None = None,
+        logprobs: bool = False,
+        final: bool = False,
+        timeout_s: float | None = None,
+        sample_index: int = 0,
+        tools: tuple[Tool, ...] | None = None,
+    ) -> CallResult: ...
+    def logprobs_of(self, message: Message) -> tuple[float, ...] | None: ...
+    async def validate(self, ref: ValidatorRef, draft: Message) -> Verdict: ...
+    def needs_logprobs(self, ref: ValidatorRef | None) -> bool: ...
+    def outcome(self, status: OutcomeStatus, output: Message | None = None) -> Outcome: ...
+
+
+@runtime_checkable
+class ExplainContext(Protocol):
+    """What a strategy's ``describe`` (and a validator's ``estimate_usd``) sees: request, plan, catalog.
+
+    The engine's implementation is :class:`policyd.engine.explain.ExplainContext`.
+    """
+
+    @property
+    def request(self) -> Request: ...
+    @property
+    def plan(self) -> Any: ...
+    @property
+    def catalog(self) -> Mapping[str, ModelSpec]: ...
+    @property
+    def validators(self) -> Mapping[str, Validator]: ...
+    @property
+    def params(self) -> Any: ...
+    @property
+    def answer_tokens(self) -> int: ...
+
+    def estimate_usd(
+        self,
+        model_id: str,
+        *,
+        output_tokens: int | None = None,
+        extra_input_tokens: int = 0,
+        effort: Effort = Effort.OFF,
+        reasoning: bool = True,
+    ) -> float: ...
+    def validator_usd(self, ref: ValidatorRef | None) -> tuple[float, float]: ...
+
+
+StrategyFn = Callable[[StrategyContext], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)
