@@ -122,9 +122,8 @@ async def serve(
     log.info("shutting down: draining for up to %.1f s", grace_s)
     watcher.cancel()
     loop.remove_signal_handler(signal.SIGHUP)
-    if http is not None:
-        await http.shutdown()
-    await running.shutdown(grace_s)
+    # Both doors drain at once, within the same grace: health turns NOT_SERVING first.
+    await asyncio.gather(running.shutdown(grace_s), *([http.shutdown()] if http is not None else []))
     await running.reloader.aclose()
     await daemon.aclose()
     log.info("stopped")

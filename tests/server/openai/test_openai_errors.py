@@ -203,3 +203,30 @@ async def test_wrong_method_path_and_body(front):
         async with http.post(f"{f.base_url}/chat/completions", data=b"{not json") as bad:
             assert bad.status == 400
             assert (await bad.json())["error"]["param"] == "body"
+
+
+async def test_body_over_the_receive_limit_is_a_413(front):
+    f = await front(FAST + "limits: {max_receive_message_bytes: 1024}\n")
+    with pytest.raises(openai.APIStatusError) as big:
+        await f.aclient().chat.completions.create(model="default", messages=user("x" * 2048))
+    assert big.value.status_code == 413
+    assert "limits.max_receive_message_bytes" in big.value.message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_client_going_away_cancels_the_upstream_call(front, stream: bool):
+    import asyncio
+
+    f = await front(SCRIPTED, {"gpt-oss-120b": {"text": "slow", "delay_ms": 5000}})
+    provider = f.daemon.engine.runtime.providers["scripted"]
+    body = {"model": "default", "messages": user(), "stream": stream}
+    timeout = aiohttp.ClientTimeout(total=0.3)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        with pytest.raises(asyncio.TimeoutError):
+            async with http.post(f"{f.base_url}/chat/completions", json=body) as resp:
+                await resp.read()
+    for _ in range(100):
+        if provider.cancelled:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.02)
+    assert len(provider.cancelled) == 1  # type: ignore[attr-defined]
