@@ -54,6 +54,7 @@ class Intent:
 
 HEADERS = tuple((key, HEADER_PREFIX + key.replace("_", "-")) for key in KEYS)
 
+
 def _labels_header(value: str, where: str) -> dict[str, str]:
     labels: dict[str, str] = {}
     for item in value.split(","):
