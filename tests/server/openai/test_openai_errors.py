@@ -230,3 +230,17 @@ async def test_client_going_away_cancels_the_upstream_call(front, stream: bool):
             break
         await asyncio.sleep(0.02)
     assert len(provider.cancelled) == 1  # type: ignore[attr-defined]
+
+
+async def test_requests_past_the_concurrency_limit_are_a_429(front):
+    import asyncio
+
+    f = await front(SCRIPTED + "limits: {max_concurrent_rpcs: 1}\n", {"gpt-oss-120b": {"text": "ok", "delay_ms": 500}})
+    client = f.aclient()
+    first = asyncio.create_task(client.chat.completions.create(model="default", messages=user("one")))
+    await asyncio.sleep(0.2)
+    with pytest.raises(openai.RateLimitError) as refused:
+        await client.chat.completions.create(model="default", messages=user("two"))
+    assert "limits.max_concurrent_rpcs" in refused.value.message
+    assert refused.value.response.headers["retry-after"] == "1"
+    assert (await first).choices[0].message.content == "ok"
