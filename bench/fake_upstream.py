@@ -1,8 +1,9 @@
 """A fast fake OpenAI-compatible upstream: raw asyncio HTTP/1.1, pre-encoded bodies, fixed latency.
 
-``POST /v1/chat/completions`` answers a fixed chat.completion (with usage); a request
-whose body names a model starting with ``fail`` gets a 503, for ladders with a failing
-rung. Keep-alive and pipelining are supported; everything else about HTTP is not.
+``POST /v1/chat/completions`` answers a fixed chat.completion (with usage), or, when the
+body asks ``"stream": true``, the same answer as SSE chunks (usage chunk, ``[DONE]``); a
+request whose body names a model starting with ``fail`` gets a 503, for ladders with a
+failing rung. Keep-alive and pipelining are supported; everything else about HTTP is not.
 Runs on uvloop when it is installed.
 """
 
@@ -44,7 +45,24 @@ def _response(status: bytes, body: bytes) -> bytes:
     )
 
 
+def _chunk(delta: dict[str, str], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    chunk = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1767225600,
+             "model": "bench-model", "choices": choices, "usage": usage}  # fmt: skip
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+STREAM_BODY = b"".join(
+    [
+        _chunk({"role": "assistant", "content": ""}),
+        *(_chunk({"content": piece}) for piece in ("The answer", " is", " 42.")),
+        _chunk({}, "stop"),
+        _chunk({}, usage={"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}),
+        b"data: [DONE]\n\n",
+    ]
+)
 OK = _response(b"200 OK", BODY)
+STREAM = _response(b"200 OK", STREAM_BODY).replace(b"application/json", b"text/event-stream", 1)
 FAIL = _response(b"503 Service Unavailable", FAIL_BODY)
 NOT_FOUND = _response(b"404 Not Found", b'{"error":{"message":"not found"}}')
 
@@ -81,6 +99,8 @@ class UpstreamProtocol(asyncio.Protocol):
             out = NOT_FOUND
         elif b'"model":"fail' in body or b'"model": "fail' in body:
             out = FAIL
+        elif b'"stream":true' in body or b'"stream": true' in body:
+            out = STREAM
         else:
             out = OK
         if self.latency_s > 0:

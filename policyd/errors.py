@@ -37,7 +37,15 @@ class Unauthenticated(PolicydError):
 
 
 class ResourceExhausted(PolicydError):
-    """A limit (budget, rate, concurrency) refuses the request."""
+    """A limit (budget, rate, concurrency) refuses the request.
+
+    ``retry_after_s``, when the limit knows it, is how long until a retry can pass
+    (the HTTP front door sends it as ``Retry-After``).
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
 
 
 class DeadlineExceeded(PolicydError):

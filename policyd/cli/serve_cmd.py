@@ -12,6 +12,7 @@ from policyd.daemon import DaemonOptions, build_daemon
 from policyd.errors import InvalidArgument
 from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, serve
 from policyd.server.listen import check_address
+from policyd.server.openai.server import http_listen_option
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--listen",
         default=os.environ.get("POLICYD_LISTEN", DEFAULT_LISTEN),
         help=f"HOST:PORT (port 0 picks one) or unix:///path/to.sock (default {DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--http-listen",
+        default=os.environ.get("POLICYD_HTTP_LISTEN") or None,
+        help="also serve the OpenAI-compatible HTTP API on HOST:PORT (default: the policy file's http_listen; off)",
     )
     p.add_argument(
         "--grace",
@@ -42,11 +48,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     loop_name, factory = event_loop.loop_factory()  # a bad POLICYD_EVENT_LOOP fails before anything starts
-    try:  # before building the daemon, which opens the cache and the ledger
-        check_address(args.listen)
-    except ValueError as exc:
-        raise InvalidArgument("--listen", str(exc)) from None
+    for flag, value in (("--listen", args.listen), ("--http-listen", args.http_listen)):
+        try:  # before building the daemon, which opens the cache and the ledger
+            if value is not None:
+                check_address(value)
+        except ValueError as exc:
+            raise InvalidArgument(flag, str(exc)) from None
     daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir))
+    http_listen = http_listen_option(args.http_listen, daemon)
     log.info("event loop: %s", loop_name)
-    event_loop.run(serve(daemon, args.listen, args.grace, args.reload_interval), factory)
+    event_loop.run(serve(daemon, args.listen, args.grace, args.reload_interval, http_listen), factory)
     return 0

@@ -138,3 +138,6 @@ class FileConfig(_Strict):
     ledger: LedgerSettings = LedgerSettings()
     budgets: BudgetsSettings | None = None
     plugins: PluginsConfig = PluginsConfig()
+    http_listen: str | None = None
+    """HOST:PORT (or unix:///path) of the OpenAI-compatible HTTP front door; None: off.
+    Read at start-up; ``policyd serve --http-listen`` overrides it."""

@@ -99,4 +99,6 @@ class TenantRateLimiter:
 
 
 def _refused(tenant: str, limit: str, wait_s: float) -> ResourceExhausted:
-    return ResourceExhausted(f"tenant {tenant!r} is over its rate limit of {limit}; retry in {math.ceil(wait_s)} s")
+    return ResourceExhausted(
+        f"tenant {tenant!r} is over its rate limit of {limit}; retry in {math.ceil(wait_s)} s", retry_after_s=wait_s
+    )

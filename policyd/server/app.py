@@ -17,6 +17,7 @@ from policyd.daemon import Daemon
 from policyd.server import listen as listening
 from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
+from policyd.server.openai.server import start_http
 from policyd.server.reload import Reloader
 from policyd.server.servicer import PolicyServicer
 from policyd.server.stats import stats_service
@@ -89,14 +90,21 @@ async def serve(
     listen: str = DEFAULT_LISTEN,
     grace_s: float = DEFAULT_GRACE_S,
     reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S,
+    http_listen: str | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT, then drain and close the daemon; SIGHUP or a file change reloads."""
+    """Run until SIGTERM or SIGINT, then drain and close the daemon; SIGHUP or a file change reloads.
+
+    ``http_listen`` also serves the OpenAI-compatible front door (``policyd.server.openai``).
+    """
     running = await start_server(daemon, listen)
     print(
         f"policyd listening on {listening.address(listen, running.port)} "
         f"(policy {daemon.config.source}, version {daemon.config.version})",
         flush=True,
     )
+    http = await start_http(daemon, http_listen, grace_s) if http_listen else None
+    if http is not None and http_listen is not None:
+        print(f"policyd OpenAI-compatible HTTP on {listening.address(http_listen, http.port)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,7 +122,8 @@ async def serve(
     log.info("shutting down: draining for up to %.1f s", grace_s)
     watcher.cancel()
     loop.remove_signal_handler(signal.SIGHUP)
-    await running.shutdown(grace_s)
+    # Both doors drain at once, within the same grace: health turns NOT_SERVING first.
+    await asyncio.gather(running.shutdown(grace_s), *([http.shutdown()] if http is not None else []))
     await running.reloader.aclose()
     await daemon.aclose()
     log.info("stopped")

@@ -9,6 +9,10 @@ application's own volumes.
   value: {{ include "policyd.listen" . | quote }}
 - name: POLICYD_GRACE_S
   value: {{ .Values.daemon.grace | quote }}
+{{- if .Values.http.enabled }}
+- name: POLICYD_HTTP_LISTEN
+  value: {{ printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" (eq .Values.mode "standalone")) (int .Values.http.port) | quote }}
+{{- end }}
 - name: POLICYD_DATA_DIR
   value: {{ .Values.cache.mountPath | quote }}
 {{- if include "policyd.configMapName" . }}
@@ -126,6 +130,11 @@ failureThreshold: {{ .probe.failureThreshold }}
     - name: grpc
       containerPort: {{ .Values.daemon.port }}
       protocol: TCP
+    {{- if .Values.http.enabled }}
+    - name: http
+      containerPort: {{ .Values.http.port }}
+      protocol: TCP
+    {{- end }}
     {{- end }}
     {{- if .Values.metrics.enabled }}
     - name: metrics

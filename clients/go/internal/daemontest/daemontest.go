@@ -22,16 +22,22 @@ import (
 // Daemon is a running `policyd serve`.
 type Daemon struct {
 	// Addr is "127.0.0.1:PORT".
-	Addr    string
-	cmd     *exec.Cmd
-	dataDir string
-	output  *tail
-	done    chan struct{}
+	Addr string
+	// HTTPAddr is "127.0.0.1:PORT" of the OpenAI-compatible HTTP front door.
+	HTTPAddr string
+	cmd      *exec.Cmd
+	dataDir  string
+	output   *tail
+	done     chan struct{}
 }
 
-var listening = regexp.MustCompile(`policyd listening on (\S+:\d+)`)
+var (
+	listening     = regexp.MustCompile(`policyd listening on (\S+:\d+)`)
+	httpListening = regexp.MustCompile(`OpenAI-compatible HTTP on (\S+:\d+)`)
+)
 
-// Start runs the daemon and waits (up to 60 s) until it prints the address it listens on.
+// Start runs the daemon, gRPC and the HTTP front door, and waits (up to 60 s) until it prints
+// the addresses it listens on.
 func Start() (*Daemon, error) {
 	repo, err := repoRoot()
 	if err != nil {
@@ -41,7 +47,8 @@ func Start() (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(python(repo), "-m", "policyd", "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd := exec.Command(python(repo), "-m", "policyd", "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--data-dir", dataDir)
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(),
 		"PYTHONPATH="+repo+string(os.PathListSeparator)+filepath.Join(repo, "plugins"),
@@ -56,7 +63,7 @@ func Start() (*Daemon, error) {
 		return nil, fmt.Errorf("daemontest: start %s: %w", cmd.Path, err)
 	}
 	d := &Daemon{cmd: cmd, dataDir: dataDir, output: out, done: make(chan struct{})}
-	addr := make(chan string, 1)
+	addr, httpAddr := make(chan string, 1), make(chan string, 1)
 	go func() {
 		scanner := bufio.NewScanner(stdout)
 		for scanner.Scan() {
@@ -65,19 +72,26 @@ func Start() (*Daemon, error) {
 			if m := listening.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}
+			if m := httpListening.FindStringSubmatch(line); m != nil {
+				httpAddr <- m[1]
+			}
 		}
 	}()
 	go func() { _ = cmd.Wait(); close(d.done) }()
-	select {
-	case d.Addr = <-addr:
-		return d, nil
-	case <-d.done:
-		d.Stop()
-		return nil, fmt.Errorf("daemontest: the daemon exited before listening:\n%s", out)
-	case <-time.After(60 * time.Second):
-		d.Stop()
-		return nil, fmt.Errorf("daemontest: the daemon did not listen within 60 s:\n%s", out)
+	deadline := time.After(60 * time.Second)
+	for d.Addr == "" || d.HTTPAddr == "" {
+		select {
+		case d.Addr = <-addr:
+		case d.HTTPAddr = <-httpAddr:
+		case <-d.done:
+			d.Stop()
+			return nil, fmt.Errorf("daemontest: the daemon exited before listening:\n%s", out)
+		case <-deadline:
+			d.Stop()
+			return nil, fmt.Errorf("daemontest: the daemon did not listen within 60 s:\n%s", out)
+		}
 	}
+	return d, nil
 }
 
 // Output is what the daemon has printed so far (stdout and stderr), for failure messages.

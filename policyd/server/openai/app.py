@@ -1,0 +1,225 @@
+"""The OpenAI-compatible front door: aiohttp's low-level HTTP server, three routes, no framework.
+
+A second adapter onto the same engine as the gRPC servicer (``docs/openai.md``):
+HTTP → auth → domain Request (``convert``) → ``engine.complete`` → Outcome →
+``chat.completion`` JSON or SSE chunks. Auth, limits, cache, budgets, ledger and
+telemetry are the daemon's own; nothing here decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+
+from policyd.config.security import LimitsConfig
+from policyd.daemon import Daemon
+from policyd.errors import InvalidArgument, ResourceExhausted
+from policyd.ids import new_id
+from policyd.plugin.specs import Progress
+from policyd.server.auth import AuthGate
+from policyd.server.convert import deadline_from
+from policyd.server.openai import response, sse
+from policyd.server.openai.auth import HttpIdentity
+from policyd.server.openai.convert import metadata_of, request_from_body, resolve_model
+from policyd.server.openai.errors import HttpError, http_error, outcome_error
+from policyd.server.openai.intent import read_intent
+from policyd.types import Outcome, Request
+
+JSON = "application/json"
+CHAT = "/v1/chat/completions"
+MODELS = "/v1/models"
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type=JSON, headers=headers)
+
+
+def error_response(error: HttpError, request_id: str = "") -> web.Response:
+    headers = dict(error.headers)
+    if request_id:
+        headers["x-request-id"] = headers["x-policyd-request-id"] = request_id
+    return web.Response(body=error.json(), status=error.status, content_type=JSON, headers=headers)
+
+
+class FrontDoor:
+    """The request handler aiohttp's low-level server calls for every request."""
+
+    def __init__(self, daemon: Daemon, gate: AuthGate) -> None:
+        self.daemon = daemon
+        self.identity = HttpIdentity(gate, lambda: daemon.config)
+        self.in_flight = 0
+        self._tracer = daemon.telemetry.tracer() if daemon.telemetry.tracing else None
+
+    def _limits(self) -> LimitsConfig:
+        return self.daemon.config.raw.limits
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        limit = self._limits().max_concurrent_rpcs
+        if limit is not None and self.in_flight >= limit:
+            refused = ResourceExhausted(f"{limit} requests in progress (limits.max_concurrent_rpcs)", retry_after_s=1)
+            return error_response(http_error(refused))
+        self.in_flight += 1
+        try:
+            with self._traced(request):
+                return await self._route(request)
+        except Exception as exc:
+            return error_response(http_error(exc))
+        finally:
+            self.in_flight -= 1
+
+    @contextlib.contextmanager
+    def _traced(self, request: web.BaseRequest) -> Iterator[None]:
+        """The caller's W3C trace context, and a server span when tracing is on."""
+        carrier = request.headers if "traceparent" in request.headers else None
+        ctx = propagate.extract(carrier) if carrier is not None else None
+        if self._tracer is not None:
+            name = f"{request.method} {request.path}"
+            with self._tracer.start_as_current_span(name, context=ctx, kind=trace.SpanKind.SERVER):
+                yield
+            return
+        token = otel_context.attach(ctx) if ctx is not None else None
+        try:
+            yield
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        path, method = request.path, request.method
+        if path == CHAT:
+            _method(method, "POST")
+            return await self.chat(request)
+        if path == MODELS or path.startswith(MODELS + "/"):
+            _method(method, "GET")
+            self.identity.identify(request)
+            return self.models(path[len(MODELS) + 1 :])
+        raise HttpError(404, f"no route {method} {path}", "invalid_request_error", "unknown_url")
+
+    def models(self, model_id: str) -> web.Response:
+        config = self.daemon.config
+        listing = response.models_list(config.catalog, config.policies)
+        if not model_id:
+            return json_response(listing)
+        for entry in listing["data"]:
+            if entry["id"] == model_id:
+                return json_response(entry)
+        raise HttpError(404, f"model {model_id!r} does not exist", "invalid_request_error", "model_not_found", "model")
+
+    async def _body(self, request: web.BaseRequest) -> dict[str, Any]:
+        limit = self._limits().max_receive_message_bytes
+        too_big = HttpError(413, f"body over {limit} bytes (limits.max_receive_message_bytes)", "invalid_request_error")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_big
+        data = bytearray()
+        async for piece in request.content.iter_any():
+            data += piece
+            if len(data) > limit:
+                raise too_big
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgument("body", f"not valid JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise InvalidArgument("body", "must be a JSON object")
+        return body
+
+    def _request(self, request: web.BaseRequest, body: dict[str, Any]) -> Request:
+        ident = self.identity.identify(request)
+        config = self.daemon.config
+        intent = read_intent(request.headers, metadata_of(body))
+        target = resolve_model(config, body.get("model"), intent)
+        defaults = config.defaults
+        return request_from_body(
+            body,
+            intent,
+            target,
+            limits=self._limits(),
+            request_id=intent.request_id or new_id(),
+            tenant=self.identity.tenant(ident, target.policy, intent.tenant),
+            deadline=deadline_from(intent.deadline_s, defaults.deadline_ms, defaults.max_deadline_ms),
+        )
+
+    async def chat(self, request: web.BaseRequest) -> web.StreamResponse:
+        body = await self._body(request)
+        domain = self._request(request, body)
+        asked = str(body["model"])
+        if body.get("stream"):
+            options = body.get("stream_options") or {}
+            include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+            return await self._stream(request, domain, asked, include_usage)
+        try:
+            outcome = await self.daemon.engine.complete(domain)
+        except Exception as exc:
+            return error_response(http_error(exc), domain.request_id)
+        error = outcome_error(outcome)
+        if error is not None or outcome.output is None:
+            return error_response(error or http_error(RuntimeError("no output")), domain.request_id)
+        payload = response.completion(outcome, outcome.output, asked, response.now())
+        return json_response(payload, headers=response.headers(outcome))
+
+    async def _stream(
+        self, request: web.BaseRequest, domain: Request, asked: str, include_usage: bool
+    ) -> web.StreamResponse:
+        """Deltas as they come; an error before the first one is a plain HTTP error, after it an error event."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        task = asyncio.create_task(self.daemon.engine.complete(domain, Progress(on_delta=queue.put_nowait)))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        chunks = sse.Chunks(domain.request_id, asked, response.now(), include_usage)
+        resp: web.StreamResponse | None = None
+        streamed = False
+        try:
+            done = False
+            while not done and (item := await queue.get()) is not None:
+                pieces = [item]
+                while not queue.empty():  # coalesce what arrived meanwhile into one write
+                    more = queue.get_nowait()
+                    if more is None:
+                        done = True
+                        break
+                    pieces.append(more)
+                if resp is None:
+                    resp = await self._open_stream(request, domain.request_id, chunks)
+                streamed = True
+                await resp.write(b"".join(chunks.content(p) for p in pieces))
+            outcome, error = _settled(task)
+            if resp is None:
+                if error is not None:
+                    return error_response(error, domain.request_id)
+                resp = await self._open_stream(request, domain.request_id, chunks)
+            if error is not None or outcome is None or outcome.output is None:
+                await resp.write(sse.error_event(error or http_error(RuntimeError("no output"))))
+            else:
+                await resp.write(chunks.ending(outcome, outcome.output, streamed))
+            await resp.write_eof()
+            return resp
+        finally:
+            if not task.done():
+                task.cancel()  # the client went away: abort the upstream calls
+
+    async def _open_stream(self, request: web.BaseRequest, request_id: str, chunks: sse.Chunks) -> web.StreamResponse:
+        headers = {**sse.HEADERS, "x-request-id": request_id, "x-policyd-request-id": request_id}
+        resp = web.StreamResponse(status=200, headers=headers)
+        await resp.prepare(request)
+        await resp.write(chunks.role())
+        return resp
+
+
+def _settled(task: asyncio.Task[Outcome]) -> tuple[Outcome | None, HttpError | None]:
+    try:
+        outcome = task.result()
+    except Exception as exc:
+        return None, http_error(exc)
+    return outcome, outcome_error(outcome)
+
+
+def _method(method: str, allowed: str) -> None:
+    if method != allowed:
+        allow = {"allow": allowed}
+        raise HttpError(405, f"use {allowed}", "invalid_request_error", "method_not_allowed", headers=allow)

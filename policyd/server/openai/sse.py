@@ -1,0 +1,93 @@
+"""``chat.completion.chunk`` events as Server-Sent Events.
+
+A successful stream is: a role chunk, content chunks, (tool calls), a chunk with
+``finish_reason`` and policyd's detail, the usage chunk when
+``stream_options.include_usage`` asked for it, and ``data: [DONE]``. A failure after
+the stream started is one ``data: {"error": {...}}`` event and the end of the body,
+never ``[DONE]``: OpenAI's SDKs raise on such an event, so a broken answer cannot pass
+for a short one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from policyd.server.openai import response
+from policyd.server.openai.errors import HttpError
+from policyd.types import Message, Outcome
+
+DONE = b"data: [DONE]\n\n"
+HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+}
+
+
+def event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def error_event(error: HttpError) -> bytes:
+    return event(error.body())
+
+
+@dataclass
+class Chunks:
+    """Builds one stream's chunks; every chunk carries the same id, created time and model.
+
+    The model is the one the caller asked for: which catalog model answers is known
+    only at the end (``policyd.attempts`` of the finishing chunk says).
+    """
+
+    request_id: str
+    model: str
+    created: int
+    include_usage: bool
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        payload: dict[str, Any] = {
+            "id": response.completion_id(self.request_id),
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        if self.include_usage:
+            payload["usage"] = None
+        payload.update(extra)
+        return event(payload)
+
+    def role(self) -> bytes:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def content(self, text: str) -> bytes:
+        return self._chunk({"content": text})
+
+    def ending(self, outcome: Outcome, output: Message, streamed: bool) -> bytes:
+        """What follows the last delta: unstreamed text, tool calls, the finish, usage, ``[DONE]``."""
+        parts = []
+        if not streamed and output.content:
+            parts.append(self.content(output.content))
+        if output.tool_calls:
+            calls = [{"index": i, **call} for i, call in enumerate(response.tool_calls(output))]
+            parts.append(self._chunk({"tool_calls": calls}))
+        parts.append(self._chunk({}, response.finish_reason(outcome, output), policyd=response.detail(outcome)))
+        if self.include_usage:
+            parts.append(
+                event(
+                    {
+                        "id": response.completion_id(self.request_id),
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": response.usage(outcome),
+                    }
+                )
+            )
+        parts.append(DONE)
+        return b"".join(parts)
