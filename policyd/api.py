@@ -19,6 +19,8 @@ from policyd.engine import tokens
 from policyd.engine.context import CallResult, OutOfBudget, OutOfTime, StrategyContext, StrategyStop
 from policyd.engine.explain import ExplainContext
 from policyd.errors import ConfigError, InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
+from policyd.eval.routerfile import Router, Vectorizer
+from policyd.eval.routerfile import load as load_router
 from policyd.plugin import hookimpl
 from policyd.plugin.compat import API_VERSION
 from policyd.plugin.specs import (
@@ -116,6 +118,7 @@ __all__ = [
     "Request",
     "ResponseFormat",
     "Role",
+    "Router",
     "SinkContext",
     "Stakes",
     "StrategyContext",
@@ -131,10 +134,12 @@ __all__ = [
     "Validator",
     "ValidatorRef",
     "ValidatorSpec",
+    "Vectorizer",
     "Verdict",
     "VerdictKind",
     "hookimpl",
     "inject_headers",
+    "load_router",
     "semconv",
     "tokens",
 ]
