@@ -87,7 +87,7 @@ policies:
             router: {router}
             strong: gpt-oss-120b
             rungs:
-              - {{model: gpt-oss-20b, gate: {{name: regex, params: {{pattern: "\\\\S"}}}}}}
+              - {{model: llama-3.1-8b, gate: {{name: regex, params: {{pattern: "\\\\S"}}}}}}
               - {{model: gpt-oss-120b, ungated: true}}
 """
 
