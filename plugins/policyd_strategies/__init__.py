@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.api import StrategySpec, hookimpl
+from policyd.api import StrategySpec, ValidatorSpec, hookimpl
 from policyd_strategies import draft_validate, fail_fast, route, thinking_escalation
 from policyd_strategies.basic import (
     FallbackParams,
@@ -41,3 +41,8 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
     )
     for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC, route.SPEC):
         register(spec)
+
+
+@hookimpl
+def policyd_register_validators(register: Callable[[ValidatorSpec], None]) -> None:
+    register(route.GATE_SPEC)  # the route strategy's learned gate (its router file's post model)

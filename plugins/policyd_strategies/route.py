@@ -1,4 +1,4 @@
-"""``route``: a learned pre-generation router in front of a cheap-first cascade.
+"""``route``: a learned pre-generation router in front of a cheap-first cascade; ``learned-gate``.
 
 Before any call, the router file (``policyd router train``) scores the request with the
 probability that the cheap model fails where the strong one succeeds. At or above the
@@ -6,6 +6,8 @@ threshold the request goes straight to ``strong`` (skipping the cheap call a cas
 always pays); below it, it climbs ``rungs`` exactly as ``fail-fast`` does, each rung's
 answer judged by its gate (the post-generation signal only a cascade has). The file is
 JSON, loaded without pickle and scored in pure Python: serving needs no scikit-learn.
+The ``learned-gate`` validator judges a rung's answer with the same file's post-generation
+model, combining what the router knew with what only the answer shows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from policyd.api import (
     Effort,
     EffortParam,
     ExplainContext,
+    Message,
     Outcome,
     OutcomeStatus,
     PlanStep,
@@ -29,6 +32,9 @@ from policyd.api import (
     StrategyContext,
     StrategySpec,
     ValidatorRef,
+    ValidatorSpec,
+    Verdict,
+    VerdictKind,
     load_router,
 )
 from policyd_strategies.fail_fast import Rung, rung_window_s
@@ -129,3 +135,54 @@ SPEC = StrategySpec(
     describe=describe_route,
     best_worst_usd=cost_route,
 )
+
+
+# ---------------------------------------------------------------- the learned gate
+
+
+class LearnedGateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    router: str
+    """A router file with a ``post`` model (``policyd router train`` writes one)."""
+    threshold: float | None = Field(default=None, ge=0)
+    """Reject (escalate) when P(the answer is wrong) reaches this; default: the file's."""
+
+    @model_validator(mode="after")
+    def _has_post(self) -> LearnedGateParams:
+        try:
+            router = router_file(self.router)
+        except Exception as exc:
+            raise ValueError(f"router: {exc}") from None
+        if router.post is None:
+            raise ValueError(f"router: {self.router} has no post-generation model (post)")
+        return self
+
+
+class LearnedGate:
+    """Judges the cheap answer with the router file's post-generation model: request and answer words,
+    arithmetic checks, length and log-probabilities combined in one learned score."""
+
+    needs_logprobs = True
+
+    def __init__(self, params: LearnedGateParams) -> None:
+        self.params = params
+
+    async def __call__(self, ctx: StrategyContext, draft: Message) -> Verdict:
+        router = router_file(self.params.router)
+        post = router.post
+        assert post is not None  # checked when the policy loaded
+        request = ctx.request
+        prompt = next((m.content for m in reversed(request.messages) if m.role is Role.USER), "")
+        score = post.score(router.vectorizer, prompt, draft.content, ctx.logprobs_of(draft))
+        cut = post.threshold if self.params.threshold is None else self.params.threshold
+        if score >= cut:
+            return Verdict(VerdictKind.REJECT, reason=f"learned gate: P(wrong) {score:.3f} >= {cut!r}")
+        return Verdict(VerdictKind.ACCEPT, reason=f"learned gate: P(wrong) {score:.3f} < {cut!r}")
+
+
+def build_learned_gate(ref: ValidatorRef, params: LearnedGateParams) -> LearnedGate:
+    return LearnedGate(params)
+
+
+GATE_SPEC = ValidatorSpec(name="learned-gate", factory=build_learned_gate, params=LearnedGateParams)

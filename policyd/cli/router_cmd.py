@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from policyd.cli.common import add_data_dir_option
@@ -57,7 +58,7 @@ def _from_dataset(args: argparse.Namespace) -> int:
     from policyd.eval.fit import folds
     from policyd.eval.gates import check_applicable, parse_gate
     from policyd.eval.routed import fit_route, fit_router_cut, label_of
-    from policyd.eval.router import matrix, oof_scores, router_of
+    from policyd.eval.router import cross_fitted_router
     from policyd.eval.routerfile import Vectorizer
     from policyd.eval.runner import request_text
     from policyd.eval.sources import load_dataset
@@ -78,7 +79,7 @@ def _from_dataset(args: argparse.Namespace) -> int:
     vec = Vectorizer()
     texts = [request_text(ds, i, cheap) for i in train]
     y = [label_of(ds, i, cheap, strong) for i in train]
-    oof = oof_scores("logistic", matrix(vec, texts), y, seed=args.seed)
+    router, oof = cross_fitted_router(vec, texts, y, {}, seed=args.seed)
     gate_note = ""
     if args.threshold is not None:
         cut = args.threshold
@@ -99,7 +100,7 @@ def _from_dataset(args: argparse.Namespace) -> int:
         "objective": args.objective,
         "seed": args.seed,
     }
-    router = router_of(vec, texts, y, cut if math.isfinite(cut) else 2.0, meta)
+    router = replace(router, threshold=cut if math.isfinite(cut) else 2.0, meta=meta)
     router.save(args.out)
     print(
         f"wrote {args.out}: {len(train)} train items of {ds.name}, {sum(y)} where {cheap} fails and {strong} "

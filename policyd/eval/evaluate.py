@@ -200,10 +200,11 @@ def router_part(
     arms: list[Arm] = []
     knn_rows: list[tuple[Point, list[ItemResult]]] = []
     for objective in settings.objectives:
-        alone, combined, knn = [], [], []
+        alone, combined, knn, learned = [], [], [], []
         for f, fold in enumerate(parts):
-            a, c, k_cut = route_specs(ds, fold, trained[f], ladder, gate_of.get((objective, f)), objective)
+            a, c, k_cut, lg = route_specs(ds, fold, trained[f], ladder, gate_of.get((objective, f)), objective)
             alone.append((fold.test, a))
+            learned.append((fold.test, lg))
             if c is not None:
                 combined.append((fold.test, c))
             knn.append(
@@ -216,6 +217,7 @@ def router_part(
         arms.append(Arm(f"router {objective}", tuple(alone)))
         if combined:
             arms.append(Arm(f"route {objective}", tuple(combined)))
+        arms.append(Arm(f"route+learned-gate {objective}", tuple(learned)))
         results = [r for part in knn for r in part]
         knn_rows.append((point(f"kNN-router {objective}", results, strong, knn_cut_text, cheapest=cheap), results))
     test_log = [s for t in trained for s in t.test_log]

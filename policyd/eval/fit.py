@@ -100,14 +100,14 @@ def parse_objective(text: str) -> tuple[str, float]:
     kind, _, arg = text.partition(":")
     if kind == "cps" and not arg:
         return "cps", 0.0
-    if kind == "pgr":
+    if kind in ("pgr", "cost"):
         try:
             target = float(arg)
         except ValueError:
             target = math.nan
         if 0 < target <= 1:
-            return "pgr", target
-    raise InvalidArgument("--objective", f"{text!r}: expected pgr:X with 0 < X <= 1, or cps")
+            return kind, target
+    raise InvalidArgument("--objective", f"{text!r}: expected pgr:X or cost:X with 0 < X <= 1, or cps")
 
 
 def baselines(ds: Dataset, items: Sequence[str], ladder: Sequence[str], gate: Gate) -> tuple[Point, Point]:
@@ -118,11 +118,18 @@ def baselines(ds: Dataset, items: Sequence[str], ladder: Sequence[str], gate: Ga
 
 def pick(scored: Sequence[tuple[object, Point]], objective: str, weak: Point, strong: Point) -> int:
     """Index of the candidate the objective picks: the cheapest reaching the PGR target (else the highest
-    PGR, cheapest first), or the lowest cost per success."""
+    PGR, cheapest first); the most accurate within a share of the strong model's cost (``cost:X``, else
+    the cheapest); or the lowest cost per success."""
     kind, target = parse_objective(objective)
     order = range(len(scored))
     if kind == "cps":
         return min(order, key=lambda i: (scored[i][1].cost_per_success, scored[i][1].usd_per_query))
+    if kind == "cost":
+        budget = target * strong.usd_per_query * (1 + 1e-12)
+        within = [i for i in order if scored[i][1].usd_per_query <= budget]
+        if within:
+            return max(within, key=lambda i: (scored[i][1].accuracy, -scored[i][1].usd_per_query))
+        return min(order, key=lambda i: scored[i][1].usd_per_query)
     reaching = [i for i in order if scored[i][1].pgr(weak, strong) >= target - 1e-12]
     if reaching:
         return min(reaching, key=lambda i: (scored[i][1].usd_per_query, -scored[i][1].accuracy))
@@ -192,7 +199,7 @@ def choose_gate(
             results.update((r.item, r) for r in run_items(ds, f.test, choice.ladder, choice.gate))
         scored.append((gate, point(gate.spec, [results[i] for i in train], ladder[-1])))
     kind, target = parse_objective(objective)
-    if kind == "cps":
+    if kind != "pgr":
         return gates[pick(scored, objective, weak, strong)]
     return gates[min(range(len(gates)), key=lambda g: held_out_cost(scored[g][1], target, weak, strong))]
 

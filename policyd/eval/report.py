@@ -90,7 +90,10 @@ def label_thresholds(arm: Arm) -> str:
 
     shown = []
     for _, spec in arm.groups:
-        if isinstance(spec, RouteSpec):
+        if isinstance(spec, RouteSpec) and spec.post_threshold is not None:
+            below = f"{spec.choice.ladder[0]}, escalating when the learned gate's P(wrong) >= {spec.post_threshold!r}"
+            shown.append(f"score >= {spec.threshold!r} -> {spec.strong}, else {below}")
+        elif isinstance(spec, RouteSpec):
             shown.append(f"score >= {spec.threshold!r} -> {spec.strong}, else {spec.choice.label()}")
         else:
             shown.append(spec.label())
@@ -174,6 +177,7 @@ STYLE = {
     "cascade": ("o", "tab:red"),
     "router": ("^", "tab:green"),
     "route": ("D", "tab:purple"),
+    "route+learned-gate": ("X", "tab:blue"),
     "kNN-router": ("v", "tab:olive"),
     "oracle": ("*", "gold"),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,15 @@ from policyd.eval.fit import Choice, Fold, baselines, pick
 from policyd.eval.gates import Gate, candidate_thresholds, parse_gate
 from policyd.eval.metrics import Point
 from policyd.eval.records import Dataset
-from policyd.eval.router import matrix, oof_scores, predict, route_thresholds, router_of
+from policyd.eval.router import (
+    cross_fitted_router,
+    matrix,
+    oof_scores,
+    post_matrix,
+    predict,
+    route_thresholds,
+    train_post,
+)
 from policyd.eval.routerfile import Vectorizer
 from policyd.eval.runner import RouteSpec, request_text
 from policyd.eval.simulate import observe, sweep_of, sweep_stats
@@ -36,6 +44,31 @@ class FoldRouters:
     train_knn: list[float]
     test_log: list[float]
     test_knn: list[float]
+    train_post: list[float]
+    """Out-of-fold scores of the learned post-generation gate on the train items."""
+    shipped_log: list[float]
+    """The shipped (averaged) router's scores of the train items."""
+    shipped_post: list[float]
+
+    def pre_cut(self, cut: float) -> float:
+        return remap(cut, self.train_log, self.shipped_log)
+
+    def post_cut(self, cut: float) -> float:
+        return remap(cut, self.train_post, self.shipped_post)
+
+
+def remap(cut: float, oof: Sequence[float], shipped: Sequence[float]) -> float:
+    """The shipped model's cut that routes the same share of the train items as ``cut`` does of the
+    out-of-fold scores it was fitted on (the two score scales differ; the share is what was fitted)."""
+    import numpy as np
+
+    if not math.isfinite(cut) or not len(oof):
+        return cut
+    share = float(np.mean(np.array(oof) >= cut))
+    if share <= 0:
+        return math.inf
+    ranked = sorted(shipped, reverse=True)
+    return float(ranked[min(len(ranked), max(1, round(share * len(ranked)))) - 1])
 
 
 def label_of(ds: Dataset, item: str, cheap: str, strong: str) -> int:
@@ -59,15 +92,23 @@ def train_fold(
         "positives": sum(y),
         "seed": seed,
     }
-    router = router_of(vec, tr, y, 0.5, meta)
+    router, train_log = cross_fitted_router(vec, tr, y, meta, seed=seed)
+    recs = [ds.get(i, cheap) for i in fold.train]
+    wrong = [int(not r.correct) for r in recs]
+    x_post, stats = post_matrix(vec, tr, [r.answer for r in recs], [observe(r).logprobs for r in recs])
+    post, train_post_scores = train_post(x_post, wrong, stats, vec.n_features, seed=seed)
+    router = replace(router, post=post)
     router.save(path)
     x_tr, x_te = matrix(vec, tr), matrix(vec, te)
     return FoldRouters(
         path=path,
-        train_log=oof_scores("logistic", x_tr, y, seed=seed),
+        train_log=train_log,
         train_knn=oof_scores("knn", x_tr, y, seed=seed),
         test_log=[router.score(t) for t in te],
         test_knn=predict("knn", x_tr, y, x_te),
+        train_post=train_post_scores,
+        shipped_log=[router.score(t) for t in tr],
+        shipped_post=[post.score(vec, t, r.answer, observe(r).logprobs) for t, r in zip(tr, recs, strict=True)],
     )
 
 
@@ -142,16 +183,47 @@ def fit_route(
     return cut, Choice(ladder, gate.with_threshold(t_gate))
 
 
+def fit_learned(
+    ds: Dataset,
+    train: Sequence[str],
+    pre: Sequence[float],
+    post: Sequence[float],
+    cheap: str,
+    strong: str,
+    objective: str,
+) -> tuple[float, float]:
+    """Router cut and learned-gate cut fitted jointly on train (both on out-of-fold scores)."""
+    import numpy as np
+
+    s, q = np.array(pre), np.array(post)
+    c_correct, c_cost = _arrays(ds, train, cheap)
+    st = _arrays(ds, train, strong)
+    weak, strong_pt = baselines(ds, train, (cheap, strong), NONE)
+    options: list[tuple[float, float]] = []
+    scored: list[tuple[object, Point]] = []
+    for post_cut in route_thresholds(post):
+        up = q >= post_cut
+        below = (np.where(up, st[0], c_correct), c_cost + np.where(up, st[1], 0.0), up.astype(int))
+        for cut in route_thresholds(pre):
+            options.append((cut, post_cut))
+            scored.append((cut, routed_point(s >= cut, below, st, 1)))
+    return options[pick(scored, objective, weak, strong_pt)]
+
+
 def route_specs(
     ds: Dataset, fold: Fold, routers: FoldRouters, ladder: Sequence[str], gate: Gate | None, objective: str
-) -> tuple[RouteSpec, RouteSpec | None, float]:
-    """(router alone, router + cascade or None without a gate, kNN cut) for one fold and objective."""
+) -> tuple[RouteSpec, RouteSpec | None, float, RouteSpec]:
+    """(router alone, router + cascade or None without a gate, kNN cut, router + learned gate)."""
     cheap, strong = ladder[0], ladder[-1]
-    cut = fit_router_cut(ds, fold.train, routers.train_log, cheap, strong, objective)
+    cut = routers.pre_cut(fit_router_cut(ds, fold.train, routers.train_log, cheap, strong, objective))
     alone = RouteSpec(routers.path, cut, strong, Choice((cheap,), NONE))
     knn_cut = fit_router_cut(ds, fold.train, routers.train_knn, cheap, strong, objective)
     combined = None
     if gate is not None:
         r_cut, choice = fit_route(ds, fold.train, routers.train_log, ladder, gate, objective)
-        combined = RouteSpec(routers.path, r_cut, strong, choice)
-    return alone, combined, knn_cut
+        combined = RouteSpec(routers.path, routers.pre_cut(r_cut), strong, choice)
+    l_cut, post_cut = fit_learned(ds, fold.train, routers.train_log, routers.train_post, cheap, strong, objective)
+    learned = RouteSpec(
+        routers.path, routers.pre_cut(l_cut), strong, Choice((cheap, strong), NONE), routers.post_cut(post_cut)
+    )
+    return alone, combined, knn_cut, learned

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from policyd.errors import InvalidArgument
+from policyd.eval.gates import arithmetic_ok
 
 FORMAT = "policyd-router"
 VERSION = 1
@@ -64,6 +65,59 @@ class Vectorizer:
         return {i: v / norm for i, v in vec.items() if v} if norm else {}
 
 
+DENSE = ("arithmetic_ok", "log_chars", "annotations", "final_marker", "logprob", "logprob_missing")
+"""The post-generation model's named features of the cheap answer (besides hashed words)."""
+
+
+def answer_features(answer: str, logprobs: tuple[float, ...] | None) -> dict[str, float]:
+    """What a cascade knows after the cheap call: checks and confidence of the answer."""
+    mean = sum(logprobs) / len(logprobs) if logprobs else 0.0
+    return {
+        "arithmetic_ok": float(arithmetic_ok(answer)),
+        "log_chars": math.log1p(len(answer)),
+        "annotations": math.log1p(answer.count("<<")),
+        "final_marker": float("####" in answer),
+        "logprob": max(-20.0, min(0.0, mean)),
+        "logprob_missing": 0.0 if logprobs else 1.0,
+    }
+
+
+def post_vector(vec: Vectorizer, prompt: str, answer: str) -> dict[int, float]:
+    """Hashed words of the request and (salted, so they land elsewhere) of the cheap answer."""
+    out = dict(vec.transform(vec.text(prompt)))
+    for i, v in vec.transform("\x01 " + answer if answer else "").items():
+        j = (i * 2654435761 + 1) % vec.n_features  # a fixed permutation keeps answer words apart
+        out[j] = out.get(j, 0.0) + v
+    return out
+
+
+@dataclass(frozen=True)
+class PostModel:
+    """P(the cheap answer is wrong | request, answer): the cascade's learned gate."""
+
+    intercept: float
+    weights: Mapping[int, float]
+    dense: Mapping[str, tuple[float, float, float]]
+    """name -> (weight, mean, scale): standardized before weighting."""
+    threshold: float
+
+    def score(self, vec: Vectorizer, prompt: str, answer: str, logprobs: tuple[float, ...] | None) -> float:
+        z = self.intercept + sum(v * self.weights.get(i, 0.0) for i, v in post_vector(vec, prompt, answer).items())
+        for name, value in answer_features(answer, logprobs).items():
+            w, mean, scale = self.dense.get(name, (0.0, 0.0, 1.0))
+            z += w * (value - mean) / scale
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "logistic",
+            "intercept": self.intercept,
+            "weights": {str(i): w for i, w in sorted(self.weights.items()) if w},
+            "dense": {k: list(v) for k, v in self.dense.items()},
+            "threshold": self.threshold,
+        }
+
+
 @functools.lru_cache(maxsize=1 << 14)
 def _transform(vec: Vectorizer, text: str) -> dict[int, float]:
     return vec._compute(text)
@@ -84,6 +138,8 @@ class Router:
     weights: Mapping[int, float]
     threshold: float
     meta: Mapping[str, Any] = field(default_factory=dict)
+    post: PostModel | None = None
+    """The learned post-generation gate, when the file carries one."""
 
     def score(self, prompt: str, task: str = "", tenant: str = "") -> float:
         """P(the cheap model fails where the strong one succeeds) for this request."""
@@ -108,6 +164,7 @@ class Router:
             },
             "threshold": self.threshold,
             "meta": dict(self.meta),
+            **({"post": self.post.to_json()} if self.post else {}),
         }
 
     def save(self, path: Path) -> None:
@@ -153,6 +210,38 @@ def from_json(doc: Any, where: str = "router") -> Router:
         weights=parsed,
         threshold=float(_need(doc, "threshold", (int, float), where)),
         meta=doc.get("meta") or {},
+        post=_post(doc["post"], f"{where}.post", n_features) if doc.get("post") is not None else None,
+    )
+
+
+def _weights(doc: Mapping[str, Any], where: str, n_features: int) -> dict[int, float]:
+    weights = _need(doc, "weights", dict, where)
+    try:
+        parsed = {int(k): float(v) for k, v in weights.items()}
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{where}.weights", "must map bucket numbers to numbers") from None
+    if any(not 0 <= k < n_features for k in parsed):
+        raise InvalidArgument(f"{where}.weights", f"bucket outside 0..{n_features - 1}")
+    return parsed
+
+
+def _post(doc: Any, where: str, n_features: int) -> PostModel:
+    if not isinstance(doc, dict) or doc.get("kind") != "logistic":
+        raise InvalidArgument(f"{where}.kind", "expected a logistic post-generation model")
+    dense = _need(doc, "dense", dict, where)
+    parsed: dict[str, tuple[float, float, float]] = {}
+    for name, triple in dense.items():
+        if name not in DENSE or not isinstance(triple, list) or len(triple) != 3:
+            raise InvalidArgument(f"{where}.dense.{name}", f"expected one of {', '.join(DENSE)}: [weight, mean, scale]")
+        w, mean, scale = (float(x) for x in triple)
+        if scale <= 0:
+            raise InvalidArgument(f"{where}.dense.{name}", "scale must be > 0")
+        parsed[name] = (w, mean, scale)
+    return PostModel(
+        intercept=float(_need(doc, "intercept", (int, float), where)),
+        weights=_weights(doc, where, n_features),
+        dense=parsed,
+        threshold=float(_need(doc, "threshold", (int, float), where)),
     )
 
 

@@ -27,7 +27,7 @@ from policyd.eval.fit import Choice
 from policyd.eval.gates import Gate
 from policyd.eval.ladder import STRATEGY, VALIDATOR, EvalLadderPlugin
 from policyd.eval.records import ITEM_LABEL, Dataset
-from policyd.eval.simulate import ItemResult, run_ladder, run_route
+from policyd.eval.simulate import ItemResult, observe, run_ladder, run_route
 from policyd.eval.sources import remember
 from policyd.plugin.manager import default_host
 from policyd.types import AttemptRole, Message, Outcome, Request, Role
@@ -44,6 +44,8 @@ class RouteSpec:
     strong: str
     choice: Choice
     """The cascade below the cut (a ladder of one: the cheap model alone answers)."""
+    post_threshold: float | None = None
+    """When set, the router file's learned gate (at this cut) judges the cheap answer instead of the choice's gate."""
 
 
 Spec = Choice | RouteSpec
@@ -92,7 +94,11 @@ def plan_for(spec: Spec, strategies: Collection[str]) -> tuple[str, dict[str, An
     where one fits, else ``eval-ladder``."""
     if isinstance(spec, RouteSpec):
         route = {"router": str(spec.router), "threshold": spec.threshold, "strong": spec.strong}
-        return "route", {**route, "rungs": rungs_of(spec.choice)}
+        rungs = rungs_of(spec.choice)
+        if spec.post_threshold is not None:
+            learned = {"name": "learned-gate", "params": {"router": str(spec.router), "threshold": spec.post_threshold}}
+            rungs = [{**r, "gate": learned} if not r.get("ungated") else r for r in rungs]
+        return "route", {**route, "rungs": rungs}
     ladder, gate = spec.ladder, spec.gate
     if len(ladder) == 1:
         return "single", {"model": ladder[0]}
@@ -230,7 +236,15 @@ def first_model(arm: Arm) -> str:
 def direct(ds: Dataset, item: str, spec: Spec, text: str) -> ItemResult:
     """The item computed from the records without the engine (what the engine must reproduce)."""
     if isinstance(spec, RouteSpec):
-        score = _router(str(spec.router)).score(text)
+        router = _router(str(spec.router))
+        score = router.score(text)
+        if spec.post_threshold is not None and router.post is not None:
+            if score >= spec.threshold:
+                return run_ladder(ds, item, (spec.strong,), spec.choice.gate)
+            rec = ds.get(item, spec.choice.ladder[0])
+            post = router.post.score(router.vectorizer, text, rec.answer, observe(rec).logprobs)
+            ladder = spec.choice.ladder if post >= spec.post_threshold else spec.choice.ladder[:1]
+            return run_ladder(ds, item, ladder, spec.choice.gate)
         return run_route(ds, item, score, spec.threshold, spec.strong, spec.choice.ladder, spec.choice.gate)
     return run_ladder(ds, item, spec.ladder, spec.gate)
 

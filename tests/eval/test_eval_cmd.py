@@ -51,7 +51,7 @@ def test_eval_prints_the_table_writes_json_and_a_png(capsys, tmp_path):
         assert lo <= row["accuracy"] <= hi
         assert row["ci"]["cost_per_success"][0] <= row["cost_per_success"] <= row["ci"]["cost_per_success"][1]
     kinds = {r["kind"] for r in doc["rows"]}
-    assert {"baseline", "single", "cascade", "router", "route", "kNN-router", "oracle"} <= kinds
+    assert {"baseline", "single", "cascade", "router", "route", "route+learned-gate", "kNN-router", "oracle"} <= kinds
     cascade_curve = doc["curves"][0]
     assert cascade_curve["apgr"] > 0.5  # confidence predicts correctness better than chance
     assert (tmp_path / "out" / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -132,3 +132,17 @@ def test_the_route_strategy_sends_high_scores_straight_to_the_strong_model(tmp_p
     else:
         assert {int(r.item) % 3 for r in direct} == {0}  # the hard items skip the cheap call
         assert all(r.correct for r in run.results)
+
+
+def test_the_learned_gate_needs_a_router_file_with_a_post_model(tmp_path):
+    vec = Vectorizer(n_features=1 << 10)
+    texts, y = texts_and_labels(30)
+    router_of(vec, texts, y, 0.5, {}).save(tmp_path / "pre-only.json")
+    text = route_config(str(tmp_path / "pre-only.json")).replace(
+        '{name: regex, params: {pattern: "\\\\S"}}',
+        f"{{name: learned-gate, params: {{router: {tmp_path}/pre-only.json}}}}",
+    )
+    assert "learned-gate" in text
+    with pytest.raises(ConfigError) as err:
+        load_text(text, default_host(entry_points=False).collect(), "p.yaml")
+    assert "no post-generation model" in str(err.value)
