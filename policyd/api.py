@@ -18,6 +18,8 @@ from policyd import __version__ as POLICYD_VERSION
 from policyd.engine import tokens
 from policyd.engine.stops import OutOfBudget, OutOfTime, StrategyStop
 from policyd.errors import ConfigError, InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
+from policyd.eval.routerfile import Router, Vectorizer
+from policyd.eval.routerfile import load as load_router
 from policyd.plugin import hookimpl
 from policyd.plugin.compat import API_VERSION
 from policyd.plugin.specs import (
@@ -118,6 +120,7 @@ __all__ = [
     "Request",
     "ResponseFormat",
     "Role",
+    "Router",
     "SinkContext",
     "Stakes",
     "StrategyContext",
@@ -133,10 +136,12 @@ __all__ = [
     "Validator",
     "ValidatorRef",
     "ValidatorSpec",
+    "Vectorizer",
     "Verdict",
     "VerdictKind",
     "hookimpl",
     "inject_headers",
+    "load_router",
     "semconv",
     "tokens",
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policyd.api import StrategySpec, hookimpl
-from policyd_strategies import draft_validate, fail_fast, thinking_escalation
+from policyd.api import StrategySpec, ValidatorSpec, hookimpl
+from policyd_strategies import draft_validate, fail_fast, route, thinking_escalation
 from policyd_strategies.basic import (
     FallbackParams,
     SingleParams,
@@ -39,5 +39,10 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             describe=describe_fallback,
         )
     )
-    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC):
+    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC, route.SPEC):
         register(spec)
+
+
+@hookimpl
+def policyd_register_validators(register: Callable[[ValidatorSpec], None]) -> None:
+    register(route.GATE_SPEC)  # the route strategy's learned gate (its router file's post model)

@@ -11,7 +11,7 @@ from importlib import import_module
 from policyd import __version__
 from policyd.errors import PolicydError
 
-COMMANDS = ("serve", "check", "explain", "plugins", "cache", "health", "stats", "eval", "hash_token")
+COMMANDS = ("serve", "check", "explain", "plugins", "cache", "health", "stats", "eval", "router", "hash_token")
 """Subcommand modules under ``policyd.cli``; each has ``add_parser`` and ``run``."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -193,3 +193,34 @@ def candidate_thresholds(scores: Sequence[float], n: int = 60) -> list[float | N
         return [None, math.inf]
     picks = {finite[min(len(finite) - 1, round(q * (len(finite) - 1) / n))] for q in range(n + 1)}
     return [None, *sorted(picks), math.inf]
+
+
+AUTO_CANDIDATES = ("logprob", "length", "arithmetic+logprob", "arithmetic+length", "format")
+"""What ``--gate auto`` chooses among (by cross-validation on train), where the data supports them."""
+
+
+def reads_answer(gate: Gate) -> bool:
+    return bool(gate.checks) or gate.scored == "length"
+
+
+def check_applicable(gate: Gate, *, has_logprobs: bool, has_answers: bool, where: str = "--gate") -> None:
+    """A gate must read something the data records: no silent accept of a gate the data cannot feed."""
+    if gate.scored == "logprob" and not has_logprobs:
+        raise InvalidArgument(where, f"{gate.spec!r}: the data records no log-probabilities for the gated models")
+    if reads_answer(gate) and not has_answers:
+        raise InvalidArgument(where, f"{gate.spec!r}: the data records no answer text (only correctness)")
+
+
+def auto_gates(*, has_logprobs: bool, has_answers: bool, has_annotations: bool) -> list[Gate]:
+    """The candidates of ``auto`` that the data can feed (empty: no post-generation signal at all)."""
+    out = []
+    for spec in AUTO_CANDIDATES:
+        gate = parse_gate(spec)
+        if "arithmetic" in gate.checks and not has_annotations:
+            continue
+        try:
+            check_applicable(gate, has_logprobs=has_logprobs, has_answers=has_answers)
+        except InvalidArgument:
+            continue
+        out.append(gate)
+    return out

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policyd.eval.gates import Observation, parse_gate
 from policyd.plugin import hookimpl
-from policyd.plugin.specs import StrategyContext, StrategySpec
-from policyd.types import AttemptRole, Outcome, OutcomeStatus
+from policyd.plugin.specs import StrategyContext, StrategySpec, ValidatorRef, ValidatorSpec
+from policyd.types import AttemptRole, Message, Outcome, OutcomeStatus, Verdict, VerdictKind
 
 STRATEGY = "eval-ladder"
+VALIDATOR = "eval-gate"
 
 
 class LadderParams(BaseModel):
@@ -54,12 +55,47 @@ async def run_ladder(ctx: StrategyContext) -> Outcome:
     return ctx.outcome(OutcomeStatus.UPSTREAM_FAILED)
 
 
+class GateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gate: str
+    threshold: float | None = None
+
+    @field_validator("gate")
+    @classmethod
+    def _no_agreement(cls, value: str) -> str:
+        if parse_gate(value, field_name="gate").agree_with:
+            raise ValueError("agreement needs a second call: use the eval-ladder strategy")
+        return value
+
+
+class GateValidator:
+    """Any eval gate but agreement, as a validator (for strategies that take a ``gate`` reference)."""
+
+    def __init__(self, params: GateParams) -> None:
+        self.gate = parse_gate(params.gate).with_threshold(params.threshold)
+        self.needs_logprobs = self.gate.scored == "logprob"
+
+    async def __call__(self, ctx: StrategyContext, draft: Message) -> Verdict:
+        if self.gate.passes(Observation(draft.content, ctx.logprobs_of(draft))):
+            return Verdict(VerdictKind.ACCEPT, reason=f"{self.gate.spec} passed")
+        return Verdict(VerdictKind.REJECT, reason=f"{self.gate.spec} failed")
+
+
 class EvalLadderPlugin:
     """Registered by ``policyd eval`` on its own plugin host."""
 
     @hookimpl
     def policyd_register_strategies(self, register: Callable[[StrategySpec], None]) -> None:
         register(StrategySpec(name=STRATEGY, run=run_ladder, params=LadderParams, models=_models))
+
+    @hookimpl
+    def policyd_register_validators(self, register: Callable[[ValidatorSpec], None]) -> None:
+        register(ValidatorSpec(name=VALIDATOR, factory=_build_gate, params=GateParams))
+
+
+def _build_gate(ref: ValidatorRef, params: GateParams) -> GateValidator:
+    return GateValidator(params)
 
 
 def _models(params: LadderParams) -> list[str]:

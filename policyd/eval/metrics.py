@@ -1,11 +1,14 @@
 """Figures of an operating point and of a gate's whole curve, as RouteLLM defines them.
 
 * **PGR** (performance gap recovered): ``(acc - acc_weak) / (acc_strong - acc_weak)``.
-* **CPT(x%)** (call-performance threshold): the smallest share of queries that call the
-  strong model at which the curve reaches a PGR of x%, interpolated linearly.
+* **CPT(x%)** (call-performance threshold): the smallest share of queries that call any
+  model above the cheapest rung (middle rungs and agreement checks included) at which the
+  curve reaches a PGR of x%, interpolated linearly.
 * **APGR**: the area under PGR as a function of that share, over [0, 1] (trapezoids
   through the curve's points, anchored at the weak model alone and the strong model alone).
 * **Cost per successful outcome**: all USD spent divided by the number of right answers.
+* **95% intervals**: percentile bootstrap over the reported items (paired: every row is
+  resampled with the same items, so PGR's interval includes the baselines' noise).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from policyd.eval.simulate import ItemResult
@@ -30,6 +33,14 @@ class Point:
     escalation_rate: float
     strong_share: float
     threshold: str = ""
+    above_cheap: float = 0.0
+    """Share of queries that called any model other than the cheapest rung (CPT/APGR count these)."""
+    thresholds: tuple[float | None, ...] = ()
+    """The exact fitted thresholds, one per fold (None: pass everything)."""
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """95% bootstrap intervals: accuracy, usd_per_query, cost_per_success, pgr."""
+    engine: bool = False
+    """Whether this row ran through the real engine (else: computed from the records directly)."""
 
     @property
     def cost_per_success(self) -> float:
@@ -44,6 +55,8 @@ class Point:
         out = asdict(self)
         out["cost_per_success"] = _finite(self.cost_per_success)
         out["pgr"] = _finite(self.pgr(weak, strong))
+        out["thresholds"] = [_exact(t) for t in self.thresholds]
+        out["ci"] = {k: [_finite(lo), _finite(hi)] for k, (lo, hi) in self.ci.items()}
         return out
 
 
@@ -51,7 +64,16 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def point(label: str, results: Sequence[ItemResult], strong: str, threshold: str = "") -> Point:
+def _exact(t: float | None) -> float | str | None:
+    """A threshold as JSON: the float itself (full precision), or "never" for +inf."""
+    if t is None:
+        return None
+    return t if math.isfinite(t) else ("never" if t > 0 else "always")
+
+
+def point(
+    label: str, results: Sequence[ItemResult], strong: str, threshold: str = "", *, cheapest: str | None = None
+) -> Point:
     n = len(results)
     if n == 0:
         return Point(label, 0, 0.0, 0.0, 0.0, 0.0, threshold)
@@ -63,6 +85,9 @@ def point(label: str, results: Sequence[ItemResult], strong: str, threshold: str
         escalation_rate=sum(r.escalated for r in results) / n,
         strong_share=sum(strong in r.models for r in results) / n,
         threshold=threshold,
+        above_cheap=sum(any(m != cheapest for m in (r.called or r.models)) for r in results) / n
+        if cheapest
+        else sum(strong in r.models for r in results) / n,
     )
 
 
@@ -75,6 +100,7 @@ def random_mix(weak: Point, strong: Point, share: float) -> Point:
         usd_per_query=(1 - share) * weak.usd_per_query + share * strong.usd_per_query,
         escalation_rate=0.0,  # a router: the strong model answers alone, nothing escalates
         strong_share=share,
+        above_cheap=share,
     )
 
 
@@ -86,7 +112,7 @@ def oracle(weak: Sequence[ItemResult], strong: Sequence[ItemResult], strong_mode
 
 def curve(points: Sequence[Point], weak: Point, strong: Point) -> list[tuple[float, float]]:
     """(strong share, PGR) pairs sorted by share, anchored at (0, 0) and (1, 1)."""
-    pairs = [(p.strong_share, p.pgr(weak, strong)) for p in points if math.isfinite(p.pgr(weak, strong))]
+    pairs = [(p.above_cheap, p.pgr(weak, strong)) for p in points if math.isfinite(p.pgr(weak, strong))]
     pairs += [(0.0, 0.0), (1.0, 1.0)]
     best: dict[float, float] = {}
     for share, pgr in pairs:
@@ -106,3 +132,54 @@ def cpt(pairs: Sequence[tuple[float, float]], target: float) -> float:
         if y1 >= target:
             return x0 + (x1 - x0) * (target - y0) / (y1 - y0)
     return math.nan
+
+
+def bootstrap(
+    rows: Sequence[tuple[Point, Sequence[ItemResult]]],
+    weak: Sequence[ItemResult],
+    strong: Sequence[ItemResult],
+    *,
+    seed: int = 0,
+    resamples: int = 1000,
+) -> list[Point]:
+    """``rows`` with 95% percentile-bootstrap intervals; every row's results are in the same item order."""
+    import numpy as np
+
+    n = len(weak)
+    if n == 0:
+        return [p for p, _ in rows]
+    correct = np.array([[r.correct for r in res] for _, res in rows], dtype=float)
+    cost = np.array([[r.cost_usd for r in res] for _, res in rows], dtype=float)
+    base = np.array([[r.correct for r in weak], [r.correct for r in strong]], dtype=float)
+    rng = np.random.default_rng(seed)
+    accs, costs, bases = [], [], []
+    for start in range(0, resamples, 100):
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(100, resamples - start)).T.astype(float)
+        accs.append(correct @ w / n)
+        costs.append(cost @ w / n)
+        bases.append(base @ w / n)
+    acc, usd, bs = np.hstack(accs), np.hstack(costs), np.hstack(bases)
+    gap = bs[1] - bs[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pgr = np.where(gap != 0, (acc - bs[0]) / np.where(gap != 0, gap, 1), np.nan)
+        cps = np.where(acc > 0, usd / np.where(acc > 0, acc, 1), np.inf)
+    out = []
+    for k, (p, _) in enumerate(rows):
+        ci = {
+            "accuracy": _interval(acc[k]),
+            "usd_per_query": _interval(usd[k]),
+            "cost_per_success": _interval(cps[k]),
+            "pgr": _interval(pgr[k]),
+        }
+        out.append(replace(p, ci=ci))
+    return out
+
+
+def _interval(values: Any) -> tuple[float, float]:
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    if len(finite) < len(values) * 0.5:
+        return (math.nan, math.nan)
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return (float(lo), float(hi))

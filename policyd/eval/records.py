@@ -88,8 +88,22 @@ class Dataset:
     index: dict[tuple[str, str, str], Record] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        split_of: dict[str, str] = {}
         for rec in self.records:
-            self.index[(rec.item, rec.model, rec.variant)] = rec
+            key = (rec.item, rec.model, rec.variant)
+            if key in self.index:
+                raise InvalidArgument(
+                    f"{self.name}.item",
+                    f"two records for item {rec.item!r}, model {rec.model!r}, variant {rec.variant!r}",
+                )
+            # Leak-free by construction: an item belongs to exactly one split.
+            if split_of.setdefault(rec.item, rec.split) != rec.split:
+                raise InvalidArgument(
+                    f"{self.name}.split",
+                    f"item {rec.item!r} is in both {split_of[rec.item] or 'no split'!r} and {rec.split or 'no split'!r}"
+                    " (item ids must be unique across splits, e.g. prefix them with the split)",
+                )
+            self.index[key] = rec
 
     @property
     def models(self) -> list[str]:
@@ -115,6 +129,15 @@ class Dataset:
 
     def prompt(self, item: str, model: str) -> str:
         return self.get(item, model).prompt
+
+    def has_signal(self, name: str, models: Sequence[str]) -> bool:
+        """Whether any default-variant record of ``models`` carries the signal ``name``."""
+        wanted = set(models)
+        return any(name in r.signals for r in self.records if r.model in wanted and not r.variant)
+
+    def has_answers(self, models: Sequence[str]) -> bool:
+        wanted = set(models)
+        return any(r.answer for r in self.records if r.model in wanted)
 
     def complete_items(self, models: Sequence[str], split: str | None = None) -> list[str]:
         """Items that have a default-variant record for every one of ``models``."""

@@ -9,10 +9,12 @@ attempts say which model answered; that model's record says whether it was right
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,10 +22,12 @@ import yaml
 from policyd import __version__
 from policyd.config import load_text
 from policyd.engine import Engine
+from policyd.eval import routerfile
+from policyd.eval.fit import Choice
 from policyd.eval.gates import Gate
-from policyd.eval.ladder import STRATEGY, EvalLadderPlugin
+from policyd.eval.ladder import STRATEGY, VALIDATOR, EvalLadderPlugin
 from policyd.eval.records import ITEM_LABEL, Dataset
-from policyd.eval.simulate import ItemResult, run_ladder
+from policyd.eval.simulate import ItemResult, observe, run_ladder, run_route
 from policyd.eval.sources import remember
 from policyd.plugin.manager import default_host
 from policyd.types import AttemptRole, Message, Outcome, Request, Role
@@ -32,14 +36,30 @@ ANSWERING = (AttemptRole.ANSWER, AttemptRole.ESCALATE, AttemptRole.DRAFT)
 
 
 @dataclass(frozen=True)
+class RouteSpec:
+    """A ``route`` operating point on one fold: the router file, its cut, and the cascade below it."""
+
+    router: Path
+    threshold: float
+    strong: str
+    choice: Choice
+    """The cascade below the cut (a ladder of one: the cheap model alone answers)."""
+    post_threshold: float | None = None
+    """When set, the router file's learned gate (at this cut) judges the cheap answer instead of the choice's gate."""
+
+
+Spec = Choice | RouteSpec
+
+
+@dataclass(frozen=True)
 class Arm:
-    """One operating point: a ladder and gate, with the threshold each group of items gets."""
+    """One operating point: what each group of items (one per fold) is answered with."""
 
     label: str
-    ladder: tuple[str, ...]
-    gate: Gate
-    groups: tuple[tuple[tuple[str, ...], float | None], ...]
-    """(items, threshold) pairs: one per fold."""
+    groups: tuple[tuple[tuple[str, ...], Spec], ...]
+
+    def thresholds(self) -> tuple[float | None, ...]:
+        return tuple(s.threshold for _, s in self.groups)
 
 
 def validator_gate(gate: Gate, threshold: float | None) -> dict[str, Any] | None:
@@ -52,19 +72,48 @@ def validator_gate(gate: Gate, threshold: float | None) -> dict[str, Any] | None
     return None
 
 
-def plan_for(
-    ladder: Sequence[str], gate: Gate, threshold: float | None, strategies: Collection[str]
-) -> tuple[str, dict[str, Any]]:
-    """``fail-fast`` with a policyd validator as every rung's gate where one fits, else ``eval-ladder``."""
-    ref = validator_gate(gate, threshold)
+def gate_ref(gate: Gate) -> dict[str, Any]:
+    """policyd's own validator where one fits, else the evaluator's ``eval-gate`` (never agreement)."""
+    ref = validator_gate(gate, gate.threshold)
+    if ref is not None:
+        return ref
+    params: dict[str, Any] = {"gate": gate.spec}
+    if gate.threshold is not None:
+        params["threshold"] = gate.threshold if math.isfinite(gate.threshold) else 1e300
+    return {"name": VALIDATOR, "params": params}
+
+
+def rungs_of(choice: Choice) -> list[dict[str, Any]]:
+    rungs: list[dict[str, Any]] = [{"model": m, "gate": gate_ref(choice.gate)} for m in choice.ladder[:-1]]
+    rungs.append({"model": choice.ladder[-1], "ungated": True})
+    return rungs
+
+
+def plan_for(spec: Spec, strategies: Collection[str]) -> tuple[str, dict[str, Any]]:
+    """``route`` for a router; ``single`` for one model; ``fail-fast`` with a policyd validator as the gate
+    where one fits, else ``eval-ladder``."""
+    if isinstance(spec, RouteSpec):
+        route = {"router": str(spec.router), "threshold": spec.threshold, "strong": spec.strong}
+        rungs = rungs_of(spec.choice)
+        if spec.post_threshold is not None:
+            learned = {"name": "learned-gate", "params": {"router": str(spec.router), "threshold": spec.post_threshold}}
+            rungs = [{**r, "gate": learned} if not r.get("ungated") else r for r in rungs]
+        return "route", {**route, "rungs": rungs}
+    ladder, gate = spec.ladder, spec.gate
+    if len(ladder) == 1:
+        return "single", {"model": ladder[0]}
+    ref = validator_gate(gate, gate.threshold)
     if ref is not None and "fail-fast" in strategies:
-        rungs: list[dict[str, Any]] = [{"model": m} for m in ladder[:-1]]
-        rungs.append({"model": ladder[-1], "ungated": True})
-        return "fail-fast", {"rungs": rungs, "gate": ref}
+        return "fail-fast", {"rungs": rungs_of(spec)}
     params: dict[str, Any] = {"models": list(ladder), "gate": gate.spec}
-    if threshold is not None:
-        params["threshold"] = threshold if math.isfinite(threshold) else 1e300
+    if gate.threshold is not None:
+        params["threshold"] = gate.threshold if math.isfinite(gate.threshold) else 1e300
     return STRATEGY, params
+
+
+NANO = 0.001
+"""USD per million tokens of every replayed model: one token is a nano-dollar, so the replay
+provider's usage reproduces each recorded cost to 1e-9 USD (real prices would round tokens)."""
 
 
 def config_text(ds: Dataset, arms: Sequence[Arm], dataset_key: str, strategies: Collection[str] = ()) -> str:
@@ -73,17 +122,17 @@ def config_text(ds: Dataset, arms: Sequence[Arm], dataset_key: str, strategies: 
         model: {
             "provider": "replay",
             "upstream": model,
-            "input_usd_per_mtok": price.input_usd_per_mtok,
-            "output_usd_per_mtok": price.output_usd_per_mtok,
-            "context_window": 1_000_000,
+            "input_usd_per_mtok": NANO,
+            "output_usd_per_mtok": NANO,
+            "context_window": 1 << 62,
             "license": "recorded",
         }
-        for model, price in ds.prices.items()
+        for model in ds.prices
     }
     policies: dict[str, Any] = {}
     for a, arm in enumerate(arms):
-        for g, (_, threshold) in enumerate(arm.groups):
-            strategy, params = plan_for(arm.ladder, arm.gate, threshold, strategies)
+        for g, (_, spec) in enumerate(arm.groups):
+            strategy, params = plan_for(spec, strategies)
             plan = {"strategy": strategy, "params": params, "cache": {"enabled": False}}
             rules = [{"name": "all", "plan": plan}]
             policies[policy_name(a, g)] = {"description": f"{arm.label}, fold {g}", "rules": rules}
@@ -112,6 +161,11 @@ def build_engine(ds: Dataset, arms: Sequence[Arm]) -> Engine:
     return Engine(config, registered)
 
 
+def request_text(ds: Dataset, item: str, model: str) -> str:
+    """What an item's request says (its recorded prompt); routers score this text."""
+    return ds.prompt(item, model) or f"item {item}"
+
+
 def item_result(ds: Dataset, item: str, outcome: Outcome) -> ItemResult:
     answered = [a for a in outcome.attempts if a.role in ANSWERING]
     good = [a for a in answered if not a.error]
@@ -124,7 +178,8 @@ def item_result(ds: Dataset, item: str, outcome: Outcome) -> ItemResult:
         correct=correct,
         cost_usd=outcome.total_cost_usd,
         models=tuple(a.model for a in answered),
-        validator_calls=sum(a.role is AttemptRole.VALIDATE for a in outcome.attempts),
+        validator_calls=sum(a.role is AttemptRole.VALIDATE and bool(a.model) for a in outcome.attempts),
+        called=tuple(a.model for a in outcome.attempts if a.model),
     )
 
 
@@ -143,12 +198,13 @@ async def run_arms(ds: Dataset, arms: Sequence[Arm], *, concurrency: int = 64, p
     jobs = [(a, g, item) for a, arm in enumerate(arms) for g, (items, _) in enumerate(arm.groups) for item in items]
     bar = _progress(len(jobs), f"eval {ds.name}", progress)
     gate = asyncio.Semaphore(concurrency)
-    prompts = {item: ds.prompt(item, arms[a].ladder[0]) for a, _, item in jobs}
+    cheapest = {a: first_model(arm) for a, arm in enumerate(arms)}
+    prompts = {item: request_text(ds, item, cheapest[a]) for a, _, item in jobs}
 
     async def one(a: int, g: int, item: str) -> ItemResult:
         request = Request(
             request_id=f"{a}/{g}/{item}",
-            messages=(Message(role=Role.USER, content=prompts[item] or f"item {item}"),),
+            messages=(Message(role=Role.USER, content=prompts[item]),),
             labels={ITEM_LABEL: item},
             policy=policy_name(a, g),
         )
@@ -163,21 +219,48 @@ async def run_arms(ds: Dataset, arms: Sequence[Arm], *, concurrency: int = 64, p
         bar.close()
         await engine.aclose()
     strategies = engine.registered.strategies
-    runs = [ArmRun(arm, plan_for(arm.ladder, arm.gate, arm.groups[0][1], strategies)[0], [], []) for arm in arms]
+    runs = [ArmRun(arm, plan_for(arm.groups[0][1], strategies)[0], [], []) for arm in arms]
     for (a, g, item), res in zip(jobs, results, strict=True):
         run = runs[a]
         run.results.append(res)
-        expected = run_ladder(ds, item, run.arm.ladder, run.arm.gate.with_threshold(run.arm.groups[g][1]))
-        if not _same(res, expected):
+        if not same(res, direct(ds, item, run.arm.groups[g][1], prompts[item])):
             run.mismatches.append(item)
     return runs
 
 
-def _same(got: ItemResult, want: ItemResult) -> bool:
+def first_model(arm: Arm) -> str:
+    spec = arm.groups[0][1]
+    return (spec.choice if isinstance(spec, RouteSpec) else spec).ladder[0]
+
+
+def direct(ds: Dataset, item: str, spec: Spec, text: str) -> ItemResult:
+    """The item computed from the records without the engine (what the engine must reproduce)."""
+    if isinstance(spec, RouteSpec):
+        router = _router(str(spec.router))
+        score = router.score(text)
+        if spec.post_threshold is not None and router.post is not None:
+            if score >= spec.threshold:
+                return run_ladder(ds, item, (spec.strong,), spec.choice.gate)
+            rec = ds.get(item, spec.choice.ladder[0])
+            post = router.post.score(router.vectorizer, text, rec.answer, observe(rec).logprobs)
+            ladder = spec.choice.ladder if post >= spec.post_threshold else spec.choice.ladder[:1]
+            return run_ladder(ds, item, ladder, spec.choice.gate)
+        return run_route(ds, item, score, spec.threshold, spec.strong, spec.choice.ladder, spec.choice.gate)
+    return run_ladder(ds, item, spec.ladder, spec.gate)
+
+
+@functools.lru_cache(maxsize=64)
+def _router(path: str) -> routerfile.Router:
+    return routerfile.load(path)
+
+
+def same(got: ItemResult, want: ItemResult) -> bool:
+    """Same answer, same models in the same order, same cost (to the nano-dollar accounting unit)."""
     return (
         got.correct == want.correct
         and got.models == want.models
-        and math.isclose(got.cost_usd, want.cost_usd, rel_tol=0.01, abs_tol=1e-7)
+        and got.called == want.called
+        and math.isclose(got.cost_usd, want.cost_usd, rel_tol=1e-6, abs_tol=2e-9)
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from policyd.errors import InvalidArgument
 from policyd.eval.records import Dataset, fit_prices, iter_jsonl
-from policyd.eval.sources import cascades, routellm, routerdc
+from policyd.eval.sources import cascades, mot, routellm, routerbench_mini, routerdc
 
 Loader = Callable[[Path], Dataset]
 
@@ -22,6 +22,8 @@ DATASETS: dict[str, Loader] = {
     "routellm-mmlu": routellm.load_mmlu,
     **{f"cascades-{name}": cascades.loader(name) for name in cascades.DATASETS},
     **{f"routerdc-{name}": routerdc.loader(name) for name in routerdc.DATASETS},
+    "mot-date": mot.load,
+    "routerbench-mini": routerbench_mini.load,
 }
 """Dataset names accepted by ``policyd eval``; ``jsonl:PATH`` loads records in the documented schema."""
 

@@ -49,7 +49,7 @@ def load(data: Path, name: str) -> Dataset:
                         dataset=dataset,
                         # A dataset recorded on one split only is cross-validated like one without splits.
                         split=split if len(splits) == 2 else "",
-                        item=row["qid"],
+                        item=f"{split}/{row['qid']}",  # qids restart at 0 in each split
                         model=row["model"],
                         answer=row["answer"],
                         correct=row["correct"] == "1",

@@ -30,6 +30,13 @@ def _text(cell: str) -> str:
     return str(value)
 
 
+def item_id(split: str, sample_id: str, seen: dict[str, int]) -> str:
+    """``split/sample_id``; a sample id repeated within a split (arc_challenge has 8) gets ``#2``, ``#3``..."""
+    seen[sample_id] = seen.get(sample_id, 0) + 1
+    n = seen[sample_id]
+    return f"{split}/{sample_id}" if n == 1 else f"{split}/{sample_id}#{n}"
+
+
 def load(data: Path, name: str) -> Dataset:
     folder = data / "RouterDC" / "routerbench_zs"
     dataset = f"routerdc-{name}"
@@ -39,8 +46,10 @@ def load(data: Path, name: str) -> Dataset:
         with (folder / f"{name}_{split}.csv").open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
             models = [c.removesuffix("|total_cost") for c in reader.fieldnames or () if c.endswith("|total_cost")]
+            seen: dict[str, int] = {}
             for row in reader:
                 prompt = _text(row["prompt"])
+                item = item_id(split, row["sample_id"], seen)
                 for model in models:
                     if not row[model] or not row[f"{model}|total_cost"]:
                         continue  # a few cells are blank: that model has no record for this item
@@ -49,7 +58,7 @@ def load(data: Path, name: str) -> Dataset:
                         Record(
                             dataset=dataset,
                             split=split,
-                            item=row["sample_id"],
+                            item=item,
                             model=model,
                             answer=answer,
                             correct=float(row[model]) >= 0.5,
