@@ -106,13 +106,8 @@ def wait_serving(name: str, deadline_s: float = 90) -> None:
             return
         state = image.podman("inspect", "--format", "{{.State.Status}}", name, check=False).strip()
         if state not in ("running", "created", "configured") or time.monotonic() > end:
-            logs = (
-                image.podman("logs", name, check=False)
-                + subprocess.run(
-                    ["podman", "logs", name], env=image.podman_env(), capture_output=True, text=True, check=False
-                ).stderr
-            )
-            raise AssertionError(f"{name} never reported SERVING (state {state}): {proc.stdout}{proc.stderr}\n{logs}")
+            detail = f"{proc.stdout}{proc.stderr}\n{logs(name)[-3000:]}"
+            raise AssertionError(f"{name} never reported SERVING (state {state}): {detail}")
         time.sleep(1)
 
 
@@ -127,10 +122,9 @@ def test_image_has_no_pip_no_build_tools_and_not_the_build_hosts_ca(ref: str) ->
         "print(sys.executable, [m for m in ('pip', 'setuptools', 'wheel', 'ensurepip') if u.find_spec(m)], "
         "pathlib.Path('/usr/share/python-wheels').exists())"
     )
-    for python in ("/opt/policyd/bin/python", "python3"):
+    for python in ("/opt/policyd/bin/python", "python3"):  # the daemon's and the base's interpreter
         out = image.podman("run", "--rm", "--entrypoint", python, ref, "-c", check).strip()
-        assert out.endswith("[] False") or out.endswith("['ensurepip'] False"), out
-        assert "pip" not in out.split("[", 1)[1].replace("ensurepip", ""), out
+        assert out.endswith("[] False"), f"pip, setuptools, wheel or their wheels in the image: {out}"
     bundle = image.podman("run", "--rm", "--entrypoint", "cat", ref, "/etc/ssl/certs/ca-certificates.crt")
     local_cas = list(Path("/usr/local/share/ca-certificates").glob("**/*.crt"))
     for ca in local_cas:  # the build mounted the host's bundle (a TLS-intercepting proxy's CA): it stays out
