@@ -84,7 +84,10 @@ clients-go: setup
 clients-java: setup
 	cd clients/java && $(CLIENT_ENV) mvn -B -q verify
 
+# The client's stubs are produced from policyd/v1 at build time (clients/python/stubs.py); the
+# first line writes them into its src too (git-ignored), for mypy.
 clients-python: setup
+	$(PY) clients/python/stubs.py
 	$(PY) -m pip install --quiet ./clients/python
 	cd clients/python && $(abspath $(VENV))/bin/mypy src && $(CLIENT_ENV) $(abspath $(PY)) -m pytest -q
 
