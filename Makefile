@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test check-generated generate lint typecheck pytest plugin-template bench clean helm-tools helm-test \
-	proto-lint clients clients-go clients-java clients-python
+	proto-lint clients clients-go clients-java clients-python test-fast test-slow pytest-process
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
 # the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
@@ -56,6 +56,16 @@ helm-test: setup helm-tools
 
 pytest: setup helm-tools
 	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q
+
+# The two test tiers (README, tests/tiers.py): unit and in-process tests; then everything that
+# starts a process (the daemon, the CLI, helm, the image's health check, the clients, the template).
+test-fast: setup
+	$(PY) -m pytest -q -m "not process"
+
+pytest-process: setup helm-tools
+	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q -m process
+
+test-slow: pytest-process plugin-template clients
 
 # The template third-party plugin: pip-installed from its folder (reinstalled when it
 # changes), then its own tests, which start daemons that discover it by entry point.
