@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test check-generated generate lint typecheck pytest plugin-template bench clean helm-tools helm-test \
-	proto-lint clients clients-go clients-java clients-python test-fast test-slow pytest-process
+	proto-lint clients clients-go clients-java clients-python test-fast test-slow pytest-process dist
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
 # the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
@@ -110,5 +110,13 @@ bench: setup
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# A wheel and an sdist of policyd (with its built-in plugins) in dist/, for installing policyd
+# elsewhere, e.g. where a plugin is developed: pip install --find-links dist ./my-plugin
+# (docs/plugins.md). Neither ships tests, the template plugin or the clients.
+dist: setup
+	rm -rf dist build
+	$(PY) -m build --outdir dist .
+	rm -rf build
+
 clean:
-	rm -rf $(VENV) build *.egg-info clients/java/target
+	rm -rf $(VENV) build dist *.egg-info clients/java/target

@@ -31,7 +31,7 @@ import importlib
 import importlib.metadata
 import inspect
 import os
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
@@ -47,19 +47,21 @@ from policyd.plugin.specs import Registered
 
 ENTRY_POINT_GROUP = "policyd"
 
-BUILTIN_PLUGINS: tuple[str, ...] = (
-    "policyd_simulated",
-    "policyd_strategies",
-    "policyd_validators",
-    "policyd_transforms",
-    "policyd_openai",
-    "policyd_anthropic",
-    "policyd_gemini",
-    "policyd_decisions",
-    "policyd_budgets",
-    "policyd_replay",
-)
-"""First-party plugin modules, registered in this order before any entry point."""
+BUILTIN_PLUGINS: dict[str, str] = {
+    "policyd_simulated": "policyd_simulated",
+    "policyd_strategies": "policyd_strategies",
+    "policyd_validators": "policyd_validators",
+    "policyd_transforms": "policyd_transforms",
+    "policyd_openai": "policyd_openai",
+    "policyd_anthropic": "policyd_anthropic",
+    "policyd_gemini": "policyd_gemini",
+    "policyd_decisions": "policyd_decisions",
+    "policyd_budgets": "policyd_budgets",
+    "policyd_replay": "policyd_replay",
+}
+"""First-party plugins (plugin name → module), registered in this order before any entry point.
+
+The plugin name is what deny-lists, errors and ``policyd plugins`` show."""
 
 
 SINGULAR = {
@@ -115,13 +117,14 @@ class PluginHost:
             self.pm.unregister(plugin, name=name)
         self.info.pop(name, None)
 
-    def load_builtins(self, modules: Iterable[str] = BUILTIN_PLUGINS) -> None:
-        for module_name in modules:
+    def load_builtins(self, plugins: Mapping[str, str] = BUILTIN_PLUGINS) -> None:
+        """Register first-party plugins (name → module) through the same path as entry points."""
+        for name, module_name in plugins.items():
             try:
                 module = importlib.import_module(module_name)
             except Exception as exc:
-                raise PluginError(module_name, f"failed to import: {exc!r}") from exc
-            self.add(module, module_name, version=__version__, origin="builtin")
+                raise PluginError(name, f"failed to import {module_name}: {exc!r}") from exc
+            self.add(module, name, version=__version__, origin="builtin")
 
     def load_entry_points(self) -> None:
         if os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
