@@ -48,16 +48,16 @@ from policyd.plugin.specs import Registered
 ENTRY_POINT_GROUP = "policyd"
 
 BUILTIN_PLUGINS: dict[str, str] = {
-    "policyd_simulated": "policyd_simulated",
-    "policyd_strategies": "policyd_strategies",
-    "policyd_validators": "policyd_validators",
-    "policyd_transforms": "policyd_transforms",
-    "policyd_openai": "policyd_openai",
-    "policyd_anthropic": "policyd_anthropic",
-    "policyd_gemini": "policyd_gemini",
-    "policyd_decisions": "policyd_decisions",
-    "policyd_budgets": "policyd_budgets",
-    "policyd_replay": "policyd_replay",
+    "policyd_simulated": "policyd_plugins.simulated",
+    "policyd_strategies": "policyd_plugins.strategies",
+    "policyd_validators": "policyd_plugins.validators",
+    "policyd_transforms": "policyd_plugins.transforms",
+    "policyd_openai": "policyd_plugins.openai",
+    "policyd_anthropic": "policyd_plugins.anthropic",
+    "policyd_gemini": "policyd_plugins.gemini",
+    "policyd_decisions": "policyd_plugins.decisions",
+    "policyd_budgets": "policyd_plugins.budgets",
+    "policyd_replay": "policyd_plugins.replay",
 }
 """First-party plugins (plugin name → module), registered in this order before any entry point.
 
