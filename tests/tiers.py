@@ -36,6 +36,7 @@ PROCESS_TESTS = (
     "ledger/test_durability.py",
     "telemetry/test_otlp_e2e.py",
     "telemetry/test_prometheus.py::test_serve_exits_with_the_error_when_the_port_is_taken",
+    "test_packaging.py",
 )
 """Files (``folder/test_x.py``) or tests (``folder/test_x.py::name``, parameters included) in the process tier."""
 
