@@ -19,7 +19,8 @@ GO_BIN := $(firstword $(wildcard /usr/local/go/bin))
 export PATH := $(abspath $(VENV))/bin$(if $(GO_BIN),:$(GO_BIN)):$(PATH)
 
 .PHONY: setup run test check-generated generate lint typecheck pytest plugin-template bench clean helm-tools helm-test \
-	proto-lint clients clients-go clients-java clients-python image image-lock image-test
+	proto-lint clients clients-go clients-java clients-python image image-lock image-test test-fast test-slow \
+	pytest-process dist
 
 # helm for the chart's tests: built once from the Go module proxy, cached per version outside
 # the work tree (kept across CI runs on the same machine). The ldflags set what `helm version`
@@ -82,6 +83,16 @@ image-lock: setup
 image-test: setup helm-tools
 	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_IMAGE=1 $(PY) -m pytest -q tests/docker
 
+# The two test tiers (README, tests/tiers.py): unit and in-process tests; then everything that
+# starts a process (the daemon, the CLI, helm, the image's health check, the clients, the template).
+test-fast: setup
+	$(PY) -m pytest -q -m "not process"
+
+pytest-process: setup helm-tools
+	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q -m process
+
+test-slow: pytest-process plugin-template clients
+
 # The template third-party plugin: pip-installed from its folder (reinstalled when it
 # changes), then its own tests, which start daemons that discover it by entry point.
 HEDGE := plugins/policyd-hedge
@@ -109,7 +120,10 @@ clients-go: setup
 clients-java: setup
 	cd clients/java && $(CLIENT_ENV) mvn -B -q verify
 
+# The client's stubs are produced from policyd/v1 at build time (clients/python/stubs.py); the
+# first line writes them into its src too (git-ignored), for mypy.
 clients-python: setup
+	$(PY) clients/python/stubs.py
 	$(PY) -m pip install --quiet ./clients/python
 	cd clients/python && $(abspath $(VENV))/bin/mypy src && $(CLIENT_ENV) $(abspath $(PY)) -m pytest -q
 
@@ -122,5 +136,13 @@ bench: setup
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# A wheel and an sdist of policyd (with its built-in plugins) in dist/, for installing policyd
+# elsewhere, e.g. where a plugin is developed: pip install --find-links dist ./my-plugin
+# (docs/plugins.md). Neither ships tests, the template plugin or the clients.
+dist: setup
+	rm -rf dist build
+	$(PY) -m build --outdir dist .
+	rm -rf build
+
 clean:
-	rm -rf $(VENV) build *.egg-info clients/java/target
+	rm -rf $(VENV) build dist *.egg-info clients/java/target

@@ -129,7 +129,7 @@ async def bench_httpx(url: str, stream: bool, requests: int, concurrency: int) -
 
 
 async def bench_provider(base: str, stream: bool, requests: int, concurrency: int) -> dict[str, float]:
-    from policyd_openai.provider import OpenAIProvider, OpenAISettings
+    from policyd_plugins.openai.provider import OpenAIProvider, OpenAISettings
 
     from policyd.types import Message, ModelCall, ModelSpec, Role
 

@@ -106,3 +106,10 @@ async def live() -> AsyncIterator[Callable[..., object]]:
         await channel.close()
         await running.server.stop(0)
         await daemon.aclose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each test in its tier (tests/tiers.py): ``-m process`` or ``-m "not process"``."""
+    from tests import tiers
+
+    tiers.mark(items, str(Path(__file__).resolve().parent))

@@ -5,16 +5,46 @@ them (``opentelemetry.semconv._incubating``: the GenAI conventions are still
 incubating, and in 0.66b2 they are marked as moved to the separate GenAI conventions
 repository, with the same names). Our own names live under ``policyd.*``. Code never
 spells an attribute name anywhere else, so a convention change is a one-file edit.
+
+This is the only module that imports the package's private ``_incubating`` modules
+(``tests/telemetry/test_semconv_sources.py`` checks that, and that every name still
+resolves to the value we emit); when a release moves them, importing policyd fails here
+with an error that says so, and pyproject's upper bound keeps such a release out until then.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
 from typing import Final
 
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
-from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
 from opentelemetry.semconv.attributes import error_attributes as _error
 from opentelemetry.semconv.attributes import exception_attributes as _exception
+
+INCUBATING_MODULES: Final = (
+    "opentelemetry.semconv._incubating.attributes.gen_ai_attributes",
+    "opentelemetry.semconv._incubating.metrics.gen_ai_metrics",
+)
+"""The private modules of opentelemetry-semantic-conventions that policyd reads (here only)."""
+
+
+def _incubating(module: str) -> ModuleType:
+    try:
+        return import_module(module)
+    except ImportError as exc:
+        try:
+            installed = version("opentelemetry-semantic-conventions")
+        except PackageNotFoundError:
+            installed = "not installed"
+        raise ImportError(
+            f"policyd.telemetry.semconv: opentelemetry-semantic-conventions {installed} has no {module} "
+            "(the GenAI conventions moved); install the version pyproject.toml allows, or update this module"
+        ) from exc
+
+
+_gen_ai = _incubating(INCUBATING_MODULES[0])
+_gen_ai_metrics = _incubating(INCUBATING_MODULES[1])
 
 # ---------------------------------------------------------------- GenAI (semconv package)
 

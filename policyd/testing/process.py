@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 
+from policyd.plugin.manager import BUILTIN_PLUGINS
 from policyd.v1 import policyd_pb2_grpc
 
 READY_PREFIX = "policyd listening on "
@@ -36,7 +37,8 @@ def _package_root(module: str) -> str | None:
 def daemon_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This interpreter's environment with autoload on and policyd's own code importable."""
     env = {k: v for k, v in os.environ.items() if k != "POLICYD_DISABLE_PLUGIN_AUTOLOAD"}
-    roots = [r for r in (_package_root("policyd"), _package_root("policyd_simulated")) if r]
+    builtins = BUILTIN_PLUGINS["policyd_simulated"].split(".")[0]  # the built-in plugins' top-level package
+    roots = [r for r in (_package_root("policyd"), _package_root(builtins)) if r]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*roots, *filter(None, [env.get("PYTHONPATH")])]))
     env.update(extra or {})
     return env

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from policyd_simulated.provider import SimulatedProvider, SimulatedSettings
+from policyd_plugins.simulated.provider import SimulatedProvider, SimulatedSettings
 from pydantic import BaseModel, ConfigDict
 
 from policyd.cache.settings import CacheSettings

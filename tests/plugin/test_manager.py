@@ -110,8 +110,8 @@ def test_deny_list_skips_plugins(monkeypatch):
 
 def test_broken_builtin_import_names_the_module():
     host = PluginHost()
-    with pytest.raises(PluginError, match="plugin policyd_no_such_plugin: failed to import"):
-        host.load_builtins(["policyd_no_such_plugin"])
+    with pytest.raises(PluginError, match=r"plugin policyd_no_such_plugin: failed to import policyd_plugins\.no_such"):
+        host.load_builtins({"policyd_no_such_plugin": "policyd_plugins.no_such"})
 
 
 def test_outcome_type_is_the_public_one():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fake_upstream import FakeUpstream, Json, Sse, sse_data
-from policyd_anthropic.provider import AnthropicProvider, AnthropicSettings
+from policyd_plugins.anthropic.provider import AnthropicProvider, AnthropicSettings
 
 from policyd.errors import UpstreamError
 from policyd.types import Effort, GenerationParams, Message, ModelCall, ModelSpec, ResponseFormat, Role, Tool, ToolCall

@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 import pytest
-from policyd_transforms.compact_tools import CompactToolsParams, compact_tools, shorten
+from policyd_plugins.transforms.compact_tools import CompactToolsParams, compact_tools, shorten
 
 from policyd.engine import tokens
 from policyd.errors import ConfigError

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from fake_upstream import FakeUpstream, Hang, Json, Raw, Reset, Sse
-from policyd_openai.provider import OpenAIProvider, OpenAISettings
+from policyd_plugins.openai.provider import OpenAIProvider, OpenAISettings
 
 from policyd.config.retries import BreakerConfig, RetriesConfig
 from policyd.engine.retry import RetryLayer

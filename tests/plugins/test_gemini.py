@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fake_upstream import FakeUpstream, Json, Sse
-from policyd_gemini.provider import GeminiProvider, GeminiSettings
+from policyd_plugins.gemini.provider import GeminiProvider, GeminiSettings
 
 from policyd.errors import UpstreamError
 from policyd.types import Effort, GenerationParams, Message, ModelCall, ModelSpec, ResponseFormat, Role, Tool, ToolCall

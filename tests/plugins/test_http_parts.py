@@ -9,7 +9,7 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from policyd_http import ApiKey, SseDecoder, SseEvent, classify_status, parse_retry_after
+from policyd_plugins.http import ApiKey, SseDecoder, SseEvent, classify_status, parse_retry_after
 
 STREAM = (
     b'event: message_start\r\ndata: {"a":1}\r\n\r\n: keep-alive\n\ndata: line one\ndata: line two\n\nid: 7\ndata: last'

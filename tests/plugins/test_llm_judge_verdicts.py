@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from policyd_validators.llm_judge import parse_verdict
+from policyd_plugins.validators.llm_judge import parse_verdict
 
 from policyd.types import VerdictKind
 

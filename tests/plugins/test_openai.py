@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fake_upstream import FakeUpstream, Json, Sse
-from policyd_openai.provider import OpenAIProvider, OpenAISettings
+from policyd_plugins.openai.provider import OpenAIProvider, OpenAISettings
 
 from policyd.errors import ConfigError, UpstreamError
 from policyd.types import (

@@ -1,0 +1,28 @@
+"""Shared HTTP plumbing for policyd's provider plugins (OpenAI-compatible, Anthropic, Gemini).
+
+Not a plugin itself: it registers nothing. Provider plugins build on it so that every
+upstream gets the same pooled transport, timeouts, SSE reader, error classes and key
+handling. Third-party provider plugins may use it too.
+"""
+
+from __future__ import annotations
+
+from policyd_plugins.http.classify import classify_status, parse_retry_after
+from policyd_plugins.http.provider import EventStream, HttpProvider
+from policyd_plugins.http.secrets import ApiKey
+from policyd_plugins.http.settings import HttpSettings, Timeouts
+from policyd_plugins.http.sse import SseDecoder, SseEvent
+from policyd_plugins.http.transport import HttpTransport
+
+__all__ = [
+    "ApiKey",
+    "EventStream",
+    "HttpProvider",
+    "HttpSettings",
+    "HttpTransport",
+    "SseDecoder",
+    "SseEvent",
+    "Timeouts",
+    "classify_status",
+    "parse_retry_after",
+]
