@@ -19,7 +19,7 @@ def test_plugins_json_lists_builtins_with_hooks_and_what_they_provide(capsys):
     by_name = {plugin["name"]: plugin for plugin in data["plugins"]}
     strategies = by_name["policyd_strategies"]
     assert strategies["origin"] == "builtin"
-    assert strategies["hooks"] == ["policyd_register_strategies"]
+    assert strategies["hooks"] == ["policyd_register_strategies", "policyd_register_validators"]
     assert {"kind": "strategy", "name": "single"} in strategies["provides"]
     assert {"kind": "provider", "name": "simulated"} in by_name["policyd_simulated"]["provides"]
     assert data["plugins"][0]["name"] == "policyd_simulated"  # load order, as the table prints it
