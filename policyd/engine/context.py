@@ -73,6 +73,8 @@ class OutOfTime(StrategyStop):
 class StreamBroken(PolicydError):
     """A call that had already streamed text to the caller failed: the stream must end in error."""
 
+    reason = "STREAM_BROKEN"
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -352,7 +354,10 @@ class StrategyContext:
         latency_ms = (self._clock() - started) * 1000
         attempt = self._record(role, model, effort, latency_ms=latency_ms, error=error, error_detail=detail)
         if self.streamed:
-            raise StreamBroken(f"stream from {model.id} broke after it started: {error}")
+            raise StreamBroken(
+                f"stream from {model.id} broke after it started: {error}",
+                metadata={"model": model.id, "provider": model.provider},
+            )
         return CallResult(None, attempt)
 
     def _record(self, role: AttemptRole, model: ModelSpec | None, effort: Effort, **fields: Any) -> Attempt:

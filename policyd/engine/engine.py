@@ -221,7 +221,11 @@ class Engine:
         async def call_provider(call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
             provider = providers.get(call.model.provider)
             if provider is None:
-                raise Unavailable(f"provider {call.model.provider!r} is not configured")
+                raise Unavailable(
+                    f"provider {call.model.provider!r} is not configured",
+                    reason="PROVIDER_NOT_CONFIGURED",
+                    metadata={"provider": call.model.provider, "model": call.model.id},
+                )
             return await provider.complete(call, on_delta)
 
         handler: CallHandler = call_provider

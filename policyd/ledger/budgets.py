@@ -26,7 +26,7 @@ from policyd.config.model import Config
 from policyd.engine.engine import Engine, RequestHandler
 from policyd.engine.explain import explain
 from policyd.engine.plan_match import Match
-from policyd.errors import PluginError, PolicydError, ResourceExhausted, Unavailable
+from policyd.errors import PluginError, PolicydError, QuotaViolation, ResourceExhausted, Unavailable
 from policyd.ledger.checks import check_budgets
 from policyd.ledger.settings import BudgetLimit, BudgetsSettings
 from policyd.plugin.specs import (
@@ -103,6 +103,31 @@ def capped(request: Request, usd: float) -> Request:
     return replace(request, constraints=replace(request.constraints, max_cost_usd=usd))
 
 
+def budget_id(line: BudgetLine) -> str:
+    """A budget's stable name for programs: ``tenant/acme/daily``, ``policy/default/monthly``."""
+    scope, name, label = json.loads(line.key)
+    return f"{scope}/{name}/{'daily' if len(label) == len('YYYY-MM-DD') else 'monthly'}"
+
+
+def refused(message: str, refusal: BudgetRefusal, usd: float, policy: str) -> ResourceExhausted:
+    """BUDGET_EXHAUSTED naming the budget, with a QuotaFailure for programs."""
+    line = refusal.line
+    budget = budget_id(line)
+    return ResourceExhausted(
+        message,
+        reason="BUDGET_EXHAUSTED",
+        metadata={
+            "budget": budget,
+            "policy": policy,
+            "spent_usd": f"{refusal.spent_usd:.6f}",
+            "reserved_usd": f"{refusal.reserved_usd:.6f}",
+            "limit_usd": f"{line.limit_usd:.6f}",
+            "request_max_usd": f"{usd:.6f}",
+        },
+        quota=[QuotaViolation(subject=f"budget:{budget}", description=refusal_message(refusal, usd))],
+    )
+
+
 def refusal_message(refusal: BudgetRefusal, usd: float) -> str:
     line = refusal.line
     return (
@@ -130,7 +155,11 @@ class BudgetLayer:
             raise
         except Exception as exc:
             log.exception("budget store %r failed to reserve", self.kind)
-            raise Unavailable(f"budget store {self.kind!r} is unavailable ({type(exc).__name__})") from exc
+            raise Unavailable(
+                f"budget store {self.kind!r} is unavailable ({type(exc).__name__})",
+                reason="BUDGET_STORE_UNAVAILABLE",
+                metadata={"store": self.kind},
+            ) from exc
 
     async def _settle(self, lines: list[BudgetLine], reserved: float, spent: float) -> None:
         """A failed settlement is logged; the request was answered and keeps its answer."""
@@ -161,14 +190,15 @@ class BudgetLayer:
             message = refusal_message(refusal, usd)
             floor = settings.downgrade_policy if settings.on_exceeded == "downgrade" else None
             if floor is None or floor == match.policy.name:
-                raise ResourceExhausted(message)
+                raise refused(message, refusal, usd, match.policy.name)
             request = replace(request, policy=floor)
             match = self.engine.match(request, config)
             lines = budget_lines(settings, request.tenant, floor, now)
             usd = self._worst_usd(config, request, match)
             again = await self._reserve(lines, usd) if lines else None
             if again is not None:
-                raise ResourceExhausted(f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}")
+                text = f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}"
+                raise refused(text, again, usd, floor)
             note = f"downgraded to policy {floor!r}: {message}"
         if not lines:  # the downgrade policy is under no budget of its own or of the tenant's
             outcome = await next(request, progress)

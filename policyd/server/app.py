@@ -66,6 +66,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         stats=stats_service(daemon),
         stats_scope=identity.stats_tenant,
         report_scope=identity.report_tenant,
+        operator=identity.operator,
     )
     policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()

@@ -34,8 +34,15 @@ class StatsService(Protocol):
 def _answerable(outcome: Outcome) -> Outcome:
     """An outcome the deadline cut short with nothing to show is a DEADLINE_EXCEEDED error."""
     if outcome.status is OutcomeStatus.DEADLINE_EXCEEDED and outcome.output is None:
+        made = len(outcome.attempts)
         raise DeadlineExceeded(
-            f"deadline exceeded after {len(outcome.attempts)} attempts (${outcome.total_cost_usd:.6f} spent)"
+            f"deadline exceeded after {made} attempt{'' if made == 1 else 's'} (${outcome.total_cost_usd:.6f} spent)",
+            metadata={
+                "policy": outcome.explanation.policy,
+                "attempts": str(made),
+                "spent_usd": f"{outcome.total_cost_usd:.6f}",
+                "request_id": outcome.request_id,
+            },
         )
     return outcome
 
@@ -48,6 +55,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         stats: StatsService | None = None,
         stats_scope: Callable[[str], str] | None = None,
         report_scope: Callable[[], str | None] | None = None,
+        operator: Callable[[], bool] | None = None,
     ):
         self.daemon = daemon
         self.identity = identity or self._body_tenant
@@ -56,6 +64,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         """Maps GetStats' tenant filter to what the caller may see (auth narrows it to its own tenant)."""
         self.report_scope = report_scope
         """The tenant whose outcomes the caller may report on; None for any."""
+        self.operator = operator or (lambda: True)
+        """Whether the caller may see operator details (GetStats.config_error)."""
 
     def _body_tenant(self, context: grpc.aio.ServicerContext, msg: pb.CompleteRequest) -> str:
         """Without authentication the body's tenant is trusted (a sidecar's own pod)."""
@@ -129,5 +139,6 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             raise NotImplementedError("GetStats needs the ledger, which this daemon does not run")
         resp = await self.stats.stats(request)
         resp.policy_version = self.daemon.config.version
-        resp.config_error = self.daemon.config_error or ""
+        if self.operator():  # the reload error names the policy file's path: operators only
+            resp.config_error = self.daemon.config_error or ""
         return resp

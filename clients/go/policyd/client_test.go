@@ -22,8 +22,12 @@ import (
 // One daemon for the package's integration tests: starting Python costs about a second.
 var daemon *daemontest.Daemon
 
+// refusals gives two tenants limits the error-details tests can hit; others are unlimited.
+const refusals = `limits: {tenants: {throttled: {requests_per_minute: 1}}}
+budgets: {tenants: {broke: {daily_usd: 0.000001}}}`
+
 func TestMain(m *testing.M) {
-	d, err := daemontest.Start()
+	d, err := daemontest.Start(refusals)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -2329,7 +2329,9 @@ type GetStatsResponse struct {
 	Rows []*StatsRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
 	// Version of the policy file in force.
 	PolicyVersion string `protobuf:"bytes,2,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
-	// The last policy reload's error, if the file on disk was rejected.
+	// The last policy reload's error, if the file on disk was rejected. Only
+	// an operator credential (auth off, or a tenant with `all_stats`) sees it:
+	// it names the policy file's path.
 	ConfigError   string `protobuf:"bytes,3,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -13,6 +13,19 @@ from __future__ import annotations
 from policyd_client._defaults import DEFAULT_TIMEOUT_S, SERVICE_CONFIG, NoFinalResponse, prompt
 from policyd_client.aio import AsyncClient
 from policyd_client.client import Client
+from policyd_client.errors import ErrorDetails, details_of, reason_of, retry_delay
 from policyd_client.v1 import policyd_pb2 as pb
 
-__all__ = ["DEFAULT_TIMEOUT_S", "SERVICE_CONFIG", "AsyncClient", "Client", "NoFinalResponse", "pb", "prompt"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "SERVICE_CONFIG",
+    "AsyncClient",
+    "Client",
+    "ErrorDetails",
+    "NoFinalResponse",
+    "details_of",
+    "pb",
+    "prompt",
+    "reason_of",
+    "retry_delay",
+]

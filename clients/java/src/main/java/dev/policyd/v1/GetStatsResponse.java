@@ -163,7 +163,9 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object configError_ = "";
   /**
    * <pre>
-   * The last policy reload's error, if the file on disk was rejected.
+   * The last policy reload's error, if the file on disk was rejected. Only
+   * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+   * it names the policy file's path.
    * </pre>
    *
    * <code>string config_error = 3;</code>
@@ -184,7 +186,9 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The last policy reload's error, if the file on disk was rejected.
+   * The last policy reload's error, if the file on disk was rejected. Only
+   * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+   * it names the policy file's path.
    * </pre>
    *
    * <code>string config_error = 3;</code>
@@ -1006,7 +1010,9 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object configError_ = "";
     /**
      * <pre>
-     * The last policy reload's error, if the file on disk was rejected.
+     * The last policy reload's error, if the file on disk was rejected. Only
+     * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+     * it names the policy file's path.
      * </pre>
      *
      * <code>string config_error = 3;</code>
@@ -1026,7 +1032,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The last policy reload's error, if the file on disk was rejected.
+     * The last policy reload's error, if the file on disk was rejected. Only
+     * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+     * it names the policy file's path.
      * </pre>
      *
      * <code>string config_error = 3;</code>
@@ -1047,7 +1055,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The last policy reload's error, if the file on disk was rejected.
+     * The last policy reload's error, if the file on disk was rejected. Only
+     * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+     * it names the policy file's path.
      * </pre>
      *
      * <code>string config_error = 3;</code>
@@ -1064,7 +1074,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The last policy reload's error, if the file on disk was rejected.
+     * The last policy reload's error, if the file on disk was rejected. Only
+     * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+     * it names the policy file's path.
      * </pre>
      *
      * <code>string config_error = 3;</code>
@@ -1078,7 +1090,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The last policy reload's error, if the file on disk was rejected.
+     * The last policy reload's error, if the file on disk was rejected. Only
+     * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+     * it names the policy file's path.
      * </pre>
      *
      * <code>string config_error = 3;</code>

@@ -76,7 +76,9 @@ public interface GetStatsResponseOrBuilder extends
 
   /**
    * <pre>
-   * The last policy reload's error, if the file on disk was rejected.
+   * The last policy reload's error, if the file on disk was rejected. Only
+   * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+   * it names the policy file's path.
    * </pre>
    *
    * <code>string config_error = 3;</code>
@@ -85,7 +87,9 @@ public interface GetStatsResponseOrBuilder extends
   java.lang.String getConfigError();
   /**
    * <pre>
-   * The last policy reload's error, if the file on disk was rejected.
+   * The last policy reload's error, if the file on disk was rejected. Only
+   * an operator credential (auth off, or a tenant with `all_stats`) sees it:
+   * it names the policy file's path.
    * </pre>
    *
    * <code>string config_error = 3;</code>

@@ -5,6 +5,31 @@ import static io.grpc.MethodDescriptor.generateFullMethodName;
 /**
  * <pre>
  * PolicyService routes completion requests by policy.
+ * Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+ * a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+ * UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+ * "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+ * `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+ * adds a google.rpc.BadRequest with one field violation per bad field;
+ * RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+ * upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+ * google.rpc.QuotaFailure naming the budget. The status message is English
+ * for people; programs read the reason.
+ * Codes any RPC can return:
+ *   UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+ *                      INVALID_CREDENTIALS), when the daemon runs with auth.
+ *   PERMISSION_DENIED  the credential's tenant may not do this
+ *                      (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+ *   INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+ *                      the body cannot be parsed (MALFORMED_REQUEST).
+ *   RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+ *                      (set by gRPC itself, without details).
+ *   UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+ *                      safe to retry.
+ *   DEADLINE_EXCEEDED  the caller's deadline passed.
+ *   INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+ *                      `incident` id in the log; PLUGIN_FAILED or
+ *                      PLUGIN_TIMEOUT naming the `plugin` and its version).
  * </pre>
  */
 @io.grpc.stub.annotations.GrpcGenerated
@@ -263,6 +288,31 @@ public final class PolicyServiceGrpc {
   /**
    * <pre>
    * PolicyService routes completion requests by policy.
+   * Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+   * a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+   * UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+   * "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+   * `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+   * adds a google.rpc.BadRequest with one field violation per bad field;
+   * RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+   * upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+   * google.rpc.QuotaFailure naming the budget. The status message is English
+   * for people; programs read the reason.
+   * Codes any RPC can return:
+   *   UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+   *                      INVALID_CREDENTIALS), when the daemon runs with auth.
+   *   PERMISSION_DENIED  the credential's tenant may not do this
+   *                      (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+   *   INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+   *                      the body cannot be parsed (MALFORMED_REQUEST).
+   *   RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+   *                      (set by gRPC itself, without details).
+   *   UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+   *                      safe to retry.
+   *   DEADLINE_EXCEEDED  the caller's deadline passed.
+   *   INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+   *                      `incident` id in the log; PLUGIN_FAILED or
+   *                      PLUGIN_TIMEOUT naming the `plugin` and its version).
    * </pre>
    */
   public interface AsyncService {
@@ -270,10 +320,22 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * Complete runs the matching policy's strategy and answers once it is done.
-     * The outcome status says whether the answer was accepted; an RPC error is
-     * returned only for bad input (INVALID_ARGUMENT naming the field), an
-     * unknown policy (NOT_FOUND), an expired deadline (DEADLINE_EXCEEDED), an
-     * exhausted budget (RESOURCE_EXHAUSTED) or an internal fault (INTERNAL).
+     * The outcome status says whether the answer was accepted (an answer
+     * without an RPC error can still be BUDGET_EXHAUSTED, REJECTED or
+     * UPSTREAM_FAILED: check `status`). Besides the codes above:
+     *   NOT_FOUND           unknown policy (POLICY_NOT_FOUND); a cache miss
+     *                       under CACHE_MODE_ONLY_IF_CACHED (CACHE_MISS).
+     *   FAILED_PRECONDITION no rule of the policy matches the request
+     *                       (NO_MATCHING_RULE).
+     *   RESOURCE_EXHAUSTED  the tenant's rate limit (RATE_LIMITED, with
+     *                       RetryInfo) or a budget (BUDGET_EXHAUSTED, with
+     *                       QuotaFailure and `spent_usd`).
+     *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
+     *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *   UNAVAILABLE         a configured store (budget store, ledger) is down
+     *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
+     *                       model's provider is not configured
+     *                       (PROVIDER_NOT_CONFIGURED).
      * </pre>
      */
     default void complete(dev.policyd.v1.CompleteRequest request,
@@ -286,7 +348,11 @@ public final class PolicyServiceGrpc {
      * StreamComplete is Complete with the answer's text relayed as it arrives.
      * The stream ends with exactly one `final` event holding the full response.
      * A failure after the first text delta ends the stream with an error
-     * status, never with a clean end and a truncated answer.
+     * status, never with a clean end and a truncated answer: UNAVAILABLE
+     * (STREAM_BROKEN, naming the `model` and `provider`) when the upstream
+     * broke, DEADLINE_EXCEEDED when the deadline ran out. The codes are those
+     * of Complete. A plan that validates its drafts streams no draft text: the
+     * accepted answer arrives as one delta after the validator's verdict.
      * </pre>
      */
     default void streamComplete(dev.policyd.v1.CompleteRequest request,
@@ -298,6 +364,8 @@ public final class PolicyServiceGrpc {
      * <pre>
      * Explain shows the decision the policy would make for this request (the
      * plan, each step and the estimated cost range) without calling any model.
+     * Codes: those of every RPC, NOT_FOUND (POLICY_NOT_FOUND) and
+     * FAILED_PRECONDITION (NO_MATCHING_RULE).
      * </pre>
      */
     default void explain(dev.policyd.v1.CompleteRequest request,
@@ -309,7 +377,11 @@ public final class PolicyServiceGrpc {
      * <pre>
      * ReportOutcome lets the caller say later whether an answer really served
      * its purpose. It overrides the validator's view in the cost per
-     * successful outcome. Idempotent; an unknown request id is NOT_FOUND.
+     * successful outcome. Idempotent. Codes: NOT_FOUND for an unknown request
+     * id, or one of another tenant (REQUEST_NOT_FOUND); INVALID_ARGUMENT for a
+     * missing request id or an out-of-range score; UNIMPLEMENTED when the
+     * daemon runs no ledger; UNAVAILABLE (LEDGER_UNAVAILABLE) while the ledger
+     * is closing.
      * </pre>
      */
     default void reportOutcome(dev.policyd.v1.ReportOutcomeRequest request,
@@ -320,7 +392,10 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * GetStats answers cost per successful outcome and related figures,
-     * grouped as asked, over a time window.
+     * grouped as asked, over a time window. Codes: INVALID_ARGUMENT for an
+     * unknown dimension or a negative window; PERMISSION_DENIED
+     * (STATS_NOT_ALLOWED) for another tenant's figures without an operator
+     * credential; UNIMPLEMENTED when the daemon runs no ledger.
      * </pre>
      */
     default void getStats(dev.policyd.v1.GetStatsRequest request,
@@ -330,7 +405,8 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over.
+     * ListModels lists the model catalog the daemon routes over. Codes: only
+     * those of every RPC.
      * </pre>
      */
     default void listModels(dev.policyd.v1.ListModelsRequest request,
@@ -343,6 +419,31 @@ public final class PolicyServiceGrpc {
    * Base class for the server implementation of the service PolicyService.
    * <pre>
    * PolicyService routes completion requests by policy.
+   * Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+   * a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+   * UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+   * "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+   * `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+   * adds a google.rpc.BadRequest with one field violation per bad field;
+   * RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+   * upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+   * google.rpc.QuotaFailure naming the budget. The status message is English
+   * for people; programs read the reason.
+   * Codes any RPC can return:
+   *   UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+   *                      INVALID_CREDENTIALS), when the daemon runs with auth.
+   *   PERMISSION_DENIED  the credential's tenant may not do this
+   *                      (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+   *   INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+   *                      the body cannot be parsed (MALFORMED_REQUEST).
+   *   RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+   *                      (set by gRPC itself, without details).
+   *   UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+   *                      safe to retry.
+   *   DEADLINE_EXCEEDED  the caller's deadline passed.
+   *   INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+   *                      `incident` id in the log; PLUGIN_FAILED or
+   *                      PLUGIN_TIMEOUT naming the `plugin` and its version).
    * </pre>
    */
   public static abstract class PolicyServiceImplBase
@@ -357,6 +458,31 @@ public final class PolicyServiceGrpc {
    * A stub to allow clients to do asynchronous rpc calls to service PolicyService.
    * <pre>
    * PolicyService routes completion requests by policy.
+   * Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+   * a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+   * UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+   * "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+   * `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+   * adds a google.rpc.BadRequest with one field violation per bad field;
+   * RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+   * upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+   * google.rpc.QuotaFailure naming the budget. The status message is English
+   * for people; programs read the reason.
+   * Codes any RPC can return:
+   *   UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+   *                      INVALID_CREDENTIALS), when the daemon runs with auth.
+   *   PERMISSION_DENIED  the credential's tenant may not do this
+   *                      (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+   *   INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+   *                      the body cannot be parsed (MALFORMED_REQUEST).
+   *   RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+   *                      (set by gRPC itself, without details).
+   *   UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+   *                      safe to retry.
+   *   DEADLINE_EXCEEDED  the caller's deadline passed.
+   *   INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+   *                      `incident` id in the log; PLUGIN_FAILED or
+   *                      PLUGIN_TIMEOUT naming the `plugin` and its version).
    * </pre>
    */
   public static final class PolicyServiceStub
@@ -375,10 +501,22 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * Complete runs the matching policy's strategy and answers once it is done.
-     * The outcome status says whether the answer was accepted; an RPC error is
-     * returned only for bad input (INVALID_ARGUMENT naming the field), an
-     * unknown policy (NOT_FOUND), an expired deadline (DEADLINE_EXCEEDED), an
-     * exhausted budget (RESOURCE_EXHAUSTED) or an internal fault (INTERNAL).
+     * The outcome status says whether the answer was accepted (an answer
+     * without an RPC error can still be BUDGET_EXHAUSTED, REJECTED or
+     * UPSTREAM_FAILED: check `status`). Besides the codes above:
+     *   NOT_FOUND           unknown policy (POLICY_NOT_FOUND); a cache miss
+     *                       under CACHE_MODE_ONLY_IF_CACHED (CACHE_MISS).
+     *   FAILED_PRECONDITION no rule of the policy matches the request
+     *                       (NO_MATCHING_RULE).
+     *   RESOURCE_EXHAUSTED  the tenant's rate limit (RATE_LIMITED, with
+     *                       RetryInfo) or a budget (BUDGET_EXHAUSTED, with
+     *                       QuotaFailure and `spent_usd`).
+     *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
+     *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *   UNAVAILABLE         a configured store (budget store, ledger) is down
+     *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
+     *                       model's provider is not configured
+     *                       (PROVIDER_NOT_CONFIGURED).
      * </pre>
      */
     public void complete(dev.policyd.v1.CompleteRequest request,
@@ -392,7 +530,11 @@ public final class PolicyServiceGrpc {
      * StreamComplete is Complete with the answer's text relayed as it arrives.
      * The stream ends with exactly one `final` event holding the full response.
      * A failure after the first text delta ends the stream with an error
-     * status, never with a clean end and a truncated answer.
+     * status, never with a clean end and a truncated answer: UNAVAILABLE
+     * (STREAM_BROKEN, naming the `model` and `provider`) when the upstream
+     * broke, DEADLINE_EXCEEDED when the deadline ran out. The codes are those
+     * of Complete. A plan that validates its drafts streams no draft text: the
+     * accepted answer arrives as one delta after the validator's verdict.
      * </pre>
      */
     public void streamComplete(dev.policyd.v1.CompleteRequest request,
@@ -405,6 +547,8 @@ public final class PolicyServiceGrpc {
      * <pre>
      * Explain shows the decision the policy would make for this request (the
      * plan, each step and the estimated cost range) without calling any model.
+     * Codes: those of every RPC, NOT_FOUND (POLICY_NOT_FOUND) and
+     * FAILED_PRECONDITION (NO_MATCHING_RULE).
      * </pre>
      */
     public void explain(dev.policyd.v1.CompleteRequest request,
@@ -417,7 +561,11 @@ public final class PolicyServiceGrpc {
      * <pre>
      * ReportOutcome lets the caller say later whether an answer really served
      * its purpose. It overrides the validator's view in the cost per
-     * successful outcome. Idempotent; an unknown request id is NOT_FOUND.
+     * successful outcome. Idempotent. Codes: NOT_FOUND for an unknown request
+     * id, or one of another tenant (REQUEST_NOT_FOUND); INVALID_ARGUMENT for a
+     * missing request id or an out-of-range score; UNIMPLEMENTED when the
+     * daemon runs no ledger; UNAVAILABLE (LEDGER_UNAVAILABLE) while the ledger
+     * is closing.
      * </pre>
      */
     public void reportOutcome(dev.policyd.v1.ReportOutcomeRequest request,
@@ -429,7 +577,10 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * GetStats answers cost per successful outcome and related figures,
-     * grouped as asked, over a time window.
+     * grouped as asked, over a time window. Codes: INVALID_ARGUMENT for an
+     * unknown dimension or a negative window; PERMISSION_DENIED
+     * (STATS_NOT_ALLOWED) for another tenant's figures without an operator
+     * credential; UNIMPLEMENTED when the daemon runs no ledger.
      * </pre>
      */
     public void getStats(dev.policyd.v1.GetStatsRequest request,
@@ -440,7 +591,8 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over.
+     * ListModels lists the model catalog the daemon routes over. Codes: only
+     * those of every RPC.
      * </pre>
      */
     public void listModels(dev.policyd.v1.ListModelsRequest request,
@@ -454,6 +606,31 @@ public final class PolicyServiceGrpc {
    * A stub to allow clients to do synchronous rpc calls to service PolicyService.
    * <pre>
    * PolicyService routes completion requests by policy.
+   * Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+   * a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+   * UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+   * "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+   * `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+   * adds a google.rpc.BadRequest with one field violation per bad field;
+   * RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+   * upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+   * google.rpc.QuotaFailure naming the budget. The status message is English
+   * for people; programs read the reason.
+   * Codes any RPC can return:
+   *   UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+   *                      INVALID_CREDENTIALS), when the daemon runs with auth.
+   *   PERMISSION_DENIED  the credential's tenant may not do this
+   *                      (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+   *   INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+   *                      the body cannot be parsed (MALFORMED_REQUEST).
+   *   RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+   *                      (set by gRPC itself, without details).
+   *   UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+   *                      safe to retry.
+   *   DEADLINE_EXCEEDED  the caller's deadline passed.
+   *   INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+   *                      `incident` id in the log; PLUGIN_FAILED or
+   *                      PLUGIN_TIMEOUT naming the `plugin` and its version).
    * </pre>
    */
   public static final class PolicyServiceBlockingV2Stub
@@ -472,10 +649,22 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * Complete runs the matching policy's strategy and answers once it is done.
-     * The outcome status says whether the answer was accepted; an RPC error is
-     * returned only for bad input (INVALID_ARGUMENT naming the field), an
-     * unknown policy (NOT_FOUND), an expired deadline (DEADLINE_EXCEEDED), an
-     * exhausted budget (RESOURCE_EXHAUSTED) or an internal fault (INTERNAL).
+     * The outcome status says whether the answer was accepted (an answer
+     * without an RPC error can still be BUDGET_EXHAUSTED, REJECTED or
+     * UPSTREAM_FAILED: check `status`). Besides the codes above:
+     *   NOT_FOUND           unknown policy (POLICY_NOT_FOUND); a cache miss
+     *                       under CACHE_MODE_ONLY_IF_CACHED (CACHE_MISS).
+     *   FAILED_PRECONDITION no rule of the policy matches the request
+     *                       (NO_MATCHING_RULE).
+     *   RESOURCE_EXHAUSTED  the tenant's rate limit (RATE_LIMITED, with
+     *                       RetryInfo) or a budget (BUDGET_EXHAUSTED, with
+     *                       QuotaFailure and `spent_usd`).
+     *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
+     *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *   UNAVAILABLE         a configured store (budget store, ledger) is down
+     *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
+     *                       model's provider is not configured
+     *                       (PROVIDER_NOT_CONFIGURED).
      * </pre>
      */
     public dev.policyd.v1.CompleteResponse complete(dev.policyd.v1.CompleteRequest request) throws io.grpc.StatusException {
@@ -488,7 +677,11 @@ public final class PolicyServiceGrpc {
      * StreamComplete is Complete with the answer's text relayed as it arrives.
      * The stream ends with exactly one `final` event holding the full response.
      * A failure after the first text delta ends the stream with an error
-     * status, never with a clean end and a truncated answer.
+     * status, never with a clean end and a truncated answer: UNAVAILABLE
+     * (STREAM_BROKEN, naming the `model` and `provider`) when the upstream
+     * broke, DEADLINE_EXCEEDED when the deadline ran out. The codes are those
+     * of Complete. A plan that validates its drafts streams no draft text: the
+     * accepted answer arrives as one delta after the validator's verdict.
      * </pre>
      */
     @io.grpc.ExperimentalApi("https://github.com/grpc/grpc-java/issues/10918")
@@ -502,6 +695,8 @@ public final class PolicyServiceGrpc {
      * <pre>
      * Explain shows the decision the policy would make for this request (the
      * plan, each step and the estimated cost range) without calling any model.
+     * Codes: those of every RPC, NOT_FOUND (POLICY_NOT_FOUND) and
+     * FAILED_PRECONDITION (NO_MATCHING_RULE).
      * </pre>
      */
     public dev.policyd.v1.ExplainResponse explain(dev.policyd.v1.CompleteRequest request) throws io.grpc.StatusException {
@@ -513,7 +708,11 @@ public final class PolicyServiceGrpc {
      * <pre>
      * ReportOutcome lets the caller say later whether an answer really served
      * its purpose. It overrides the validator's view in the cost per
-     * successful outcome. Idempotent; an unknown request id is NOT_FOUND.
+     * successful outcome. Idempotent. Codes: NOT_FOUND for an unknown request
+     * id, or one of another tenant (REQUEST_NOT_FOUND); INVALID_ARGUMENT for a
+     * missing request id or an out-of-range score; UNIMPLEMENTED when the
+     * daemon runs no ledger; UNAVAILABLE (LEDGER_UNAVAILABLE) while the ledger
+     * is closing.
      * </pre>
      */
     public dev.policyd.v1.ReportOutcomeResponse reportOutcome(dev.policyd.v1.ReportOutcomeRequest request) throws io.grpc.StatusException {
@@ -524,7 +723,10 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * GetStats answers cost per successful outcome and related figures,
-     * grouped as asked, over a time window.
+     * grouped as asked, over a time window. Codes: INVALID_ARGUMENT for an
+     * unknown dimension or a negative window; PERMISSION_DENIED
+     * (STATS_NOT_ALLOWED) for another tenant's figures without an operator
+     * credential; UNIMPLEMENTED when the daemon runs no ledger.
      * </pre>
      */
     public dev.policyd.v1.GetStatsResponse getStats(dev.policyd.v1.GetStatsRequest request) throws io.grpc.StatusException {
@@ -534,7 +736,8 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over.
+     * ListModels lists the model catalog the daemon routes over. Codes: only
+     * those of every RPC.
      * </pre>
      */
     public dev.policyd.v1.ListModelsResponse listModels(dev.policyd.v1.ListModelsRequest request) throws io.grpc.StatusException {
@@ -547,6 +750,31 @@ public final class PolicyServiceGrpc {
    * A stub to allow clients to do limited synchronous rpc calls to service PolicyService.
    * <pre>
    * PolicyService routes completion requests by policy.
+   * Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+   * a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+   * UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+   * "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+   * `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+   * adds a google.rpc.BadRequest with one field violation per bad field;
+   * RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+   * upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+   * google.rpc.QuotaFailure naming the budget. The status message is English
+   * for people; programs read the reason.
+   * Codes any RPC can return:
+   *   UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+   *                      INVALID_CREDENTIALS), when the daemon runs with auth.
+   *   PERMISSION_DENIED  the credential's tenant may not do this
+   *                      (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+   *   INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+   *                      the body cannot be parsed (MALFORMED_REQUEST).
+   *   RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+   *                      (set by gRPC itself, without details).
+   *   UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+   *                      safe to retry.
+   *   DEADLINE_EXCEEDED  the caller's deadline passed.
+   *   INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+   *                      `incident` id in the log; PLUGIN_FAILED or
+   *                      PLUGIN_TIMEOUT naming the `plugin` and its version).
    * </pre>
    */
   public static final class PolicyServiceBlockingStub
@@ -565,10 +793,22 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * Complete runs the matching policy's strategy and answers once it is done.
-     * The outcome status says whether the answer was accepted; an RPC error is
-     * returned only for bad input (INVALID_ARGUMENT naming the field), an
-     * unknown policy (NOT_FOUND), an expired deadline (DEADLINE_EXCEEDED), an
-     * exhausted budget (RESOURCE_EXHAUSTED) or an internal fault (INTERNAL).
+     * The outcome status says whether the answer was accepted (an answer
+     * without an RPC error can still be BUDGET_EXHAUSTED, REJECTED or
+     * UPSTREAM_FAILED: check `status`). Besides the codes above:
+     *   NOT_FOUND           unknown policy (POLICY_NOT_FOUND); a cache miss
+     *                       under CACHE_MODE_ONLY_IF_CACHED (CACHE_MISS).
+     *   FAILED_PRECONDITION no rule of the policy matches the request
+     *                       (NO_MATCHING_RULE).
+     *   RESOURCE_EXHAUSTED  the tenant's rate limit (RATE_LIMITED, with
+     *                       RetryInfo) or a budget (BUDGET_EXHAUSTED, with
+     *                       QuotaFailure and `spent_usd`).
+     *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
+     *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *   UNAVAILABLE         a configured store (budget store, ledger) is down
+     *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
+     *                       model's provider is not configured
+     *                       (PROVIDER_NOT_CONFIGURED).
      * </pre>
      */
     public dev.policyd.v1.CompleteResponse complete(dev.policyd.v1.CompleteRequest request) {
@@ -581,7 +821,11 @@ public final class PolicyServiceGrpc {
      * StreamComplete is Complete with the answer's text relayed as it arrives.
      * The stream ends with exactly one `final` event holding the full response.
      * A failure after the first text delta ends the stream with an error
-     * status, never with a clean end and a truncated answer.
+     * status, never with a clean end and a truncated answer: UNAVAILABLE
+     * (STREAM_BROKEN, naming the `model` and `provider`) when the upstream
+     * broke, DEADLINE_EXCEEDED when the deadline ran out. The codes are those
+     * of Complete. A plan that validates its drafts streams no draft text: the
+     * accepted answer arrives as one delta after the validator's verdict.
      * </pre>
      */
     public java.util.Iterator<dev.policyd.v1.StreamCompleteResponse> streamComplete(
@@ -594,6 +838,8 @@ public final class PolicyServiceGrpc {
      * <pre>
      * Explain shows the decision the policy would make for this request (the
      * plan, each step and the estimated cost range) without calling any model.
+     * Codes: those of every RPC, NOT_FOUND (POLICY_NOT_FOUND) and
+     * FAILED_PRECONDITION (NO_MATCHING_RULE).
      * </pre>
      */
     public dev.policyd.v1.ExplainResponse explain(dev.policyd.v1.CompleteRequest request) {
@@ -605,7 +851,11 @@ public final class PolicyServiceGrpc {
      * <pre>
      * ReportOutcome lets the caller say later whether an answer really served
      * its purpose. It overrides the validator's view in the cost per
-     * successful outcome. Idempotent; an unknown request id is NOT_FOUND.
+     * successful outcome. Idempotent. Codes: NOT_FOUND for an unknown request
+     * id, or one of another tenant (REQUEST_NOT_FOUND); INVALID_ARGUMENT for a
+     * missing request id or an out-of-range score; UNIMPLEMENTED when the
+     * daemon runs no ledger; UNAVAILABLE (LEDGER_UNAVAILABLE) while the ledger
+     * is closing.
      * </pre>
      */
     public dev.policyd.v1.ReportOutcomeResponse reportOutcome(dev.policyd.v1.ReportOutcomeRequest request) {
@@ -616,7 +866,10 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * GetStats answers cost per successful outcome and related figures,
-     * grouped as asked, over a time window.
+     * grouped as asked, over a time window. Codes: INVALID_ARGUMENT for an
+     * unknown dimension or a negative window; PERMISSION_DENIED
+     * (STATS_NOT_ALLOWED) for another tenant's figures without an operator
+     * credential; UNIMPLEMENTED when the daemon runs no ledger.
      * </pre>
      */
     public dev.policyd.v1.GetStatsResponse getStats(dev.policyd.v1.GetStatsRequest request) {
@@ -626,7 +879,8 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over.
+     * ListModels lists the model catalog the daemon routes over. Codes: only
+     * those of every RPC.
      * </pre>
      */
     public dev.policyd.v1.ListModelsResponse listModels(dev.policyd.v1.ListModelsRequest request) {
@@ -639,6 +893,31 @@ public final class PolicyServiceGrpc {
    * A stub to allow clients to do ListenableFuture-style rpc calls to service PolicyService.
    * <pre>
    * PolicyService routes completion requests by policy.
+   * Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+   * a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+   * UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+   * "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+   * `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+   * adds a google.rpc.BadRequest with one field violation per bad field;
+   * RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+   * upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+   * google.rpc.QuotaFailure naming the budget. The status message is English
+   * for people; programs read the reason.
+   * Codes any RPC can return:
+   *   UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+   *                      INVALID_CREDENTIALS), when the daemon runs with auth.
+   *   PERMISSION_DENIED  the credential's tenant may not do this
+   *                      (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+   *   INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+   *                      the body cannot be parsed (MALFORMED_REQUEST).
+   *   RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+   *                      (set by gRPC itself, without details).
+   *   UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+   *                      safe to retry.
+   *   DEADLINE_EXCEEDED  the caller's deadline passed.
+   *   INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+   *                      `incident` id in the log; PLUGIN_FAILED or
+   *                      PLUGIN_TIMEOUT naming the `plugin` and its version).
    * </pre>
    */
   public static final class PolicyServiceFutureStub
@@ -657,10 +936,22 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * Complete runs the matching policy's strategy and answers once it is done.
-     * The outcome status says whether the answer was accepted; an RPC error is
-     * returned only for bad input (INVALID_ARGUMENT naming the field), an
-     * unknown policy (NOT_FOUND), an expired deadline (DEADLINE_EXCEEDED), an
-     * exhausted budget (RESOURCE_EXHAUSTED) or an internal fault (INTERNAL).
+     * The outcome status says whether the answer was accepted (an answer
+     * without an RPC error can still be BUDGET_EXHAUSTED, REJECTED or
+     * UPSTREAM_FAILED: check `status`). Besides the codes above:
+     *   NOT_FOUND           unknown policy (POLICY_NOT_FOUND); a cache miss
+     *                       under CACHE_MODE_ONLY_IF_CACHED (CACHE_MISS).
+     *   FAILED_PRECONDITION no rule of the policy matches the request
+     *                       (NO_MATCHING_RULE).
+     *   RESOURCE_EXHAUSTED  the tenant's rate limit (RATE_LIMITED, with
+     *                       RetryInfo) or a budget (BUDGET_EXHAUSTED, with
+     *                       QuotaFailure and `spent_usd`).
+     *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
+     *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *   UNAVAILABLE         a configured store (budget store, ledger) is down
+     *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
+     *                       model's provider is not configured
+     *                       (PROVIDER_NOT_CONFIGURED).
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<dev.policyd.v1.CompleteResponse> complete(
@@ -673,6 +964,8 @@ public final class PolicyServiceGrpc {
      * <pre>
      * Explain shows the decision the policy would make for this request (the
      * plan, each step and the estimated cost range) without calling any model.
+     * Codes: those of every RPC, NOT_FOUND (POLICY_NOT_FOUND) and
+     * FAILED_PRECONDITION (NO_MATCHING_RULE).
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<dev.policyd.v1.ExplainResponse> explain(
@@ -685,7 +978,11 @@ public final class PolicyServiceGrpc {
      * <pre>
      * ReportOutcome lets the caller say later whether an answer really served
      * its purpose. It overrides the validator's view in the cost per
-     * successful outcome. Idempotent; an unknown request id is NOT_FOUND.
+     * successful outcome. Idempotent. Codes: NOT_FOUND for an unknown request
+     * id, or one of another tenant (REQUEST_NOT_FOUND); INVALID_ARGUMENT for a
+     * missing request id or an out-of-range score; UNIMPLEMENTED when the
+     * daemon runs no ledger; UNAVAILABLE (LEDGER_UNAVAILABLE) while the ledger
+     * is closing.
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<dev.policyd.v1.ReportOutcomeResponse> reportOutcome(
@@ -697,7 +994,10 @@ public final class PolicyServiceGrpc {
     /**
      * <pre>
      * GetStats answers cost per successful outcome and related figures,
-     * grouped as asked, over a time window.
+     * grouped as asked, over a time window. Codes: INVALID_ARGUMENT for an
+     * unknown dimension or a negative window; PERMISSION_DENIED
+     * (STATS_NOT_ALLOWED) for another tenant's figures without an operator
+     * credential; UNIMPLEMENTED when the daemon runs no ledger.
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<dev.policyd.v1.GetStatsResponse> getStats(
@@ -708,7 +1008,8 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over.
+     * ListModels lists the model catalog the daemon routes over. Codes: only
+     * those of every RPC.
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<dev.policyd.v1.ListModelsResponse> listModels(
