@@ -130,6 +130,8 @@ class PolicyServiceServicer:
         The outcome status says whether the answer was accepted (an answer
         without an RPC error can still be BUDGET_EXHAUSTED, REJECTED or
         UPSTREAM_FAILED: check `status`). Besides the codes above:
+        ALREADY_EXISTS      request_id reused for a different request within
+        the idempotency window (REQUEST_ID_REUSED).
         NOT_FOUND           unknown policy (POLICY_NOT_FOUND); a cache miss
         under CACHE_MODE_ONLY_IF_CACHED (CACHE_MISS).
         FAILED_PRECONDITION no rule of the policy matches the request

@@ -20,6 +20,7 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/policyd/policyd/clients/go/policydv1"
 )
@@ -113,15 +114,18 @@ func (c *Client) Explain(ctx context.Context, req *policydv1.CompleteRequest, op
 	return resp.GetExplanation(), nil
 }
 
-// ReportOutcome tells the daemon whether the answer to requestID served its purpose; it
-// counts in the cost per successful outcome. It returns false when the same report was
-// already recorded. An unknown request id is NOT_FOUND.
-func (c *Client) ReportOutcome(ctx context.Context, requestID string, success bool, note string, opts ...grpc.CallOption) (bool, error) {
-	resp, err := c.rpc.ReportOutcome(ctx, &policydv1.ReportOutcomeRequest{RequestId: requestID, Success: success, Note: note}, opts...)
-	if err != nil {
-		return false, err
-	}
-	return resp.GetChanged(), nil
+// Report is a ReportOutcomeRequest saying whether the answer to requestID served its purpose;
+// set Note or Score on it before sending it with ReportOutcome.
+func Report(requestID string, success bool) *policydv1.ReportOutcomeRequest {
+	return &policydv1.ReportOutcomeRequest{RequestId: requestID, Success: proto.Bool(success)}
+}
+
+// ReportOutcome tells the daemon whether an answer served its purpose (build req with
+// Report); it counts in the cost per successful outcome. The response's Changed is false
+// when the same report was already recorded. An unknown request id is NOT_FOUND, a request
+// without Success INVALID_ARGUMENT.
+func (c *Client) ReportOutcome(ctx context.Context, req *policydv1.ReportOutcomeRequest, opts ...grpc.CallOption) (*policydv1.ReportOutcomeResponse, error) {
+	return c.rpc.ReportOutcome(ctx, req, opts...)
 }
 
 // GetStats returns cost per successful outcome and related figures, grouped as req asks.
@@ -129,9 +133,12 @@ func (c *Client) GetStats(ctx context.Context, req *policydv1.GetStatsRequest, o
 	return c.rpc.GetStats(ctx, req, opts...)
 }
 
-// ListModels returns the catalog, filtered by provider and tag when they are not empty.
-func (c *Client) ListModels(ctx context.Context, provider, tag string, opts ...grpc.CallOption) ([]*policydv1.Model, error) {
-	resp, err := c.rpc.ListModels(ctx, &policydv1.ListModelsRequest{Provider: provider, Tag: tag}, opts...)
+// ListModels returns the catalog, filtered as req says (by provider, tag...); nil is every model.
+func (c *Client) ListModels(ctx context.Context, req *policydv1.ListModelsRequest, opts ...grpc.CallOption) ([]*policydv1.Model, error) {
+	if req == nil {
+		req = &policydv1.ListModelsRequest{}
+	}
+	resp, err := c.rpc.ListModels(ctx, req, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package policyd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -88,5 +89,29 @@ func TestErrorsWithoutDetailsReadAsZero(t *testing.T) {
 		if _, ok := policyd.RetryDelay(err); ok {
 			t.Errorf("%v: a retry delay read from an error that has none", err)
 		}
+	}
+}
+
+func TestReusedRequestIDIsReplayedOrRefused(t *testing.T) {
+	c := dial(t)
+	req := prompt(t, "chat")
+	req.RequestId = fmt.Sprintf("go-idem-%d", time.Now().UnixNano())
+	first, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.GetReplayed() || !again.GetReplayed() || again.GetDecisionId() != first.GetDecisionId() {
+		t.Fatalf("replayed %v then %v (decisions %q, %q), want the first answer replayed",
+			first.GetReplayed(), again.GetReplayed(), first.GetDecisionId(), again.GetDecisionId())
+	}
+	other := prompt(t, "chat")
+	other.RequestId = req.RequestId
+	_, err = c.Complete(context.Background(), other)
+	if status.Code(err) != codes.AlreadyExists || policyd.ReasonOf(err) != "REQUEST_ID_REUSED" {
+		t.Fatalf("err = %v with reason %q, want ALREADY_EXISTS / REQUEST_ID_REUSED", err, policyd.ReasonOf(err))
 	}
 }

@@ -1045,6 +1045,12 @@ func (x *Constraints) GetDeniedModels() []string {
 type CompleteRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Caller's id for the request, used by ReportOutcome. Generated when empty.
+	// A caller-set id is an idempotency key for the tenant during the daemon's
+	// `limits.idempotency_window_s` (default 600 s): the same id with the same
+	// request answers the first response again (`replayed`, nothing run or
+	// charged twice; a duplicate arriving while the first runs waits for it);
+	// the same id with a different request is ALREADY_EXISTS
+	// (REQUEST_ID_REUSED). A first request that failed leaves no key.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The conversation. At least one message.
 	Messages []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
@@ -1693,7 +1699,11 @@ type CompleteResponse struct {
 	// Input tokens saved by request transforms (e.g. compacted tools).
 	TokensSaved int64 `protobuf:"varint,9,opt,name=tokens_saved,json=tokensSaved,proto3" json:"tokens_saved,omitempty"`
 	// Id of the decision event logged for this request.
-	DecisionId    string `protobuf:"bytes,10,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	DecisionId string `protobuf:"bytes,10,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// True when this is the first response to the same request_id, answered
+	// again: the request was not run a second time (no model call, no new
+	// charge, no new ledger row). See CompleteRequest.request_id.
+	Replayed      bool `protobuf:"varint,11,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1796,6 +1806,13 @@ func (x *CompleteResponse) GetDecisionId() string {
 		return x.DecisionId
 	}
 	return ""
+}
+
+func (x *CompleteResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 // One event of a streamed answer.
@@ -1953,8 +1970,11 @@ type ReportOutcomeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The request id of the answer.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// Whether it served its purpose.
-	Success bool `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	// Whether it served its purpose. Required: a report without it is
+	// INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+	// presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+	// set it with proto.Bool or the wrapper's ReportOutcome).
+	Success *bool `protobuf:"varint,2,opt,name=success,proto3,oneof" json:"success,omitempty"`
 	// An optional quality score in [0, 1].
 	Score *float64 `protobuf:"fixed64,3,opt,name=score,proto3,oneof" json:"score,omitempty"`
 	// A free-form note.
@@ -2001,8 +2021,8 @@ func (x *ReportOutcomeRequest) GetRequestId() string {
 }
 
 func (x *ReportOutcomeRequest) GetSuccess() bool {
-	if x != nil {
-		return x.Success
+	if x != nil && x.Success != nil {
+		return *x.Success
 	}
 	return false
 }
@@ -2733,7 +2753,7 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x05steps\x18\x06 \x03(\v2\x14.policyd.v1.PlanStepR\x05steps\x12<\n" +
 	"\x0eestimated_cost\x18\a \x01(\v2\x15.policyd.v1.CostRangeR\restimatedCost\x12\x1a\n" +
 	"\bwarnings\x18\b \x03(\tR\bwarnings\x12%\n" +
-	"\x0epolicy_version\x18\t \x01(\tR\rpolicyVersion\"\x9f\x03\n" +
+	"\x0epolicy_version\x18\t \x01(\tR\rpolicyVersion\"\xbb\x03\n" +
 	"\x10CompleteResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12+\n" +
@@ -2747,20 +2767,23 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\ftokens_saved\x18\t \x01(\x03R\vtokensSaved\x12\x1f\n" +
 	"\vdecision_id\x18\n" +
 	" \x01(\tR\n" +
-	"decisionId\"\xa0\x01\n" +
+	"decisionId\x12\x1a\n" +
+	"\breplayed\x18\v \x01(\bR\breplayed\"\xa0\x01\n" +
 	"\x16StreamCompleteResponse\x12\x16\n" +
 	"\x05delta\x18\x01 \x01(\tH\x00R\x05delta\x12/\n" +
 	"\aattempt\x18\x02 \x01(\v2\x13.policyd.v1.AttemptH\x00R\aattempt\x124\n" +
 	"\x05final\x18\x03 \x01(\v2\x1c.policyd.v1.CompleteResponseH\x00R\x05finalB\a\n" +
 	"\x05event\"L\n" +
 	"\x0fExplainResponse\x129\n" +
-	"\vexplanation\x18\x01 \x01(\v2\x17.policyd.v1.ExplanationR\vexplanation\"\x88\x01\n" +
+	"\vexplanation\x18\x01 \x01(\v2\x17.policyd.v1.ExplanationR\vexplanation\"\x99\x01\n" +
 	"\x14ReportOutcomeRequest\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
-	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x19\n" +
-	"\x05score\x18\x03 \x01(\x01H\x00R\x05score\x88\x01\x01\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04noteB\b\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\asuccess\x18\x02 \x01(\bH\x00R\asuccess\x88\x01\x01\x12\x19\n" +
+	"\x05score\x18\x03 \x01(\x01H\x01R\x05score\x88\x01\x01\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04noteB\n" +
+	"\n" +
+	"\b_successB\b\n" +
 	"\x06_score\"1\n" +
 	"\x15ReportOutcomeResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\bR\achanged\"\x9b\x01\n" +

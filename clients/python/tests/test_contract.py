@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -52,6 +53,26 @@ def test_budget_refusal_names_the_budget(client: Client) -> None:
     assert found.reason == "BUDGET_EXHAUSTED"
     assert [s for s, _ in found.quota_violations] == ["budget:tenant/broke/daily"]
     assert found.metadata["budget"] == "tenant/broke/daily"
+
+
+def test_report_without_success_is_invalid_argument(client: Client) -> None:
+    resp = client.complete(unique_prompt("report", task="chat"))
+    with pytest.raises(grpc.RpcError) as raised:
+        client.stub.ReportOutcome(pb.ReportOutcomeRequest(request_id=resp.request_id, note="forgot"))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in details_of(raised.value).field_violations] == ["success"]
+    assert client.report_outcome(resp.request_id, success=False, score=0.25) is True
+
+
+def test_reused_request_id_is_replayed_or_refused(client: Client) -> None:
+    request = unique_prompt("idem", task="chat", request_id=f"py-idem-{time.monotonic_ns()}")
+    first, again = client.complete(request), client.complete(request)
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.decision_id == first.decision_id
+    with pytest.raises(grpc.RpcError) as raised:
+        client.complete(unique_prompt("idem-other", task="chat", request_id=request.request_id))
+    assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert reason_of(raised.value) == "REQUEST_ID_REUSED"
 
 
 def test_errors_without_details_read_as_empty() -> None:

@@ -62,9 +62,17 @@ class Client(Connection):
         resp = self.stub.Explain(request, **self._call(timeout))
         return resp.explanation
 
-    def report_outcome(self, request_id: str, success: bool, note: str = "", *, timeout: float | None = None) -> bool:
+    def report_outcome(
+        self,
+        request_id: str,
+        success: bool,
+        note: str = "",
+        *,
+        score: float | None = None,
+        timeout: float | None = None,
+    ) -> bool:
         """Says whether an answer served its purpose; False when the same report was already recorded."""
-        msg = pb.ReportOutcomeRequest(request_id=request_id, success=success, note=note)
+        msg = pb.ReportOutcomeRequest(request_id=request_id, success=success, note=note, score=score)
         return self.stub.ReportOutcome(msg, **self._call(timeout)).changed
 
     def get_stats(

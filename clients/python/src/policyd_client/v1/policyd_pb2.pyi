@@ -322,7 +322,7 @@ class Explanation(_message.Message):
     def __init__(self, policy: _Optional[str] = ..., rule: _Optional[str] = ..., strategy: _Optional[str] = ..., reason: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[_Union[PlanStep, _Mapping]]] = ..., estimated_cost: _Optional[_Union[CostRange, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., policy_version: _Optional[str] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
-    __slots__ = ("request_id", "output", "status", "attempts", "total_cost_usd", "explanation", "trace_id", "saved_usd", "tokens_saved", "decision_id")
+    __slots__ = ("request_id", "output", "status", "attempts", "total_cost_usd", "explanation", "trace_id", "saved_usd", "tokens_saved", "decision_id", "replayed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +333,7 @@ class CompleteResponse(_message.Message):
     SAVED_USD_FIELD_NUMBER: _ClassVar[int]
     TOKENS_SAVED_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     output: Message
     status: OutcomeStatus
@@ -343,7 +344,8 @@ class CompleteResponse(_message.Message):
     saved_usd: float
     tokens_saved: int
     decision_id: str
-    def __init__(self, request_id: _Optional[str] = ..., output: _Optional[_Union[Message, _Mapping]] = ..., status: _Optional[_Union[OutcomeStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., total_cost_usd: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., trace_id: _Optional[str] = ..., saved_usd: _Optional[float] = ..., tokens_saved: _Optional[int] = ..., decision_id: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, request_id: _Optional[str] = ..., output: _Optional[_Union[Message, _Mapping]] = ..., status: _Optional[_Union[OutcomeStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., total_cost_usd: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., trace_id: _Optional[str] = ..., saved_usd: _Optional[float] = ..., tokens_saved: _Optional[int] = ..., decision_id: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class StreamCompleteResponse(_message.Message):
     __slots__ = ("delta", "attempt", "final")

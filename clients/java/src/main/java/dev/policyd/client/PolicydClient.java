@@ -155,9 +155,20 @@ public final class PolicydClient implements AutoCloseable {
    * unknown request id is NOT_FOUND.
    */
   public boolean reportOutcome(String requestId, boolean success, String note) {
-    ReportOutcomeResponse response = blocking.reportOutcome(ReportOutcomeRequest.newBuilder()
-        .setRequestId(requestId).setSuccess(success).setNote(note == null ? "" : note).build());
-    return response.getChanged();
+    return reportOutcome(report(requestId, success).setNote(note == null ? "" : note).build()).getChanged();
+  }
+
+  /** A report on {@code requestId}; set a note or a score, then build it for {@link #reportOutcome(ReportOutcomeRequest)}. */
+  public static ReportOutcomeRequest.Builder report(String requestId, boolean success) {
+    return ReportOutcomeRequest.newBuilder().setRequestId(requestId).setSuccess(success);
+  }
+
+  /**
+   * Sends a report (build it with {@link #report}); the request form grows with the contract. A
+   * request without {@code success} is INVALID_ARGUMENT; an unknown request id NOT_FOUND.
+   */
+  public ReportOutcomeResponse reportOutcome(ReportOutcomeRequest request) {
+    return blocking.reportOutcome(request);
   }
 
   /** Cost per successful outcome and related figures, grouped as the request asks. */
@@ -167,9 +178,13 @@ public final class PolicydClient implements AutoCloseable {
 
   /** The model catalog, filtered by provider and tag when they are not empty. */
   public List<Model> listModels(String provider, String tag) {
-    return blocking.listModels(ListModelsRequest.newBuilder()
-        .setProvider(provider == null ? "" : provider).setTag(tag == null ? "" : tag).build())
-        .getModelsList();
+    return listModels(ListModelsRequest.newBuilder()
+        .setProvider(provider == null ? "" : provider).setTag(tag == null ? "" : tag).build());
+  }
+
+  /** The model catalog, filtered as the request says; the request form grows with the contract. */
+  public List<Model> listModels(ListModelsRequest request) {
+    return blocking.listModels(request).getModelsList();
   }
 
   /** Closes the channel, letting calls in flight finish for up to 5 seconds. */

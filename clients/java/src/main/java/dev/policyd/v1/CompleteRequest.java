@@ -74,6 +74,12 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Caller's id for the request, used by ReportOutcome. Generated when empty.
+   * A caller-set id is an idempotency key for the tenant during the daemon's
+   * `limits.idempotency_window_s` (default 600 s): the same id with the same
+   * request answers the first response again (`replayed`, nothing run or
+   * charged twice; a duplicate arriving while the first runs waits for it);
+   * the same id with a different request is ALREADY_EXISTS
+   * (REQUEST_ID_REUSED). A first request that failed leaves no key.
    * </pre>
    *
    * <code>string request_id = 1;</code>
@@ -95,6 +101,12 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Caller's id for the request, used by ReportOutcome. Generated when empty.
+   * A caller-set id is an idempotency key for the tenant during the daemon's
+   * `limits.idempotency_window_s` (default 600 s): the same id with the same
+   * request answers the first response again (`replayed`, nothing run or
+   * charged twice; a duplicate arriving while the first runs waits for it);
+   * the same id with a different request is ALREADY_EXISTS
+   * (REQUEST_ID_REUSED). A first request that failed leaves no key.
    * </pre>
    *
    * <code>string request_id = 1;</code>
@@ -1309,6 +1321,12 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller's id for the request, used by ReportOutcome. Generated when empty.
+     * A caller-set id is an idempotency key for the tenant during the daemon's
+     * `limits.idempotency_window_s` (default 600 s): the same id with the same
+     * request answers the first response again (`replayed`, nothing run or
+     * charged twice; a duplicate arriving while the first runs waits for it);
+     * the same id with a different request is ALREADY_EXISTS
+     * (REQUEST_ID_REUSED). A first request that failed leaves no key.
      * </pre>
      *
      * <code>string request_id = 1;</code>
@@ -1329,6 +1347,12 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller's id for the request, used by ReportOutcome. Generated when empty.
+     * A caller-set id is an idempotency key for the tenant during the daemon's
+     * `limits.idempotency_window_s` (default 600 s): the same id with the same
+     * request answers the first response again (`replayed`, nothing run or
+     * charged twice; a duplicate arriving while the first runs waits for it);
+     * the same id with a different request is ALREADY_EXISTS
+     * (REQUEST_ID_REUSED). A first request that failed leaves no key.
      * </pre>
      *
      * <code>string request_id = 1;</code>
@@ -1350,6 +1374,12 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller's id for the request, used by ReportOutcome. Generated when empty.
+     * A caller-set id is an idempotency key for the tenant during the daemon's
+     * `limits.idempotency_window_s` (default 600 s): the same id with the same
+     * request answers the first response again (`replayed`, nothing run or
+     * charged twice; a duplicate arriving while the first runs waits for it);
+     * the same id with a different request is ALREADY_EXISTS
+     * (REQUEST_ID_REUSED). A first request that failed leaves no key.
      * </pre>
      *
      * <code>string request_id = 1;</code>
@@ -1367,6 +1397,12 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller's id for the request, used by ReportOutcome. Generated when empty.
+     * A caller-set id is an idempotency key for the tenant during the daemon's
+     * `limits.idempotency_window_s` (default 600 s): the same id with the same
+     * request answers the first response again (`replayed`, nothing run or
+     * charged twice; a duplicate arriving while the first runs waits for it);
+     * the same id with a different request is ALREADY_EXISTS
+     * (REQUEST_ID_REUSED). A first request that failed leaves no key.
      * </pre>
      *
      * <code>string request_id = 1;</code>
@@ -1381,6 +1417,12 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller's id for the request, used by ReportOutcome. Generated when empty.
+     * A caller-set id is an idempotency key for the tenant during the daemon's
+     * `limits.idempotency_window_s` (default 600 s): the same id with the same
+     * request answers the first response again (`replayed`, nothing run or
+     * charged twice; a duplicate arriving while the first runs waits for it);
+     * the same id with a different request is ALREADY_EXISTS
+     * (REQUEST_ID_REUSED). A first request that failed leaves no key.
      * </pre>
      *
      * <code>string request_id = 1;</code>

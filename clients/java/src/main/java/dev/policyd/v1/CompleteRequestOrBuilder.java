@@ -13,6 +13,12 @@ public interface CompleteRequestOrBuilder extends
   /**
    * <pre>
    * Caller's id for the request, used by ReportOutcome. Generated when empty.
+   * A caller-set id is an idempotency key for the tenant during the daemon's
+   * `limits.idempotency_window_s` (default 600 s): the same id with the same
+   * request answers the first response again (`replayed`, nothing run or
+   * charged twice; a duplicate arriving while the first runs waits for it);
+   * the same id with a different request is ALREADY_EXISTS
+   * (REQUEST_ID_REUSED). A first request that failed leaves no key.
    * </pre>
    *
    * <code>string request_id = 1;</code>
@@ -22,6 +28,12 @@ public interface CompleteRequestOrBuilder extends
   /**
    * <pre>
    * Caller's id for the request, used by ReportOutcome. Generated when empty.
+   * A caller-set id is an idempotency key for the tenant during the daemon's
+   * `limits.idempotency_window_s` (default 600 s): the same id with the same
+   * request answers the first response again (`replayed`, nothing run or
+   * charged twice; a duplicate arriving while the first runs waits for it);
+   * the same id with a different request is ALREADY_EXISTS
+   * (REQUEST_ID_REUSED). A first request that failed leaves no key.
    * </pre>
    *
    * <code>string request_id = 1;</code>

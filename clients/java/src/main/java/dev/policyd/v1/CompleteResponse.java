@@ -402,6 +402,23 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int REPLAYED_FIELD_NUMBER = 11;
+  private boolean replayed_ = false;
+  /**
+   * <pre>
+   * True when this is the first response to the same request_id, answered
+   * again: the request was not run a second time (no model call, no new
+   * charge, no new ledger row). See CompleteRequest.request_id.
+   * </pre>
+   *
+   * <code>bool replayed = 11;</code>
+   * @return The replayed.
+   */
+  @java.lang.Override
+  public boolean getReplayed() {
+    return replayed_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -445,6 +462,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(decisionId_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 10, decisionId_);
+    }
+    if (replayed_ != false) {
+      output.writeBool(11, replayed_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -492,6 +512,10 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(decisionId_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(10, decisionId_);
     }
+    if (replayed_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(11, replayed_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -534,6 +558,8 @@ private static final long serialVersionUID = 0L;
         != other.getTokensSaved()) return false;
     if (!getDecisionId()
         .equals(other.getDecisionId())) return false;
+    if (getReplayed()
+        != other.getReplayed()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -574,6 +600,9 @@ private static final long serialVersionUID = 0L;
         getTokensSaved());
     hash = (37 * hash) + DECISION_ID_FIELD_NUMBER;
     hash = (53 * hash) + getDecisionId().hashCode();
+    hash = (37 * hash) + REPLAYED_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getReplayed());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -741,6 +770,7 @@ private static final long serialVersionUID = 0L;
       savedUsd_ = 0D;
       tokensSaved_ = 0L;
       decisionId_ = "";
+      replayed_ = false;
       return this;
     }
 
@@ -821,6 +851,9 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000200) != 0)) {
         result.decisionId_ = decisionId_;
       }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.replayed_ = replayed_;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -894,6 +927,9 @@ private static final long serialVersionUID = 0L;
         decisionId_ = other.decisionId_;
         bitField0_ |= 0x00000200;
         onChanged();
+      }
+      if (other.getReplayed() != false) {
+        setReplayed(other.getReplayed());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -983,6 +1019,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000200;
               break;
             } // case 82
+            case 88: {
+              replayed_ = input.readBool();
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 88
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2101,6 +2142,56 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       decisionId_ = value;
       bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+
+    private boolean replayed_ ;
+    /**
+     * <pre>
+     * True when this is the first response to the same request_id, answered
+     * again: the request was not run a second time (no model call, no new
+     * charge, no new ledger row). See CompleteRequest.request_id.
+     * </pre>
+     *
+     * <code>bool replayed = 11;</code>
+     * @return The replayed.
+     */
+    @java.lang.Override
+    public boolean getReplayed() {
+      return replayed_;
+    }
+    /**
+     * <pre>
+     * True when this is the first response to the same request_id, answered
+     * again: the request was not run a second time (no model call, no new
+     * charge, no new ledger row). See CompleteRequest.request_id.
+     * </pre>
+     *
+     * <code>bool replayed = 11;</code>
+     * @param value The replayed to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReplayed(boolean value) {
+
+      replayed_ = value;
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * True when this is the first response to the same request_id, answered
+     * again: the request was not run a second time (no model call, no new
+     * charge, no new ledger row). See CompleteRequest.request_id.
+     * </pre>
+     *
+     * <code>bool replayed = 11;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReplayed() {
+      bitField0_ = (bitField0_ & ~0x00000400);
+      replayed_ = false;
       onChanged();
       return this;
     }

@@ -216,4 +216,16 @@ public interface CompleteResponseOrBuilder extends
    */
   com.google.protobuf.ByteString
       getDecisionIdBytes();
+
+  /**
+   * <pre>
+   * True when this is the first response to the same request_id, answered
+   * again: the request was not run a second time (no model call, no new
+   * charge, no new ledger row). See CompleteRequest.request_id.
+   * </pre>
+   *
+   * <code>bool replayed = 11;</code>
+   * @return The replayed.
+   */
+  boolean getReplayed();
 }

@@ -216,7 +216,7 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       "\016\n\006reason\030\004 \001(\t\022\016\n\006models\030\005 \003(\t\022#\n\005steps" +
       "\030\006 \003(\0132\024.policyd.v1.PlanStep\022-\n\016estimate" +
       "d_cost\030\007 \001(\0132\025.policyd.v1.CostRange\022\020\n\010w" +
-      "arnings\030\010 \003(\t\022\026\n\016policy_version\030\t \001(\t\"\263\002" +
+      "arnings\030\010 \003(\t\022\026\n\016policy_version\030\t \001(\t\"\305\002" +
       "\n\020CompleteResponse\022\022\n\nrequest_id\030\001 \001(\t\022#" +
       "\n\006output\030\002 \001(\0132\023.policyd.v1.Message\022)\n\006s" +
       "tatus\030\003 \001(\0162\031.policyd.v1.OutcomeStatus\022%" +
@@ -224,80 +224,81 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       "\016total_cost_usd\030\005 \001(\001\022,\n\013explanation\030\006 \001" +
       "(\0132\027.policyd.v1.Explanation\022\020\n\010trace_id\030" +
       "\007 \001(\t\022\021\n\tsaved_usd\030\010 \001(\001\022\024\n\014tokens_saved" +
-      "\030\t \001(\003\022\023\n\013decision_id\030\n \001(\t\"\211\001\n\026StreamCo" +
-      "mpleteResponse\022\017\n\005delta\030\001 \001(\tH\000\022&\n\007attem" +
-      "pt\030\002 \001(\0132\023.policyd.v1.AttemptH\000\022-\n\005final" +
-      "\030\003 \001(\0132\034.policyd.v1.CompleteResponseH\000B\007" +
-      "\n\005event\"?\n\017ExplainResponse\022,\n\013explanatio" +
-      "n\030\001 \001(\0132\027.policyd.v1.Explanation\"g\n\024Repo" +
-      "rtOutcomeRequest\022\022\n\nrequest_id\030\001 \001(\t\022\017\n\007" +
-      "success\030\002 \001(\010\022\022\n\005score\030\003 \001(\001H\000\210\001\001\022\014\n\004not" +
-      "e\030\004 \001(\tB\010\n\006_score\"(\n\025ReportOutcomeRespon" +
-      "se\022\017\n\007changed\030\001 \001(\010\"s\n\017GetStatsRequest\022\026" +
-      "\n\016window_seconds\030\001 \001(\003\022(\n\010group_by\030\002 \003(\016" +
-      "2\026.policyd.v1.StatsGroup\022\016\n\006tenant\030\003 \001(\t" +
-      "\022\016\n\006policy\030\004 \001(\t\"\273\003\n\010StatsRow\022.\n\005group\030\001" +
-      " \003(\0132\037.policyd.v1.StatsRow.GroupEntry\022\020\n" +
-      "\010requests\030\002 \001(\003\022\021\n\tsuccesses\030\003 \001(\003\022\026\n\016to" +
-      "tal_cost_usd\030\004 \001(\001\022\034\n\024cost_per_success_u" +
-      "sd\030\005 \001(\001\022\021\n\tsaved_usd\030\006 \001(\001\022\027\n\017escalatio" +
-      "n_rate\030\007 \001(\001\022\035\n\025validator_accept_rate\030\010 " +
-      "\001(\001\022\026\n\016latency_p50_ms\030\t \001(\001\022\026\n\016latency_p" +
-      "95_ms\030\n \001(\001\022\023\n\013escalations\030\013 \001(\003\022\023\n\013vali" +
-      "dations\030\014 \001(\003\022\020\n\010reported\030\r \001(\003\022\020\n\010attem" +
-      "pts\030\016 \001(\003\022\027\n\017failed_attempts\030\017 \001(\003\022\024\n\014to" +
-      "kens_saved\030\020 \001(\003\032,\n\nGroupEntry\022\013\n\003key\030\001 " +
-      "\001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"d\n\020GetStatsRespon" +
-      "se\022\"\n\004rows\030\001 \003(\0132\024.policyd.v1.StatsRow\022\026" +
-      "\n\016policy_version\030\002 \001(\t\022\024\n\014config_error\030\003" +
-      " \001(\t\"2\n\021ListModelsRequest\022\020\n\010provider\030\001 " +
-      "\001(\t\022\013\n\003tag\030\002 \001(\t\"\310\001\n\005Model\022\n\n\002id\030\001 \001(\t\022\020" +
-      "\n\010provider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(\t\022\032\n\022in" +
-      "put_usd_per_mtok\030\004 \001(\001\022\033\n\023output_usd_per" +
-      "_mtok\030\005 \001(\001\022\026\n\016context_window\030\006 \001(\003\022\017\n\007l" +
-      "icense\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thinking\030\t" +
-      " \001(\010\022\r\n\005local\030\n \001(\010\"7\n\022ListModelsRespons" +
-      "e\022!\n\006models\030\001 \003(\0132\021.policyd.v1.Model*_\n\004" +
-      "Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTE" +
-      "M\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r" +
-      "\n\tROLE_TOOL\020\004*i\n\006Stakes\022\026\n\022STAKES_UNSPEC" +
-      "IFIED\020\000\022\016\n\nSTAKES_LOW\020\001\022\021\n\rSTAKES_NORMAL" +
-      "\020\002\022\017\n\013STAKES_HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004" +
-      "*d\n\006Effort\022\026\n\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEF" +
-      "FORT_OFF\020\001\022\016\n\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MED" +
-      "IUM\020\003\022\017\n\013EFFORT_HIGH\020\004*u\n\tCacheMode\022\032\n\026C" +
-      "ACHE_MODE_UNSPECIFIED\020\000\022\025\n\021CACHE_MODE_BY" +
-      "PASS\020\001\022\026\n\022CACHE_MODE_REFRESH\020\002\022\035\n\031CACHE_" +
-      "MODE_ONLY_IF_CACHED\020\003*\201\002\n\rOutcomeStatus\022" +
-      "\036\n\032OUTCOME_STATUS_UNSPECIFIED\020\000\022\033\n\027OUTCO" +
-      "ME_STATUS_ACCEPTED\020\001\022\'\n#OUTCOME_STATUS_A" +
-      "CCEPTED_UNVALIDATED\020\002\022\033\n\027OUTCOME_STATUS_" +
-      "REJECTED\020\003\022#\n\037OUTCOME_STATUS_BUDGET_EXHA" +
-      "USTED\020\004\022$\n OUTCOME_STATUS_DEADLINE_EXCEE" +
-      "DED\020\005\022\"\n\036OUTCOME_STATUS_UPSTREAM_FAILED\020" +
-      "\006*\253\001\n\013AttemptRole\022\034\n\030ATTEMPT_ROLE_UNSPEC" +
-      "IFIED\020\000\022\027\n\023ATTEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTE" +
-      "MPT_ROLE_DRAFT\020\002\022\031\n\025ATTEMPT_ROLE_VALIDAT" +
-      "E\020\003\022\027\n\023ATTEMPT_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_" +
-      "ROLE_ESCALATE\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_" +
-      "GROUP_UNSPECIFIED\020\000\022\026\n\022STATS_GROUP_POLIC" +
-      "Y\020\001\022\026\n\022STATS_GROUP_TENANT\020\002\022\024\n\020STATS_GRO" +
-      "UP_TASK\020\003\022\025\n\021STATS_GROUP_MODEL\020\004\022\030\n\024STAT" +
-      "S_GROUP_STRATEGY\020\0052\332\003\n\rPolicyService\022E\n\010" +
-      "Complete\022\033.policyd.v1.CompleteRequest\032\034." +
-      "policyd.v1.CompleteResponse\022S\n\016StreamCom" +
-      "plete\022\033.policyd.v1.CompleteRequest\032\".pol" +
-      "icyd.v1.StreamCompleteResponse0\001\022C\n\007Expl" +
-      "ain\022\033.policyd.v1.CompleteRequest\032\033.polic" +
-      "yd.v1.ExplainResponse\022T\n\rReportOutcome\022 " +
-      ".policyd.v1.ReportOutcomeRequest\032!.polic" +
-      "yd.v1.ReportOutcomeResponse\022E\n\010GetStats\022" +
-      "\033.policyd.v1.GetStatsRequest\032\034.policyd.v" +
-      "1.GetStatsResponse\022K\n\nListModels\022\035.polic" +
-      "yd.v1.ListModelsRequest\032\036.policyd.v1.Lis" +
-      "tModelsResponseB[\n\016dev.policyd.v1B\014Polic" +
-      "ydProtoP\001Z9github.com/policyd/policyd/cl" +
-      "ients/go/policydv1;policydv1b\006proto3"
+      "\030\t \001(\003\022\023\n\013decision_id\030\n \001(\t\022\020\n\010replayed\030" +
+      "\013 \001(\010\"\211\001\n\026StreamCompleteResponse\022\017\n\005delt" +
+      "a\030\001 \001(\tH\000\022&\n\007attempt\030\002 \001(\0132\023.policyd.v1." +
+      "AttemptH\000\022-\n\005final\030\003 \001(\0132\034.policyd.v1.Co" +
+      "mpleteResponseH\000B\007\n\005event\"?\n\017ExplainResp" +
+      "onse\022,\n\013explanation\030\001 \001(\0132\027.policyd.v1.E" +
+      "xplanation\"x\n\024ReportOutcomeRequest\022\022\n\nre" +
+      "quest_id\030\001 \001(\t\022\024\n\007success\030\002 \001(\010H\000\210\001\001\022\022\n\005" +
+      "score\030\003 \001(\001H\001\210\001\001\022\014\n\004note\030\004 \001(\tB\n\n\010_succe" +
+      "ssB\010\n\006_score\"(\n\025ReportOutcomeResponse\022\017\n" +
+      "\007changed\030\001 \001(\010\"s\n\017GetStatsRequest\022\026\n\016win" +
+      "dow_seconds\030\001 \001(\003\022(\n\010group_by\030\002 \003(\0162\026.po" +
+      "licyd.v1.StatsGroup\022\016\n\006tenant\030\003 \001(\t\022\016\n\006p" +
+      "olicy\030\004 \001(\t\"\273\003\n\010StatsRow\022.\n\005group\030\001 \003(\0132" +
+      "\037.policyd.v1.StatsRow.GroupEntry\022\020\n\010requ" +
+      "ests\030\002 \001(\003\022\021\n\tsuccesses\030\003 \001(\003\022\026\n\016total_c" +
+      "ost_usd\030\004 \001(\001\022\034\n\024cost_per_success_usd\030\005 " +
+      "\001(\001\022\021\n\tsaved_usd\030\006 \001(\001\022\027\n\017escalation_rat" +
+      "e\030\007 \001(\001\022\035\n\025validator_accept_rate\030\010 \001(\001\022\026" +
+      "\n\016latency_p50_ms\030\t \001(\001\022\026\n\016latency_p95_ms" +
+      "\030\n \001(\001\022\023\n\013escalations\030\013 \001(\003\022\023\n\013validatio" +
+      "ns\030\014 \001(\003\022\020\n\010reported\030\r \001(\003\022\020\n\010attempts\030\016" +
+      " \001(\003\022\027\n\017failed_attempts\030\017 \001(\003\022\024\n\014tokens_" +
+      "saved\030\020 \001(\003\032,\n\nGroupEntry\022\013\n\003key\030\001 \001(\t\022\r" +
+      "\n\005value\030\002 \001(\t:\0028\001\"d\n\020GetStatsResponse\022\"\n" +
+      "\004rows\030\001 \003(\0132\024.policyd.v1.StatsRow\022\026\n\016pol" +
+      "icy_version\030\002 \001(\t\022\024\n\014config_error\030\003 \001(\t\"" +
+      "2\n\021ListModelsRequest\022\020\n\010provider\030\001 \001(\t\022\013" +
+      "\n\003tag\030\002 \001(\t\"\310\001\n\005Model\022\n\n\002id\030\001 \001(\t\022\020\n\010pro" +
+      "vider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(\t\022\032\n\022input_u" +
+      "sd_per_mtok\030\004 \001(\001\022\033\n\023output_usd_per_mtok" +
+      "\030\005 \001(\001\022\026\n\016context_window\030\006 \001(\003\022\017\n\007licens" +
+      "e\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thinking\030\t \001(\010\022" +
+      "\r\n\005local\030\n \001(\010\"7\n\022ListModelsResponse\022!\n\006" +
+      "models\030\001 \003(\0132\021.policyd.v1.Model*_\n\004Role\022" +
+      "\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r" +
+      "\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROL" +
+      "E_TOOL\020\004*i\n\006Stakes\022\026\n\022STAKES_UNSPECIFIED" +
+      "\020\000\022\016\n\nSTAKES_LOW\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n" +
+      "\013STAKES_HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004*d\n\006E" +
+      "ffort\022\026\n\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEFFORT_" +
+      "OFF\020\001\022\016\n\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003" +
+      "\022\017\n\013EFFORT_HIGH\020\004*u\n\tCacheMode\022\032\n\026CACHE_" +
+      "MODE_UNSPECIFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020" +
+      "\001\022\026\n\022CACHE_MODE_REFRESH\020\002\022\035\n\031CACHE_MODE_" +
+      "ONLY_IF_CACHED\020\003*\201\002\n\rOutcomeStatus\022\036\n\032OU" +
+      "TCOME_STATUS_UNSPECIFIED\020\000\022\033\n\027OUTCOME_ST" +
+      "ATUS_ACCEPTED\020\001\022\'\n#OUTCOME_STATUS_ACCEPT" +
+      "ED_UNVALIDATED\020\002\022\033\n\027OUTCOME_STATUS_REJEC" +
+      "TED\020\003\022#\n\037OUTCOME_STATUS_BUDGET_EXHAUSTED" +
+      "\020\004\022$\n OUTCOME_STATUS_DEADLINE_EXCEEDED\020\005" +
+      "\022\"\n\036OUTCOME_STATUS_UPSTREAM_FAILED\020\006*\253\001\n" +
+      "\013AttemptRole\022\034\n\030ATTEMPT_ROLE_UNSPECIFIED" +
+      "\020\000\022\027\n\023ATTEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTEMPT_R" +
+      "OLE_DRAFT\020\002\022\031\n\025ATTEMPT_ROLE_VALIDATE\020\003\022\027" +
+      "\n\023ATTEMPT_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_ROLE_" +
+      "ESCALATE\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_GROUP" +
+      "_UNSPECIFIED\020\000\022\026\n\022STATS_GROUP_POLICY\020\001\022\026" +
+      "\n\022STATS_GROUP_TENANT\020\002\022\024\n\020STATS_GROUP_TA" +
+      "SK\020\003\022\025\n\021STATS_GROUP_MODEL\020\004\022\030\n\024STATS_GRO" +
+      "UP_STRATEGY\020\0052\332\003\n\rPolicyService\022E\n\010Compl" +
+      "ete\022\033.policyd.v1.CompleteRequest\032\034.polic" +
+      "yd.v1.CompleteResponse\022S\n\016StreamComplete" +
+      "\022\033.policyd.v1.CompleteRequest\032\".policyd." +
+      "v1.StreamCompleteResponse0\001\022C\n\007Explain\022\033" +
+      ".policyd.v1.CompleteRequest\032\033.policyd.v1" +
+      ".ExplainResponse\022T\n\rReportOutcome\022 .poli" +
+      "cyd.v1.ReportOutcomeRequest\032!.policyd.v1" +
+      ".ReportOutcomeResponse\022E\n\010GetStats\022\033.pol" +
+      "icyd.v1.GetStatsRequest\032\034.policyd.v1.Get" +
+      "StatsResponse\022K\n\nListModels\022\035.policyd.v1" +
+      ".ListModelsRequest\032\036.policyd.v1.ListMode" +
+      "lsResponseB[\n\016dev.policyd.v1B\014PolicydPro" +
+      "toP\001Z9github.com/policyd/policyd/clients" +
+      "/go/policydv1;policydv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -386,7 +387,7 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
     internal_static_policyd_v1_CompleteResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_CompleteResponse_descriptor,
-        new java.lang.String[] { "RequestId", "Output", "Status", "Attempts", "TotalCostUsd", "Explanation", "TraceId", "SavedUsd", "TokensSaved", "DecisionId", });
+        new java.lang.String[] { "RequestId", "Output", "Status", "Attempts", "TotalCostUsd", "Explanation", "TraceId", "SavedUsd", "TokensSaved", "DecisionId", "Replayed", });
     internal_static_policyd_v1_StreamCompleteResponse_descriptor =
       getDescriptor().getMessageType(13);
     internal_static_policyd_v1_StreamCompleteResponse_fieldAccessorTable = new

@@ -101,10 +101,28 @@ private static final long serialVersionUID = 0L;
   private boolean success_ = false;
   /**
    * <pre>
-   * Whether it served its purpose.
+   * Whether it served its purpose. Required: a report without it is
+   * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+   * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+   * set it with proto.Bool or the wrapper's ReportOutcome).
    * </pre>
    *
-   * <code>bool success = 2;</code>
+   * <code>optional bool success = 2;</code>
+   * @return Whether the success field is set.
+   */
+  @java.lang.Override
+  public boolean hasSuccess() {
+    return ((bitField0_ & 0x00000001) != 0);
+  }
+  /**
+   * <pre>
+   * Whether it served its purpose. Required: a report without it is
+   * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+   * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+   * set it with proto.Bool or the wrapper's ReportOutcome).
+   * </pre>
+   *
+   * <code>optional bool success = 2;</code>
    * @return The success.
    */
   @java.lang.Override
@@ -124,7 +142,7 @@ private static final long serialVersionUID = 0L;
    */
   @java.lang.Override
   public boolean hasScore() {
-    return ((bitField0_ & 0x00000001) != 0);
+    return ((bitField0_ & 0x00000002) != 0);
   }
   /**
    * <pre>
@@ -203,10 +221,10 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(requestId_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 1, requestId_);
     }
-    if (success_ != false) {
+    if (((bitField0_ & 0x00000001) != 0)) {
       output.writeBool(2, success_);
     }
-    if (((bitField0_ & 0x00000001) != 0)) {
+    if (((bitField0_ & 0x00000002) != 0)) {
       output.writeDouble(3, score_);
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(note_)) {
@@ -224,11 +242,11 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(requestId_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(1, requestId_);
     }
-    if (success_ != false) {
+    if (((bitField0_ & 0x00000001) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(2, success_);
     }
-    if (((bitField0_ & 0x00000001) != 0)) {
+    if (((bitField0_ & 0x00000002) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeDoubleSize(3, score_);
     }
@@ -252,8 +270,11 @@ private static final long serialVersionUID = 0L;
 
     if (!getRequestId()
         .equals(other.getRequestId())) return false;
-    if (getSuccess()
-        != other.getSuccess()) return false;
+    if (hasSuccess() != other.hasSuccess()) return false;
+    if (hasSuccess()) {
+      if (getSuccess()
+          != other.getSuccess()) return false;
+    }
     if (hasScore() != other.hasScore()) return false;
     if (hasScore()) {
       if (java.lang.Double.doubleToLongBits(getScore())
@@ -275,9 +296,11 @@ private static final long serialVersionUID = 0L;
     hash = (19 * hash) + getDescriptor().hashCode();
     hash = (37 * hash) + REQUEST_ID_FIELD_NUMBER;
     hash = (53 * hash) + getRequestId().hashCode();
-    hash = (37 * hash) + SUCCESS_FIELD_NUMBER;
-    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
-        getSuccess());
+    if (hasSuccess()) {
+      hash = (37 * hash) + SUCCESS_FIELD_NUMBER;
+      hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+          getSuccess());
+    }
     if (hasScore()) {
       hash = (37 * hash) + SCORE_FIELD_NUMBER;
       hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
@@ -460,13 +483,14 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000001) != 0)) {
         result.requestId_ = requestId_;
       }
+      int to_bitField0_ = 0;
       if (((from_bitField0_ & 0x00000002) != 0)) {
         result.success_ = success_;
+        to_bitField0_ |= 0x00000001;
       }
-      int to_bitField0_ = 0;
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.score_ = score_;
-        to_bitField0_ |= 0x00000001;
+        to_bitField0_ |= 0x00000002;
       }
       if (((from_bitField0_ & 0x00000008) != 0)) {
         result.note_ = note_;
@@ -491,7 +515,7 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000001;
         onChanged();
       }
-      if (other.getSuccess() != false) {
+      if (other.hasSuccess()) {
         setSuccess(other.getSuccess());
       }
       if (other.hasScore()) {
@@ -660,10 +684,28 @@ private static final long serialVersionUID = 0L;
     private boolean success_ ;
     /**
      * <pre>
-     * Whether it served its purpose.
+     * Whether it served its purpose. Required: a report without it is
+     * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+     * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+     * set it with proto.Bool or the wrapper's ReportOutcome).
      * </pre>
      *
-     * <code>bool success = 2;</code>
+     * <code>optional bool success = 2;</code>
+     * @return Whether the success field is set.
+     */
+    @java.lang.Override
+    public boolean hasSuccess() {
+      return ((bitField0_ & 0x00000002) != 0);
+    }
+    /**
+     * <pre>
+     * Whether it served its purpose. Required: a report without it is
+     * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+     * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+     * set it with proto.Bool or the wrapper's ReportOutcome).
+     * </pre>
+     *
+     * <code>optional bool success = 2;</code>
      * @return The success.
      */
     @java.lang.Override
@@ -672,10 +714,13 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Whether it served its purpose.
+     * Whether it served its purpose. Required: a report without it is
+     * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+     * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+     * set it with proto.Bool or the wrapper's ReportOutcome).
      * </pre>
      *
-     * <code>bool success = 2;</code>
+     * <code>optional bool success = 2;</code>
      * @param value The success to set.
      * @return This builder for chaining.
      */
@@ -688,10 +733,13 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Whether it served its purpose.
+     * Whether it served its purpose. Required: a report without it is
+     * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+     * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+     * set it with proto.Bool or the wrapper's ReportOutcome).
      * </pre>
      *
-     * <code>bool success = 2;</code>
+     * <code>optional bool success = 2;</code>
      * @return This builder for chaining.
      */
     public Builder clearSuccess() {

@@ -32,10 +32,25 @@ public interface ReportOutcomeRequestOrBuilder extends
 
   /**
    * <pre>
-   * Whether it served its purpose.
+   * Whether it served its purpose. Required: a report without it is
+   * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+   * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+   * set it with proto.Bool or the wrapper's ReportOutcome).
    * </pre>
    *
-   * <code>bool success = 2;</code>
+   * <code>optional bool success = 2;</code>
+   * @return Whether the success field is set.
+   */
+  boolean hasSuccess();
+  /**
+   * <pre>
+   * Whether it served its purpose. Required: a report without it is
+   * INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+   * presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+   * set it with proto.Bool or the wrapper's ReportOutcome).
+   * </pre>
+   *
+   * <code>optional bool success = 2;</code>
    * @return The success.
    */
   boolean getSuccess();

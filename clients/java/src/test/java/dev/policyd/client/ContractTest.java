@@ -7,7 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.rpc.BadRequest;
 import com.google.rpc.QuotaFailure;
 import dev.policyd.v1.CompleteRequest;
+import dev.policyd.v1.CompleteResponse;
+import dev.policyd.v1.ListModelsRequest;
 import dev.policyd.v1.Message;
+import dev.policyd.v1.ReportOutcomeRequest;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
@@ -89,6 +92,31 @@ class ContractTest {
     assertEquals(1, quota.size());
     assertEquals("budget:tenant/broke/daily", quota.get(0).getSubject());
     assertEquals("tenant/broke/daily", PolicydErrors.metadataOf(e).get("budget"));
+  }
+
+  @Test
+  void reportWithoutSuccessIsInvalidArgumentAndTheRequestFormWorks(TestInfo test) {
+    String id = client.complete(prompt(test).build()).getRequestId();
+    StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+        () -> client.reportOutcome(ReportOutcomeRequest.newBuilder().setRequestId(id).setNote("forgot").build()));
+    assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+    assertEquals("success", PolicydErrors.fieldViolations(e).get(0).getField());
+    assertTrue(client.reportOutcome(PolicydClient.report(id, false).setScore(0.2).build()).getChanged());
+    assertTrue(client.listModels(ListModelsRequest.newBuilder().setTag("coding").build()).size() > 0);
+  }
+
+  @Test
+  void reusedRequestIdIsReplayedOrRefused(TestInfo test) {
+    String id = "java-idem-" + System.nanoTime();
+    CompleteRequest request = prompt(test).setRequestId(id).build();
+    CompleteResponse first = client.complete(request);
+    CompleteResponse again = client.complete(request);
+    assertTrue(!first.getReplayed() && again.getReplayed());
+    assertEquals(first.getDecisionId(), again.getDecisionId());
+    StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+        () -> client.complete(prompt(test).setRequestId(id).build()));
+    assertEquals(Status.Code.ALREADY_EXISTS, e.getStatus().getCode());
+    assertEquals("REQUEST_ID_REUSED", PolicydErrors.reasonOf(e));
   }
 
   @Test
