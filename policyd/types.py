@@ -122,6 +122,19 @@ class ResponseFormat:
     schema_name: str = ""
 
 
+TOOL_CHOICE_MODES = ("auto", "none", "required", "function")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """Whether the model may (``auto``), must not (``none``) or must (``required``) call a tool,
+    or must call the one named (``function``). Providers map it to their wire format."""
+
+    mode: str = "auto"
+    function: str = ""
+    """For ``function``: the tool's name (one of the call's tools)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
     max_output_tokens: int | None = None
@@ -130,6 +143,8 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     response_format: ResponseFormat = ResponseFormat()
     seed: int | None = None
+    tool_choice: ToolChoice | None = None
+    """None: the upstream's default (auto when tools are offered)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from policyd.types import (
     Stakes,
     Tool,
     ToolCall,
+    ToolChoice,
     VerdictKind,
 )
 from policyd.v1 import policyd_pb2 as pb
@@ -61,6 +62,12 @@ _CACHE_MODES = {
     pb.CACHE_MODE_BYPASS: CacheMode.BYPASS,
     pb.CACHE_MODE_REFRESH: CacheMode.REFRESH,
     pb.CACHE_MODE_ONLY_IF_CACHED: CacheMode.ONLY_IF_CACHED,
+}
+_TOOL_CHOICES = {
+    pb.ToolChoice.MODE_AUTO: "auto",
+    pb.ToolChoice.MODE_NONE: "none",
+    pb.ToolChoice.MODE_REQUIRED: "required",
+    pb.ToolChoice.MODE_FUNCTION: "function",
 }
 _FORMATS = {
     pb.ResponseFormat.KIND_UNSPECIFIED: "text",
@@ -185,7 +192,33 @@ def _params(p: pb.GenerationParams) -> GenerationParams:
         stop=tuple(p.stop),
         response_format=ResponseFormat(kind=kind, json_schema=schema, schema_name=p.response_format.schema_name),
         seed=p.seed if p.HasField("seed") else None,
+        tool_choice=_tool_choice(p.tool_choice) if p.HasField("tool_choice") else None,
     )
+
+
+def _tool_choice(c: pb.ToolChoice) -> ToolChoice | None:
+    if c.mode == pb.ToolChoice.MODE_UNSPECIFIED and not c.function_name:
+        return None
+    mode = _TOOL_CHOICES.get(c.mode)
+    if mode is None:
+        raise InvalidArgument("params.tool_choice.mode", f"unknown value {c.mode}")
+    if (mode == "function") != bool(c.function_name):
+        problem = "is required for MODE_FUNCTION" if mode == "function" else "is only for MODE_FUNCTION"
+        raise InvalidArgument("params.tool_choice.function_name", problem)
+    return ToolChoice(mode=mode, function=c.function_name)
+
+
+def _check_tool_choice(params: GenerationParams, tools: tuple[Tool, ...]) -> None:
+    choice = params.tool_choice
+    if choice is None or choice.mode in ("auto", "none"):
+        return
+    if not tools:
+        raise InvalidArgument("params.tool_choice", f"{choice.mode!r} needs tools, and the request has none")
+    names = [t.name for t in tools]
+    if choice.mode == "function" and choice.function not in names:
+        raise InvalidArgument(
+            "params.tool_choice.function_name", f"{choice.function!r} is not one of the tools ({', '.join(names)})"
+        )
 
 
 def _constraints(c: pb.Constraints) -> Constraints:
@@ -221,11 +254,14 @@ def request_from_proto(
         raise InvalidArgument("cache_mode", f"unknown value {msg.cache_mode}")
     if any(not k for k in msg.labels):
         raise InvalidArgument("labels", "label keys must not be empty")
+    tools = _tools(msg.tools) if msg.tools else ()
+    params = _params(msg.params) if msg.HasField("params") else DEFAULT_PARAMS
+    _check_tool_choice(params, tools)
     return Request(
         request_id=msg.request_id or new_id(),
         messages=messages,
-        tools=_tools(msg.tools) if msg.tools else (),
-        params=_params(msg.params) if msg.HasField("params") else DEFAULT_PARAMS,
+        tools=tools,
+        params=params,
         task=msg.task,
         stakes=stakes,
         labels=dict(msg.labels),

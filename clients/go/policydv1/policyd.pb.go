@@ -531,6 +531,67 @@ func (ResponseFormat_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{3, 0}
 }
 
+// What the model may do with the request's tools.
+type ToolChoice_Mode int32
+
+const (
+	// The upstream's default: the model decides (as MODE_AUTO).
+	ToolChoice_MODE_UNSPECIFIED ToolChoice_Mode = 0
+	// The model decides whether to call a tool.
+	ToolChoice_MODE_AUTO ToolChoice_Mode = 1
+	// The model must not call a tool.
+	ToolChoice_MODE_NONE ToolChoice_Mode = 2
+	// The model must call at least one tool. Needs `tools`.
+	ToolChoice_MODE_REQUIRED ToolChoice_Mode = 3
+	// The model must call the tool named by `function_name`.
+	ToolChoice_MODE_FUNCTION ToolChoice_Mode = 4
+)
+
+// Enum value maps for ToolChoice_Mode.
+var (
+	ToolChoice_Mode_name = map[int32]string{
+		0: "MODE_UNSPECIFIED",
+		1: "MODE_AUTO",
+		2: "MODE_NONE",
+		3: "MODE_REQUIRED",
+		4: "MODE_FUNCTION",
+	}
+	ToolChoice_Mode_value = map[string]int32{
+		"MODE_UNSPECIFIED": 0,
+		"MODE_AUTO":        1,
+		"MODE_NONE":        2,
+		"MODE_REQUIRED":    3,
+		"MODE_FUNCTION":    4,
+	}
+)
+
+func (x ToolChoice_Mode) Enum() *ToolChoice_Mode {
+	p := new(ToolChoice_Mode)
+	*p = x
+	return p
+}
+
+func (x ToolChoice_Mode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ToolChoice_Mode) Descriptor() protoreflect.EnumDescriptor {
+	return file_policyd_v1_policyd_proto_enumTypes[8].Descriptor()
+}
+
+func (ToolChoice_Mode) Type() protoreflect.EnumType {
+	return &file_policyd_v1_policyd_proto_enumTypes[8]
+}
+
+func (x ToolChoice_Mode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ToolChoice_Mode.Descriptor instead.
+func (ToolChoice_Mode) EnumDescriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{4, 0}
+}
+
 // Kinds of judgement.
 type Verdict_Kind int32
 
@@ -576,11 +637,11 @@ func (x Verdict_Kind) String() string {
 }
 
 func (Verdict_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_policyd_v1_policyd_proto_enumTypes[8].Descriptor()
+	return file_policyd_v1_policyd_proto_enumTypes[9].Descriptor()
 }
 
 func (Verdict_Kind) Type() protoreflect.EnumType {
-	return &file_policyd_v1_policyd_proto_enumTypes[8]
+	return &file_policyd_v1_policyd_proto_enumTypes[9]
 }
 
 func (x Verdict_Kind) Number() protoreflect.EnumNumber {
@@ -589,7 +650,7 @@ func (x Verdict_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Verdict_Kind.Descriptor instead.
 func (Verdict_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{7, 0}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{8, 0}
 }
 
 // A message of the conversation.
@@ -866,6 +927,62 @@ func (x *ResponseFormat) GetSchemaName() string {
 	return ""
 }
 
+// Whether, and which, tool the model must call (OpenAI `tool_choice`,
+// Anthropic `tool_choice`, Gemini `toolConfig.functionCallingConfig`).
+type ToolChoice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mode.
+	Mode ToolChoice_Mode `protobuf:"varint,1,opt,name=mode,proto3,enum=policyd.v1.ToolChoice_Mode" json:"mode,omitempty"`
+	// For MODE_FUNCTION: the name of one of the request's tools.
+	FunctionName  string `protobuf:"bytes,2,opt,name=function_name,json=functionName,proto3" json:"function_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolChoice) Reset() {
+	*x = ToolChoice{}
+	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolChoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolChoice) ProtoMessage() {}
+
+func (x *ToolChoice) ProtoReflect() protoreflect.Message {
+	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
+func (*ToolChoice) Descriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ToolChoice) GetMode() ToolChoice_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return ToolChoice_MODE_UNSPECIFIED
+}
+
+func (x *ToolChoice) GetFunctionName() string {
+	if x != nil {
+		return x.FunctionName
+	}
+	return ""
+}
+
 // Generation parameters passed to every model call of the request.
 type GenerationParams struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -880,14 +997,19 @@ type GenerationParams struct {
 	// The required answer format.
 	ResponseFormat *ResponseFormat `protobuf:"bytes,5,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
 	// Seed for upstreams that support deterministic sampling.
-	Seed          *int64 `protobuf:"varint,6,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	Seed *int64 `protobuf:"varint,6,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	// Whether and which tool the model must call; unset is the upstream's
+	// default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+	// naming `params.tool_choice` otherwise). Part of the cache key. Validator
+	// calls (e.g. an LLM judge) do not inherit it.
+	ToolChoice    *ToolChoice `protobuf:"bytes,7,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerationParams) Reset() {
 	*x = GenerationParams{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1021,7 @@ func (x *GenerationParams) String() string {
 func (*GenerationParams) ProtoMessage() {}
 
 func (x *GenerationParams) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1034,7 @@ func (x *GenerationParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationParams.ProtoReflect.Descriptor instead.
 func (*GenerationParams) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{4}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GenerationParams) GetMaxOutputTokens() int32 {
@@ -957,6 +1079,13 @@ func (x *GenerationParams) GetSeed() int64 {
 	return 0
 }
 
+func (x *GenerationParams) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
 // Hard limits the chosen plan must respect.
 type Constraints struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -978,7 +1107,7 @@ type Constraints struct {
 
 func (x *Constraints) Reset() {
 	*x = Constraints{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1119,7 @@ func (x *Constraints) String() string {
 func (*Constraints) ProtoMessage() {}
 
 func (x *Constraints) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1132,7 @@ func (x *Constraints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Constraints.ProtoReflect.Descriptor instead.
 func (*Constraints) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{5}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Constraints) GetAllowedLicenses() []string {
@@ -1080,7 +1209,7 @@ type CompleteRequest struct {
 
 func (x *CompleteRequest) Reset() {
 	*x = CompleteRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1221,7 @@ func (x *CompleteRequest) String() string {
 func (*CompleteRequest) ProtoMessage() {}
 
 func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1234,7 @@ func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{6}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CompleteRequest) GetRequestId() string {
@@ -1200,7 +1329,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1341,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1354,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{7}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Verdict) GetKind() Verdict_Kind {
@@ -1288,7 +1417,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1429,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1442,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{8}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Attempt) GetIndex() int32 {
@@ -1434,7 +1563,7 @@ type CostRange struct {
 
 func (x *CostRange) Reset() {
 	*x = CostRange{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1575,7 @@ func (x *CostRange) String() string {
 func (*CostRange) ProtoMessage() {}
 
 func (x *CostRange) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1588,7 @@ func (x *CostRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CostRange.ProtoReflect.Descriptor instead.
 func (*CostRange) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{9}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CostRange) GetBestUsd() float64 {
@@ -1495,7 +1624,7 @@ type PlanStep struct {
 
 func (x *PlanStep) Reset() {
 	*x = PlanStep{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1636,7 @@ func (x *PlanStep) String() string {
 func (*PlanStep) ProtoMessage() {}
 
 func (x *PlanStep) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1649,7 @@ func (x *PlanStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStep.ProtoReflect.Descriptor instead.
 func (*PlanStep) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{10}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PlanStep) GetRole() string {
@@ -1586,7 +1715,7 @@ type Explanation struct {
 
 func (x *Explanation) Reset() {
 	*x = Explanation{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1727,7 @@ func (x *Explanation) String() string {
 func (*Explanation) ProtoMessage() {}
 
 func (x *Explanation) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1740,7 @@ func (x *Explanation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Explanation.ProtoReflect.Descriptor instead.
 func (*Explanation) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{11}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Explanation) GetPolicy() string {
@@ -1710,7 +1839,7 @@ type CompleteResponse struct {
 
 func (x *CompleteResponse) Reset() {
 	*x = CompleteResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1851,7 @@ func (x *CompleteResponse) String() string {
 func (*CompleteResponse) ProtoMessage() {}
 
 func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1864,7 @@ func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteResponse.ProtoReflect.Descriptor instead.
 func (*CompleteResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{12}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CompleteResponse) GetRequestId() string {
@@ -1832,7 +1961,7 @@ type StreamCompleteResponse struct {
 
 func (x *StreamCompleteResponse) Reset() {
 	*x = StreamCompleteResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1973,7 @@ func (x *StreamCompleteResponse) String() string {
 func (*StreamCompleteResponse) ProtoMessage() {}
 
 func (x *StreamCompleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +1986,7 @@ func (x *StreamCompleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCompleteResponse.ProtoReflect.Descriptor instead.
 func (*StreamCompleteResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{13}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamCompleteResponse) GetEvent() isStreamCompleteResponse_Event {
@@ -1930,7 +2059,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2071,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2084,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{14}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExplainResponse) GetExplanation() *Explanation {
@@ -1985,7 +2114,7 @@ type ReportOutcomeRequest struct {
 
 func (x *ReportOutcomeRequest) Reset() {
 	*x = ReportOutcomeRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2126,7 @@ func (x *ReportOutcomeRequest) String() string {
 func (*ReportOutcomeRequest) ProtoMessage() {}
 
 func (x *ReportOutcomeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2139,7 @@ func (x *ReportOutcomeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportOutcomeRequest.ProtoReflect.Descriptor instead.
 func (*ReportOutcomeRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{15}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReportOutcomeRequest) GetRequestId() string {
@@ -2052,7 +2181,7 @@ type ReportOutcomeResponse struct {
 
 func (x *ReportOutcomeResponse) Reset() {
 	*x = ReportOutcomeResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2193,7 @@ func (x *ReportOutcomeResponse) String() string {
 func (*ReportOutcomeResponse) ProtoMessage() {}
 
 func (x *ReportOutcomeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2206,7 @@ func (x *ReportOutcomeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportOutcomeResponse.ProtoReflect.Descriptor instead.
 func (*ReportOutcomeResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{16}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportOutcomeResponse) GetChanged() bool {
@@ -2104,7 +2233,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2245,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2258,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{17}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetStatsRequest) GetWindowSeconds() int64 {
@@ -2202,7 +2331,7 @@ type StatsRow struct {
 
 func (x *StatsRow) Reset() {
 	*x = StatsRow{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2343,7 @@ func (x *StatsRow) String() string {
 func (*StatsRow) ProtoMessage() {}
 
 func (x *StatsRow) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2356,7 @@ func (x *StatsRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRow.ProtoReflect.Descriptor instead.
 func (*StatsRow) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{18}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatsRow) GetGroup() map[string]string {
@@ -2359,7 +2488,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2500,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2513,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{19}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetStatsResponse) GetRows() []*StatsRow {
@@ -2421,7 +2550,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2562,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2575,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{20}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListModelsRequest) GetProvider() string {
@@ -2492,7 +2621,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2633,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2646,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{21}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Model) GetId() string {
@@ -2601,7 +2730,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +2742,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +2755,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{22}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -2668,14 +2797,26 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_TEXT\x10\x01\x12\x14\n" +
 	"\x10KIND_JSON_OBJECT\x10\x02\x12\x14\n" +
-	"\x10KIND_JSON_SCHEMA\x10\x03\"\xaf\x02\n" +
+	"\x10KIND_JSON_SCHEMA\x10\x03\"\xc4\x01\n" +
+	"\n" +
+	"ToolChoice\x12/\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1b.policyd.v1.ToolChoice.ModeR\x04mode\x12#\n" +
+	"\rfunction_name\x18\x02 \x01(\tR\ffunctionName\"`\n" +
+	"\x04Mode\x12\x14\n" +
+	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tMODE_AUTO\x10\x01\x12\r\n" +
+	"\tMODE_NONE\x10\x02\x12\x11\n" +
+	"\rMODE_REQUIRED\x10\x03\x12\x11\n" +
+	"\rMODE_FUNCTION\x10\x04\"\xe8\x02\n" +
 	"\x10GenerationParams\x12/\n" +
 	"\x11max_output_tokens\x18\x01 \x01(\x05H\x00R\x0fmaxOutputTokens\x88\x01\x01\x12%\n" +
 	"\vtemperature\x18\x02 \x01(\x01H\x01R\vtemperature\x88\x01\x01\x12\x18\n" +
 	"\x05top_p\x18\x03 \x01(\x01H\x02R\x04topP\x88\x01\x01\x12\x12\n" +
 	"\x04stop\x18\x04 \x03(\tR\x04stop\x12C\n" +
 	"\x0fresponse_format\x18\x05 \x01(\v2\x1a.policyd.v1.ResponseFormatR\x0eresponseFormat\x12\x17\n" +
-	"\x04seed\x18\x06 \x01(\x03H\x03R\x04seed\x88\x01\x01B\x14\n" +
+	"\x04seed\x18\x06 \x01(\x03H\x03R\x04seed\x88\x01\x01\x127\n" +
+	"\vtool_choice\x18\a \x01(\v2\x16.policyd.v1.ToolChoiceR\n" +
+	"toolChoiceB\x14\n" +
 	"\x12_max_output_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
@@ -2906,8 +3047,8 @@ func file_policyd_v1_policyd_proto_rawDescGZIP() []byte {
 	return file_policyd_v1_policyd_proto_rawDescData
 }
 
-var file_policyd_v1_policyd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_policyd_v1_policyd_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_policyd_v1_policyd_proto_goTypes = []any{
 	(Role)(0),                      // 0: policyd.v1.Role
 	(Stakes)(0),                    // 1: policyd.v1.Stakes
@@ -2917,80 +3058,84 @@ var file_policyd_v1_policyd_proto_goTypes = []any{
 	(AttemptRole)(0),               // 5: policyd.v1.AttemptRole
 	(StatsGroup)(0),                // 6: policyd.v1.StatsGroup
 	(ResponseFormat_Kind)(0),       // 7: policyd.v1.ResponseFormat.Kind
-	(Verdict_Kind)(0),              // 8: policyd.v1.Verdict.Kind
-	(*Message)(nil),                // 9: policyd.v1.Message
-	(*ToolCall)(nil),               // 10: policyd.v1.ToolCall
-	(*Tool)(nil),                   // 11: policyd.v1.Tool
-	(*ResponseFormat)(nil),         // 12: policyd.v1.ResponseFormat
-	(*GenerationParams)(nil),       // 13: policyd.v1.GenerationParams
-	(*Constraints)(nil),            // 14: policyd.v1.Constraints
-	(*CompleteRequest)(nil),        // 15: policyd.v1.CompleteRequest
-	(*Verdict)(nil),                // 16: policyd.v1.Verdict
-	(*Attempt)(nil),                // 17: policyd.v1.Attempt
-	(*CostRange)(nil),              // 18: policyd.v1.CostRange
-	(*PlanStep)(nil),               // 19: policyd.v1.PlanStep
-	(*Explanation)(nil),            // 20: policyd.v1.Explanation
-	(*CompleteResponse)(nil),       // 21: policyd.v1.CompleteResponse
-	(*StreamCompleteResponse)(nil), // 22: policyd.v1.StreamCompleteResponse
-	(*ExplainResponse)(nil),        // 23: policyd.v1.ExplainResponse
-	(*ReportOutcomeRequest)(nil),   // 24: policyd.v1.ReportOutcomeRequest
-	(*ReportOutcomeResponse)(nil),  // 25: policyd.v1.ReportOutcomeResponse
-	(*GetStatsRequest)(nil),        // 26: policyd.v1.GetStatsRequest
-	(*StatsRow)(nil),               // 27: policyd.v1.StatsRow
-	(*GetStatsResponse)(nil),       // 28: policyd.v1.GetStatsResponse
-	(*ListModelsRequest)(nil),      // 29: policyd.v1.ListModelsRequest
-	(*Model)(nil),                  // 30: policyd.v1.Model
-	(*ListModelsResponse)(nil),     // 31: policyd.v1.ListModelsResponse
-	nil,                            // 32: policyd.v1.CompleteRequest.LabelsEntry
-	nil,                            // 33: policyd.v1.StatsRow.GroupEntry
+	(ToolChoice_Mode)(0),           // 8: policyd.v1.ToolChoice.Mode
+	(Verdict_Kind)(0),              // 9: policyd.v1.Verdict.Kind
+	(*Message)(nil),                // 10: policyd.v1.Message
+	(*ToolCall)(nil),               // 11: policyd.v1.ToolCall
+	(*Tool)(nil),                   // 12: policyd.v1.Tool
+	(*ResponseFormat)(nil),         // 13: policyd.v1.ResponseFormat
+	(*ToolChoice)(nil),             // 14: policyd.v1.ToolChoice
+	(*GenerationParams)(nil),       // 15: policyd.v1.GenerationParams
+	(*Constraints)(nil),            // 16: policyd.v1.Constraints
+	(*CompleteRequest)(nil),        // 17: policyd.v1.CompleteRequest
+	(*Verdict)(nil),                // 18: policyd.v1.Verdict
+	(*Attempt)(nil),                // 19: policyd.v1.Attempt
+	(*CostRange)(nil),              // 20: policyd.v1.CostRange
+	(*PlanStep)(nil),               // 21: policyd.v1.PlanStep
+	(*Explanation)(nil),            // 22: policyd.v1.Explanation
+	(*CompleteResponse)(nil),       // 23: policyd.v1.CompleteResponse
+	(*StreamCompleteResponse)(nil), // 24: policyd.v1.StreamCompleteResponse
+	(*ExplainResponse)(nil),        // 25: policyd.v1.ExplainResponse
+	(*ReportOutcomeRequest)(nil),   // 26: policyd.v1.ReportOutcomeRequest
+	(*ReportOutcomeResponse)(nil),  // 27: policyd.v1.ReportOutcomeResponse
+	(*GetStatsRequest)(nil),        // 28: policyd.v1.GetStatsRequest
+	(*StatsRow)(nil),               // 29: policyd.v1.StatsRow
+	(*GetStatsResponse)(nil),       // 30: policyd.v1.GetStatsResponse
+	(*ListModelsRequest)(nil),      // 31: policyd.v1.ListModelsRequest
+	(*Model)(nil),                  // 32: policyd.v1.Model
+	(*ListModelsResponse)(nil),     // 33: policyd.v1.ListModelsResponse
+	nil,                            // 34: policyd.v1.CompleteRequest.LabelsEntry
+	nil,                            // 35: policyd.v1.StatsRow.GroupEntry
 }
 var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	0,  // 0: policyd.v1.Message.role:type_name -> policyd.v1.Role
-	10, // 1: policyd.v1.Message.tool_calls:type_name -> policyd.v1.ToolCall
+	11, // 1: policyd.v1.Message.tool_calls:type_name -> policyd.v1.ToolCall
 	7,  // 2: policyd.v1.ResponseFormat.kind:type_name -> policyd.v1.ResponseFormat.Kind
-	12, // 3: policyd.v1.GenerationParams.response_format:type_name -> policyd.v1.ResponseFormat
-	9,  // 4: policyd.v1.CompleteRequest.messages:type_name -> policyd.v1.Message
-	11, // 5: policyd.v1.CompleteRequest.tools:type_name -> policyd.v1.Tool
-	13, // 6: policyd.v1.CompleteRequest.params:type_name -> policyd.v1.GenerationParams
-	1,  // 7: policyd.v1.CompleteRequest.stakes:type_name -> policyd.v1.Stakes
-	32, // 8: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
-	14, // 9: policyd.v1.CompleteRequest.constraints:type_name -> policyd.v1.Constraints
-	3,  // 10: policyd.v1.CompleteRequest.cache_mode:type_name -> policyd.v1.CacheMode
-	8,  // 11: policyd.v1.Verdict.kind:type_name -> policyd.v1.Verdict.Kind
-	5,  // 12: policyd.v1.Attempt.role:type_name -> policyd.v1.AttemptRole
-	2,  // 13: policyd.v1.Attempt.effort:type_name -> policyd.v1.Effort
-	16, // 14: policyd.v1.Attempt.verdict:type_name -> policyd.v1.Verdict
-	2,  // 15: policyd.v1.PlanStep.effort:type_name -> policyd.v1.Effort
-	19, // 16: policyd.v1.Explanation.steps:type_name -> policyd.v1.PlanStep
-	18, // 17: policyd.v1.Explanation.estimated_cost:type_name -> policyd.v1.CostRange
-	9,  // 18: policyd.v1.CompleteResponse.output:type_name -> policyd.v1.Message
-	4,  // 19: policyd.v1.CompleteResponse.status:type_name -> policyd.v1.OutcomeStatus
-	17, // 20: policyd.v1.CompleteResponse.attempts:type_name -> policyd.v1.Attempt
-	20, // 21: policyd.v1.CompleteResponse.explanation:type_name -> policyd.v1.Explanation
-	17, // 22: policyd.v1.StreamCompleteResponse.attempt:type_name -> policyd.v1.Attempt
-	21, // 23: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
-	20, // 24: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
-	6,  // 25: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
-	33, // 26: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
-	27, // 27: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
-	30, // 28: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
-	15, // 29: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
-	15, // 30: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
-	15, // 31: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
-	24, // 32: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
-	26, // 33: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
-	29, // 34: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
-	21, // 35: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
-	22, // 36: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
-	23, // 37: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
-	25, // 38: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
-	28, // 39: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
-	31, // 40: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
-	35, // [35:41] is the sub-list for method output_type
-	29, // [29:35] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	8,  // 3: policyd.v1.ToolChoice.mode:type_name -> policyd.v1.ToolChoice.Mode
+	13, // 4: policyd.v1.GenerationParams.response_format:type_name -> policyd.v1.ResponseFormat
+	14, // 5: policyd.v1.GenerationParams.tool_choice:type_name -> policyd.v1.ToolChoice
+	10, // 6: policyd.v1.CompleteRequest.messages:type_name -> policyd.v1.Message
+	12, // 7: policyd.v1.CompleteRequest.tools:type_name -> policyd.v1.Tool
+	15, // 8: policyd.v1.CompleteRequest.params:type_name -> policyd.v1.GenerationParams
+	1,  // 9: policyd.v1.CompleteRequest.stakes:type_name -> policyd.v1.Stakes
+	34, // 10: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
+	16, // 11: policyd.v1.CompleteRequest.constraints:type_name -> policyd.v1.Constraints
+	3,  // 12: policyd.v1.CompleteRequest.cache_mode:type_name -> policyd.v1.CacheMode
+	9,  // 13: policyd.v1.Verdict.kind:type_name -> policyd.v1.Verdict.Kind
+	5,  // 14: policyd.v1.Attempt.role:type_name -> policyd.v1.AttemptRole
+	2,  // 15: policyd.v1.Attempt.effort:type_name -> policyd.v1.Effort
+	18, // 16: policyd.v1.Attempt.verdict:type_name -> policyd.v1.Verdict
+	2,  // 17: policyd.v1.PlanStep.effort:type_name -> policyd.v1.Effort
+	21, // 18: policyd.v1.Explanation.steps:type_name -> policyd.v1.PlanStep
+	20, // 19: policyd.v1.Explanation.estimated_cost:type_name -> policyd.v1.CostRange
+	10, // 20: policyd.v1.CompleteResponse.output:type_name -> policyd.v1.Message
+	4,  // 21: policyd.v1.CompleteResponse.status:type_name -> policyd.v1.OutcomeStatus
+	19, // 22: policyd.v1.CompleteResponse.attempts:type_name -> policyd.v1.Attempt
+	22, // 23: policyd.v1.CompleteResponse.explanation:type_name -> policyd.v1.Explanation
+	19, // 24: policyd.v1.StreamCompleteResponse.attempt:type_name -> policyd.v1.Attempt
+	23, // 25: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
+	22, // 26: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
+	6,  // 27: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
+	35, // 28: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
+	29, // 29: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
+	32, // 30: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
+	17, // 31: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
+	17, // 32: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
+	17, // 33: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
+	26, // 34: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
+	28, // 35: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
+	31, // 36: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
+	23, // 37: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
+	24, // 38: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
+	25, // 39: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
+	27, // 40: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
+	30, // 41: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
+	33, // 42: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
+	37, // [37:43] is the sub-list for method output_type
+	31, // [31:37] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_policyd_v1_policyd_proto_init() }
@@ -2998,21 +3143,21 @@ func file_policyd_v1_policyd_proto_init() {
 	if File_policyd_v1_policyd_proto != nil {
 		return
 	}
-	file_policyd_v1_policyd_proto_msgTypes[4].OneofWrappers = []any{}
 	file_policyd_v1_policyd_proto_msgTypes[5].OneofWrappers = []any{}
-	file_policyd_v1_policyd_proto_msgTypes[13].OneofWrappers = []any{
+	file_policyd_v1_policyd_proto_msgTypes[6].OneofWrappers = []any{}
+	file_policyd_v1_policyd_proto_msgTypes[14].OneofWrappers = []any{
 		(*StreamCompleteResponse_Delta)(nil),
 		(*StreamCompleteResponse_Attempt)(nil),
 		(*StreamCompleteResponse_Final)(nil),
 	}
-	file_policyd_v1_policyd_proto_msgTypes[15].OneofWrappers = []any{}
+	file_policyd_v1_policyd_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_policyd_v1_policyd_proto_rawDesc), len(file_policyd_v1_policyd_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   25,
+			NumEnums:      10,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

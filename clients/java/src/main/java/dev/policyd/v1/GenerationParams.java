@@ -249,6 +249,53 @@ private static final long serialVersionUID = 0L;
     return seed_;
   }
 
+  public static final int TOOL_CHOICE_FIELD_NUMBER = 7;
+  private dev.policyd.v1.ToolChoice toolChoice_;
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is the upstream's
+   * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+   * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+   * calls (e.g. an LLM judge) do not inherit it.
+   * </pre>
+   *
+   * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+   * @return Whether the toolChoice field is set.
+   */
+  @java.lang.Override
+  public boolean hasToolChoice() {
+    return ((bitField0_ & 0x00000020) != 0);
+  }
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is the upstream's
+   * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+   * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+   * calls (e.g. an LLM judge) do not inherit it.
+   * </pre>
+   *
+   * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+   * @return The toolChoice.
+   */
+  @java.lang.Override
+  public dev.policyd.v1.ToolChoice getToolChoice() {
+    return toolChoice_ == null ? dev.policyd.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+  }
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is the upstream's
+   * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+   * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+   * calls (e.g. an LLM judge) do not inherit it.
+   * </pre>
+   *
+   * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+   */
+  @java.lang.Override
+  public dev.policyd.v1.ToolChoiceOrBuilder getToolChoiceOrBuilder() {
+    return toolChoice_ == null ? dev.policyd.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -280,6 +327,9 @@ private static final long serialVersionUID = 0L;
     }
     if (((bitField0_ & 0x00000010) != 0)) {
       output.writeInt64(6, seed_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      output.writeMessage(7, getToolChoice());
     }
     getUnknownFields().writeTo(output);
   }
@@ -317,6 +367,10 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000010) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt64Size(6, seed_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(7, getToolChoice());
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -362,6 +416,11 @@ private static final long serialVersionUID = 0L;
       if (getSeed()
           != other.getSeed()) return false;
     }
+    if (hasToolChoice() != other.hasToolChoice()) return false;
+    if (hasToolChoice()) {
+      if (!getToolChoice()
+          .equals(other.getToolChoice())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -399,6 +458,10 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + SEED_FIELD_NUMBER;
       hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
           getSeed());
+    }
+    if (hasToolChoice()) {
+      hash = (37 * hash) + TOOL_CHOICE_FIELD_NUMBER;
+      hash = (53 * hash) + getToolChoice().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -535,6 +598,7 @@ private static final long serialVersionUID = 0L;
       if (com.google.protobuf.GeneratedMessage
               .alwaysUseFieldBuilders) {
         internalGetResponseFormatFieldBuilder();
+        internalGetToolChoiceFieldBuilder();
       }
     }
     @java.lang.Override
@@ -552,6 +616,11 @@ private static final long serialVersionUID = 0L;
         responseFormatBuilder_ = null;
       }
       seed_ = 0L;
+      toolChoice_ = null;
+      if (toolChoiceBuilder_ != null) {
+        toolChoiceBuilder_.dispose();
+        toolChoiceBuilder_ = null;
+      }
       return this;
     }
 
@@ -612,6 +681,12 @@ private static final long serialVersionUID = 0L;
         result.seed_ = seed_;
         to_bitField0_ |= 0x00000010;
       }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.toolChoice_ = toolChoiceBuilder_ == null
+            ? toolChoice_
+            : toolChoiceBuilder_.build();
+        to_bitField0_ |= 0x00000020;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -651,6 +726,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasSeed()) {
         setSeed(other.getSeed());
+      }
+      if (other.hasToolChoice()) {
+        mergeToolChoice(other.getToolChoice());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -711,6 +789,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000020;
               break;
             } // case 48
+            case 58: {
+              input.readMessage(
+                  internalGetToolChoiceFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 58
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1254,6 +1339,190 @@ private static final long serialVersionUID = 0L;
       seed_ = 0L;
       onChanged();
       return this;
+    }
+
+    private dev.policyd.v1.ToolChoice toolChoice_;
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.policyd.v1.ToolChoice, dev.policyd.v1.ToolChoice.Builder, dev.policyd.v1.ToolChoiceOrBuilder> toolChoiceBuilder_;
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     * @return Whether the toolChoice field is set.
+     */
+    public boolean hasToolChoice() {
+      return ((bitField0_ & 0x00000040) != 0);
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     * @return The toolChoice.
+     */
+    public dev.policyd.v1.ToolChoice getToolChoice() {
+      if (toolChoiceBuilder_ == null) {
+        return toolChoice_ == null ? dev.policyd.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+      } else {
+        return toolChoiceBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     */
+    public Builder setToolChoice(dev.policyd.v1.ToolChoice value) {
+      if (toolChoiceBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        toolChoice_ = value;
+      } else {
+        toolChoiceBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     */
+    public Builder setToolChoice(
+        dev.policyd.v1.ToolChoice.Builder builderForValue) {
+      if (toolChoiceBuilder_ == null) {
+        toolChoice_ = builderForValue.build();
+      } else {
+        toolChoiceBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     */
+    public Builder mergeToolChoice(dev.policyd.v1.ToolChoice value) {
+      if (toolChoiceBuilder_ == null) {
+        if (((bitField0_ & 0x00000040) != 0) &&
+          toolChoice_ != null &&
+          toolChoice_ != dev.policyd.v1.ToolChoice.getDefaultInstance()) {
+          getToolChoiceBuilder().mergeFrom(value);
+        } else {
+          toolChoice_ = value;
+        }
+      } else {
+        toolChoiceBuilder_.mergeFrom(value);
+      }
+      if (toolChoice_ != null) {
+        bitField0_ |= 0x00000040;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     */
+    public Builder clearToolChoice() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      toolChoice_ = null;
+      if (toolChoiceBuilder_ != null) {
+        toolChoiceBuilder_.dispose();
+        toolChoiceBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     */
+    public dev.policyd.v1.ToolChoice.Builder getToolChoiceBuilder() {
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return internalGetToolChoiceFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     */
+    public dev.policyd.v1.ToolChoiceOrBuilder getToolChoiceOrBuilder() {
+      if (toolChoiceBuilder_ != null) {
+        return toolChoiceBuilder_.getMessageOrBuilder();
+      } else {
+        return toolChoice_ == null ?
+            dev.policyd.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+      }
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is the upstream's
+     * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+     * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+     * calls (e.g. an LLM judge) do not inherit it.
+     * </pre>
+     *
+     * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.policyd.v1.ToolChoice, dev.policyd.v1.ToolChoice.Builder, dev.policyd.v1.ToolChoiceOrBuilder> 
+        internalGetToolChoiceFieldBuilder() {
+      if (toolChoiceBuilder_ == null) {
+        toolChoiceBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.policyd.v1.ToolChoice, dev.policyd.v1.ToolChoice.Builder, dev.policyd.v1.ToolChoiceOrBuilder>(
+                getToolChoice(),
+                getParentForChildren(),
+                isClean());
+        toolChoice_ = null;
+      }
+      return toolChoiceBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:policyd.v1.GenerationParams)

@@ -153,4 +153,40 @@ public interface GenerationParamsOrBuilder extends
    * @return The seed.
    */
   long getSeed();
+
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is the upstream's
+   * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+   * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+   * calls (e.g. an LLM judge) do not inherit it.
+   * </pre>
+   *
+   * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+   * @return Whether the toolChoice field is set.
+   */
+  boolean hasToolChoice();
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is the upstream's
+   * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+   * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+   * calls (e.g. an LLM judge) do not inherit it.
+   * </pre>
+   *
+   * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+   * @return The toolChoice.
+   */
+  dev.policyd.v1.ToolChoice getToolChoice();
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is the upstream's
+   * default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+   * naming `params.tool_choice` otherwise). Part of the cache key. Validator
+   * calls (e.g. an LLM judge) do not inherit it.
+   * </pre>
+   *
+   * <code>.policyd.v1.ToolChoice tool_choice = 7;</code>
+   */
+  dev.policyd.v1.ToolChoiceOrBuilder getToolChoiceOrBuilder();
 }

@@ -47,6 +47,11 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_policyd_v1_ResponseFormat_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_policyd_v1_ToolChoice_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_policyd_v1_ToolChoice_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_policyd_v1_GenerationParams_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -172,133 +177,139 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       ".ResponseFormat.Kind\022\023\n\013json_schema\030\002 \001(" +
       "\t\022\023\n\013schema_name\030\003 \001(\t\"W\n\004Kind\022\024\n\020KIND_U" +
       "NSPECIFIED\020\000\022\r\n\tKIND_TEXT\020\001\022\024\n\020KIND_JSON" +
-      "_OBJECT\020\002\022\024\n\020KIND_JSON_SCHEMA\020\003\"\357\001\n\020Gene" +
-      "rationParams\022\036\n\021max_output_tokens\030\001 \001(\005H" +
-      "\000\210\001\001\022\030\n\013temperature\030\002 \001(\001H\001\210\001\001\022\022\n\005top_p\030" +
-      "\003 \001(\001H\002\210\001\001\022\014\n\004stop\030\004 \003(\t\0223\n\017response_for" +
-      "mat\030\005 \001(\0132\032.policyd.v1.ResponseFormat\022\021\n" +
-      "\004seed\030\006 \001(\003H\003\210\001\001B\024\n\022_max_output_tokensB\016" +
-      "\n\014_temperatureB\010\n\006_top_pB\007\n\005_seed\"\226\001\n\013Co" +
-      "nstraints\022\030\n\020allowed_licenses\030\001 \003(\t\022\022\n\nl" +
-      "ocal_only\030\002 \001(\010\022\031\n\014max_cost_usd\030\003 \001(\001H\000\210" +
-      "\001\001\022\026\n\016allowed_models\030\004 \003(\t\022\025\n\rdenied_mod" +
-      "els\030\005 \003(\tB\017\n\r_max_cost_usd\"\256\003\n\017CompleteR" +
-      "equest\022\022\n\nrequest_id\030\001 \001(\t\022%\n\010messages\030\002" +
-      " \003(\0132\023.policyd.v1.Message\022\037\n\005tools\030\003 \003(\013" +
-      "2\020.policyd.v1.Tool\022,\n\006params\030\004 \001(\0132\034.pol" +
-      "icyd.v1.GenerationParams\022\014\n\004task\030\005 \001(\t\022\"" +
-      "\n\006stakes\030\006 \001(\0162\022.policyd.v1.Stakes\0227\n\006la" +
-      "bels\030\007 \003(\0132\'.policyd.v1.CompleteRequest." +
-      "LabelsEntry\022,\n\013constraints\030\010 \001(\0132\027.polic" +
-      "yd.v1.Constraints\022)\n\ncache_mode\030\t \001(\0162\025." +
-      "policyd.v1.CacheMode\022\016\n\006policy\030\n \001(\t\022\016\n\006" +
-      "tenant\030\013 \001(\t\032-\n\013LabelsEntry\022\013\n\003key\030\001 \001(\t" +
-      "\022\r\n\005value\030\002 \001(\t:\0028\001\"\271\001\n\007Verdict\022&\n\004kind\030" +
-      "\001 \001(\0162\030.policyd.v1.Verdict.Kind\022\016\n\006reaso" +
-      "n\030\002 \001(\t\022\021\n\tvalidator\030\003 \001(\t\"c\n\004Kind\022\024\n\020KI" +
-      "ND_UNSPECIFIED\020\000\022\017\n\013KIND_ACCEPT\020\001\022\017\n\013KIN" +
-      "D_REJECT\020\002\022\017\n\013KIND_REPAIR\020\003\022\022\n\016KIND_MALF" +
-      "ORMED\020\004\"\337\002\n\007Attempt\022\r\n\005index\030\001 \001(\005\022%\n\004ro" +
-      "le\030\002 \001(\0162\027.policyd.v1.AttemptRole\022\r\n\005mod" +
-      "el\030\003 \001(\t\022\020\n\010provider\030\004 \001(\t\022\"\n\006effort\030\005 \001" +
-      "(\0162\022.policyd.v1.Effort\022\024\n\014input_tokens\030\006" +
-      " \001(\003\022\025\n\routput_tokens\030\007 \001(\003\022\020\n\010cost_usd\030" +
-      "\010 \001(\001\022\022\n\nlatency_ms\030\t \001(\001\022\016\n\006cached\030\n \001(" +
-      "\010\022$\n\007verdict\030\013 \001(\0132\023.policyd.v1.Verdict\022" +
-      "\r\n\005error\030\014 \001(\t\022\021\n\tsaved_usd\030\r \001(\001\022\027\n\017usa" +
-      "ge_estimated\030\016 \001(\010\022\025\n\rfinish_reason\030\017 \001(" +
-      "\t\"0\n\tCostRange\022\020\n\010best_usd\030\001 \001(\001\022\021\n\twors" +
-      "t_usd\030\002 \001(\001\"z\n\010PlanStep\022\014\n\004role\030\001 \001(\t\022\r\n" +
-      "\005model\030\002 \001(\t\022\"\n\006effort\030\003 \001(\0162\022.policyd.v" +
-      "1.Effort\022\021\n\tvalidator\030\004 \001(\t\022\032\n\022estimated" +
-      "_cost_usd\030\005 \001(\001\"\333\001\n\013Explanation\022\016\n\006polic" +
-      "y\030\001 \001(\t\022\014\n\004rule\030\002 \001(\t\022\020\n\010strategy\030\003 \001(\t\022" +
-      "\016\n\006reason\030\004 \001(\t\022\016\n\006models\030\005 \003(\t\022#\n\005steps" +
-      "\030\006 \003(\0132\024.policyd.v1.PlanStep\022-\n\016estimate" +
-      "d_cost\030\007 \001(\0132\025.policyd.v1.CostRange\022\020\n\010w" +
-      "arnings\030\010 \003(\t\022\026\n\016policy_version\030\t \001(\t\"\305\002" +
-      "\n\020CompleteResponse\022\022\n\nrequest_id\030\001 \001(\t\022#" +
-      "\n\006output\030\002 \001(\0132\023.policyd.v1.Message\022)\n\006s" +
-      "tatus\030\003 \001(\0162\031.policyd.v1.OutcomeStatus\022%" +
-      "\n\010attempts\030\004 \003(\0132\023.policyd.v1.Attempt\022\026\n" +
-      "\016total_cost_usd\030\005 \001(\001\022,\n\013explanation\030\006 \001" +
-      "(\0132\027.policyd.v1.Explanation\022\020\n\010trace_id\030" +
-      "\007 \001(\t\022\021\n\tsaved_usd\030\010 \001(\001\022\024\n\014tokens_saved" +
-      "\030\t \001(\003\022\023\n\013decision_id\030\n \001(\t\022\020\n\010replayed\030" +
-      "\013 \001(\010\"\211\001\n\026StreamCompleteResponse\022\017\n\005delt" +
-      "a\030\001 \001(\tH\000\022&\n\007attempt\030\002 \001(\0132\023.policyd.v1." +
-      "AttemptH\000\022-\n\005final\030\003 \001(\0132\034.policyd.v1.Co" +
-      "mpleteResponseH\000B\007\n\005event\"?\n\017ExplainResp" +
-      "onse\022,\n\013explanation\030\001 \001(\0132\027.policyd.v1.E" +
-      "xplanation\"x\n\024ReportOutcomeRequest\022\022\n\nre" +
-      "quest_id\030\001 \001(\t\022\024\n\007success\030\002 \001(\010H\000\210\001\001\022\022\n\005" +
-      "score\030\003 \001(\001H\001\210\001\001\022\014\n\004note\030\004 \001(\tB\n\n\010_succe" +
-      "ssB\010\n\006_score\"(\n\025ReportOutcomeResponse\022\017\n" +
-      "\007changed\030\001 \001(\010\"s\n\017GetStatsRequest\022\026\n\016win" +
-      "dow_seconds\030\001 \001(\003\022(\n\010group_by\030\002 \003(\0162\026.po" +
-      "licyd.v1.StatsGroup\022\016\n\006tenant\030\003 \001(\t\022\016\n\006p" +
-      "olicy\030\004 \001(\t\"\273\003\n\010StatsRow\022.\n\005group\030\001 \003(\0132" +
-      "\037.policyd.v1.StatsRow.GroupEntry\022\020\n\010requ" +
-      "ests\030\002 \001(\003\022\021\n\tsuccesses\030\003 \001(\003\022\026\n\016total_c" +
-      "ost_usd\030\004 \001(\001\022\034\n\024cost_per_success_usd\030\005 " +
-      "\001(\001\022\021\n\tsaved_usd\030\006 \001(\001\022\027\n\017escalation_rat" +
-      "e\030\007 \001(\001\022\035\n\025validator_accept_rate\030\010 \001(\001\022\026" +
-      "\n\016latency_p50_ms\030\t \001(\001\022\026\n\016latency_p95_ms" +
-      "\030\n \001(\001\022\023\n\013escalations\030\013 \001(\003\022\023\n\013validatio" +
-      "ns\030\014 \001(\003\022\020\n\010reported\030\r \001(\003\022\020\n\010attempts\030\016" +
-      " \001(\003\022\027\n\017failed_attempts\030\017 \001(\003\022\024\n\014tokens_" +
-      "saved\030\020 \001(\003\032,\n\nGroupEntry\022\013\n\003key\030\001 \001(\t\022\r" +
-      "\n\005value\030\002 \001(\t:\0028\001\"d\n\020GetStatsResponse\022\"\n" +
-      "\004rows\030\001 \003(\0132\024.policyd.v1.StatsRow\022\026\n\016pol" +
-      "icy_version\030\002 \001(\t\022\024\n\014config_error\030\003 \001(\t\"" +
-      "2\n\021ListModelsRequest\022\020\n\010provider\030\001 \001(\t\022\013" +
-      "\n\003tag\030\002 \001(\t\"\310\001\n\005Model\022\n\n\002id\030\001 \001(\t\022\020\n\010pro" +
-      "vider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(\t\022\032\n\022input_u" +
-      "sd_per_mtok\030\004 \001(\001\022\033\n\023output_usd_per_mtok" +
-      "\030\005 \001(\001\022\026\n\016context_window\030\006 \001(\003\022\017\n\007licens" +
-      "e\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thinking\030\t \001(\010\022" +
-      "\r\n\005local\030\n \001(\010\"7\n\022ListModelsResponse\022!\n\006" +
-      "models\030\001 \003(\0132\021.policyd.v1.Model*_\n\004Role\022" +
-      "\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r" +
-      "\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROL" +
-      "E_TOOL\020\004*i\n\006Stakes\022\026\n\022STAKES_UNSPECIFIED" +
-      "\020\000\022\016\n\nSTAKES_LOW\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n" +
-      "\013STAKES_HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004*d\n\006E" +
-      "ffort\022\026\n\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEFFORT_" +
-      "OFF\020\001\022\016\n\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003" +
-      "\022\017\n\013EFFORT_HIGH\020\004*u\n\tCacheMode\022\032\n\026CACHE_" +
-      "MODE_UNSPECIFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020" +
-      "\001\022\026\n\022CACHE_MODE_REFRESH\020\002\022\035\n\031CACHE_MODE_" +
-      "ONLY_IF_CACHED\020\003*\201\002\n\rOutcomeStatus\022\036\n\032OU" +
-      "TCOME_STATUS_UNSPECIFIED\020\000\022\033\n\027OUTCOME_ST" +
-      "ATUS_ACCEPTED\020\001\022\'\n#OUTCOME_STATUS_ACCEPT" +
-      "ED_UNVALIDATED\020\002\022\033\n\027OUTCOME_STATUS_REJEC" +
-      "TED\020\003\022#\n\037OUTCOME_STATUS_BUDGET_EXHAUSTED" +
-      "\020\004\022$\n OUTCOME_STATUS_DEADLINE_EXCEEDED\020\005" +
-      "\022\"\n\036OUTCOME_STATUS_UPSTREAM_FAILED\020\006*\253\001\n" +
-      "\013AttemptRole\022\034\n\030ATTEMPT_ROLE_UNSPECIFIED" +
-      "\020\000\022\027\n\023ATTEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTEMPT_R" +
-      "OLE_DRAFT\020\002\022\031\n\025ATTEMPT_ROLE_VALIDATE\020\003\022\027" +
-      "\n\023ATTEMPT_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_ROLE_" +
-      "ESCALATE\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_GROUP" +
-      "_UNSPECIFIED\020\000\022\026\n\022STATS_GROUP_POLICY\020\001\022\026" +
-      "\n\022STATS_GROUP_TENANT\020\002\022\024\n\020STATS_GROUP_TA" +
-      "SK\020\003\022\025\n\021STATS_GROUP_MODEL\020\004\022\030\n\024STATS_GRO" +
-      "UP_STRATEGY\020\0052\332\003\n\rPolicyService\022E\n\010Compl" +
-      "ete\022\033.policyd.v1.CompleteRequest\032\034.polic" +
-      "yd.v1.CompleteResponse\022S\n\016StreamComplete" +
-      "\022\033.policyd.v1.CompleteRequest\032\".policyd." +
-      "v1.StreamCompleteResponse0\001\022C\n\007Explain\022\033" +
-      ".policyd.v1.CompleteRequest\032\033.policyd.v1" +
-      ".ExplainResponse\022T\n\rReportOutcome\022 .poli" +
-      "cyd.v1.ReportOutcomeRequest\032!.policyd.v1" +
-      ".ReportOutcomeResponse\022E\n\010GetStats\022\033.pol" +
-      "icyd.v1.GetStatsRequest\032\034.policyd.v1.Get" +
-      "StatsResponse\022K\n\nListModels\022\035.policyd.v1" +
-      ".ListModelsRequest\032\036.policyd.v1.ListMode" +
-      "lsResponseB[\n\016dev.policyd.v1B\014PolicydPro" +
-      "toP\001Z9github.com/policyd/policyd/clients" +
-      "/go/policydv1;policydv1b\006proto3"
+      "_OBJECT\020\002\022\024\n\020KIND_JSON_SCHEMA\020\003\"\260\001\n\nTool" +
+      "Choice\022)\n\004mode\030\001 \001(\0162\033.policyd.v1.ToolCh" +
+      "oice.Mode\022\025\n\rfunction_name\030\002 \001(\t\"`\n\004Mode" +
+      "\022\024\n\020MODE_UNSPECIFIED\020\000\022\r\n\tMODE_AUTO\020\001\022\r\n" +
+      "\tMODE_NONE\020\002\022\021\n\rMODE_REQUIRED\020\003\022\021\n\rMODE_" +
+      "FUNCTION\020\004\"\234\002\n\020GenerationParams\022\036\n\021max_o" +
+      "utput_tokens\030\001 \001(\005H\000\210\001\001\022\030\n\013temperature\030\002" +
+      " \001(\001H\001\210\001\001\022\022\n\005top_p\030\003 \001(\001H\002\210\001\001\022\014\n\004stop\030\004 " +
+      "\003(\t\0223\n\017response_format\030\005 \001(\0132\032.policyd.v" +
+      "1.ResponseFormat\022\021\n\004seed\030\006 \001(\003H\003\210\001\001\022+\n\013t" +
+      "ool_choice\030\007 \001(\0132\026.policyd.v1.ToolChoice" +
+      "B\024\n\022_max_output_tokensB\016\n\014_temperatureB\010" +
+      "\n\006_top_pB\007\n\005_seed\"\226\001\n\013Constraints\022\030\n\020all" +
+      "owed_licenses\030\001 \003(\t\022\022\n\nlocal_only\030\002 \001(\010\022" +
+      "\031\n\014max_cost_usd\030\003 \001(\001H\000\210\001\001\022\026\n\016allowed_mo" +
+      "dels\030\004 \003(\t\022\025\n\rdenied_models\030\005 \003(\tB\017\n\r_ma" +
+      "x_cost_usd\"\256\003\n\017CompleteRequest\022\022\n\nreques" +
+      "t_id\030\001 \001(\t\022%\n\010messages\030\002 \003(\0132\023.policyd.v" +
+      "1.Message\022\037\n\005tools\030\003 \003(\0132\020.policyd.v1.To" +
+      "ol\022,\n\006params\030\004 \001(\0132\034.policyd.v1.Generati" +
+      "onParams\022\014\n\004task\030\005 \001(\t\022\"\n\006stakes\030\006 \001(\0162\022" +
+      ".policyd.v1.Stakes\0227\n\006labels\030\007 \003(\0132\'.pol" +
+      "icyd.v1.CompleteRequest.LabelsEntry\022,\n\013c" +
+      "onstraints\030\010 \001(\0132\027.policyd.v1.Constraint" +
+      "s\022)\n\ncache_mode\030\t \001(\0162\025.policyd.v1.Cache" +
+      "Mode\022\016\n\006policy\030\n \001(\t\022\016\n\006tenant\030\013 \001(\t\032-\n\013" +
+      "LabelsEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:" +
+      "\0028\001\"\271\001\n\007Verdict\022&\n\004kind\030\001 \001(\0162\030.policyd." +
+      "v1.Verdict.Kind\022\016\n\006reason\030\002 \001(\t\022\021\n\tvalid" +
+      "ator\030\003 \001(\t\"c\n\004Kind\022\024\n\020KIND_UNSPECIFIED\020\000" +
+      "\022\017\n\013KIND_ACCEPT\020\001\022\017\n\013KIND_REJECT\020\002\022\017\n\013KI" +
+      "ND_REPAIR\020\003\022\022\n\016KIND_MALFORMED\020\004\"\337\002\n\007Atte" +
+      "mpt\022\r\n\005index\030\001 \001(\005\022%\n\004role\030\002 \001(\0162\027.polic" +
+      "yd.v1.AttemptRole\022\r\n\005model\030\003 \001(\t\022\020\n\010prov" +
+      "ider\030\004 \001(\t\022\"\n\006effort\030\005 \001(\0162\022.policyd.v1." +
+      "Effort\022\024\n\014input_tokens\030\006 \001(\003\022\025\n\routput_t" +
+      "okens\030\007 \001(\003\022\020\n\010cost_usd\030\010 \001(\001\022\022\n\nlatency" +
+      "_ms\030\t \001(\001\022\016\n\006cached\030\n \001(\010\022$\n\007verdict\030\013 \001" +
+      "(\0132\023.policyd.v1.Verdict\022\r\n\005error\030\014 \001(\t\022\021" +
+      "\n\tsaved_usd\030\r \001(\001\022\027\n\017usage_estimated\030\016 \001" +
+      "(\010\022\025\n\rfinish_reason\030\017 \001(\t\"0\n\tCostRange\022\020" +
+      "\n\010best_usd\030\001 \001(\001\022\021\n\tworst_usd\030\002 \001(\001\"z\n\010P" +
+      "lanStep\022\014\n\004role\030\001 \001(\t\022\r\n\005model\030\002 \001(\t\022\"\n\006" +
+      "effort\030\003 \001(\0162\022.policyd.v1.Effort\022\021\n\tvali" +
+      "dator\030\004 \001(\t\022\032\n\022estimated_cost_usd\030\005 \001(\001\"" +
+      "\333\001\n\013Explanation\022\016\n\006policy\030\001 \001(\t\022\014\n\004rule\030" +
+      "\002 \001(\t\022\020\n\010strategy\030\003 \001(\t\022\016\n\006reason\030\004 \001(\t\022" +
+      "\016\n\006models\030\005 \003(\t\022#\n\005steps\030\006 \003(\0132\024.policyd" +
+      ".v1.PlanStep\022-\n\016estimated_cost\030\007 \001(\0132\025.p" +
+      "olicyd.v1.CostRange\022\020\n\010warnings\030\010 \003(\t\022\026\n" +
+      "\016policy_version\030\t \001(\t\"\305\002\n\020CompleteRespon" +
+      "se\022\022\n\nrequest_id\030\001 \001(\t\022#\n\006output\030\002 \001(\0132\023" +
+      ".policyd.v1.Message\022)\n\006status\030\003 \001(\0162\031.po" +
+      "licyd.v1.OutcomeStatus\022%\n\010attempts\030\004 \003(\013" +
+      "2\023.policyd.v1.Attempt\022\026\n\016total_cost_usd\030" +
+      "\005 \001(\001\022,\n\013explanation\030\006 \001(\0132\027.policyd.v1." +
+      "Explanation\022\020\n\010trace_id\030\007 \001(\t\022\021\n\tsaved_u" +
+      "sd\030\010 \001(\001\022\024\n\014tokens_saved\030\t \001(\003\022\023\n\013decisi" +
+      "on_id\030\n \001(\t\022\020\n\010replayed\030\013 \001(\010\"\211\001\n\026Stream" +
+      "CompleteResponse\022\017\n\005delta\030\001 \001(\tH\000\022&\n\007att" +
+      "empt\030\002 \001(\0132\023.policyd.v1.AttemptH\000\022-\n\005fin" +
+      "al\030\003 \001(\0132\034.policyd.v1.CompleteResponseH\000" +
+      "B\007\n\005event\"?\n\017ExplainResponse\022,\n\013explanat" +
+      "ion\030\001 \001(\0132\027.policyd.v1.Explanation\"x\n\024Re" +
+      "portOutcomeRequest\022\022\n\nrequest_id\030\001 \001(\t\022\024" +
+      "\n\007success\030\002 \001(\010H\000\210\001\001\022\022\n\005score\030\003 \001(\001H\001\210\001\001" +
+      "\022\014\n\004note\030\004 \001(\tB\n\n\010_successB\010\n\006_score\"(\n\025" +
+      "ReportOutcomeResponse\022\017\n\007changed\030\001 \001(\010\"s" +
+      "\n\017GetStatsRequest\022\026\n\016window_seconds\030\001 \001(" +
+      "\003\022(\n\010group_by\030\002 \003(\0162\026.policyd.v1.StatsGr" +
+      "oup\022\016\n\006tenant\030\003 \001(\t\022\016\n\006policy\030\004 \001(\t\"\273\003\n\010" +
+      "StatsRow\022.\n\005group\030\001 \003(\0132\037.policyd.v1.Sta" +
+      "tsRow.GroupEntry\022\020\n\010requests\030\002 \001(\003\022\021\n\tsu" +
+      "ccesses\030\003 \001(\003\022\026\n\016total_cost_usd\030\004 \001(\001\022\034\n" +
+      "\024cost_per_success_usd\030\005 \001(\001\022\021\n\tsaved_usd" +
+      "\030\006 \001(\001\022\027\n\017escalation_rate\030\007 \001(\001\022\035\n\025valid" +
+      "ator_accept_rate\030\010 \001(\001\022\026\n\016latency_p50_ms" +
+      "\030\t \001(\001\022\026\n\016latency_p95_ms\030\n \001(\001\022\023\n\013escala" +
+      "tions\030\013 \001(\003\022\023\n\013validations\030\014 \001(\003\022\020\n\010repo" +
+      "rted\030\r \001(\003\022\020\n\010attempts\030\016 \001(\003\022\027\n\017failed_a" +
+      "ttempts\030\017 \001(\003\022\024\n\014tokens_saved\030\020 \001(\003\032,\n\nG" +
+      "roupEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028" +
+      "\001\"d\n\020GetStatsResponse\022\"\n\004rows\030\001 \003(\0132\024.po" +
+      "licyd.v1.StatsRow\022\026\n\016policy_version\030\002 \001(" +
+      "\t\022\024\n\014config_error\030\003 \001(\t\"2\n\021ListModelsReq" +
+      "uest\022\020\n\010provider\030\001 \001(\t\022\013\n\003tag\030\002 \001(\t\"\310\001\n\005" +
+      "Model\022\n\n\002id\030\001 \001(\t\022\020\n\010provider\030\002 \001(\t\022\020\n\010u" +
+      "pstream\030\003 \001(\t\022\032\n\022input_usd_per_mtok\030\004 \001(" +
+      "\001\022\033\n\023output_usd_per_mtok\030\005 \001(\001\022\026\n\016contex" +
+      "t_window\030\006 \001(\003\022\017\n\007license\030\007 \001(\t\022\014\n\004tags\030" +
+      "\010 \003(\t\022\020\n\010thinking\030\t \001(\010\022\r\n\005local\030\n \001(\010\"7" +
+      "\n\022ListModelsResponse\022!\n\006models\030\001 \003(\0132\021.p" +
+      "olicyd.v1.Model*_\n\004Role\022\024\n\020ROLE_UNSPECIF" +
+      "IED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n" +
+      "\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*i\n\006Stak" +
+      "es\022\026\n\022STAKES_UNSPECIFIED\020\000\022\016\n\nSTAKES_LOW" +
+      "\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n\013STAKES_HIGH\020\003\022\023" +
+      "\n\017STAKES_CRITICAL\020\004*d\n\006Effort\022\026\n\022EFFORT_" +
+      "UNSPECIFIED\020\000\022\016\n\nEFFORT_OFF\020\001\022\016\n\nEFFORT_" +
+      "LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003\022\017\n\013EFFORT_HIGH\020" +
+      "\004*u\n\tCacheMode\022\032\n\026CACHE_MODE_UNSPECIFIED" +
+      "\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001\022\026\n\022CACHE_MODE_" +
+      "REFRESH\020\002\022\035\n\031CACHE_MODE_ONLY_IF_CACHED\020\003" +
+      "*\201\002\n\rOutcomeStatus\022\036\n\032OUTCOME_STATUS_UNS" +
+      "PECIFIED\020\000\022\033\n\027OUTCOME_STATUS_ACCEPTED\020\001\022" +
+      "\'\n#OUTCOME_STATUS_ACCEPTED_UNVALIDATED\020\002" +
+      "\022\033\n\027OUTCOME_STATUS_REJECTED\020\003\022#\n\037OUTCOME" +
+      "_STATUS_BUDGET_EXHAUSTED\020\004\022$\n OUTCOME_ST" +
+      "ATUS_DEADLINE_EXCEEDED\020\005\022\"\n\036OUTCOME_STAT" +
+      "US_UPSTREAM_FAILED\020\006*\253\001\n\013AttemptRole\022\034\n\030" +
+      "ATTEMPT_ROLE_UNSPECIFIED\020\000\022\027\n\023ATTEMPT_RO" +
+      "LE_ANSWER\020\001\022\026\n\022ATTEMPT_ROLE_DRAFT\020\002\022\031\n\025A" +
+      "TTEMPT_ROLE_VALIDATE\020\003\022\027\n\023ATTEMPT_ROLE_R" +
+      "EPAIR\020\004\022\031\n\025ATTEMPT_ROLE_ESCALATE\020\005*\240\001\n\nS" +
+      "tatsGroup\022\033\n\027STATS_GROUP_UNSPECIFIED\020\000\022\026" +
+      "\n\022STATS_GROUP_POLICY\020\001\022\026\n\022STATS_GROUP_TE" +
+      "NANT\020\002\022\024\n\020STATS_GROUP_TASK\020\003\022\025\n\021STATS_GR" +
+      "OUP_MODEL\020\004\022\030\n\024STATS_GROUP_STRATEGY\020\0052\332\003" +
+      "\n\rPolicyService\022E\n\010Complete\022\033.policyd.v1" +
+      ".CompleteRequest\032\034.policyd.v1.CompleteRe" +
+      "sponse\022S\n\016StreamComplete\022\033.policyd.v1.Co" +
+      "mpleteRequest\032\".policyd.v1.StreamComplet" +
+      "eResponse0\001\022C\n\007Explain\022\033.policyd.v1.Comp" +
+      "leteRequest\032\033.policyd.v1.ExplainResponse" +
+      "\022T\n\rReportOutcome\022 .policyd.v1.ReportOut" +
+      "comeRequest\032!.policyd.v1.ReportOutcomeRe" +
+      "sponse\022E\n\010GetStats\022\033.policyd.v1.GetStats" +
+      "Request\032\034.policyd.v1.GetStatsResponse\022K\n" +
+      "\nListModels\022\035.policyd.v1.ListModelsReque" +
+      "st\032\036.policyd.v1.ListModelsResponseB[\n\016de" +
+      "v.policyd.v1B\014PolicydProtoP\001Z9github.com" +
+      "/policyd/policyd/clients/go/policydv1;po" +
+      "licydv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -328,20 +339,26 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ResponseFormat_descriptor,
         new java.lang.String[] { "Kind", "JsonSchema", "SchemaName", });
-    internal_static_policyd_v1_GenerationParams_descriptor =
+    internal_static_policyd_v1_ToolChoice_descriptor =
       getDescriptor().getMessageType(4);
+    internal_static_policyd_v1_ToolChoice_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_policyd_v1_ToolChoice_descriptor,
+        new java.lang.String[] { "Mode", "FunctionName", });
+    internal_static_policyd_v1_GenerationParams_descriptor =
+      getDescriptor().getMessageType(5);
     internal_static_policyd_v1_GenerationParams_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_GenerationParams_descriptor,
-        new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "ResponseFormat", "Seed", });
+        new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "ResponseFormat", "Seed", "ToolChoice", });
     internal_static_policyd_v1_Constraints_descriptor =
-      getDescriptor().getMessageType(5);
+      getDescriptor().getMessageType(6);
     internal_static_policyd_v1_Constraints_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_Constraints_descriptor,
         new java.lang.String[] { "AllowedLicenses", "LocalOnly", "MaxCostUsd", "AllowedModels", "DeniedModels", });
     internal_static_policyd_v1_CompleteRequest_descriptor =
-      getDescriptor().getMessageType(6);
+      getDescriptor().getMessageType(7);
     internal_static_policyd_v1_CompleteRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_CompleteRequest_descriptor,
@@ -353,73 +370,73 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
         internal_static_policyd_v1_CompleteRequest_LabelsEntry_descriptor,
         new java.lang.String[] { "Key", "Value", });
     internal_static_policyd_v1_Verdict_descriptor =
-      getDescriptor().getMessageType(7);
+      getDescriptor().getMessageType(8);
     internal_static_policyd_v1_Verdict_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_Verdict_descriptor,
         new java.lang.String[] { "Kind", "Reason", "Validator", });
     internal_static_policyd_v1_Attempt_descriptor =
-      getDescriptor().getMessageType(8);
+      getDescriptor().getMessageType(9);
     internal_static_policyd_v1_Attempt_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_Attempt_descriptor,
         new java.lang.String[] { "Index", "Role", "Model", "Provider", "Effort", "InputTokens", "OutputTokens", "CostUsd", "LatencyMs", "Cached", "Verdict", "Error", "SavedUsd", "UsageEstimated", "FinishReason", });
     internal_static_policyd_v1_CostRange_descriptor =
-      getDescriptor().getMessageType(9);
+      getDescriptor().getMessageType(10);
     internal_static_policyd_v1_CostRange_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_CostRange_descriptor,
         new java.lang.String[] { "BestUsd", "WorstUsd", });
     internal_static_policyd_v1_PlanStep_descriptor =
-      getDescriptor().getMessageType(10);
+      getDescriptor().getMessageType(11);
     internal_static_policyd_v1_PlanStep_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_PlanStep_descriptor,
         new java.lang.String[] { "Role", "Model", "Effort", "Validator", "EstimatedCostUsd", });
     internal_static_policyd_v1_Explanation_descriptor =
-      getDescriptor().getMessageType(11);
+      getDescriptor().getMessageType(12);
     internal_static_policyd_v1_Explanation_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_Explanation_descriptor,
         new java.lang.String[] { "Policy", "Rule", "Strategy", "Reason", "Models", "Steps", "EstimatedCost", "Warnings", "PolicyVersion", });
     internal_static_policyd_v1_CompleteResponse_descriptor =
-      getDescriptor().getMessageType(12);
+      getDescriptor().getMessageType(13);
     internal_static_policyd_v1_CompleteResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_CompleteResponse_descriptor,
         new java.lang.String[] { "RequestId", "Output", "Status", "Attempts", "TotalCostUsd", "Explanation", "TraceId", "SavedUsd", "TokensSaved", "DecisionId", "Replayed", });
     internal_static_policyd_v1_StreamCompleteResponse_descriptor =
-      getDescriptor().getMessageType(13);
+      getDescriptor().getMessageType(14);
     internal_static_policyd_v1_StreamCompleteResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_StreamCompleteResponse_descriptor,
         new java.lang.String[] { "Delta", "Attempt", "Final", "Event", });
     internal_static_policyd_v1_ExplainResponse_descriptor =
-      getDescriptor().getMessageType(14);
+      getDescriptor().getMessageType(15);
     internal_static_policyd_v1_ExplainResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ExplainResponse_descriptor,
         new java.lang.String[] { "Explanation", });
     internal_static_policyd_v1_ReportOutcomeRequest_descriptor =
-      getDescriptor().getMessageType(15);
+      getDescriptor().getMessageType(16);
     internal_static_policyd_v1_ReportOutcomeRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ReportOutcomeRequest_descriptor,
         new java.lang.String[] { "RequestId", "Success", "Score", "Note", });
     internal_static_policyd_v1_ReportOutcomeResponse_descriptor =
-      getDescriptor().getMessageType(16);
+      getDescriptor().getMessageType(17);
     internal_static_policyd_v1_ReportOutcomeResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ReportOutcomeResponse_descriptor,
         new java.lang.String[] { "Changed", });
     internal_static_policyd_v1_GetStatsRequest_descriptor =
-      getDescriptor().getMessageType(17);
+      getDescriptor().getMessageType(18);
     internal_static_policyd_v1_GetStatsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_GetStatsRequest_descriptor,
         new java.lang.String[] { "WindowSeconds", "GroupBy", "Tenant", "Policy", });
     internal_static_policyd_v1_StatsRow_descriptor =
-      getDescriptor().getMessageType(18);
+      getDescriptor().getMessageType(19);
     internal_static_policyd_v1_StatsRow_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_StatsRow_descriptor,
@@ -431,25 +448,25 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
         internal_static_policyd_v1_StatsRow_GroupEntry_descriptor,
         new java.lang.String[] { "Key", "Value", });
     internal_static_policyd_v1_GetStatsResponse_descriptor =
-      getDescriptor().getMessageType(19);
+      getDescriptor().getMessageType(20);
     internal_static_policyd_v1_GetStatsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_GetStatsResponse_descriptor,
         new java.lang.String[] { "Rows", "PolicyVersion", "ConfigError", });
     internal_static_policyd_v1_ListModelsRequest_descriptor =
-      getDescriptor().getMessageType(20);
+      getDescriptor().getMessageType(21);
     internal_static_policyd_v1_ListModelsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ListModelsRequest_descriptor,
         new java.lang.String[] { "Provider", "Tag", });
     internal_static_policyd_v1_Model_descriptor =
-      getDescriptor().getMessageType(21);
+      getDescriptor().getMessageType(22);
     internal_static_policyd_v1_Model_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_Model_descriptor,
         new java.lang.String[] { "Id", "Provider", "Upstream", "InputUsdPerMtok", "OutputUsdPerMtok", "ContextWindow", "License", "Tags", "Thinking", "Local", });
     internal_static_policyd_v1_ListModelsResponse_descriptor =
-      getDescriptor().getMessageType(22);
+      getDescriptor().getMessageType(23);
     internal_static_policyd_v1_ListModelsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ListModelsResponse_descriptor,
