@@ -126,6 +126,8 @@ class StrategyContext:
         self._handler = handler
         self._on_delta = progress.on_delta if progress else None
         self._on_attempt = progress.on_attempt if progress else None
+        self._judging = False
+        """A validator is running: its model calls are streamed once, with the verdict, when it ends."""
         self._clock = clock
         self._contain = containment
 
@@ -370,7 +372,7 @@ class StrategyContext:
             **fields,
         )
         self.attempts.append(attempt)
-        if self._on_attempt is not None:
+        if self._on_attempt is not None and not (self._judging and role is AttemptRole.VALIDATE):
             self._on_attempt(attempt)
         return attempt
 
@@ -385,6 +387,7 @@ class StrategyContext:
         validator = self.config.validators[validator_key(ref)]
         before = len(self.attempts)
         label = self._contain.label("validators", ref.name) if self._contain else ref.name
+        self._judging = True
         try:
             judge = partial(validator, self, draft)
             contain = self._contain
@@ -394,16 +397,18 @@ class StrategyContext:
         except Exception as exc:
             log.exception("validator %s raised", ref.name)
             raise PluginError(label, f"validator {ref.name!r} raised {type(exc).__name__}") from exc
+        finally:
+            self._judging = False
         if not isinstance(verdict, Verdict):
             raise PluginError(label, f"validator {ref.name!r} returned {type(verdict).__name__}, not Verdict")
         if not verdict.validator:
             verdict = replace(verdict, validator=ref.name)
         own = [i for i in range(before, len(self.attempts)) if self.attempts[i].role is AttemptRole.VALIDATE]
         if own:
-            i = own[-1]
-            self.attempts[i] = replace(self.attempts[i], verdict=verdict)
-            if self._on_attempt is not None:
-                self._on_attempt(self.attempts[i])
+            self.attempts[own[-1]] = replace(self.attempts[own[-1]], verdict=verdict)
+            for i in own:  # each streamed once, the judging call with its verdict
+                if self._on_attempt is not None:
+                    self._on_attempt(self.attempts[i])
         else:
             self._record(AttemptRole.VALIDATE, None, Effort.OFF, verdict=verdict)
         if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
