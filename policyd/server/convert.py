@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from policyd.errors import InvalidArgument
@@ -357,7 +357,12 @@ def outcome_to_proto(o: Outcome) -> pb.CompleteResponse:
     return resp
 
 
-def model_to_proto(m: ModelSpec) -> pb.Model:
+def unservable_reason(m: ModelSpec, providers: Collection[str]) -> str:
+    """Why the daemon cannot call ``m`` (its provider is not configured), or "" when it can."""
+    return "" if m.provider in providers else f"provider {m.provider!r} is not configured"
+
+
+def model_to_proto(m: ModelSpec, providers: Collection[str] = ()) -> pb.Model:
     return pb.Model(
         id=m.id,
         provider=m.provider,
@@ -369,13 +374,21 @@ def model_to_proto(m: ModelSpec) -> pb.Model:
         tags=sorted(m.tags),
         thinking=m.thinking,
         local=m.local,
+        unservable_reason=unservable_reason(m, providers),
     )
 
 
-def models_to_proto(models: Mapping[str, ModelSpec], provider: str = "", tag: str = "") -> pb.ListModelsResponse:
+def models_to_proto(
+    models: Mapping[str, ModelSpec],
+    providers: Collection[str],
+    request: pb.ListModelsRequest,
+) -> pb.ListModelsResponse:
+    """The catalog as ListModels answers it: filtered, and without unservable models unless asked."""
     chosen = [
-        model_to_proto(m)
+        model_to_proto(m, providers)
         for m in models.values()
-        if (not provider or m.provider == provider) and (not tag or tag in m.tags)
+        if (not request.provider or m.provider == request.provider)
+        and (not request.tag or request.tag in m.tags)
+        and (request.include_unservable or m.provider in providers)
     ]
     return pb.ListModelsResponse(models=chosen)

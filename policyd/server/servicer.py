@@ -158,7 +158,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
-        return convert.models_to_proto(self.daemon.config.catalog, request.provider, request.tag)
+        config = self.daemon.config
+        return convert.models_to_proto(config.catalog, config.providers, request)
 
     async def ReportOutcome(
         self, request: pb.ReportOutcomeRequest, context: grpc.aio.ServicerContext

@@ -199,8 +199,9 @@ class PolicyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """ListModels lists the model catalog the daemon routes over. Codes: only
-        those of every RPC.
+        """ListModels lists the models the daemon can route to (those whose
+        provider is configured; see ListModelsRequest.include_unservable). Codes:
+        only those of every RPC.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -76,6 +76,21 @@ var ErrNoFinal = errors.New("policyd: stream ended without a final response")
 // nil). It returns the final response, whose Output holds the whole text. A failure after
 // some text was relayed is an error, never a truncated answer.
 func (c *Client) Stream(ctx context.Context, req *policydv1.CompleteRequest, onDelta func(text string), opts ...grpc.CallOption) (*policydv1.CompleteResponse, error) {
+	return c.StreamEvents(ctx, req, StreamHandler{OnDelta: onDelta}, opts...)
+}
+
+// StreamHandler receives a stream's events as they arrive; nil functions are skipped.
+type StreamHandler struct {
+	// OnDelta gets each piece of the answer's text, in order.
+	OnDelta func(text string)
+	// OnAttempt gets each attempt (model call, validator run) once, as soon as it is
+	// finished; a validator's attempt arrives with its verdict.
+	OnAttempt func(attempt *policydv1.Attempt)
+}
+
+// StreamEvents is Stream with every event handed to h: text deltas and attempts. It
+// returns the final response, as Stream does.
+func (c *Client) StreamEvents(ctx context.Context, req *policydv1.CompleteRequest, h StreamHandler, opts ...grpc.CallOption) (*policydv1.CompleteResponse, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the RPC if we return early
 	stream, err := c.rpc.StreamComplete(ctx, req, opts...)
@@ -96,8 +111,12 @@ func (c *Client) Stream(ctx context.Context, req *policydv1.CompleteRequest, onD
 		}
 		switch e := event.GetEvent().(type) {
 		case *policydv1.StreamCompleteResponse_Delta:
-			if onDelta != nil {
-				onDelta(e.Delta)
+			if h.OnDelta != nil {
+				h.OnDelta(e.Delta)
+			}
+		case *policydv1.StreamCompleteResponse_Attempt:
+			if h.OnAttempt != nil {
+				h.OnAttempt(e.Attempt)
 			}
 		case *policydv1.StreamCompleteResponse_Final:
 			final = e.Final

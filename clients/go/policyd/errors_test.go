@@ -115,3 +115,28 @@ func TestReusedRequestIDIsReplayedOrRefused(t *testing.T) {
 		t.Fatalf("err = %v with reason %q, want ALREADY_EXISTS / REQUEST_ID_REUSED", err, policyd.ReasonOf(err))
 	}
 }
+
+func TestStreamEventsDeliverEachAttemptOnce(t *testing.T) {
+	c := dial(t)
+	req := prompt(t, "creative") // draft-validate with an LLM judge on the offline default
+	var attempts []*policydv1.Attempt
+	var text strings.Builder
+	final, err := c.StreamEvents(context.Background(), req, policyd.StreamHandler{
+		OnDelta:   func(d string) { text.WriteString(d) },
+		OnAttempt: func(a *policydv1.Attempt) { attempts = append(attempts, a) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != len(final.GetAttempts()) || len(attempts) < 2 {
+		t.Fatalf("%d attempt events for %d attempts, want one each (and a judge)", len(attempts), len(final.GetAttempts()))
+	}
+	for i, a := range attempts {
+		if a.GetIndex() != int32(i) {
+			t.Fatalf("event %d has index %d: each attempt must arrive once, in order", i, a.GetIndex())
+		}
+	}
+	if text.String() != final.GetOutput().GetContent() {
+		t.Errorf("deltas %q != output %q", text.String(), final.GetOutput().GetContent())
+	}
+}

@@ -2543,9 +2543,12 @@ type ListModelsRequest struct {
 	// Only models of this provider, if set.
 	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
 	// Only models with this tag, if set.
-	Tag           string `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Tag string `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
+	// Also list models the daemon cannot serve (a catalog brought them in but
+	// their provider is not configured); they carry `unservable_reason`.
+	IncludeUnservable bool `protobuf:"varint,3,opt,name=include_unservable,json=includeUnservable,proto3" json:"include_unservable,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListModelsRequest) Reset() {
@@ -2592,6 +2595,13 @@ func (x *ListModelsRequest) GetTag() string {
 	return ""
 }
 
+func (x *ListModelsRequest) GetIncludeUnservable() bool {
+	if x != nil {
+		return x.IncludeUnservable
+	}
+	return false
+}
+
 // A model of the catalog.
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2614,9 +2624,13 @@ type Model struct {
 	// Supports reasoning effort.
 	Thinking bool `protobuf:"varint,9,opt,name=thinking,proto3" json:"thinking,omitempty"`
 	// Served locally.
-	Local         bool `protobuf:"varint,10,opt,name=local,proto3" json:"local,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Local bool `protobuf:"varint,10,opt,name=local,proto3" json:"local,omitempty"`
+	// Why the daemon cannot call this model (e.g. "provider 'openai' is not
+	// configured"); empty for a servable model. Unservable models are listed
+	// only with ListModelsRequest.include_unservable.
+	UnservableReason string `protobuf:"bytes,11,opt,name=unservable_reason,json=unservableReason,proto3" json:"unservable_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
@@ -2717,6 +2731,13 @@ func (x *Model) GetLocal() bool {
 		return x.Local
 	}
 	return false
+}
+
+func (x *Model) GetUnservableReason() string {
+	if x != nil {
+		return x.UnservableReason
+	}
+	return ""
 }
 
 // The model catalog.
@@ -2958,10 +2979,11 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x10GetStatsResponse\x12(\n" +
 	"\x04rows\x18\x01 \x03(\v2\x14.policyd.v1.StatsRowR\x04rows\x12%\n" +
 	"\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion\x12!\n" +
-	"\fconfig_error\x18\x03 \x01(\tR\vconfigError\"A\n" +
+	"\fconfig_error\x18\x03 \x01(\tR\vconfigError\"p\n" +
 	"\x11ListModelsRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x10\n" +
-	"\x03tag\x18\x02 \x01(\tR\x03tag\"\xb2\x02\n" +
+	"\x03tag\x18\x02 \x01(\tR\x03tag\x12-\n" +
+	"\x12include_unservable\x18\x03 \x01(\bR\x11includeUnservable\"\xdf\x02\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1a\n" +
@@ -2973,7 +2995,8 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x04tags\x18\b \x03(\tR\x04tags\x12\x1a\n" +
 	"\bthinking\x18\t \x01(\bR\bthinking\x12\x14\n" +
 	"\x05local\x18\n" +
-	" \x01(\bR\x05local\"?\n" +
+	" \x01(\bR\x05local\x12+\n" +
+	"\x11unservable_reason\x18\v \x01(\tR\x10unservableReason\"?\n" +
 	"\x12ListModelsResponse\x12)\n" +
 	"\x06models\x18\x01 \x03(\v2\x11.policyd.v1.ModelR\x06models*_\n" +
 	"\x04Role\x12\x14\n" +

@@ -121,8 +121,9 @@ type PolicyServiceClient interface {
 	// (STATS_NOT_ALLOWED) for another tenant's figures without an operator
 	// credential; UNIMPLEMENTED when the daemon runs no ledger.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
-	// ListModels lists the model catalog the daemon routes over. Codes: only
-	// those of every RPC.
+	// ListModels lists the models the daemon can route to (those whose
+	// provider is configured; see ListModelsRequest.include_unservable). Codes:
+	// only those of every RPC.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 }
 
@@ -286,8 +287,9 @@ type PolicyServiceServer interface {
 	// (STATS_NOT_ALLOWED) for another tenant's figures without an operator
 	// credential; UNIMPLEMENTED when the daemon runs no ledger.
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
-	// ListModels lists the model catalog the daemon routes over. Codes: only
-	// those of every RPC.
+	// ListModels lists the models the daemon can route to (those whose
+	// provider is configured; see ListModelsRequest.include_unservable). Codes:
+	// only those of every RPC.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	mustEmbedUnimplementedPolicyServiceServer()
 }

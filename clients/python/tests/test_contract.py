@@ -75,6 +75,15 @@ def test_reused_request_id_is_replayed_or_refused(client: Client) -> None:
     assert reason_of(raised.value) == "REQUEST_ID_REUSED"
 
 
+def test_stream_delivers_each_attempt_once(client: Client) -> None:
+    attempts: list[pb.Attempt] = []
+    text: list[str] = []
+    final = client.stream(unique_prompt("judged", task="creative"), text.append, on_attempt=attempts.append)
+    assert list(final.attempts) == attempts and len(attempts) >= 2
+    assert [a.index for a in attempts] == list(range(len(attempts)))
+    assert "".join(text) == final.output.content
+
+
 def test_errors_without_details_read_as_empty() -> None:
     assert reason_of(ValueError("not grpc")) is None
     assert retry_delay(ValueError("not grpc")) is None

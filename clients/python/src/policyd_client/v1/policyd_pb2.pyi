@@ -469,15 +469,17 @@ class GetStatsResponse(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[StatsRow, _Mapping]]] = ..., policy_version: _Optional[str] = ..., config_error: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ("provider", "tag")
+    __slots__ = ("provider", "tag", "include_unservable")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_UNSERVABLE_FIELD_NUMBER: _ClassVar[int]
     provider: str
     tag: str
-    def __init__(self, provider: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+    include_unservable: bool
+    def __init__(self, provider: _Optional[str] = ..., tag: _Optional[str] = ..., include_unservable: _Optional[bool] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "provider", "upstream", "input_usd_per_mtok", "output_usd_per_mtok", "context_window", "license", "tags", "thinking", "local")
+    __slots__ = ("id", "provider", "upstream", "input_usd_per_mtok", "output_usd_per_mtok", "context_window", "license", "tags", "thinking", "local", "unservable_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
@@ -488,6 +490,7 @@ class Model(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
     LOCAL_FIELD_NUMBER: _ClassVar[int]
+    UNSERVABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     upstream: str
@@ -498,7 +501,8 @@ class Model(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     thinking: bool
     local: bool
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., upstream: _Optional[str] = ..., input_usd_per_mtok: _Optional[float] = ..., output_usd_per_mtok: _Optional[float] = ..., context_window: _Optional[int] = ..., license: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., thinking: _Optional[bool] = ..., local: _Optional[bool] = ...) -> None: ...
+    unservable_reason: str
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., upstream: _Optional[str] = ..., input_usd_per_mtok: _Optional[float] = ..., output_usd_per_mtok: _Optional[float] = ..., context_window: _Optional[int] = ..., license: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., thinking: _Optional[bool] = ..., local: _Optional[bool] = ..., unservable_reason: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

@@ -1,5 +1,6 @@
 package dev.policyd.client;
 
+import dev.policyd.v1.Attempt;
 import dev.policyd.v1.CompleteRequest;
 import dev.policyd.v1.CompleteResponse;
 import dev.policyd.v1.Explanation;
@@ -121,6 +122,15 @@ public final class PolicydClient implements AutoCloseable {
    * a stream that ends without its final event throws {@link IllegalStateException}.
    */
   public CompleteResponse stream(CompleteRequest request, Consumer<String> onDelta) {
+    return stream(request, onDelta, attempt -> { });
+  }
+
+  /**
+   * {@link #stream(CompleteRequest, Consumer)} that also hands each attempt (model call, validator
+   * run) to {@code onAttempt} once, as soon as it is finished; a validator's attempt arrives with
+   * its verdict.
+   */
+  public CompleteResponse stream(CompleteRequest request, Consumer<String> onDelta, Consumer<Attempt> onAttempt) {
     // Read to the end (the final event is the last): an abandoned blocking iterator would hold
     // the call open until its deadline.
     CompleteResponse last = null;
@@ -129,6 +139,7 @@ public final class PolicydClient implements AutoCloseable {
       StreamCompleteResponse event = events.next();
       switch (event.getEventCase()) {
         case DELTA -> onDelta.accept(event.getDelta());
+        case ATTEMPT -> onAttempt.accept(event.getAttempt());
         case FINAL -> last = event.getFinal();
         default -> { }
       }

@@ -143,6 +143,22 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int INCLUDE_UNSERVABLE_FIELD_NUMBER = 3;
+  private boolean includeUnservable_ = false;
+  /**
+   * <pre>
+   * Also list models the daemon cannot serve (a catalog brought them in but
+   * their provider is not configured); they carry `unservable_reason`.
+   * </pre>
+   *
+   * <code>bool include_unservable = 3;</code>
+   * @return The includeUnservable.
+   */
+  @java.lang.Override
+  public boolean getIncludeUnservable() {
+    return includeUnservable_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -163,6 +179,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(tag_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 2, tag_);
     }
+    if (includeUnservable_ != false) {
+      output.writeBool(3, includeUnservable_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -177,6 +196,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(tag_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(2, tag_);
+    }
+    if (includeUnservable_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(3, includeUnservable_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -197,6 +220,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getProvider())) return false;
     if (!getTag()
         .equals(other.getTag())) return false;
+    if (getIncludeUnservable()
+        != other.getIncludeUnservable()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -212,6 +237,9 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getProvider().hashCode();
     hash = (37 * hash) + TAG_FIELD_NUMBER;
     hash = (53 * hash) + getTag().hashCode();
+    hash = (37 * hash) + INCLUDE_UNSERVABLE_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getIncludeUnservable());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -349,6 +377,7 @@ private static final long serialVersionUID = 0L;
       bitField0_ = 0;
       provider_ = "";
       tag_ = "";
+      includeUnservable_ = false;
       return this;
     }
 
@@ -388,6 +417,9 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000002) != 0)) {
         result.tag_ = tag_;
       }
+      if (((from_bitField0_ & 0x00000004) != 0)) {
+        result.includeUnservable_ = includeUnservable_;
+      }
     }
 
     @java.lang.Override
@@ -411,6 +443,9 @@ private static final long serialVersionUID = 0L;
         tag_ = other.tag_;
         bitField0_ |= 0x00000002;
         onChanged();
+      }
+      if (other.getIncludeUnservable() != false) {
+        setIncludeUnservable(other.getIncludeUnservable());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -448,6 +483,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000002;
               break;
             } // case 18
+            case 24: {
+              includeUnservable_ = input.readBool();
+              bitField0_ |= 0x00000004;
+              break;
+            } // case 24
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -645,6 +685,53 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       tag_ = value;
       bitField0_ |= 0x00000002;
+      onChanged();
+      return this;
+    }
+
+    private boolean includeUnservable_ ;
+    /**
+     * <pre>
+     * Also list models the daemon cannot serve (a catalog brought them in but
+     * their provider is not configured); they carry `unservable_reason`.
+     * </pre>
+     *
+     * <code>bool include_unservable = 3;</code>
+     * @return The includeUnservable.
+     */
+    @java.lang.Override
+    public boolean getIncludeUnservable() {
+      return includeUnservable_;
+    }
+    /**
+     * <pre>
+     * Also list models the daemon cannot serve (a catalog brought them in but
+     * their provider is not configured); they carry `unservable_reason`.
+     * </pre>
+     *
+     * <code>bool include_unservable = 3;</code>
+     * @param value The includeUnservable to set.
+     * @return This builder for chaining.
+     */
+    public Builder setIncludeUnservable(boolean value) {
+
+      includeUnservable_ = value;
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Also list models the daemon cannot serve (a catalog brought them in but
+     * their provider is not configured); they carry `unservable_reason`.
+     * </pre>
+     *
+     * <code>bool include_unservable = 3;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearIncludeUnservable() {
+      bitField0_ = (bitField0_ & ~0x00000004);
+      includeUnservable_ = false;
       onChanged();
       return this;
     }

@@ -49,4 +49,15 @@ public interface ListModelsRequestOrBuilder extends
    */
   com.google.protobuf.ByteString
       getTagBytes();
+
+  /**
+   * <pre>
+   * Also list models the daemon cannot serve (a catalog brought them in but
+   * their provider is not configured); they carry `unservable_reason`.
+   * </pre>
+   *
+   * <code>bool include_unservable = 3;</code>
+   * @return The includeUnservable.
+   */
+  boolean getIncludeUnservable();
 }

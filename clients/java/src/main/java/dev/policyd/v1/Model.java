@@ -38,6 +38,7 @@ private static final long serialVersionUID = 0L;
     license_ = "";
     tags_ =
         com.google.protobuf.LazyStringArrayList.emptyList();
+    unservableReason_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -369,6 +370,57 @@ private static final long serialVersionUID = 0L;
     return local_;
   }
 
+  public static final int UNSERVABLE_REASON_FIELD_NUMBER = 11;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object unservableReason_ = "";
+  /**
+   * <pre>
+   * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+   * configured"); empty for a servable model. Unservable models are listed
+   * only with ListModelsRequest.include_unservable.
+   * </pre>
+   *
+   * <code>string unservable_reason = 11;</code>
+   * @return The unservableReason.
+   */
+  @java.lang.Override
+  public java.lang.String getUnservableReason() {
+    java.lang.Object ref = unservableReason_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      unservableReason_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+   * configured"); empty for a servable model. Unservable models are listed
+   * only with ListModelsRequest.include_unservable.
+   * </pre>
+   *
+   * <code>string unservable_reason = 11;</code>
+   * @return The bytes for unservableReason.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getUnservableReasonBytes() {
+    java.lang.Object ref = unservableReason_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      unservableReason_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -412,6 +464,9 @@ private static final long serialVersionUID = 0L;
     }
     if (local_ != false) {
       output.writeBool(10, local_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(unservableReason_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 11, unservableReason_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -462,6 +517,9 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(10, local_);
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(unservableReason_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(11, unservableReason_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -499,6 +557,8 @@ private static final long serialVersionUID = 0L;
         != other.getThinking()) return false;
     if (getLocal()
         != other.getLocal()) return false;
+    if (!getUnservableReason()
+        .equals(other.getUnservableReason())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -537,6 +597,8 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + LOCAL_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getLocal());
+    hash = (37 * hash) + UNSERVABLE_REASON_FIELD_NUMBER;
+    hash = (53 * hash) + getUnservableReason().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -683,6 +745,7 @@ private static final long serialVersionUID = 0L;
           com.google.protobuf.LazyStringArrayList.emptyList();
       thinking_ = false;
       local_ = false;
+      unservableReason_ = "";
       return this;
     }
 
@@ -747,6 +810,9 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000200) != 0)) {
         result.local_ = local_;
       }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.unservableReason_ = unservableReason_;
+      }
     }
 
     @java.lang.Override
@@ -805,6 +871,11 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getLocal() != false) {
         setLocal(other.getLocal());
+      }
+      if (!other.getUnservableReason().isEmpty()) {
+        unservableReason_ = other.unservableReason_;
+        bitField0_ |= 0x00000400;
+        onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -883,6 +954,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000200;
               break;
             } // case 80
+            case 90: {
+              unservableReason_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 90
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1631,6 +1707,108 @@ private static final long serialVersionUID = 0L;
     public Builder clearLocal() {
       bitField0_ = (bitField0_ & ~0x00000200);
       local_ = false;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object unservableReason_ = "";
+    /**
+     * <pre>
+     * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+     * configured"); empty for a servable model. Unservable models are listed
+     * only with ListModelsRequest.include_unservable.
+     * </pre>
+     *
+     * <code>string unservable_reason = 11;</code>
+     * @return The unservableReason.
+     */
+    public java.lang.String getUnservableReason() {
+      java.lang.Object ref = unservableReason_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        unservableReason_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+     * configured"); empty for a servable model. Unservable models are listed
+     * only with ListModelsRequest.include_unservable.
+     * </pre>
+     *
+     * <code>string unservable_reason = 11;</code>
+     * @return The bytes for unservableReason.
+     */
+    public com.google.protobuf.ByteString
+        getUnservableReasonBytes() {
+      java.lang.Object ref = unservableReason_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        unservableReason_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+     * configured"); empty for a servable model. Unservable models are listed
+     * only with ListModelsRequest.include_unservable.
+     * </pre>
+     *
+     * <code>string unservable_reason = 11;</code>
+     * @param value The unservableReason to set.
+     * @return This builder for chaining.
+     */
+    public Builder setUnservableReason(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      unservableReason_ = value;
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+     * configured"); empty for a servable model. Unservable models are listed
+     * only with ListModelsRequest.include_unservable.
+     * </pre>
+     *
+     * <code>string unservable_reason = 11;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearUnservableReason() {
+      unservableReason_ = getDefaultInstance().getUnservableReason();
+      bitField0_ = (bitField0_ & ~0x00000400);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+     * configured"); empty for a servable model. Unservable models are listed
+     * only with ListModelsRequest.include_unservable.
+     * </pre>
+     *
+     * <code>string unservable_reason = 11;</code>
+     * @param value The bytes for unservableReason to set.
+     * @return This builder for chaining.
+     */
+    public Builder setUnservableReasonBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      unservableReason_ = value;
+      bitField0_ |= 0x00000400;
       onChanged();
       return this;
     }

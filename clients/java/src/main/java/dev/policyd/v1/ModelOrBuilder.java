@@ -180,4 +180,28 @@ public interface ModelOrBuilder extends
    * @return The local.
    */
   boolean getLocal();
+
+  /**
+   * <pre>
+   * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+   * configured"); empty for a servable model. Unservable models are listed
+   * only with ListModelsRequest.include_unservable.
+   * </pre>
+   *
+   * <code>string unservable_reason = 11;</code>
+   * @return The unservableReason.
+   */
+  java.lang.String getUnservableReason();
+  /**
+   * <pre>
+   * Why the daemon cannot call this model (e.g. "provider 'openai' is not
+   * configured"); empty for a servable model. Unservable models are listed
+   * only with ListModelsRequest.include_unservable.
+   * </pre>
+   *
+   * <code>string unservable_reason = 11;</code>
+   * @return The bytes for unservableReason.
+   */
+  com.google.protobuf.ByteString
+      getUnservableReasonBytes();
 }

@@ -407,8 +407,9 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over. Codes: only
-     * those of every RPC.
+     * ListModels lists the models the daemon can route to (those whose
+     * provider is configured; see ListModelsRequest.include_unservable). Codes:
+     * only those of every RPC.
      * </pre>
      */
     default void listModels(dev.policyd.v1.ListModelsRequest request,
@@ -595,8 +596,9 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over. Codes: only
-     * those of every RPC.
+     * ListModels lists the models the daemon can route to (those whose
+     * provider is configured; see ListModelsRequest.include_unservable). Codes:
+     * only those of every RPC.
      * </pre>
      */
     public void listModels(dev.policyd.v1.ListModelsRequest request,
@@ -742,8 +744,9 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over. Codes: only
-     * those of every RPC.
+     * ListModels lists the models the daemon can route to (those whose
+     * provider is configured; see ListModelsRequest.include_unservable). Codes:
+     * only those of every RPC.
      * </pre>
      */
     public dev.policyd.v1.ListModelsResponse listModels(dev.policyd.v1.ListModelsRequest request) throws io.grpc.StatusException {
@@ -887,8 +890,9 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over. Codes: only
-     * those of every RPC.
+     * ListModels lists the models the daemon can route to (those whose
+     * provider is configured; see ListModelsRequest.include_unservable). Codes:
+     * only those of every RPC.
      * </pre>
      */
     public dev.policyd.v1.ListModelsResponse listModels(dev.policyd.v1.ListModelsRequest request) {
@@ -1018,8 +1022,9 @@ public final class PolicyServiceGrpc {
 
     /**
      * <pre>
-     * ListModels lists the model catalog the daemon routes over. Codes: only
-     * those of every RPC.
+     * ListModels lists the models the daemon can route to (those whose
+     * provider is configured; see ListModelsRequest.include_unservable). Codes:
+     * only those of every RPC.
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<dev.policyd.v1.ListModelsResponse> listModels(

@@ -261,55 +261,56 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       "roupEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028" +
       "\001\"d\n\020GetStatsResponse\022\"\n\004rows\030\001 \003(\0132\024.po" +
       "licyd.v1.StatsRow\022\026\n\016policy_version\030\002 \001(" +
-      "\t\022\024\n\014config_error\030\003 \001(\t\"2\n\021ListModelsReq" +
-      "uest\022\020\n\010provider\030\001 \001(\t\022\013\n\003tag\030\002 \001(\t\"\310\001\n\005" +
-      "Model\022\n\n\002id\030\001 \001(\t\022\020\n\010provider\030\002 \001(\t\022\020\n\010u" +
-      "pstream\030\003 \001(\t\022\032\n\022input_usd_per_mtok\030\004 \001(" +
-      "\001\022\033\n\023output_usd_per_mtok\030\005 \001(\001\022\026\n\016contex" +
-      "t_window\030\006 \001(\003\022\017\n\007license\030\007 \001(\t\022\014\n\004tags\030" +
-      "\010 \003(\t\022\020\n\010thinking\030\t \001(\010\022\r\n\005local\030\n \001(\010\"7" +
-      "\n\022ListModelsResponse\022!\n\006models\030\001 \003(\0132\021.p" +
-      "olicyd.v1.Model*_\n\004Role\022\024\n\020ROLE_UNSPECIF" +
-      "IED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n" +
-      "\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*i\n\006Stak" +
-      "es\022\026\n\022STAKES_UNSPECIFIED\020\000\022\016\n\nSTAKES_LOW" +
-      "\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n\013STAKES_HIGH\020\003\022\023" +
-      "\n\017STAKES_CRITICAL\020\004*d\n\006Effort\022\026\n\022EFFORT_" +
-      "UNSPECIFIED\020\000\022\016\n\nEFFORT_OFF\020\001\022\016\n\nEFFORT_" +
-      "LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003\022\017\n\013EFFORT_HIGH\020" +
-      "\004*u\n\tCacheMode\022\032\n\026CACHE_MODE_UNSPECIFIED" +
-      "\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001\022\026\n\022CACHE_MODE_" +
-      "REFRESH\020\002\022\035\n\031CACHE_MODE_ONLY_IF_CACHED\020\003" +
-      "*\201\002\n\rOutcomeStatus\022\036\n\032OUTCOME_STATUS_UNS" +
-      "PECIFIED\020\000\022\033\n\027OUTCOME_STATUS_ACCEPTED\020\001\022" +
-      "\'\n#OUTCOME_STATUS_ACCEPTED_UNVALIDATED\020\002" +
-      "\022\033\n\027OUTCOME_STATUS_REJECTED\020\003\022#\n\037OUTCOME" +
-      "_STATUS_BUDGET_EXHAUSTED\020\004\022$\n OUTCOME_ST" +
-      "ATUS_DEADLINE_EXCEEDED\020\005\022\"\n\036OUTCOME_STAT" +
-      "US_UPSTREAM_FAILED\020\006*\253\001\n\013AttemptRole\022\034\n\030" +
-      "ATTEMPT_ROLE_UNSPECIFIED\020\000\022\027\n\023ATTEMPT_RO" +
-      "LE_ANSWER\020\001\022\026\n\022ATTEMPT_ROLE_DRAFT\020\002\022\031\n\025A" +
-      "TTEMPT_ROLE_VALIDATE\020\003\022\027\n\023ATTEMPT_ROLE_R" +
-      "EPAIR\020\004\022\031\n\025ATTEMPT_ROLE_ESCALATE\020\005*\240\001\n\nS" +
-      "tatsGroup\022\033\n\027STATS_GROUP_UNSPECIFIED\020\000\022\026" +
-      "\n\022STATS_GROUP_POLICY\020\001\022\026\n\022STATS_GROUP_TE" +
-      "NANT\020\002\022\024\n\020STATS_GROUP_TASK\020\003\022\025\n\021STATS_GR" +
-      "OUP_MODEL\020\004\022\030\n\024STATS_GROUP_STRATEGY\020\0052\332\003" +
-      "\n\rPolicyService\022E\n\010Complete\022\033.policyd.v1" +
-      ".CompleteRequest\032\034.policyd.v1.CompleteRe" +
-      "sponse\022S\n\016StreamComplete\022\033.policyd.v1.Co" +
-      "mpleteRequest\032\".policyd.v1.StreamComplet" +
-      "eResponse0\001\022C\n\007Explain\022\033.policyd.v1.Comp" +
-      "leteRequest\032\033.policyd.v1.ExplainResponse" +
-      "\022T\n\rReportOutcome\022 .policyd.v1.ReportOut" +
-      "comeRequest\032!.policyd.v1.ReportOutcomeRe" +
-      "sponse\022E\n\010GetStats\022\033.policyd.v1.GetStats" +
-      "Request\032\034.policyd.v1.GetStatsResponse\022K\n" +
-      "\nListModels\022\035.policyd.v1.ListModelsReque" +
-      "st\032\036.policyd.v1.ListModelsResponseB[\n\016de" +
-      "v.policyd.v1B\014PolicydProtoP\001Z9github.com" +
-      "/policyd/policyd/clients/go/policydv1;po" +
-      "licydv1b\006proto3"
+      "\t\022\024\n\014config_error\030\003 \001(\t\"N\n\021ListModelsReq" +
+      "uest\022\020\n\010provider\030\001 \001(\t\022\013\n\003tag\030\002 \001(\t\022\032\n\022i" +
+      "nclude_unservable\030\003 \001(\010\"\343\001\n\005Model\022\n\n\002id\030" +
+      "\001 \001(\t\022\020\n\010provider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(" +
+      "\t\022\032\n\022input_usd_per_mtok\030\004 \001(\001\022\033\n\023output_" +
+      "usd_per_mtok\030\005 \001(\001\022\026\n\016context_window\030\006 \001" +
+      "(\003\022\017\n\007license\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thi" +
+      "nking\030\t \001(\010\022\r\n\005local\030\n \001(\010\022\031\n\021unservable" +
+      "_reason\030\013 \001(\t\"7\n\022ListModelsResponse\022!\n\006m" +
+      "odels\030\001 \003(\0132\021.policyd.v1.Model*_\n\004Role\022\024" +
+      "\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n" +
+      "\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE" +
+      "_TOOL\020\004*i\n\006Stakes\022\026\n\022STAKES_UNSPECIFIED\020" +
+      "\000\022\016\n\nSTAKES_LOW\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n\013" +
+      "STAKES_HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004*d\n\006Ef" +
+      "fort\022\026\n\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEFFORT_O" +
+      "FF\020\001\022\016\n\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003\022" +
+      "\017\n\013EFFORT_HIGH\020\004*u\n\tCacheMode\022\032\n\026CACHE_M" +
+      "ODE_UNSPECIFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001" +
+      "\022\026\n\022CACHE_MODE_REFRESH\020\002\022\035\n\031CACHE_MODE_O" +
+      "NLY_IF_CACHED\020\003*\201\002\n\rOutcomeStatus\022\036\n\032OUT" +
+      "COME_STATUS_UNSPECIFIED\020\000\022\033\n\027OUTCOME_STA" +
+      "TUS_ACCEPTED\020\001\022\'\n#OUTCOME_STATUS_ACCEPTE" +
+      "D_UNVALIDATED\020\002\022\033\n\027OUTCOME_STATUS_REJECT" +
+      "ED\020\003\022#\n\037OUTCOME_STATUS_BUDGET_EXHAUSTED\020" +
+      "\004\022$\n OUTCOME_STATUS_DEADLINE_EXCEEDED\020\005\022" +
+      "\"\n\036OUTCOME_STATUS_UPSTREAM_FAILED\020\006*\253\001\n\013" +
+      "AttemptRole\022\034\n\030ATTEMPT_ROLE_UNSPECIFIED\020" +
+      "\000\022\027\n\023ATTEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTEMPT_RO" +
+      "LE_DRAFT\020\002\022\031\n\025ATTEMPT_ROLE_VALIDATE\020\003\022\027\n" +
+      "\023ATTEMPT_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_ROLE_E" +
+      "SCALATE\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_GROUP_" +
+      "UNSPECIFIED\020\000\022\026\n\022STATS_GROUP_POLICY\020\001\022\026\n" +
+      "\022STATS_GROUP_TENANT\020\002\022\024\n\020STATS_GROUP_TAS" +
+      "K\020\003\022\025\n\021STATS_GROUP_MODEL\020\004\022\030\n\024STATS_GROU" +
+      "P_STRATEGY\020\0052\332\003\n\rPolicyService\022E\n\010Comple" +
+      "te\022\033.policyd.v1.CompleteRequest\032\034.policy" +
+      "d.v1.CompleteResponse\022S\n\016StreamComplete\022" +
+      "\033.policyd.v1.CompleteRequest\032\".policyd.v" +
+      "1.StreamCompleteResponse0\001\022C\n\007Explain\022\033." +
+      "policyd.v1.CompleteRequest\032\033.policyd.v1." +
+      "ExplainResponse\022T\n\rReportOutcome\022 .polic" +
+      "yd.v1.ReportOutcomeRequest\032!.policyd.v1." +
+      "ReportOutcomeResponse\022E\n\010GetStats\022\033.poli" +
+      "cyd.v1.GetStatsRequest\032\034.policyd.v1.GetS" +
+      "tatsResponse\022K\n\nListModels\022\035.policyd.v1." +
+      "ListModelsRequest\032\036.policyd.v1.ListModel" +
+      "sResponseB[\n\016dev.policyd.v1B\014PolicydProt" +
+      "oP\001Z9github.com/policyd/policyd/clients/" +
+      "go/policydv1;policydv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -458,13 +459,13 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
     internal_static_policyd_v1_ListModelsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ListModelsRequest_descriptor,
-        new java.lang.String[] { "Provider", "Tag", });
+        new java.lang.String[] { "Provider", "Tag", "IncludeUnservable", });
     internal_static_policyd_v1_Model_descriptor =
       getDescriptor().getMessageType(22);
     internal_static_policyd_v1_Model_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_Model_descriptor,
-        new java.lang.String[] { "Id", "Provider", "Upstream", "InputUsdPerMtok", "OutputUsdPerMtok", "ContextWindow", "License", "Tags", "Thinking", "Local", });
+        new java.lang.String[] { "Id", "Provider", "Upstream", "InputUsdPerMtok", "OutputUsdPerMtok", "ContextWindow", "License", "Tags", "Thinking", "Local", "UnservableReason", });
     internal_static_policyd_v1_ListModelsResponse_descriptor =
       getDescriptor().getMessageType(23);
     internal_static_policyd_v1_ListModelsResponse_fieldAccessorTable = new

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.rpc.BadRequest;
 import com.google.rpc.QuotaFailure;
+import dev.policyd.v1.Attempt;
 import dev.policyd.v1.CompleteRequest;
 import dev.policyd.v1.CompleteResponse;
 import dev.policyd.v1.ListModelsRequest;
@@ -117,6 +118,19 @@ class ContractTest {
         () -> client.complete(prompt(test).setRequestId(id).build()));
     assertEquals(Status.Code.ALREADY_EXISTS, e.getStatus().getCode());
     assertEquals("REQUEST_ID_REUSED", PolicydErrors.reasonOf(e));
+  }
+
+  @Test
+  void streamDeliversEachAttemptOnce(TestInfo test) {
+    List<Attempt> attempts = new java.util.ArrayList<>();
+    StringBuilder text = new StringBuilder();
+    CompleteResponse last = client.stream(prompt(test).setTask("creative").build(), text::append, attempts::add);
+    assertEquals(last.getAttemptsList(), attempts);
+    assertTrue(attempts.size() >= 2, "a draft and the judge's verdict");
+    for (int i = 0; i < attempts.size(); i++) {
+      assertEquals(i, attempts.get(i).getIndex());
+    }
+    assertEquals(last.getOutput().getContent(), text.toString());
   }
 
   @Test
