@@ -298,6 +298,11 @@ class PlanStep:
     effort: Effort = Effort.OFF
     validator: str = ""
     estimated_cost_usd: float = 0.0
+    """The step's cost when it costs its most (a validator's repair, a full reasoning allowance)."""
+    reason: str = ""
+    """Why the step is in the plan (or why it will be skipped), in the strategy's words."""
+    best_cost_usd: float | None = None
+    """The step's cost at its cheapest (a validator's bare accept); None: the same as estimated."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,12 +89,29 @@ async def run_draft_validate(ctx: StrategyContext) -> Outcome:
 def planned_draft_validate(ectx: ExplainContext) -> list[Planned]:
     p: DraftValidateParams = ectx.params
     feedback = ectx.answer_tokens + FEEDBACK_TOKENS if p.feedback else 0
+    drafters = [m for m in p.drafters if ectx.allowed(m)] or p.drafters  # as the run picks them
     planned = [
-        Planned("draft", str(_nth(p.drafters, r)), Effort(_nth(p.efforts, r)), p.validator, feedback if r else 0)
+        Planned(
+            "draft",
+            str(_nth(drafters, r)),
+            Effort(_nth(p.efforts, r)),
+            p.validator,
+            feedback if r else 0,
+            reason=f"round {r + 1} of {p.max_rounds}"
+            + (
+                ": a cheap first draft"
+                if r == 0
+                else ", after a reject" + (" (its reason fed back)" if p.feedback else "")
+            ),
+        )
         for r in range(p.max_rounds)
     ]
     if p.escalate_to is not None:
-        planned.append(Planned("escalate", p.escalate_to, p.escalate_effort))
+        planned.append(
+            Planned(
+                "escalate", p.escalate_to, p.escalate_effort, reason="every round rejected: the strong model answers"
+            )
+        )
     return planned
 
 

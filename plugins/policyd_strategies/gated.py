@@ -117,6 +117,8 @@ class Planned:
     gate: ValidatorRef | None = None
     extra_input_tokens: int = 0
     """Input beyond the request (e.g. a fed-back draft)."""
+    reason: str = ""
+    """Why the call is in the plan, for Explain (``PlanStep.reason``)."""
 
 
 def estimate_ladder(ectx: ExplainContext, planned: Sequence[Planned]) -> tuple[list[PlanStep], float, float]:
@@ -127,16 +129,35 @@ def estimate_ladder(ectx: ExplainContext, planned: Sequence[Planned]) -> tuple[l
     """
     steps: list[PlanStep] = []
     best = worst = 0.0
-    for i, item in enumerate(planned):
+    first = True
+    for item in planned:
+        excluded = ectx.excluded_by(item.model)
+        if excluded is not None:  # the run skips it too (ctx.allowed): it costs nothing
+            steps.append(
+                PlanStep(
+                    role=item.role, model=item.model, effort=item.effort, reason=f"skipped: excluded by {excluded}"
+                )
+            )
+            continue
         call = ectx.estimate_usd(item.model, effort=item.effort, extra_input_tokens=item.extra_input_tokens)
-        steps.append(PlanStep(role=item.role, model=item.model, effort=item.effort, estimated_cost_usd=call))
+        steps.append(
+            PlanStep(role=item.role, model=item.model, effort=item.effort, estimated_cost_usd=call, reason=item.reason)
+        )
         gate_best, gate_worst = ectx.validator_usd(item.gate)
         if item.gate is not None:
             model = item.gate.model or ""
             steps.append(
-                PlanStep(role="validate", model=model, validator=item.gate.name, estimated_cost_usd=gate_worst)
+                PlanStep(
+                    role="validate",
+                    model=model,
+                    validator=item.gate.name,
+                    estimated_cost_usd=gate_worst,
+                    best_cost_usd=gate_best,
+                    reason=f"gate: {item.gate.name} judges the {item.role}",
+                )
             )
-        best = call + gate_best if i == 0 else best
+        if first:
+            best, first = call + gate_best, False
         worst += call + gate_worst
     return steps, best, worst
 

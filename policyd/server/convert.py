@@ -323,6 +323,8 @@ def _step(s: PlanStep) -> pb.PlanStep:
         effort=EFFORT_TO_PB[s.effort],
         validator=s.validator,
         estimated_cost_usd=s.estimated_cost_usd,
+        reason=s.reason,
+        best_cost_usd=s.estimated_cost_usd if s.best_cost_usd is None else s.best_cost_usd,
     )
 
 

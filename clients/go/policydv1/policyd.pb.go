@@ -1553,9 +1553,11 @@ func (x *Attempt) GetFinishReason() string {
 // Estimated cost range of a plan, from catalog prices and token estimates.
 type CostRange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Cost when the first call succeeds.
+	// Cost when the first call succeeds: the first step that runs plus its
+	// gate, each at its best_cost_usd.
 	BestUsd float64 `protobuf:"fixed64,1,opt,name=best_usd,json=bestUsd,proto3" json:"best_usd,omitempty"`
-	// Cost when every step runs.
+	// Cost when every step runs, each at its estimated_cost_usd (skipped steps
+	// excluded).
 	WorstUsd      float64 `protobuf:"fixed64,2,opt,name=worst_usd,json=worstUsd,proto3" json:"worst_usd,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1616,10 +1618,18 @@ type PlanStep struct {
 	Effort Effort `protobuf:"varint,3,opt,name=effort,proto3,enum=policyd.v1.Effort" json:"effort,omitempty"`
 	// Validator that gates the step, if any.
 	Validator string `protobuf:"bytes,4,opt,name=validator,proto3" json:"validator,omitempty"`
-	// Estimated cost of the step in USD.
+	// Estimated cost of the step in USD when it costs its most (a validator's
+	// repair, a model's whole output and reasoning allowance).
 	EstimatedCostUsd float64 `protobuf:"fixed64,5,opt,name=estimated_cost_usd,json=estimatedCostUsd,proto3" json:"estimated_cost_usd,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+	// fails its gate"), or why the run will skip it ("skipped: excluded by
+	// constraints.local_only"; a skipped step costs 0).
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Estimated cost of the step at its cheapest (a validator's bare accept);
+	// equal to estimated_cost_usd for a model call.
+	BestCostUsd   float64 `protobuf:"fixed64,7,opt,name=best_cost_usd,json=bestCostUsd,proto3" json:"best_cost_usd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanStep) Reset() {
@@ -1683,6 +1693,20 @@ func (x *PlanStep) GetValidator() string {
 func (x *PlanStep) GetEstimatedCostUsd() float64 {
 	if x != nil {
 		return x.EstimatedCostUsd
+	}
+	return 0
+}
+
+func (x *PlanStep) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PlanStep) GetBestCostUsd() float64 {
+	if x != nil {
+		return x.BestCostUsd
 	}
 	return 0
 }
@@ -2899,13 +2923,15 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\rfinish_reason\x18\x0f \x01(\tR\ffinishReason\"C\n" +
 	"\tCostRange\x12\x19\n" +
 	"\bbest_usd\x18\x01 \x01(\x01R\abestUsd\x12\x1b\n" +
-	"\tworst_usd\x18\x02 \x01(\x01R\bworstUsd\"\xac\x01\n" +
+	"\tworst_usd\x18\x02 \x01(\x01R\bworstUsd\"\xe8\x01\n" +
 	"\bPlanStep\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12*\n" +
 	"\x06effort\x18\x03 \x01(\x0e2\x12.policyd.v1.EffortR\x06effort\x12\x1c\n" +
 	"\tvalidator\x18\x04 \x01(\tR\tvalidator\x12,\n" +
-	"\x12estimated_cost_usd\x18\x05 \x01(\x01R\x10estimatedCostUsd\"\xb2\x02\n" +
+	"\x12estimated_cost_usd\x18\x05 \x01(\x01R\x10estimatedCostUsd\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\"\n" +
+	"\rbest_cost_usd\x18\a \x01(\x01R\vbestCostUsd\"\xb2\x02\n" +
 	"\vExplanation\x12\x16\n" +
 	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x1a\n" +

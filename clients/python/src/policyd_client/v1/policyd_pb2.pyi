@@ -308,18 +308,22 @@ class CostRange(_message.Message):
     def __init__(self, best_usd: _Optional[float] = ..., worst_usd: _Optional[float] = ...) -> None: ...
 
 class PlanStep(_message.Message):
-    __slots__ = ("role", "model", "effort", "validator", "estimated_cost_usd")
+    __slots__ = ("role", "model", "effort", "validator", "estimated_cost_usd", "reason", "best_cost_usd")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EFFORT_FIELD_NUMBER: _ClassVar[int]
     VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BEST_COST_USD_FIELD_NUMBER: _ClassVar[int]
     role: str
     model: str
     effort: Effort
     validator: str
     estimated_cost_usd: float
-    def __init__(self, role: _Optional[str] = ..., model: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., validator: _Optional[str] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
+    reason: str
+    best_cost_usd: float
+    def __init__(self, role: _Optional[str] = ..., model: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., validator: _Optional[str] = ..., estimated_cost_usd: _Optional[float] = ..., reason: _Optional[str] = ..., best_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Explanation(_message.Message):
     __slots__ = ("policy", "rule", "strategy", "reason", "models", "steps", "estimated_cost", "warnings", "policy_version")

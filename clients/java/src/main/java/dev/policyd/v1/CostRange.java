@@ -51,7 +51,8 @@ private static final long serialVersionUID = 0L;
   private double bestUsd_ = 0D;
   /**
    * <pre>
-   * Cost when the first call succeeds.
+   * Cost when the first call succeeds: the first step that runs plus its
+   * gate, each at its best_cost_usd.
    * </pre>
    *
    * <code>double best_usd = 1;</code>
@@ -66,7 +67,8 @@ private static final long serialVersionUID = 0L;
   private double worstUsd_ = 0D;
   /**
    * <pre>
-   * Cost when every step runs.
+   * Cost when every step runs, each at its estimated_cost_usd (skipped steps
+   * excluded).
    * </pre>
    *
    * <code>double worst_usd = 2;</code>
@@ -404,7 +406,8 @@ private static final long serialVersionUID = 0L;
     private double bestUsd_ ;
     /**
      * <pre>
-     * Cost when the first call succeeds.
+     * Cost when the first call succeeds: the first step that runs plus its
+     * gate, each at its best_cost_usd.
      * </pre>
      *
      * <code>double best_usd = 1;</code>
@@ -416,7 +419,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Cost when the first call succeeds.
+     * Cost when the first call succeeds: the first step that runs plus its
+     * gate, each at its best_cost_usd.
      * </pre>
      *
      * <code>double best_usd = 1;</code>
@@ -432,7 +436,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Cost when the first call succeeds.
+     * Cost when the first call succeeds: the first step that runs plus its
+     * gate, each at its best_cost_usd.
      * </pre>
      *
      * <code>double best_usd = 1;</code>
@@ -448,7 +453,8 @@ private static final long serialVersionUID = 0L;
     private double worstUsd_ ;
     /**
      * <pre>
-     * Cost when every step runs.
+     * Cost when every step runs, each at its estimated_cost_usd (skipped steps
+     * excluded).
      * </pre>
      *
      * <code>double worst_usd = 2;</code>
@@ -460,7 +466,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Cost when every step runs.
+     * Cost when every step runs, each at its estimated_cost_usd (skipped steps
+     * excluded).
      * </pre>
      *
      * <code>double worst_usd = 2;</code>
@@ -476,7 +483,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Cost when every step runs.
+     * Cost when every step runs, each at its estimated_cost_usd (skipped steps
+     * excluded).
      * </pre>
      *
      * <code>double worst_usd = 2;</code>

@@ -12,7 +12,8 @@ public interface CostRangeOrBuilder extends
 
   /**
    * <pre>
-   * Cost when the first call succeeds.
+   * Cost when the first call succeeds: the first step that runs plus its
+   * gate, each at its best_cost_usd.
    * </pre>
    *
    * <code>double best_usd = 1;</code>
@@ -22,7 +23,8 @@ public interface CostRangeOrBuilder extends
 
   /**
    * <pre>
-   * Cost when every step runs.
+   * Cost when every step runs, each at its estimated_cost_usd (skipped steps
+   * excluded).
    * </pre>
    *
    * <code>double worst_usd = 2;</code>

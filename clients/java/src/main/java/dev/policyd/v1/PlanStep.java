@@ -36,6 +36,7 @@ private static final long serialVersionUID = 0L;
     model_ = "";
     effort_ = 0;
     validator_ = "";
+    reason_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -222,7 +223,8 @@ private static final long serialVersionUID = 0L;
   private double estimatedCostUsd_ = 0D;
   /**
    * <pre>
-   * Estimated cost of the step in USD.
+   * Estimated cost of the step in USD when it costs its most (a validator's
+   * repair, a model's whole output and reasoning allowance).
    * </pre>
    *
    * <code>double estimated_cost_usd = 5;</code>
@@ -231,6 +233,73 @@ private static final long serialVersionUID = 0L;
   @java.lang.Override
   public double getEstimatedCostUsd() {
     return estimatedCostUsd_;
+  }
+
+  public static final int REASON_FIELD_NUMBER = 6;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object reason_ = "";
+  /**
+   * <pre>
+   * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+   * fails its gate"), or why the run will skip it ("skipped: excluded by
+   * constraints.local_only"; a skipped step costs 0).
+   * </pre>
+   *
+   * <code>string reason = 6;</code>
+   * @return The reason.
+   */
+  @java.lang.Override
+  public java.lang.String getReason() {
+    java.lang.Object ref = reason_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      reason_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+   * fails its gate"), or why the run will skip it ("skipped: excluded by
+   * constraints.local_only"; a skipped step costs 0).
+   * </pre>
+   *
+   * <code>string reason = 6;</code>
+   * @return The bytes for reason.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getReasonBytes() {
+    java.lang.Object ref = reason_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      reason_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int BEST_COST_USD_FIELD_NUMBER = 7;
+  private double bestCostUsd_ = 0D;
+  /**
+   * <pre>
+   * Estimated cost of the step at its cheapest (a validator's bare accept);
+   * equal to estimated_cost_usd for a model call.
+   * </pre>
+   *
+   * <code>double best_cost_usd = 7;</code>
+   * @return The bestCostUsd.
+   */
+  @java.lang.Override
+  public double getBestCostUsd() {
+    return bestCostUsd_;
   }
 
   private byte memoizedIsInitialized = -1;
@@ -262,6 +331,12 @@ private static final long serialVersionUID = 0L;
     if (java.lang.Double.doubleToRawLongBits(estimatedCostUsd_) != 0) {
       output.writeDouble(5, estimatedCostUsd_);
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(reason_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 6, reason_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(bestCostUsd_) != 0) {
+      output.writeDouble(7, bestCostUsd_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -288,6 +363,13 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeDoubleSize(5, estimatedCostUsd_);
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(reason_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(6, reason_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(bestCostUsd_) != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeDoubleSize(7, bestCostUsd_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -313,6 +395,11 @@ private static final long serialVersionUID = 0L;
     if (java.lang.Double.doubleToLongBits(getEstimatedCostUsd())
         != java.lang.Double.doubleToLongBits(
             other.getEstimatedCostUsd())) return false;
+    if (!getReason()
+        .equals(other.getReason())) return false;
+    if (java.lang.Double.doubleToLongBits(getBestCostUsd())
+        != java.lang.Double.doubleToLongBits(
+            other.getBestCostUsd())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -335,6 +422,11 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + ESTIMATED_COST_USD_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
         java.lang.Double.doubleToLongBits(getEstimatedCostUsd()));
+    hash = (37 * hash) + REASON_FIELD_NUMBER;
+    hash = (53 * hash) + getReason().hashCode();
+    hash = (37 * hash) + BEST_COST_USD_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        java.lang.Double.doubleToLongBits(getBestCostUsd()));
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -475,6 +567,8 @@ private static final long serialVersionUID = 0L;
       effort_ = 0;
       validator_ = "";
       estimatedCostUsd_ = 0D;
+      reason_ = "";
+      bestCostUsd_ = 0D;
       return this;
     }
 
@@ -523,6 +617,12 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000010) != 0)) {
         result.estimatedCostUsd_ = estimatedCostUsd_;
       }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.reason_ = reason_;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.bestCostUsd_ = bestCostUsd_;
+      }
     }
 
     @java.lang.Override
@@ -557,6 +657,14 @@ private static final long serialVersionUID = 0L;
       }
       if (java.lang.Double.doubleToRawLongBits(other.getEstimatedCostUsd()) != 0) {
         setEstimatedCostUsd(other.getEstimatedCostUsd());
+      }
+      if (!other.getReason().isEmpty()) {
+        reason_ = other.reason_;
+        bitField0_ |= 0x00000020;
+        onChanged();
+      }
+      if (java.lang.Double.doubleToRawLongBits(other.getBestCostUsd()) != 0) {
+        setBestCostUsd(other.getBestCostUsd());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -609,6 +717,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 41
+            case 50: {
+              reason_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 50
+            case 57: {
+              bestCostUsd_ = input.readDouble();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 57
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -976,7 +1094,8 @@ private static final long serialVersionUID = 0L;
     private double estimatedCostUsd_ ;
     /**
      * <pre>
-     * Estimated cost of the step in USD.
+     * Estimated cost of the step in USD when it costs its most (a validator's
+     * repair, a model's whole output and reasoning allowance).
      * </pre>
      *
      * <code>double estimated_cost_usd = 5;</code>
@@ -988,7 +1107,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Estimated cost of the step in USD.
+     * Estimated cost of the step in USD when it costs its most (a validator's
+     * repair, a model's whole output and reasoning allowance).
      * </pre>
      *
      * <code>double estimated_cost_usd = 5;</code>
@@ -1004,7 +1124,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Estimated cost of the step in USD.
+     * Estimated cost of the step in USD when it costs its most (a validator's
+     * repair, a model's whole output and reasoning allowance).
      * </pre>
      *
      * <code>double estimated_cost_usd = 5;</code>
@@ -1013,6 +1134,155 @@ private static final long serialVersionUID = 0L;
     public Builder clearEstimatedCostUsd() {
       bitField0_ = (bitField0_ & ~0x00000010);
       estimatedCostUsd_ = 0D;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object reason_ = "";
+    /**
+     * <pre>
+     * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+     * fails its gate"), or why the run will skip it ("skipped: excluded by
+     * constraints.local_only"; a skipped step costs 0).
+     * </pre>
+     *
+     * <code>string reason = 6;</code>
+     * @return The reason.
+     */
+    public java.lang.String getReason() {
+      java.lang.Object ref = reason_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        reason_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+     * fails its gate"), or why the run will skip it ("skipped: excluded by
+     * constraints.local_only"; a skipped step costs 0).
+     * </pre>
+     *
+     * <code>string reason = 6;</code>
+     * @return The bytes for reason.
+     */
+    public com.google.protobuf.ByteString
+        getReasonBytes() {
+      java.lang.Object ref = reason_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        reason_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+     * fails its gate"), or why the run will skip it ("skipped: excluded by
+     * constraints.local_only"; a skipped step costs 0).
+     * </pre>
+     *
+     * <code>string reason = 6;</code>
+     * @param value The reason to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReason(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      reason_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+     * fails its gate"), or why the run will skip it ("skipped: excluded by
+     * constraints.local_only"; a skipped step costs 0).
+     * </pre>
+     *
+     * <code>string reason = 6;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReason() {
+      reason_ = getDefaultInstance().getReason();
+      bitField0_ = (bitField0_ & ~0x00000020);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+     * fails its gate"), or why the run will skip it ("skipped: excluded by
+     * constraints.local_only"; a skipped step costs 0).
+     * </pre>
+     *
+     * <code>string reason = 6;</code>
+     * @param value The bytes for reason to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReasonBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      reason_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+
+    private double bestCostUsd_ ;
+    /**
+     * <pre>
+     * Estimated cost of the step at its cheapest (a validator's bare accept);
+     * equal to estimated_cost_usd for a model call.
+     * </pre>
+     *
+     * <code>double best_cost_usd = 7;</code>
+     * @return The bestCostUsd.
+     */
+    @java.lang.Override
+    public double getBestCostUsd() {
+      return bestCostUsd_;
+    }
+    /**
+     * <pre>
+     * Estimated cost of the step at its cheapest (a validator's bare accept);
+     * equal to estimated_cost_usd for a model call.
+     * </pre>
+     *
+     * <code>double best_cost_usd = 7;</code>
+     * @param value The bestCostUsd to set.
+     * @return This builder for chaining.
+     */
+    public Builder setBestCostUsd(double value) {
+
+      bestCostUsd_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Estimated cost of the step at its cheapest (a validator's bare accept);
+     * equal to estimated_cost_usd for a model call.
+     * </pre>
+     *
+     * <code>double best_cost_usd = 7;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearBestCostUsd() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      bestCostUsd_ = 0D;
       onChanged();
       return this;
     }

@@ -91,11 +91,47 @@ public interface PlanStepOrBuilder extends
 
   /**
    * <pre>
-   * Estimated cost of the step in USD.
+   * Estimated cost of the step in USD when it costs its most (a validator's
+   * repair, a model's whole output and reasoning allowance).
    * </pre>
    *
    * <code>double estimated_cost_usd = 5;</code>
    * @return The estimatedCostUsd.
    */
   double getEstimatedCostUsd();
+
+  /**
+   * <pre>
+   * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+   * fails its gate"), or why the run will skip it ("skipped: excluded by
+   * constraints.local_only"; a skipped step costs 0).
+   * </pre>
+   *
+   * <code>string reason = 6;</code>
+   * @return The reason.
+   */
+  java.lang.String getReason();
+  /**
+   * <pre>
+   * Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+   * fails its gate"), or why the run will skip it ("skipped: excluded by
+   * constraints.local_only"; a skipped step costs 0).
+   * </pre>
+   *
+   * <code>string reason = 6;</code>
+   * @return The bytes for reason.
+   */
+  com.google.protobuf.ByteString
+      getReasonBytes();
+
+  /**
+   * <pre>
+   * Estimated cost of the step at its cheapest (a validator's bare accept);
+   * equal to estimated_cost_usd for a model call.
+   * </pre>
+   *
+   * <code>double best_cost_usd = 7;</code>
+   * @return The bestCostUsd.
+   */
+  double getBestCostUsd();
 }

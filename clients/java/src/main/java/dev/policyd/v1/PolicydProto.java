@@ -218,10 +218,11 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       "(\0132\023.policyd.v1.Verdict\022\r\n\005error\030\014 \001(\t\022\021" +
       "\n\tsaved_usd\030\r \001(\001\022\027\n\017usage_estimated\030\016 \001" +
       "(\010\022\025\n\rfinish_reason\030\017 \001(\t\"0\n\tCostRange\022\020" +
-      "\n\010best_usd\030\001 \001(\001\022\021\n\tworst_usd\030\002 \001(\001\"z\n\010P" +
-      "lanStep\022\014\n\004role\030\001 \001(\t\022\r\n\005model\030\002 \001(\t\022\"\n\006" +
-      "effort\030\003 \001(\0162\022.policyd.v1.Effort\022\021\n\tvali" +
-      "dator\030\004 \001(\t\022\032\n\022estimated_cost_usd\030\005 \001(\001\"" +
+      "\n\010best_usd\030\001 \001(\001\022\021\n\tworst_usd\030\002 \001(\001\"\241\001\n\010" +
+      "PlanStep\022\014\n\004role\030\001 \001(\t\022\r\n\005model\030\002 \001(\t\022\"\n" +
+      "\006effort\030\003 \001(\0162\022.policyd.v1.Effort\022\021\n\tval" +
+      "idator\030\004 \001(\t\022\032\n\022estimated_cost_usd\030\005 \001(\001" +
+      "\022\016\n\006reason\030\006 \001(\t\022\025\n\rbest_cost_usd\030\007 \001(\001\"" +
       "\333\001\n\013Explanation\022\016\n\006policy\030\001 \001(\t\022\014\n\004rule\030" +
       "\002 \001(\t\022\020\n\010strategy\030\003 \001(\t\022\016\n\006reason\030\004 \001(\t\022" +
       "\016\n\006models\030\005 \003(\t\022#\n\005steps\030\006 \003(\0132\024.policyd" +
@@ -393,7 +394,7 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
     internal_static_policyd_v1_PlanStep_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_PlanStep_descriptor,
-        new java.lang.String[] { "Role", "Model", "Effort", "Validator", "EstimatedCostUsd", });
+        new java.lang.String[] { "Role", "Model", "Effort", "Validator", "EstimatedCostUsd", "Reason", "BestCostUsd", });
     internal_static_policyd_v1_Explanation_descriptor =
       getDescriptor().getMessageType(12);
     internal_static_policyd_v1_Explanation_fieldAccessorTable = new
