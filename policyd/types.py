@@ -289,6 +289,8 @@ class Attempt:
     saved_usd: float = 0.0
     usage_estimated: bool = False
     finish_reason: str = ""
+    output: Message | None = None
+    """A draft a validator rejected: its text, kept here because it is never the outcome's output."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,8 @@ async def gated_call(
 
 
 def exhausted(ctx: StrategyContext, answered: bool) -> Outcome:
-    """No step passed: rejected (with the last answer) if any model answered, else upstream-failed."""
+    """No step passed: rejected if any model answered (each rejected answer is on its attempt, never
+    the output), else upstream-failed."""
     return ctx.outcome(OutcomeStatus.REJECTED if answered else OutcomeStatus.UPSTREAM_FAILED)
 
 

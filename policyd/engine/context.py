@@ -23,7 +23,7 @@ from policyd.config.model import Config, Plan
 from policyd.engine import tokens
 from policyd.engine.containment import DEADLINE_GRACE_S, Containment, waiting
 from policyd.engine.plan_match import Match, model_allowed
-from policyd.errors import PluginError, PolicydError, UpstreamError
+from policyd.errors import DeadlineExceeded, PluginError, PolicydError, UpstreamError
 from policyd.ids import new_id
 from policyd.plugin.specs import DeltaSink, Progress, ValidatorRef
 from policyd.types import (
@@ -119,6 +119,8 @@ class StrategyContext:
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self.best_output: Message | None = None
+        self._answered_by: dict[int, int] = {}
+        """id() of each answer a model gave → its attempt's index (to put a rejected draft on its attempt)."""
         """The latest usable answer, returned when the budget or deadline stops the strategy."""
         self.streamed = False
         self._logprobs: dict[Message, tuple[float, ...]] = {}
@@ -266,8 +268,10 @@ class StrategyContext:
             raise
         except TimeoutError:
             elapsed_ms = (self._clock() - started) * 1000
-            result = self._failed(role, model, effort, started, f"timed out after {elapsed_ms:.0f} ms")
-            if remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S:
+            at_deadline = remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S
+            error = f"timed out after {elapsed_ms:.0f} ms"
+            result = self._failed(role, model, effort, started, error, at_deadline=at_deadline)
+            if at_deadline:
                 raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
             return result
         except UpstreamError as exc:
@@ -298,6 +302,7 @@ class StrategyContext:
         )
         if role is not AttemptRole.VALIDATE:
             self.best_output = response.message
+            self._answered_by[id(response.message)] = attempt.index
         if response.logprobs is not None:
             self._logprobs[response.message] = response.logprobs
         return CallResult(response, attempt)
@@ -351,10 +356,23 @@ class StrategyContext:
         return sink
 
     def _failed(
-        self, role: AttemptRole, model: ModelSpec, effort: Effort, started: float, error: str, detail: str = ""
+        self,
+        role: AttemptRole,
+        model: ModelSpec,
+        effort: Effort,
+        started: float,
+        error: str,
+        detail: str = "",
+        *,
+        at_deadline: bool = False,
     ) -> CallResult:
         latency_ms = (self._clock() - started) * 1000
         attempt = self._record(role, model, effort, latency_ms=latency_ms, error=error, error_detail=detail)
+        if self.streamed and at_deadline:  # the request ran out of time: not a broken upstream to retry
+            raise DeadlineExceeded(
+                f"deadline exceeded after the stream from {model.id} started: {error}",
+                metadata={"model": model.id, "provider": model.provider, "spent_usd": f"{self.spent_usd:.6f}"},
+            )
         if self.streamed:
             raise StreamBroken(
                 f"stream from {model.id} broke after it started: {error}",
@@ -413,7 +431,17 @@ class StrategyContext:
             self._record(AttemptRole.VALIDATE, None, Effort.OFF, verdict=verdict)
         if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
             self.best_output = verdict.repaired
+        elif not verdict.kind.passed:
+            self._set_aside(draft)
         return verdict
+
+    def _set_aside(self, draft: Message) -> None:
+        """A rejected draft is never the answer: it moves onto its own attempt (``Attempt.output``)."""
+        if self.best_output is draft:
+            self.best_output = None
+        i = self._answered_by.get(id(draft))
+        if i is not None:
+            self.attempts[i] = replace(self.attempts[i], output=draft)
 
     def needs_logprobs(self, ref: ValidatorRef | None) -> bool:
         """Whether a validator reads the draft's token log-probabilities (ask the drafter for them)."""

@@ -273,9 +273,27 @@ def request_from_proto(
     )
 
 
+ANSWER_MARGIN_FRACTION = 0.05
+ANSWER_MARGIN_MIN_S = 0.020
+ANSWER_MARGIN_MAX_S = 0.250
+
+
+def answer_margin_s(time_remaining: float) -> float:
+    """How long before the caller's deadline the daemon answers: 5 % of it, 20 ms to 250 ms.
+
+    A DEADLINE_EXCEEDED answer (attempts made, cost spent) sent at the deadline itself races
+    the caller's own timer and is lost about half the time; this margin lets it arrive first.
+    """
+    return min(ANSWER_MARGIN_MAX_S, max(ANSWER_MARGIN_MIN_S, ANSWER_MARGIN_FRACTION * time_remaining))
+
+
 def deadline_from(time_remaining: float | None, default_ms: int, max_ms: int) -> float:
-    """An absolute monotonic deadline: the caller's, else the default, never past the maximum."""
-    seconds = default_ms / 1000 if time_remaining is None else time_remaining
+    """An absolute monotonic deadline: the caller's less the answer margin, else the default, never
+    past the maximum."""
+    if time_remaining is None:
+        seconds = default_ms / 1000
+    else:
+        seconds = max(0.0, time_remaining - answer_margin_s(time_remaining))
     return time.monotonic() + min(seconds, max_ms / 1000)
 
 
@@ -309,6 +327,8 @@ def attempt_to_proto(a: Attempt) -> pb.Attempt:
         usage_estimated=a.usage_estimated,
         finish_reason=a.finish_reason,
     )
+    if a.output is not None:
+        out.output.CopyFrom(message_to_proto(a.output))
     if a.verdict is not None:
         out.verdict.CopyFrom(
             pb.Verdict(kind=VERDICT_TO_PB[a.verdict.kind], reason=a.verdict.reason, validator=a.verdict.validator)

@@ -85,3 +85,18 @@ async def test_an_unreadable_verdict_is_asked_again_on_the_same_draft(live, scri
     assert resp.attempts[2].verdict.reason == "12 is not prime"
     assert resp.output.content == "13" and resp.status == pb.OUTCOME_STATUS_ACCEPTED
     assert not any(a.cached for a in resp.attempts), "no garbage verdict is read back from the cache"
+
+
+async def test_a_rejected_draft_is_never_the_output_but_stays_on_its_attempt(live, scripted_host):
+    script = {
+        "gpt-oss-120b": ["12", "14"],
+        "claude-sonnet-4@validate": ['{"verdict": "reject", "reason": "not prime"}'],
+    }
+    _, _, stub = await live(config(script), host=scripted_host)
+    resp = await stub.Complete(ask("name a prime above 10"))
+
+    assert resp.status == pb.OUTCOME_STATUS_REJECTED
+    assert not resp.HasField("output"), "rejected text is not an answer"
+    drafts = [a for a in resp.attempts if a.role == pb.ATTEMPT_ROLE_DRAFT]
+    assert [d.output.content for d in drafts] == ["12", "14"]
+    assert all(not a.HasField("output") for a in resp.attempts if a.role == pb.ATTEMPT_ROLE_VALIDATE)

@@ -12,6 +12,8 @@
 //	req := policyd.Prompt("Write a binary search in Go")
 //	req.Task = "coding"
 //	resp, err := c.Complete(ctx, req)
+//	if err != nil { ... }                       // policyd.ReasonOf(err), policyd.RetryDelay(err)
+//	if !policyd.Succeeded(resp) { ... }         // REJECTED, BUDGET_EXHAUSTED... no output to use
 package policyd
 
 import (
@@ -62,8 +64,20 @@ func Prompt(text string) *policydv1.CompleteRequest {
 	}
 }
 
+// Succeeded reports whether resp is an answer to use: its status is ACCEPTED or
+// ACCEPTED_UNVALIDATED. A response without an error can still be REJECTED,
+// BUDGET_EXHAUSTED, DEADLINE_EXCEEDED or UPSTREAM_FAILED, with no output to use.
+func Succeeded(resp *policydv1.CompleteResponse) bool {
+	switch resp.GetStatus() {
+	case policydv1.OutcomeStatus_OUTCOME_STATUS_ACCEPTED, policydv1.OutcomeStatus_OUTCOME_STATUS_ACCEPTED_UNVALIDATED:
+		return true
+	}
+	return false
+}
+
 // Complete runs the request's policy and returns once the answer is final. The outcome's
-// Status says whether it was accepted; an error is a gRPC status (see the proto).
+// Status says whether it was accepted (check it with Succeeded); an error is a gRPC status
+// (see the proto).
 func (c *Client) Complete(ctx context.Context, req *policydv1.CompleteRequest, opts ...grpc.CallOption) (*policydv1.CompleteResponse, error) {
 	return c.rpc.Complete(ctx, req, opts...)
 }

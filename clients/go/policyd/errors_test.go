@@ -140,3 +140,24 @@ func TestStreamEventsDeliverEachAttemptOnce(t *testing.T) {
 		t.Errorf("deltas %q != output %q", text.String(), final.GetOutput().GetContent())
 	}
 }
+
+func TestSucceededTellsAnAnswerFromARefusal(t *testing.T) {
+	c := dial(t)
+	resp, err := c.Complete(context.Background(), prompt(t, "chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !policyd.Succeeded(resp) || resp.GetOutput().GetContent() == "" {
+		t.Fatalf("status %v: want an accepted answer", resp.GetStatus())
+	}
+	for _, s := range []policydv1.OutcomeStatus{
+		policydv1.OutcomeStatus_OUTCOME_STATUS_REJECTED,
+		policydv1.OutcomeStatus_OUTCOME_STATUS_BUDGET_EXHAUSTED,
+		policydv1.OutcomeStatus_OUTCOME_STATUS_DEADLINE_EXCEEDED,
+		policydv1.OutcomeStatus_OUTCOME_STATUS_UPSTREAM_FAILED,
+	} {
+		if policyd.Succeeded(&policydv1.CompleteResponse{Status: s}) {
+			t.Errorf("%v counted as succeeded", s)
+		}
+	}
+}

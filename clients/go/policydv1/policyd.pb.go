@@ -1410,7 +1410,10 @@ type Attempt struct {
 	// Token counts are estimated because the upstream reported no usage.
 	UsageEstimated bool `protobuf:"varint,14,opt,name=usage_estimated,json=usageEstimated,proto3" json:"usage_estimated,omitempty"`
 	// Finish reason reported by the upstream ("stop", "length", "tool_calls").
-	FinishReason  string `protobuf:"bytes,15,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	FinishReason string `protobuf:"bytes,15,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	// For a draft a validator rejected: its text. Rejected text is never the
+	// response's `output`; it stays on the attempt that produced it.
+	Output        *Message `protobuf:"bytes,16,opt,name=output,proto3" json:"output,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1548,6 +1551,13 @@ func (x *Attempt) GetFinishReason() string {
 		return x.FinishReason
 	}
 	return ""
+}
+
+func (x *Attempt) GetOutput() *Message {
+	if x != nil {
+		return x.Output
+	}
+	return nil
 }
 
 // Estimated cost range of a plan, from catalog prices and token estimates.
@@ -1835,9 +1845,13 @@ type CompleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The request id (the caller's, or the generated one).
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// The answer.
+	// The answer; set only for text no validator rejected. Empty when the
+	// status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+	// acceptable (rejected drafts are on their attempts' `output`); a
+	// DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+	// Check `status` (the wrappers' accepted()/Succeeded()) before using it.
 	Output *Message `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
-	// The outcome status.
+	// The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
 	Status OutcomeStatus `protobuf:"varint,3,opt,name=status,proto3,enum=policyd.v1.OutcomeStatus" json:"status,omitempty"`
 	// Every attempt, in order.
 	Attempts []*Attempt `protobuf:"bytes,4,rep,name=attempts,proto3" json:"attempts,omitempty"`
@@ -2902,7 +2916,7 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\vKIND_ACCEPT\x10\x01\x12\x0f\n" +
 	"\vKIND_REJECT\x10\x02\x12\x0f\n" +
 	"\vKIND_REPAIR\x10\x03\x12\x12\n" +
-	"\x0eKIND_MALFORMED\x10\x04\"\xf4\x03\n" +
+	"\x0eKIND_MALFORMED\x10\x04\"\xa1\x04\n" +
 	"\aAttempt\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12+\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x17.policyd.v1.AttemptRoleR\x04role\x12\x14\n" +
@@ -2920,7 +2934,8 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x05error\x18\f \x01(\tR\x05error\x12\x1b\n" +
 	"\tsaved_usd\x18\r \x01(\x01R\bsavedUsd\x12'\n" +
 	"\x0fusage_estimated\x18\x0e \x01(\bR\x0eusageEstimated\x12#\n" +
-	"\rfinish_reason\x18\x0f \x01(\tR\ffinishReason\"C\n" +
+	"\rfinish_reason\x18\x0f \x01(\tR\ffinishReason\x12+\n" +
+	"\x06output\x18\x10 \x01(\v2\x13.policyd.v1.MessageR\x06output\"C\n" +
 	"\tCostRange\x12\x19\n" +
 	"\bbest_usd\x18\x01 \x01(\x01R\abestUsd\x12\x1b\n" +
 	"\tworst_usd\x18\x02 \x01(\x01R\bworstUsd\"\xe8\x01\n" +
@@ -3154,37 +3169,38 @@ var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	5,  // 14: policyd.v1.Attempt.role:type_name -> policyd.v1.AttemptRole
 	2,  // 15: policyd.v1.Attempt.effort:type_name -> policyd.v1.Effort
 	18, // 16: policyd.v1.Attempt.verdict:type_name -> policyd.v1.Verdict
-	2,  // 17: policyd.v1.PlanStep.effort:type_name -> policyd.v1.Effort
-	21, // 18: policyd.v1.Explanation.steps:type_name -> policyd.v1.PlanStep
-	20, // 19: policyd.v1.Explanation.estimated_cost:type_name -> policyd.v1.CostRange
-	10, // 20: policyd.v1.CompleteResponse.output:type_name -> policyd.v1.Message
-	4,  // 21: policyd.v1.CompleteResponse.status:type_name -> policyd.v1.OutcomeStatus
-	19, // 22: policyd.v1.CompleteResponse.attempts:type_name -> policyd.v1.Attempt
-	22, // 23: policyd.v1.CompleteResponse.explanation:type_name -> policyd.v1.Explanation
-	19, // 24: policyd.v1.StreamCompleteResponse.attempt:type_name -> policyd.v1.Attempt
-	23, // 25: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
-	22, // 26: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
-	6,  // 27: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
-	35, // 28: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
-	29, // 29: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
-	32, // 30: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
-	17, // 31: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
-	17, // 32: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
-	17, // 33: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
-	26, // 34: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
-	28, // 35: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
-	31, // 36: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
-	23, // 37: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
-	24, // 38: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
-	25, // 39: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
-	27, // 40: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
-	30, // 41: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
-	33, // 42: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
-	37, // [37:43] is the sub-list for method output_type
-	31, // [31:37] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	10, // 17: policyd.v1.Attempt.output:type_name -> policyd.v1.Message
+	2,  // 18: policyd.v1.PlanStep.effort:type_name -> policyd.v1.Effort
+	21, // 19: policyd.v1.Explanation.steps:type_name -> policyd.v1.PlanStep
+	20, // 20: policyd.v1.Explanation.estimated_cost:type_name -> policyd.v1.CostRange
+	10, // 21: policyd.v1.CompleteResponse.output:type_name -> policyd.v1.Message
+	4,  // 22: policyd.v1.CompleteResponse.status:type_name -> policyd.v1.OutcomeStatus
+	19, // 23: policyd.v1.CompleteResponse.attempts:type_name -> policyd.v1.Attempt
+	22, // 24: policyd.v1.CompleteResponse.explanation:type_name -> policyd.v1.Explanation
+	19, // 25: policyd.v1.StreamCompleteResponse.attempt:type_name -> policyd.v1.Attempt
+	23, // 26: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
+	22, // 27: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
+	6,  // 28: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
+	35, // 29: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
+	29, // 30: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
+	32, // 31: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
+	17, // 32: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
+	17, // 33: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
+	17, // 34: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
+	26, // 35: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
+	28, // 36: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
+	31, // 37: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
+	23, // 38: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
+	24, // 39: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
+	25, // 40: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
+	27, // 41: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
+	30, // 42: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
+	33, // 43: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
+	38, // [38:44] is the sub-list for method output_type
+	32, // [32:38] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_policyd_v1_policyd_proto_init() }

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from helpers import unique_prompt
-from policyd_client import Client, details_of, pb, reason_of, retry_delay
+from policyd_client import Client, accepted, details_of, pb, reason_of, retry_delay
 
 
 @pytest.fixture
@@ -82,6 +82,13 @@ def test_stream_delivers_each_attempt_once(client: Client) -> None:
     assert list(final.attempts) == attempts and len(attempts) >= 2
     assert [a.index for a in attempts] == list(range(len(attempts)))
     assert "".join(text) == final.output.content
+
+
+def test_accepted_tells_an_answer_from_a_refusal(client: Client) -> None:
+    resp = client.complete(unique_prompt("accepted", task="chat"))
+    assert accepted(resp) and resp.output.content
+    assert not accepted(pb.CompleteResponse(status=pb.OUTCOME_STATUS_REJECTED))
+    assert not accepted(pb.CompleteResponse(status=pb.OUTCOME_STATUS_BUDGET_EXHAUSTED))
 
 
 def test_errors_without_details_read_as_empty() -> None:

@@ -266,7 +266,7 @@ class Verdict(_message.Message):
     def __init__(self, kind: _Optional[_Union[Verdict.Kind, str]] = ..., reason: _Optional[str] = ..., validator: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("index", "role", "model", "provider", "effort", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "cached", "verdict", "error", "saved_usd", "usage_estimated", "finish_reason")
+    __slots__ = ("index", "role", "model", "provider", "effort", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "cached", "verdict", "error", "saved_usd", "usage_estimated", "finish_reason", "output")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +282,7 @@ class Attempt(_message.Message):
     SAVED_USD_FIELD_NUMBER: _ClassVar[int]
     USAGE_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     index: int
     role: AttemptRole
     model: str
@@ -297,7 +298,8 @@ class Attempt(_message.Message):
     saved_usd: float
     usage_estimated: bool
     finish_reason: str
-    def __init__(self, index: _Optional[int] = ..., role: _Optional[_Union[AttemptRole, str]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., error: _Optional[str] = ..., saved_usd: _Optional[float] = ..., usage_estimated: _Optional[bool] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    output: Message
+    def __init__(self, index: _Optional[int] = ..., role: _Optional[_Union[AttemptRole, str]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., error: _Optional[str] = ..., saved_usd: _Optional[float] = ..., usage_estimated: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., output: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
 
 class CostRange(_message.Message):
     __slots__ = ("best_usd", "worst_usd")

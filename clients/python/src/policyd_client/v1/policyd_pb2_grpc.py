@@ -141,6 +141,10 @@ class PolicyServiceServicer:
         QuotaFailure and `spent_usd`).
         DEADLINE_EXCEEDED   the deadline left nothing to answer with
         (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+        The daemon plans to answer before the caller's
+        deadline by a margin of 5% of it, at least 20 ms
+        and at most 250 ms, so that this answer arrives
+        before the caller's own timer fires.
         UNAVAILABLE         a configured store (budget store, ledger) is down
         (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
         model's provider is not configured

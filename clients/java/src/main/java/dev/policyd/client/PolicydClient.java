@@ -9,6 +9,7 @@ import dev.policyd.v1.GetStatsResponse;
 import dev.policyd.v1.ListModelsRequest;
 import dev.policyd.v1.Message;
 import dev.policyd.v1.Model;
+import dev.policyd.v1.OutcomeStatus;
 import dev.policyd.v1.PolicyServiceGrpc;
 import dev.policyd.v1.ReportOutcomeRequest;
 import dev.policyd.v1.ReportOutcomeResponse;
@@ -42,7 +43,9 @@ import java.util.function.Consumer;
  * <pre>{@code
  * try (PolicydClient client = PolicydClient.builder("127.0.0.1:50051").plaintext().build()) {
  *   CompleteResponse resp = client.complete(PolicydClient.prompt("Write a binary search").setTask("coding").build());
- *   System.out.println(resp.getOutput().getContent());
+ *   if (PolicydClient.accepted(resp)) {
+ *     System.out.println(resp.getOutput().getContent());
+ *   }
  * }
  * }</pre>
  */
@@ -68,6 +71,16 @@ public final class PolicydClient implements AutoCloseable {
   /** A builder for a client of the daemon at {@code target} ("host:port" or any gRPC target). */
   public static PolicydClientBuilder builder(String target) {
     return new PolicydClientBuilder(target);
+  }
+
+  /**
+   * Whether the response is an answer to use: ACCEPTED or ACCEPTED_UNVALIDATED. A response without
+   * an error can still be REJECTED, BUDGET_EXHAUSTED, DEADLINE_EXCEEDED or UPSTREAM_FAILED, with no
+   * output to use.
+   */
+  public static boolean accepted(CompleteResponse response) {
+    return response.getStatus() == OutcomeStatus.OUTCOME_STATUS_ACCEPTED
+        || response.getStatus() == OutcomeStatus.OUTCOME_STATUS_ACCEPTED_UNVALIDATED;
   }
 
   /** A request with one user message; set the task, stakes, constraints... then build it. */

@@ -452,6 +452,47 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int OUTPUT_FIELD_NUMBER = 16;
+  private dev.policyd.v1.Message output_;
+  /**
+   * <pre>
+   * For a draft a validator rejected: its text. Rejected text is never the
+   * response's `output`; it stays on the attempt that produced it.
+   * </pre>
+   *
+   * <code>.policyd.v1.Message output = 16;</code>
+   * @return Whether the output field is set.
+   */
+  @java.lang.Override
+  public boolean hasOutput() {
+    return ((bitField0_ & 0x00000002) != 0);
+  }
+  /**
+   * <pre>
+   * For a draft a validator rejected: its text. Rejected text is never the
+   * response's `output`; it stays on the attempt that produced it.
+   * </pre>
+   *
+   * <code>.policyd.v1.Message output = 16;</code>
+   * @return The output.
+   */
+  @java.lang.Override
+  public dev.policyd.v1.Message getOutput() {
+    return output_ == null ? dev.policyd.v1.Message.getDefaultInstance() : output_;
+  }
+  /**
+   * <pre>
+   * For a draft a validator rejected: its text. Rejected text is never the
+   * response's `output`; it stays on the attempt that produced it.
+   * </pre>
+   *
+   * <code>.policyd.v1.Message output = 16;</code>
+   */
+  @java.lang.Override
+  public dev.policyd.v1.MessageOrBuilder getOutputOrBuilder() {
+    return output_ == null ? dev.policyd.v1.Message.getDefaultInstance() : output_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -510,6 +551,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(finishReason_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 15, finishReason_);
+    }
+    if (((bitField0_ & 0x00000002) != 0)) {
+      output.writeMessage(16, getOutput());
     }
     getUnknownFields().writeTo(output);
   }
@@ -576,6 +620,10 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(finishReason_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(15, finishReason_);
     }
+    if (((bitField0_ & 0x00000002) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(16, getOutput());
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -625,6 +673,11 @@ private static final long serialVersionUID = 0L;
         != other.getUsageEstimated()) return false;
     if (!getFinishReason()
         .equals(other.getFinishReason())) return false;
+    if (hasOutput() != other.hasOutput()) return false;
+    if (hasOutput()) {
+      if (!getOutput()
+          .equals(other.getOutput())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -675,6 +728,10 @@ private static final long serialVersionUID = 0L;
         getUsageEstimated());
     hash = (37 * hash) + FINISH_REASON_FIELD_NUMBER;
     hash = (53 * hash) + getFinishReason().hashCode();
+    if (hasOutput()) {
+      hash = (37 * hash) + OUTPUT_FIELD_NUMBER;
+      hash = (53 * hash) + getOutput().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -810,6 +867,7 @@ private static final long serialVersionUID = 0L;
       if (com.google.protobuf.GeneratedMessage
               .alwaysUseFieldBuilders) {
         internalGetVerdictFieldBuilder();
+        internalGetOutputFieldBuilder();
       }
     }
     @java.lang.Override
@@ -835,6 +893,11 @@ private static final long serialVersionUID = 0L;
       savedUsd_ = 0D;
       usageEstimated_ = false;
       finishReason_ = "";
+      output_ = null;
+      if (outputBuilder_ != null) {
+        outputBuilder_.dispose();
+        outputBuilder_ = null;
+      }
       return this;
     }
 
@@ -917,6 +980,12 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00004000) != 0)) {
         result.finishReason_ = finishReason_;
       }
+      if (((from_bitField0_ & 0x00008000) != 0)) {
+        result.output_ = outputBuilder_ == null
+            ? output_
+            : outputBuilder_.build();
+        to_bitField0_ |= 0x00000002;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -984,6 +1053,9 @@ private static final long serialVersionUID = 0L;
         finishReason_ = other.finishReason_;
         bitField0_ |= 0x00004000;
         onChanged();
+      }
+      if (other.hasOutput()) {
+        mergeOutput(other.getOutput());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1088,6 +1160,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00004000;
               break;
             } // case 122
+            case 130: {
+              input.readMessage(
+                  internalGetOutputFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00008000;
+              break;
+            } // case 130
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2122,6 +2201,172 @@ private static final long serialVersionUID = 0L;
       bitField0_ |= 0x00004000;
       onChanged();
       return this;
+    }
+
+    private dev.policyd.v1.Message output_;
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.policyd.v1.Message, dev.policyd.v1.Message.Builder, dev.policyd.v1.MessageOrBuilder> outputBuilder_;
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     * @return Whether the output field is set.
+     */
+    public boolean hasOutput() {
+      return ((bitField0_ & 0x00008000) != 0);
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     * @return The output.
+     */
+    public dev.policyd.v1.Message getOutput() {
+      if (outputBuilder_ == null) {
+        return output_ == null ? dev.policyd.v1.Message.getDefaultInstance() : output_;
+      } else {
+        return outputBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     */
+    public Builder setOutput(dev.policyd.v1.Message value) {
+      if (outputBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        output_ = value;
+      } else {
+        outputBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     */
+    public Builder setOutput(
+        dev.policyd.v1.Message.Builder builderForValue) {
+      if (outputBuilder_ == null) {
+        output_ = builderForValue.build();
+      } else {
+        outputBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     */
+    public Builder mergeOutput(dev.policyd.v1.Message value) {
+      if (outputBuilder_ == null) {
+        if (((bitField0_ & 0x00008000) != 0) &&
+          output_ != null &&
+          output_ != dev.policyd.v1.Message.getDefaultInstance()) {
+          getOutputBuilder().mergeFrom(value);
+        } else {
+          output_ = value;
+        }
+      } else {
+        outputBuilder_.mergeFrom(value);
+      }
+      if (output_ != null) {
+        bitField0_ |= 0x00008000;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     */
+    public Builder clearOutput() {
+      bitField0_ = (bitField0_ & ~0x00008000);
+      output_ = null;
+      if (outputBuilder_ != null) {
+        outputBuilder_.dispose();
+        outputBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     */
+    public dev.policyd.v1.Message.Builder getOutputBuilder() {
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return internalGetOutputFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     */
+    public dev.policyd.v1.MessageOrBuilder getOutputOrBuilder() {
+      if (outputBuilder_ != null) {
+        return outputBuilder_.getMessageOrBuilder();
+      } else {
+        return output_ == null ?
+            dev.policyd.v1.Message.getDefaultInstance() : output_;
+      }
+    }
+    /**
+     * <pre>
+     * For a draft a validator rejected: its text. Rejected text is never the
+     * response's `output`; it stays on the attempt that produced it.
+     * </pre>
+     *
+     * <code>.policyd.v1.Message output = 16;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.policyd.v1.Message, dev.policyd.v1.Message.Builder, dev.policyd.v1.MessageOrBuilder> 
+        internalGetOutputFieldBuilder() {
+      if (outputBuilder_ == null) {
+        outputBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.policyd.v1.Message, dev.policyd.v1.Message.Builder, dev.policyd.v1.MessageOrBuilder>(
+                getOutput(),
+                getParentForChildren(),
+                isClean());
+        output_ = null;
+      }
+      return outputBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:policyd.v1.Attempt)

@@ -234,4 +234,34 @@ public interface AttemptOrBuilder extends
    */
   com.google.protobuf.ByteString
       getFinishReasonBytes();
+
+  /**
+   * <pre>
+   * For a draft a validator rejected: its text. Rejected text is never the
+   * response's `output`; it stays on the attempt that produced it.
+   * </pre>
+   *
+   * <code>.policyd.v1.Message output = 16;</code>
+   * @return Whether the output field is set.
+   */
+  boolean hasOutput();
+  /**
+   * <pre>
+   * For a draft a validator rejected: its text. Rejected text is never the
+   * response's `output`; it stays on the attempt that produced it.
+   * </pre>
+   *
+   * <code>.policyd.v1.Message output = 16;</code>
+   * @return The output.
+   */
+  dev.policyd.v1.Message getOutput();
+  /**
+   * <pre>
+   * For a draft a validator rejected: its text. Rejected text is never the
+   * response's `output`; it stays on the attempt that produced it.
+   * </pre>
+   *
+   * <code>.policyd.v1.Message output = 16;</code>
+   */
+  dev.policyd.v1.MessageOrBuilder getOutputOrBuilder();
 }

@@ -104,7 +104,11 @@ private static final long serialVersionUID = 0L;
   private dev.policyd.v1.Message output_;
   /**
    * <pre>
-   * The answer.
+   * The answer; set only for text no validator rejected. Empty when the
+   * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+   * acceptable (rejected drafts are on their attempts' `output`); a
+   * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+   * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
    * </pre>
    *
    * <code>.policyd.v1.Message output = 2;</code>
@@ -116,7 +120,11 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The answer.
+   * The answer; set only for text no validator rejected. Empty when the
+   * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+   * acceptable (rejected drafts are on their attempts' `output`); a
+   * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+   * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
    * </pre>
    *
    * <code>.policyd.v1.Message output = 2;</code>
@@ -128,7 +136,11 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The answer.
+   * The answer; set only for text no validator rejected. Empty when the
+   * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+   * acceptable (rejected drafts are on their attempts' `output`); a
+   * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+   * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
    * </pre>
    *
    * <code>.policyd.v1.Message output = 2;</code>
@@ -142,7 +154,7 @@ private static final long serialVersionUID = 0L;
   private int status_ = 0;
   /**
    * <pre>
-   * The outcome status.
+   * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
    * </pre>
    *
    * <code>.policyd.v1.OutcomeStatus status = 3;</code>
@@ -153,7 +165,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The outcome status.
+   * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
    * </pre>
    *
    * <code>.policyd.v1.OutcomeStatus status = 3;</code>
@@ -1138,7 +1150,11 @@ private static final long serialVersionUID = 0L;
         dev.policyd.v1.Message, dev.policyd.v1.Message.Builder, dev.policyd.v1.MessageOrBuilder> outputBuilder_;
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1149,7 +1165,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1164,7 +1184,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1184,7 +1208,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1202,7 +1230,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1227,7 +1259,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1244,7 +1280,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1256,7 +1296,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1271,7 +1315,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The answer.
+     * The answer; set only for text no validator rejected. Empty when the
+     * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+     * acceptable (rejected drafts are on their attempts' `output`); a
+     * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+     * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
      * </pre>
      *
      * <code>.policyd.v1.Message output = 2;</code>
@@ -1293,7 +1341,7 @@ private static final long serialVersionUID = 0L;
     private int status_ = 0;
     /**
      * <pre>
-     * The outcome status.
+     * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
      * </pre>
      *
      * <code>.policyd.v1.OutcomeStatus status = 3;</code>
@@ -1304,7 +1352,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The outcome status.
+     * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
      * </pre>
      *
      * <code>.policyd.v1.OutcomeStatus status = 3;</code>
@@ -1319,7 +1367,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The outcome status.
+     * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
      * </pre>
      *
      * <code>.policyd.v1.OutcomeStatus status = 3;</code>
@@ -1332,7 +1380,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The outcome status.
+     * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
      * </pre>
      *
      * <code>.policyd.v1.OutcomeStatus status = 3;</code>
@@ -1348,7 +1396,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The outcome status.
+     * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
      * </pre>
      *
      * <code>.policyd.v1.OutcomeStatus status = 3;</code>

@@ -32,7 +32,11 @@ public interface CompleteResponseOrBuilder extends
 
   /**
    * <pre>
-   * The answer.
+   * The answer; set only for text no validator rejected. Empty when the
+   * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+   * acceptable (rejected drafts are on their attempts' `output`); a
+   * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+   * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
    * </pre>
    *
    * <code>.policyd.v1.Message output = 2;</code>
@@ -41,7 +45,11 @@ public interface CompleteResponseOrBuilder extends
   boolean hasOutput();
   /**
    * <pre>
-   * The answer.
+   * The answer; set only for text no validator rejected. Empty when the
+   * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+   * acceptable (rejected drafts are on their attempts' `output`); a
+   * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+   * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
    * </pre>
    *
    * <code>.policyd.v1.Message output = 2;</code>
@@ -50,7 +58,11 @@ public interface CompleteResponseOrBuilder extends
   dev.policyd.v1.Message getOutput();
   /**
    * <pre>
-   * The answer.
+   * The answer; set only for text no validator rejected. Empty when the
+   * status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+   * acceptable (rejected drafts are on their attempts' `output`); a
+   * DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+   * Check `status` (the wrappers' accepted()/Succeeded()) before using it.
    * </pre>
    *
    * <code>.policyd.v1.Message output = 2;</code>
@@ -59,7 +71,7 @@ public interface CompleteResponseOrBuilder extends
 
   /**
    * <pre>
-   * The outcome status.
+   * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
    * </pre>
    *
    * <code>.policyd.v1.OutcomeStatus status = 3;</code>
@@ -68,7 +80,7 @@ public interface CompleteResponseOrBuilder extends
   int getStatusValue();
   /**
    * <pre>
-   * The outcome status.
+   * The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
    * </pre>
    *
    * <code>.policyd.v1.OutcomeStatus status = 3;</code>

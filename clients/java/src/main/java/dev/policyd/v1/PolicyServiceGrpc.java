@@ -334,6 +334,10 @@ public final class PolicyServiceGrpc {
      *                       QuotaFailure and `spent_usd`).
      *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
      *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *                       The daemon plans to answer before the caller's
+     *                       deadline by a margin of 5% of it, at least 20 ms
+     *                       and at most 250 ms, so that this answer arrives
+     *                       before the caller's own timer fires.
      *   UNAVAILABLE         a configured store (budget store, ledger) is down
      *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
      *                       model's provider is not configured
@@ -518,6 +522,10 @@ public final class PolicyServiceGrpc {
      *                       QuotaFailure and `spent_usd`).
      *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
      *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *                       The daemon plans to answer before the caller's
+     *                       deadline by a margin of 5% of it, at least 20 ms
+     *                       and at most 250 ms, so that this answer arrives
+     *                       before the caller's own timer fires.
      *   UNAVAILABLE         a configured store (budget store, ledger) is down
      *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
      *                       model's provider is not configured
@@ -669,6 +677,10 @@ public final class PolicyServiceGrpc {
      *                       QuotaFailure and `spent_usd`).
      *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
      *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *                       The daemon plans to answer before the caller's
+     *                       deadline by a margin of 5% of it, at least 20 ms
+     *                       and at most 250 ms, so that this answer arrives
+     *                       before the caller's own timer fires.
      *   UNAVAILABLE         a configured store (budget store, ledger) is down
      *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
      *                       model's provider is not configured
@@ -816,6 +828,10 @@ public final class PolicyServiceGrpc {
      *                       QuotaFailure and `spent_usd`).
      *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
      *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *                       The daemon plans to answer before the caller's
+     *                       deadline by a margin of 5% of it, at least 20 ms
+     *                       and at most 250 ms, so that this answer arrives
+     *                       before the caller's own timer fires.
      *   UNAVAILABLE         a configured store (budget store, ledger) is down
      *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
      *                       model's provider is not configured
@@ -962,6 +978,10 @@ public final class PolicyServiceGrpc {
      *                       QuotaFailure and `spent_usd`).
      *   DEADLINE_EXCEEDED   the deadline left nothing to answer with
      *                       (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+     *                       The daemon plans to answer before the caller's
+     *                       deadline by a margin of 5% of it, at least 20 ms
+     *                       and at most 250 ms, so that this answer arrives
+     *                       before the caller's own timer fires.
      *   UNAVAILABLE         a configured store (budget store, ledger) is down
      *                       (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
      *                       model's provider is not configured

@@ -208,7 +208,7 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       "v1.Verdict.Kind\022\016\n\006reason\030\002 \001(\t\022\021\n\tvalid" +
       "ator\030\003 \001(\t\"c\n\004Kind\022\024\n\020KIND_UNSPECIFIED\020\000" +
       "\022\017\n\013KIND_ACCEPT\020\001\022\017\n\013KIND_REJECT\020\002\022\017\n\013KI" +
-      "ND_REPAIR\020\003\022\022\n\016KIND_MALFORMED\020\004\"\337\002\n\007Atte" +
+      "ND_REPAIR\020\003\022\022\n\016KIND_MALFORMED\020\004\"\204\003\n\007Atte" +
       "mpt\022\r\n\005index\030\001 \001(\005\022%\n\004role\030\002 \001(\0162\027.polic" +
       "yd.v1.AttemptRole\022\r\n\005model\030\003 \001(\t\022\020\n\010prov" +
       "ider\030\004 \001(\t\022\"\n\006effort\030\005 \001(\0162\022.policyd.v1." +
@@ -217,101 +217,102 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       "_ms\030\t \001(\001\022\016\n\006cached\030\n \001(\010\022$\n\007verdict\030\013 \001" +
       "(\0132\023.policyd.v1.Verdict\022\r\n\005error\030\014 \001(\t\022\021" +
       "\n\tsaved_usd\030\r \001(\001\022\027\n\017usage_estimated\030\016 \001" +
-      "(\010\022\025\n\rfinish_reason\030\017 \001(\t\"0\n\tCostRange\022\020" +
-      "\n\010best_usd\030\001 \001(\001\022\021\n\tworst_usd\030\002 \001(\001\"\241\001\n\010" +
-      "PlanStep\022\014\n\004role\030\001 \001(\t\022\r\n\005model\030\002 \001(\t\022\"\n" +
-      "\006effort\030\003 \001(\0162\022.policyd.v1.Effort\022\021\n\tval" +
-      "idator\030\004 \001(\t\022\032\n\022estimated_cost_usd\030\005 \001(\001" +
-      "\022\016\n\006reason\030\006 \001(\t\022\025\n\rbest_cost_usd\030\007 \001(\001\"" +
-      "\333\001\n\013Explanation\022\016\n\006policy\030\001 \001(\t\022\014\n\004rule\030" +
-      "\002 \001(\t\022\020\n\010strategy\030\003 \001(\t\022\016\n\006reason\030\004 \001(\t\022" +
-      "\016\n\006models\030\005 \003(\t\022#\n\005steps\030\006 \003(\0132\024.policyd" +
-      ".v1.PlanStep\022-\n\016estimated_cost\030\007 \001(\0132\025.p" +
-      "olicyd.v1.CostRange\022\020\n\010warnings\030\010 \003(\t\022\026\n" +
-      "\016policy_version\030\t \001(\t\"\305\002\n\020CompleteRespon" +
-      "se\022\022\n\nrequest_id\030\001 \001(\t\022#\n\006output\030\002 \001(\0132\023" +
-      ".policyd.v1.Message\022)\n\006status\030\003 \001(\0162\031.po" +
-      "licyd.v1.OutcomeStatus\022%\n\010attempts\030\004 \003(\013" +
-      "2\023.policyd.v1.Attempt\022\026\n\016total_cost_usd\030" +
-      "\005 \001(\001\022,\n\013explanation\030\006 \001(\0132\027.policyd.v1." +
-      "Explanation\022\020\n\010trace_id\030\007 \001(\t\022\021\n\tsaved_u" +
-      "sd\030\010 \001(\001\022\024\n\014tokens_saved\030\t \001(\003\022\023\n\013decisi" +
-      "on_id\030\n \001(\t\022\020\n\010replayed\030\013 \001(\010\"\211\001\n\026Stream" +
-      "CompleteResponse\022\017\n\005delta\030\001 \001(\tH\000\022&\n\007att" +
-      "empt\030\002 \001(\0132\023.policyd.v1.AttemptH\000\022-\n\005fin" +
-      "al\030\003 \001(\0132\034.policyd.v1.CompleteResponseH\000" +
-      "B\007\n\005event\"?\n\017ExplainResponse\022,\n\013explanat" +
-      "ion\030\001 \001(\0132\027.policyd.v1.Explanation\"x\n\024Re" +
-      "portOutcomeRequest\022\022\n\nrequest_id\030\001 \001(\t\022\024" +
-      "\n\007success\030\002 \001(\010H\000\210\001\001\022\022\n\005score\030\003 \001(\001H\001\210\001\001" +
-      "\022\014\n\004note\030\004 \001(\tB\n\n\010_successB\010\n\006_score\"(\n\025" +
-      "ReportOutcomeResponse\022\017\n\007changed\030\001 \001(\010\"s" +
-      "\n\017GetStatsRequest\022\026\n\016window_seconds\030\001 \001(" +
-      "\003\022(\n\010group_by\030\002 \003(\0162\026.policyd.v1.StatsGr" +
-      "oup\022\016\n\006tenant\030\003 \001(\t\022\016\n\006policy\030\004 \001(\t\"\273\003\n\010" +
-      "StatsRow\022.\n\005group\030\001 \003(\0132\037.policyd.v1.Sta" +
-      "tsRow.GroupEntry\022\020\n\010requests\030\002 \001(\003\022\021\n\tsu" +
-      "ccesses\030\003 \001(\003\022\026\n\016total_cost_usd\030\004 \001(\001\022\034\n" +
-      "\024cost_per_success_usd\030\005 \001(\001\022\021\n\tsaved_usd" +
-      "\030\006 \001(\001\022\027\n\017escalation_rate\030\007 \001(\001\022\035\n\025valid" +
-      "ator_accept_rate\030\010 \001(\001\022\026\n\016latency_p50_ms" +
-      "\030\t \001(\001\022\026\n\016latency_p95_ms\030\n \001(\001\022\023\n\013escala" +
-      "tions\030\013 \001(\003\022\023\n\013validations\030\014 \001(\003\022\020\n\010repo" +
-      "rted\030\r \001(\003\022\020\n\010attempts\030\016 \001(\003\022\027\n\017failed_a" +
-      "ttempts\030\017 \001(\003\022\024\n\014tokens_saved\030\020 \001(\003\032,\n\nG" +
-      "roupEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028" +
-      "\001\"d\n\020GetStatsResponse\022\"\n\004rows\030\001 \003(\0132\024.po" +
-      "licyd.v1.StatsRow\022\026\n\016policy_version\030\002 \001(" +
-      "\t\022\024\n\014config_error\030\003 \001(\t\"N\n\021ListModelsReq" +
-      "uest\022\020\n\010provider\030\001 \001(\t\022\013\n\003tag\030\002 \001(\t\022\032\n\022i" +
-      "nclude_unservable\030\003 \001(\010\"\343\001\n\005Model\022\n\n\002id\030" +
-      "\001 \001(\t\022\020\n\010provider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(" +
-      "\t\022\032\n\022input_usd_per_mtok\030\004 \001(\001\022\033\n\023output_" +
-      "usd_per_mtok\030\005 \001(\001\022\026\n\016context_window\030\006 \001" +
-      "(\003\022\017\n\007license\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thi" +
-      "nking\030\t \001(\010\022\r\n\005local\030\n \001(\010\022\031\n\021unservable" +
-      "_reason\030\013 \001(\t\"7\n\022ListModelsResponse\022!\n\006m" +
-      "odels\030\001 \003(\0132\021.policyd.v1.Model*_\n\004Role\022\024" +
-      "\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n" +
-      "\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE" +
-      "_TOOL\020\004*i\n\006Stakes\022\026\n\022STAKES_UNSPECIFIED\020" +
-      "\000\022\016\n\nSTAKES_LOW\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n\013" +
-      "STAKES_HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004*d\n\006Ef" +
-      "fort\022\026\n\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEFFORT_O" +
-      "FF\020\001\022\016\n\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003\022" +
-      "\017\n\013EFFORT_HIGH\020\004*u\n\tCacheMode\022\032\n\026CACHE_M" +
-      "ODE_UNSPECIFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001" +
-      "\022\026\n\022CACHE_MODE_REFRESH\020\002\022\035\n\031CACHE_MODE_O" +
-      "NLY_IF_CACHED\020\003*\201\002\n\rOutcomeStatus\022\036\n\032OUT" +
-      "COME_STATUS_UNSPECIFIED\020\000\022\033\n\027OUTCOME_STA" +
-      "TUS_ACCEPTED\020\001\022\'\n#OUTCOME_STATUS_ACCEPTE" +
-      "D_UNVALIDATED\020\002\022\033\n\027OUTCOME_STATUS_REJECT" +
-      "ED\020\003\022#\n\037OUTCOME_STATUS_BUDGET_EXHAUSTED\020" +
-      "\004\022$\n OUTCOME_STATUS_DEADLINE_EXCEEDED\020\005\022" +
-      "\"\n\036OUTCOME_STATUS_UPSTREAM_FAILED\020\006*\253\001\n\013" +
-      "AttemptRole\022\034\n\030ATTEMPT_ROLE_UNSPECIFIED\020" +
-      "\000\022\027\n\023ATTEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTEMPT_RO" +
-      "LE_DRAFT\020\002\022\031\n\025ATTEMPT_ROLE_VALIDATE\020\003\022\027\n" +
-      "\023ATTEMPT_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_ROLE_E" +
-      "SCALATE\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_GROUP_" +
-      "UNSPECIFIED\020\000\022\026\n\022STATS_GROUP_POLICY\020\001\022\026\n" +
-      "\022STATS_GROUP_TENANT\020\002\022\024\n\020STATS_GROUP_TAS" +
-      "K\020\003\022\025\n\021STATS_GROUP_MODEL\020\004\022\030\n\024STATS_GROU" +
-      "P_STRATEGY\020\0052\332\003\n\rPolicyService\022E\n\010Comple" +
-      "te\022\033.policyd.v1.CompleteRequest\032\034.policy" +
-      "d.v1.CompleteResponse\022S\n\016StreamComplete\022" +
-      "\033.policyd.v1.CompleteRequest\032\".policyd.v" +
-      "1.StreamCompleteResponse0\001\022C\n\007Explain\022\033." +
-      "policyd.v1.CompleteRequest\032\033.policyd.v1." +
-      "ExplainResponse\022T\n\rReportOutcome\022 .polic" +
-      "yd.v1.ReportOutcomeRequest\032!.policyd.v1." +
-      "ReportOutcomeResponse\022E\n\010GetStats\022\033.poli" +
-      "cyd.v1.GetStatsRequest\032\034.policyd.v1.GetS" +
-      "tatsResponse\022K\n\nListModels\022\035.policyd.v1." +
-      "ListModelsRequest\032\036.policyd.v1.ListModel" +
-      "sResponseB[\n\016dev.policyd.v1B\014PolicydProt" +
-      "oP\001Z9github.com/policyd/policyd/clients/" +
-      "go/policydv1;policydv1b\006proto3"
+      "(\010\022\025\n\rfinish_reason\030\017 \001(\t\022#\n\006output\030\020 \001(" +
+      "\0132\023.policyd.v1.Message\"0\n\tCostRange\022\020\n\010b" +
+      "est_usd\030\001 \001(\001\022\021\n\tworst_usd\030\002 \001(\001\"\241\001\n\010Pla" +
+      "nStep\022\014\n\004role\030\001 \001(\t\022\r\n\005model\030\002 \001(\t\022\"\n\006ef" +
+      "fort\030\003 \001(\0162\022.policyd.v1.Effort\022\021\n\tvalida" +
+      "tor\030\004 \001(\t\022\032\n\022estimated_cost_usd\030\005 \001(\001\022\016\n" +
+      "\006reason\030\006 \001(\t\022\025\n\rbest_cost_usd\030\007 \001(\001\"\333\001\n" +
+      "\013Explanation\022\016\n\006policy\030\001 \001(\t\022\014\n\004rule\030\002 \001" +
+      "(\t\022\020\n\010strategy\030\003 \001(\t\022\016\n\006reason\030\004 \001(\t\022\016\n\006" +
+      "models\030\005 \003(\t\022#\n\005steps\030\006 \003(\0132\024.policyd.v1" +
+      ".PlanStep\022-\n\016estimated_cost\030\007 \001(\0132\025.poli" +
+      "cyd.v1.CostRange\022\020\n\010warnings\030\010 \003(\t\022\026\n\016po" +
+      "licy_version\030\t \001(\t\"\305\002\n\020CompleteResponse\022" +
+      "\022\n\nrequest_id\030\001 \001(\t\022#\n\006output\030\002 \001(\0132\023.po" +
+      "licyd.v1.Message\022)\n\006status\030\003 \001(\0162\031.polic" +
+      "yd.v1.OutcomeStatus\022%\n\010attempts\030\004 \003(\0132\023." +
+      "policyd.v1.Attempt\022\026\n\016total_cost_usd\030\005 \001" +
+      "(\001\022,\n\013explanation\030\006 \001(\0132\027.policyd.v1.Exp" +
+      "lanation\022\020\n\010trace_id\030\007 \001(\t\022\021\n\tsaved_usd\030" +
+      "\010 \001(\001\022\024\n\014tokens_saved\030\t \001(\003\022\023\n\013decision_" +
+      "id\030\n \001(\t\022\020\n\010replayed\030\013 \001(\010\"\211\001\n\026StreamCom" +
+      "pleteResponse\022\017\n\005delta\030\001 \001(\tH\000\022&\n\007attemp" +
+      "t\030\002 \001(\0132\023.policyd.v1.AttemptH\000\022-\n\005final\030" +
+      "\003 \001(\0132\034.policyd.v1.CompleteResponseH\000B\007\n" +
+      "\005event\"?\n\017ExplainResponse\022,\n\013explanation" +
+      "\030\001 \001(\0132\027.policyd.v1.Explanation\"x\n\024Repor" +
+      "tOutcomeRequest\022\022\n\nrequest_id\030\001 \001(\t\022\024\n\007s" +
+      "uccess\030\002 \001(\010H\000\210\001\001\022\022\n\005score\030\003 \001(\001H\001\210\001\001\022\014\n" +
+      "\004note\030\004 \001(\tB\n\n\010_successB\010\n\006_score\"(\n\025Rep" +
+      "ortOutcomeResponse\022\017\n\007changed\030\001 \001(\010\"s\n\017G" +
+      "etStatsRequest\022\026\n\016window_seconds\030\001 \001(\003\022(" +
+      "\n\010group_by\030\002 \003(\0162\026.policyd.v1.StatsGroup" +
+      "\022\016\n\006tenant\030\003 \001(\t\022\016\n\006policy\030\004 \001(\t\"\273\003\n\010Sta" +
+      "tsRow\022.\n\005group\030\001 \003(\0132\037.policyd.v1.StatsR" +
+      "ow.GroupEntry\022\020\n\010requests\030\002 \001(\003\022\021\n\tsucce" +
+      "sses\030\003 \001(\003\022\026\n\016total_cost_usd\030\004 \001(\001\022\034\n\024co" +
+      "st_per_success_usd\030\005 \001(\001\022\021\n\tsaved_usd\030\006 " +
+      "\001(\001\022\027\n\017escalation_rate\030\007 \001(\001\022\035\n\025validato" +
+      "r_accept_rate\030\010 \001(\001\022\026\n\016latency_p50_ms\030\t " +
+      "\001(\001\022\026\n\016latency_p95_ms\030\n \001(\001\022\023\n\013escalatio" +
+      "ns\030\013 \001(\003\022\023\n\013validations\030\014 \001(\003\022\020\n\010reporte" +
+      "d\030\r \001(\003\022\020\n\010attempts\030\016 \001(\003\022\027\n\017failed_atte" +
+      "mpts\030\017 \001(\003\022\024\n\014tokens_saved\030\020 \001(\003\032,\n\nGrou" +
+      "pEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"d" +
+      "\n\020GetStatsResponse\022\"\n\004rows\030\001 \003(\0132\024.polic" +
+      "yd.v1.StatsRow\022\026\n\016policy_version\030\002 \001(\t\022\024" +
+      "\n\014config_error\030\003 \001(\t\"N\n\021ListModelsReques" +
+      "t\022\020\n\010provider\030\001 \001(\t\022\013\n\003tag\030\002 \001(\t\022\032\n\022incl" +
+      "ude_unservable\030\003 \001(\010\"\343\001\n\005Model\022\n\n\002id\030\001 \001" +
+      "(\t\022\020\n\010provider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(\t\022\032" +
+      "\n\022input_usd_per_mtok\030\004 \001(\001\022\033\n\023output_usd" +
+      "_per_mtok\030\005 \001(\001\022\026\n\016context_window\030\006 \001(\003\022" +
+      "\017\n\007license\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thinki" +
+      "ng\030\t \001(\010\022\r\n\005local\030\n \001(\010\022\031\n\021unservable_re" +
+      "ason\030\013 \001(\t\"7\n\022ListModelsResponse\022!\n\006mode" +
+      "ls\030\001 \003(\0132\021.policyd.v1.Model*_\n\004Role\022\024\n\020R" +
+      "OLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tRO" +
+      "LE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TO" +
+      "OL\020\004*i\n\006Stakes\022\026\n\022STAKES_UNSPECIFIED\020\000\022\016" +
+      "\n\nSTAKES_LOW\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n\013STA" +
+      "KES_HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004*d\n\006Effor" +
+      "t\022\026\n\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEFFORT_OFF\020" +
+      "\001\022\016\n\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003\022\017\n\013" +
+      "EFFORT_HIGH\020\004*u\n\tCacheMode\022\032\n\026CACHE_MODE" +
+      "_UNSPECIFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001\022\026\n" +
+      "\022CACHE_MODE_REFRESH\020\002\022\035\n\031CACHE_MODE_ONLY" +
+      "_IF_CACHED\020\003*\201\002\n\rOutcomeStatus\022\036\n\032OUTCOM" +
+      "E_STATUS_UNSPECIFIED\020\000\022\033\n\027OUTCOME_STATUS" +
+      "_ACCEPTED\020\001\022\'\n#OUTCOME_STATUS_ACCEPTED_U" +
+      "NVALIDATED\020\002\022\033\n\027OUTCOME_STATUS_REJECTED\020" +
+      "\003\022#\n\037OUTCOME_STATUS_BUDGET_EXHAUSTED\020\004\022$" +
+      "\n OUTCOME_STATUS_DEADLINE_EXCEEDED\020\005\022\"\n\036" +
+      "OUTCOME_STATUS_UPSTREAM_FAILED\020\006*\253\001\n\013Att" +
+      "emptRole\022\034\n\030ATTEMPT_ROLE_UNSPECIFIED\020\000\022\027" +
+      "\n\023ATTEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTEMPT_ROLE_" +
+      "DRAFT\020\002\022\031\n\025ATTEMPT_ROLE_VALIDATE\020\003\022\027\n\023AT" +
+      "TEMPT_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_ROLE_ESCA" +
+      "LATE\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_GROUP_UNS" +
+      "PECIFIED\020\000\022\026\n\022STATS_GROUP_POLICY\020\001\022\026\n\022ST" +
+      "ATS_GROUP_TENANT\020\002\022\024\n\020STATS_GROUP_TASK\020\003" +
+      "\022\025\n\021STATS_GROUP_MODEL\020\004\022\030\n\024STATS_GROUP_S" +
+      "TRATEGY\020\0052\332\003\n\rPolicyService\022E\n\010Complete\022" +
+      "\033.policyd.v1.CompleteRequest\032\034.policyd.v" +
+      "1.CompleteResponse\022S\n\016StreamComplete\022\033.p" +
+      "olicyd.v1.CompleteRequest\032\".policyd.v1.S" +
+      "treamCompleteResponse0\001\022C\n\007Explain\022\033.pol" +
+      "icyd.v1.CompleteRequest\032\033.policyd.v1.Exp" +
+      "lainResponse\022T\n\rReportOutcome\022 .policyd." +
+      "v1.ReportOutcomeRequest\032!.policyd.v1.Rep" +
+      "ortOutcomeResponse\022E\n\010GetStats\022\033.policyd" +
+      ".v1.GetStatsRequest\032\034.policyd.v1.GetStat" +
+      "sResponse\022K\n\nListModels\022\035.policyd.v1.Lis" +
+      "tModelsRequest\032\036.policyd.v1.ListModelsRe" +
+      "sponseB[\n\016dev.policyd.v1B\014PolicydProtoP\001" +
+      "Z9github.com/policyd/policyd/clients/go/" +
+      "policydv1;policydv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -382,7 +383,7 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
     internal_static_policyd_v1_Attempt_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_Attempt_descriptor,
-        new java.lang.String[] { "Index", "Role", "Model", "Provider", "Effort", "InputTokens", "OutputTokens", "CostUsd", "LatencyMs", "Cached", "Verdict", "Error", "SavedUsd", "UsageEstimated", "FinishReason", });
+        new java.lang.String[] { "Index", "Role", "Model", "Provider", "Effort", "InputTokens", "OutputTokens", "CostUsd", "LatencyMs", "Cached", "Verdict", "Error", "SavedUsd", "UsageEstimated", "FinishReason", "Output", });
     internal_static_policyd_v1_CostRange_descriptor =
       getDescriptor().getMessageType(10);
     internal_static_policyd_v1_CostRange_fieldAccessorTable = new

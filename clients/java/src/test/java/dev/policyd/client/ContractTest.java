@@ -11,6 +11,7 @@ import dev.policyd.v1.CompleteRequest;
 import dev.policyd.v1.CompleteResponse;
 import dev.policyd.v1.ListModelsRequest;
 import dev.policyd.v1.Message;
+import dev.policyd.v1.OutcomeStatus;
 import dev.policyd.v1.ReportOutcomeRequest;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -131,6 +132,16 @@ class ContractTest {
       assertEquals(i, attempts.get(i).getIndex());
     }
     assertEquals(last.getOutput().getContent(), text.toString());
+  }
+
+  @Test
+  void acceptedTellsAnAnswerFromARefusal(TestInfo test) {
+    CompleteResponse resp = client.complete(prompt(test).build());
+    assertTrue(PolicydClient.accepted(resp) && !resp.getOutput().getContent().isEmpty());
+    for (OutcomeStatus s : List.of(OutcomeStatus.OUTCOME_STATUS_REJECTED, OutcomeStatus.OUTCOME_STATUS_BUDGET_EXHAUSTED,
+        OutcomeStatus.OUTCOME_STATUS_DEADLINE_EXCEEDED, OutcomeStatus.OUTCOME_STATUS_UPSTREAM_FAILED)) {
+      assertTrue(!PolicydClient.accepted(CompleteResponse.newBuilder().setStatus(s).build()), s.toString());
+    }
   }
 
   @Test
