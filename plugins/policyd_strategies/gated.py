@@ -81,21 +81,35 @@ def exhausted(ctx: StrategyContext, answered: bool) -> Outcome:
     return ctx.outcome(OutcomeStatus.REJECTED if answered else OutcomeStatus.UPSTREAM_FAILED)
 
 
+def even_share_s(ctx: StrategyContext, steps_left: int) -> float | None:
+    """The deadline rule of every multi-model strategy: a step gets an equal share of the time
+    left among the steps it may still run (itself included), the last one all of it.
+
+    A hung first choice thus leaves time for the next; a fast step leaves its unused share to
+    the steps after it (each share is taken from what is left when the step starts).
+    """
+    remaining = ctx.remaining_s()
+    if remaining is None:
+        return None
+    return remaining if steps_left <= 1 else remaining / steps_left
+
+
 async def climb(
     ctx: StrategyContext,
     ladder: Sequence[Planned],
-    window_s: Callable[[int, int], float | None] = lambda index, left: None,
+    window_s: Callable[[int, int], float | None] | None = None,
 ) -> Outcome:
     """Try each gated call in turn; the first that passes is the answer.
 
     A failed call or a failed gate moves on at once. ``window_s(index, left)`` bounds
-    a step (its call and its gate) in seconds. The first call drafts and later ones
-    escalate; a lone ungated call just answers.
+    a step (its call and its gate) in seconds; by default :func:`even_share_s`. The first
+    call drafts and later ones escalate; a lone ungated call just answers.
     """
     answered = False
     for i, item in enumerate(ladder):
         role = AttemptRole.ANSWER if len(ladder) == 1 and item.gate is None else role_for(i)
-        with ctx.time_box(window_s(i, len(ladder) - i)):
+        left = len(ladder) - i
+        with ctx.time_box(window_s(i, left) if window_s is not None else even_share_s(ctx, left)):
             step = await gated_call(ctx, item.model, role=role, effort=item.effort, gate=item.gate)
         answered = answered or step.draft is not None
         if step.output is not None:
