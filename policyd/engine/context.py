@@ -269,7 +269,7 @@ class StrategyContext:
         except TimeoutError:
             elapsed_ms = (self._clock() - started) * 1000
             at_deadline = remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S
-            error = f"timed out after {elapsed_ms:.0f} ms"
+            error = f"timed out after {elapsed_ms:.0f} ms waiting for {self._provider_named(model)}"
             result = self._failed(role, model, effort, started, error, at_deadline=at_deadline)
             if at_deadline:
                 raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
@@ -280,7 +280,8 @@ class StrategyContext:
             raise
         except Exception as exc:
             log.exception("provider %s raised while calling %s", model.provider, model_id)
-            return self._failed(role, model, effort, started, f"provider {model.provider} failed: {type(exc).__name__}")
+            named = self._provider_named(model)
+            return self._failed(role, model, effort, started, f"{named} raised {type(exc).__name__}")
         finally:
             self.reserved_usd -= worst
         latency_ms = response.latency_ms or (self._clock() - started) * 1000
@@ -354,6 +355,13 @@ class StrategyContext:
                 outer(text)
 
         return sink
+
+    def _provider_named(self, model: ModelSpec) -> str:
+        """``provider 'oai' (plugin policyd_openai 0.1.0)``: the instance and the plugin that serves it."""
+        instance = self.config.providers.get(model.provider)
+        if instance is None or self._contain is None:
+            return f"provider {model.provider!r}"
+        return f"provider {model.provider!r} (plugin {self._contain.label('providers', instance.kind)})"
 
     def _failed(
         self,

@@ -40,13 +40,17 @@ def _answerable(outcome: Outcome) -> Outcome:
     """An outcome the deadline cut short with nothing to show is a DEADLINE_EXCEEDED error."""
     if outcome.status is OutcomeStatus.DEADLINE_EXCEEDED and outcome.output is None:
         made = len(outcome.attempts)
+        last = outcome.attempts[-1] if outcome.attempts else None
+        where = f"; last: {last.model}: {last.error}" if last is not None and last.error else ""
+        plural = "" if made == 1 else "s"
         raise DeadlineExceeded(
-            f"deadline exceeded after {made} attempt{'' if made == 1 else 's'} (${outcome.total_cost_usd:.6f} spent)",
+            f"deadline exceeded after {made} attempt{plural} (${outcome.total_cost_usd:.6f} spent{where})",
             metadata={
                 "policy": outcome.explanation.policy,
                 "attempts": str(made),
                 "spent_usd": f"{outcome.total_cost_usd:.6f}",
                 "request_id": outcome.request_id,
+                **({"model": last.model, "provider": last.provider} if last is not None else {}),
             },
         )
     return outcome

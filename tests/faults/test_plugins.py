@@ -27,8 +27,18 @@ async def test_a_failing_provider_plugin_is_a_failed_attempt_naming_it_and_the_d
         pytest.fail(f"{exc.code()}: {exc.details()}")
     assert resp.status == pb.OUTCOME_STATUS_UPSTREAM_FAILED
     [attempt] = resp.attempts
-    assert attempt.error.startswith("provider g failed:"), attempt.error
+    assert attempt.error.startswith("provider 'g' (plugin gauge-test test) raised "), attempt.error
     assert "sk-canary-plugin-secret" not in attempt.error, "the exception's message stays in the log"
     assert len(gauge.calls) == 1
     again = await stub.Explain(user("still serving"), timeout=5)
     assert again.explanation.rule == "one"
+
+
+async def test_a_hanging_provider_is_named_with_its_model_and_plugin_in_the_deadline_answer(live, gauge_host, gauge):
+    _, _, stub = await live(gauge_config(delay_s=30.0), host=gauge_host)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.Complete(user("hang"), timeout=1)
+    err = raised.value
+    assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "last: gpt-oss-120b: timed out after" in (err.details() or "")
+    assert "waiting for provider 'g' (plugin gauge-test test)" in (err.details() or "")

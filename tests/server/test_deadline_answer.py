@@ -27,10 +27,10 @@ def test_the_answer_margin_is_5_percent_between_20_and_250_ms(remaining, margin)
 
 async def test_every_deadline_answer_is_the_daemons_own_with_what_was_spent(live):
     _, _, stub = await live(SLOW)
-    for i in range(8):
+    for i in range(4):  # 2 s deadlines: a 100 ms margin, beyond the event-loop lag of a loaded CI machine
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.Complete(
-                pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=f"think hard {i}")]), timeout=0.4
+                pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=f"think hard {i}")]), timeout=2.0
             )
         err = raised.value
         assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
