@@ -79,12 +79,6 @@ def answer_for(exc: BaseException) -> Answer:
     )
 
 
-def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The code and message alone (for callers that build no details)."""
-    found = answer_for(exc)
-    return found.code, found.message
-
-
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
