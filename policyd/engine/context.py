@@ -235,6 +235,10 @@ class StrategyContext:
                 raise OutOfTime(f"{remaining * 1000:.0f} ms left, too little to call {model_id}")
             left = remaining - DEADLINE_MARGIN_S
             budget_s = left if budget_s is None else min(budget_s, left)
+        limit_s = self._provider_limit_s(model)
+        limited = limit_s is not None and (budget_s is None or limit_s < budget_s)
+        if limited:
+            budget_s = limit_s
         box_left = self.box_remaining_s()
         if box_left is not None:
             if box_left < MIN_CALL_S:
@@ -270,6 +274,8 @@ class StrategyContext:
             elapsed_ms = (self._clock() - started) * 1000
             at_deadline = remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S
             error = f"timed out after {elapsed_ms:.0f} ms waiting for {self._provider_named(model)}"
+            if limited and budget_s == limit_s:
+                error += " (its limit: plugins.timeouts.provider_ms)"
             result = self._failed(role, model, effort, started, error, at_deadline=at_deadline)
             if at_deadline:
                 raise OutOfTime(f"the request's deadline expired while {model_id} was answering") from None
@@ -355,6 +361,13 @@ class StrategyContext:
                 outer(text)
 
         return sink
+
+    def _provider_limit_s(self, model: ModelSpec) -> float | None:
+        """``plugins.timeouts.provider_ms`` of the plugin serving this model (per_plugin overrides it)."""
+        instance = self.config.providers.get(model.provider)
+        if instance is None or self._contain is None:
+            return None
+        return self._contain.limit_s("providers", instance.kind)
 
     def _provider_named(self, model: ModelSpec) -> str:
         """``provider 'oai' (plugin policyd_openai 0.1.0)``: the instance and the plugin that serves it."""
