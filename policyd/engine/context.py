@@ -334,6 +334,7 @@ class StrategyContext:
         elapsed_ms = (self._clock() - started) * 1000
         remaining = self.remaining_s()
         at_deadline = remaining is not None and remaining < DEADLINE_MARGIN_S + 2 * DEADLINE_GRACE_S
+        named = self._provider_named(model)
         self._record(
             role,
             model,
@@ -342,7 +343,7 @@ class StrategyContext:
             cost_usd=cost,
             latency_ms=elapsed_ms,
             usage_estimated=True,
-            error=f"timed out after {elapsed_ms:.0f} ms (the request's deadline)"
+            error=f"timed out after {elapsed_ms:.0f} ms waiting for {named} (the request's deadline)"
             if at_deadline
             else f"cancelled after {elapsed_ms:.0f} ms",
         )
