@@ -30,7 +30,8 @@ def main() -> None:
             ),
             timeout=30,
         )
-    print(resp.output.content)
+    if resp.status in (pb.OUTCOME_STATUS_ACCEPTED, pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED):
+        print(resp.output.content)  # only an accepted answer is one to use
     print(f"status {pb.OutcomeStatus.Name(resp.status)}; rule {resp.explanation.rule} ({resp.explanation.strategy})")
     for a in resp.attempts:
         verdict = f" verdict {pb.Verdict.Kind.Name(a.verdict.kind)}" if a.HasField("verdict") else ""

@@ -122,6 +122,19 @@ class ResponseFormat:
     schema_name: str = ""
 
 
+TOOL_CHOICE_MODES = ("auto", "none", "required", "function")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """Whether the model may (``auto``), must not (``none``) or must (``required``) call a tool,
+    or must call the one named (``function``). Providers map it to their wire format."""
+
+    mode: str = "auto"
+    function: str = ""
+    """For ``function``: the tool's name (one of the call's tools)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
     max_output_tokens: int | None = None
@@ -130,6 +143,8 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     response_format: ResponseFormat = ResponseFormat()
     seed: int | None = None
+    tool_choice: ToolChoice | None = None
+    """None: the upstream's default (auto when tools are offered)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +289,8 @@ class Attempt:
     saved_usd: float = 0.0
     usage_estimated: bool = False
     finish_reason: str = ""
+    output: Message | None = None
+    """A draft a validator rejected: its text, kept here because it is never the outcome's output."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +300,11 @@ class PlanStep:
     effort: Effort = Effort.OFF
     validator: str = ""
     estimated_cost_usd: float = 0.0
+    """The step's cost when it costs its most (a validator's repair, a full reasoning allowance)."""
+    reason: str = ""
+    """Why the step is in the plan (or why it will be skipped), in the strategy's words."""
+    best_cost_usd: float | None = None
+    """The step's cost at its cheapest (a validator's bare accept); None: the same as estimated."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,16 @@ The baseline is the contract callers already have: on a branch, where it forked 
 ``main``; on ``main`` itself, the previous commit (so CI on main proves the last merge kept the
 contract compatible). ``$PROTO_BREAKING_AGAINST`` overrides it. A baseline without ``protos/``
 (or a clone too shallow to have it) has no contract to break, and the check says so.
+
+A deliberate, versioned break is listed in ``protos/ACKNOWLEDGED_BREAKS`` (one per line: the
+buf rule, a tab, the exact buf message, a tab, where it is documented); those findings are
+reported and pass, any other fails. Each entry names the contract version that made the change.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +28,49 @@ from pathlib import Path
 import tools
 
 ROOT = Path(__file__).resolve().parent.parent
+ACKNOWLEDGED = ROOT / "protos" / "ACKNOWLEDGED_BREAKS"
+
+
+def acknowledged() -> set[tuple[str, str]]:
+    """(rule, message) pairs of the deliberate breaks; comments (#) and blank lines skipped."""
+    if not ACKNOWLEDGED.exists():
+        return set()
+    found = set()
+    for number, line in enumerate(ACKNOWLEDGED.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or not all(parts):
+            raise SystemExit(f"{ACKNOWLEDGED}:{number}: expected RULE<tab>MESSAGE<tab>WHERE DOCUMENTED")
+        found.add((parts[0], parts[1]))
+    return found
+
+
+def breaking(buf: str, old: Path) -> int:
+    """buf breaking against ``old``; acknowledged findings are printed and pass."""
+    run = subprocess.run(
+        [buf, "breaking", "--against", str(old), "--error-format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode == 0:
+        return 0
+    findings = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    if not findings:  # buf failed for another reason than a finding
+        print(run.stdout + run.stderr, file=sys.stderr)
+        return 1
+    known = acknowledged()
+    unacknowledged = 0
+    for f in findings:
+        where = f"{f.get('path')}:{f.get('start_line')}:{f.get('start_column')}"
+        if (f.get("type"), f.get("message")) in known:
+            print(f"buf breaking: acknowledged {f.get('type')} at {where}: {f.get('message')}")
+        else:
+            unacknowledged += 1
+            print(f"{where}: {f.get('type')}: {f.get('message')}", file=sys.stderr)
+    return 1 if unacknowledged else 0
 
 
 def git(*args: str) -> str | None:
@@ -81,7 +129,7 @@ def main() -> int:
             print(f"buf breaking: skipped, no earlier contract at {rev or 'any revision'}")
             return 0
         shutil.copyfile(ROOT / "buf.yaml", old / "buf.yaml")  # today's module layout and rules
-        if subprocess.run([buf, "breaking", "--against", str(old)], cwd=ROOT, check=False).returncode != 0:
+        if breaking(buf, old) != 0:
             print(f"buf breaking: the contract breaks callers of {rev} (rules: buf.yaml)", file=sys.stderr)
             return 1
     print(f"buf breaking: ok against {rev}")

@@ -47,7 +47,7 @@ def _tool(t: Tool) -> dict[str, Any]:
 
 def _params(p: GenerationParams) -> dict[str, Any]:
     rf = p.response_format
-    return {
+    form: dict[str, Any] = {
         "max_output_tokens": p.max_output_tokens,
         "temperature": p.temperature,
         "top_p": p.top_p,
@@ -55,6 +55,9 @@ def _params(p: GenerationParams) -> dict[str, Any]:
         "seed": p.seed,
         "response_format": {"kind": rf.kind, "json_schema": rf.json_schema, "schema_name": rf.schema_name},
     }
+    if p.tool_choice is not None:  # only when set: keys of calls without one stay as they were
+        form["tool_choice"] = {"mode": p.tool_choice.mode, "function": p.tool_choice.function}
+    return form
 
 
 def canonical(call: ModelCall) -> bytes:

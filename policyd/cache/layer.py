@@ -101,7 +101,11 @@ class CacheLayer:
                 return self._reuse(call, hit, on_delta, started)
             if mode is CacheMode.ONLY_IF_CACHED:
                 self.stats.add("only_if_cached_misses")
-                raise NotFound(f"no cached answer of {call.model.id} for this call (cache_mode only-if-cached)")
+                raise NotFound(
+                    f"no cached answer of {call.model.id} for this call (cache_mode only-if-cached)",
+                    reason="CACHE_MISS",
+                    metadata={"model": call.model.id},
+                )
 
         async def fetch(sink: DeltaSink | None) -> ModelResponse:
             self.stats.add("misses")

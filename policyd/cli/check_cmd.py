@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from policyd.config import Config, load
 from policyd.plugin.settings import host_for
+from policyd.server.convert import unservable_reason
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +29,18 @@ def summary(config: Config) -> str:
     return "\n".join(lines)
 
 
+def warnings(config: Config) -> list[str]:
+    """What loads but will not work as one may expect: models no configured provider can serve."""
+    return [
+        f"warning: model {m.id!r}: {unservable_reason(m, config.providers)}; ListModels omits it"
+        for m in config.catalog.values()
+        if unservable_reason(m, config.providers)
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     config = load(args.file, host_for(args.file).collect())
     print(summary(config))
+    for line in warnings(config):
+        print(line, file=sys.stderr)
     return 0

@@ -103,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"strategy {explanation.strategy}: {explanation.reason}")
     for i, step in enumerate(explanation.steps):
         gate = f", gate {step.validator}" if step.validator else ""
-        print(
-            f"  {i + 1}. {step.role:<10} {step.model or '-':<24} effort {step.effort.value:<6}"
-            f" ~${step.estimated_cost_usd:.6f}{gate}"
-        )
+        cost = f"~${step.estimated_cost_usd:.6f}"
+        if step.best_cost_usd is not None and step.best_cost_usd != step.estimated_cost_usd:
+            cost = f"~${step.best_cost_usd:.6f}-{step.estimated_cost_usd:.6f}"
+        why = f"  ({step.reason})" if step.reason else ""
+        print(f"  {i + 1}. {step.role:<10} {step.model or '-':<24} effort {step.effort.value:<6} {cost}{gate}{why}")
     print(f"estimated cost: ${explanation.best_usd:.6f} (best) to ${explanation.worst_usd:.6f} (worst)")
     for warning in explanation.warnings:
         print(f"warning: {warning}")

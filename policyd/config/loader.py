@@ -251,9 +251,45 @@ def parse_text(text: str, source: str) -> Any:
     return data
 
 
+MERGED_SECTIONS = ("providers", "models", "policies")
+"""Sections a layered file merges into the bundled default's by name; every other section replaces."""
+
+
+def layered(data: dict[str, Any], source: str) -> tuple[dict[str, Any], bool]:
+    """The file's sections over the bundled default when it says ``extends: default``.
+
+    ``providers``, ``models`` and ``policies`` are merged by name (a same-named entry
+    replaces the bundled one); any other section the file has replaces the bundled one.
+    Returns the document and whether it was layered.
+    """
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        if "policies" not in data:
+            raise ConfigError(
+                source,
+                "policies",
+                "is required (or start the file with `extends: default` to layer its sections over the "
+                "bundled default policy)",
+            )
+        return data, False
+    if base_name != "default":
+        raise ConfigError(
+            source, "extends", f"only 'default' (the bundled default policy) can be extended (got {base_name!r})"
+        )
+    base = parse_text(bundled_default_text(), BUNDLED_DEFAULT)
+    out = {key: value for key, value in base.items() if key != "version"}  # the layered file is not the default
+    for key, value in data.items():
+        if key in MERGED_SECTIONS and isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = {**base[key], **value}
+        else:
+            out[key] = value
+    return out, True
+
+
 def load_text(text: str, registered: Registered, source: str = "<string>") -> Config:
     loader = _Loader(source, registered)
-    raw: FileConfig = loader.validate(FileConfig, parse_text(text, source), "")
+    data, extended = layered(parse_text(text, source), source)
+    raw: FileConfig = loader.validate(FileConfig, data, "")
     providers = loader.providers(raw)
     catalog = loader.catalog(raw)
     policies, validators = loader.policies(raw, catalog, providers)
@@ -262,7 +298,8 @@ def load_text(text: str, registered: Registered, source: str = "<string>") -> Co
     for name in raw.plugins.per_plugin:
         if name not in registered.versions:
             raise loader.fail(f"plugins.per_plugin.{name}", _unknown("plugin", name, registered.versions))
-    version = raw.version or hashlib.sha256(text.encode()).hexdigest()[:12]
+    hashed = bundled_default_text() + text if extended else text
+    version = raw.version or hashlib.sha256(hashed.encode()).hexdigest()[:12]
     return Config(
         source=source,
         version=version,

@@ -107,6 +107,10 @@ class PluginTimeouts(_Strict):
     strategy_ms: int | None = Field(default=5_000, gt=0)
     validator_ms: int | None = Field(default=5_000, gt=0)
     transform_ms: int | None = Field(default=1_000, gt=0)
+    provider_ms: int | None = Field(default=None, gt=0)
+    """Wall time of one model call through a provider plugin (retries included); past it the
+    call is a failed attempt naming the provider and its plugin, and the strategy goes on.
+    None: only the request's deadline (and the provider's own timeouts) bound it."""
 
 
 class PluginsConfig(_Strict):

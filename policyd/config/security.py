@@ -102,6 +102,10 @@ class LimitsConfig(_Strict):
     rate: RateConfig = RateConfig()
     """Every tenant's rate, unless ``tenants`` names it."""
     tenants: dict[str, RateConfig] = {}
+    idempotency_window_s: float = Field(default=600.0, ge=0, le=7 * 24 * 3600)
+    """How long a caller-set request_id stays an idempotency key (per tenant); 0 turns it off."""
+    idempotency_max_keys: int = Field(default=100_000, gt=0)
+    """Keys remembered at most; past it the oldest are dropped first."""
 
     def rate_for(self, tenant: str) -> RateConfig:
         return self.tenants.get(tenant, self.rate)

@@ -44,8 +44,13 @@ runs into the deadline ends as ``deadline-exceeded`` first, and only plugin code
 that keeps running after that is named as hung.
 """
 
-NOUNS = {"strategies": "strategy", "validators": "validator", "transforms": "transform"}
-FIELDS = {"strategies": "strategy_ms", "validators": "validator_ms", "transforms": "transform_ms"}
+NOUNS = {"strategies": "strategy", "validators": "validator", "transforms": "transform", "providers": "provider"}
+FIELDS = {
+    "strategies": "strategy_ms",
+    "validators": "validator_ms",
+    "transforms": "transform_ms",
+    "providers": "provider_ms",
+}
 
 _TRANSFORM_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="policyd-transform")
 

@@ -24,7 +24,7 @@ from policyd.engine.containment import DEADLINE_GRACE_S, Containment, waiting
 from policyd.engine.plan_match import Match, model_allowed
 from policyd.engine.stops import OutOfBudget, OutOfTime, StrategyStop, StreamBroken
 from policyd.engine.turn import Turn
-from policyd.errors import PolicydError, UpstreamError
+from policyd.errors import DeadlineExceeded, PolicydError, UpstreamError
 from policyd.ids import new_id
 from policyd.plugin.attribution import attributed, expect
 from policyd.plugin.specs import CallResult, DeltaSink, ValidatorRef, validator_key
@@ -75,6 +75,8 @@ class _Window(NamedTuple):
     timeout_s: float | None
     remaining_s: float | None
     refused: str = ""
+    limited: bool = False
+    """The timeout is the provider plugin's own limit (``plugins.timeouts.provider_ms``)."""
 
 
 class StrategyContext:
@@ -107,6 +109,8 @@ class StrategyContext:
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self.best_output: Message | None = None
+        self._answered_by: dict[int, int] = {}
+        """id() of each answer a model gave → its attempt's index (to put a rejected draft on its attempt)."""
         """The latest usable answer, returned when the budget or deadline stops the strategy."""
         self.streamed = False
         self._logprobs: dict[Message, tuple[float, ...]] = {}
@@ -114,6 +118,8 @@ class StrategyContext:
         self._handler = handler
         progress = turn.progress
         self._on_delta = progress.on_delta if progress else None
+        self._judging = False
+        """A validator is running: its model calls are streamed once, with the verdict, when it ends."""
         self._clock = clock
         self._contain = containment
 
@@ -263,12 +269,17 @@ class StrategyContext:
                 raise OutOfTime(f"{remaining * 1000:.0f} ms left, too little to call {model_id}")
             left = remaining - DEADLINE_MARGIN_S
             budget_s = left if budget_s is None else min(budget_s, left)
+        limit_s = self._provider_limit_s(self.catalog[model_id])
+        limited = limit_s is not None and (budget_s is None or limit_s < budget_s)
+        if limited:
+            budget_s = limit_s
         box_left = self.box_remaining_s()
         if box_left is not None:
             if box_left < MIN_CALL_S:
                 return _Window(budget_s, remaining, refused="no time left in this step's share")
-            budget_s = box_left if budget_s is None else min(budget_s, box_left)
-        return _Window(budget_s, remaining)
+            if budget_s is None or box_left < budget_s:
+                budget_s, limited = box_left, False
+        return _Window(budget_s, remaining, limited=limited)
 
     async def _send(
         self, call: ModelCall, sink: DeltaSink | None, window: _Window
@@ -288,9 +299,13 @@ class StrategyContext:
             raise
         except TimeoutError:
             elapsed_ms = (self._clock() - started) * 1000
-            result = self._failed(call, started, f"timed out after {elapsed_ms:.0f} ms")
             remaining, budget_s = window.remaining_s, window.timeout_s
-            if remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S:
+            at_deadline = remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S
+            error = f"timed out after {elapsed_ms:.0f} ms waiting for {self._provider_named(call.model)}"
+            if window.limited:
+                error += " (its limit: plugins.timeouts.provider_ms)"
+            result = self._failed(call, started, error, at_deadline=at_deadline)
+            if at_deadline:
                 raise OutOfTime(f"the request's deadline expired while {call.model.id} was answering") from None
             return result
         except UpstreamError as exc:
@@ -300,7 +315,7 @@ class StrategyContext:
         except Exception as exc:
             model = call.model
             log.exception("provider %s raised while calling %s", model.provider, model.id)
-            return self._failed(call, started, f"provider {model.provider} failed: {type(exc).__name__}")
+            return self._failed(call, started, f"{self._provider_named(model)} raised {type(exc).__name__}")
 
     def _settle_call(self, call: ModelCall, response: ModelResponse, started: float) -> CallResult:
         """The answered call at its real cost (nothing for a cache hit, which saved its price)."""
@@ -325,6 +340,7 @@ class StrategyContext:
         )
         if call.role is not AttemptRole.VALIDATE:
             self.best_output = response.message
+            self._answered_by[id(response.message)] = attempt.index
         if response.logprobs is not None:
             self._logprobs[response.message] = response.logprobs
         return CallResult(response, attempt)
@@ -342,6 +358,7 @@ class StrategyContext:
         elapsed_ms = (self._clock() - started) * 1000
         remaining = self.remaining_s()
         at_deadline = remaining is not None and remaining < DEADLINE_MARGIN_S + 2 * DEADLINE_GRACE_S
+        named = self._provider_named(model)
         self._record(
             call.role,
             model,
@@ -351,7 +368,7 @@ class StrategyContext:
             cost_usd=cost,
             latency_ms=elapsed_ms,
             usage_estimated=True,
-            error=f"timed out after {elapsed_ms:.0f} ms (the request's deadline)"
+            error=f"timed out after {elapsed_ms:.0f} ms waiting for {named} (the request's deadline)"
             if at_deadline
             else f"cancelled after {elapsed_ms:.0f} ms",
         )
@@ -371,13 +388,38 @@ class StrategyContext:
 
         return sink
 
-    def _failed(self, call: ModelCall, started: float, error: str, detail: str = "") -> CallResult:
+    def _provider_limit_s(self, model: ModelSpec) -> float | None:
+        """``plugins.timeouts.provider_ms`` of the plugin serving this model (per_plugin overrides it)."""
+        instance = self.config.providers.get(model.provider)
+        if instance is None or self._contain is None:
+            return None
+        return self._contain.limit_s("providers", instance.kind)
+
+    def _provider_named(self, model: ModelSpec) -> str:
+        """``provider 'oai' (plugin policyd_openai 0.1.0)``: the instance and the plugin that serves it."""
+        instance = self.config.providers.get(model.provider)
+        if instance is None or self._contain is None:
+            return f"provider {model.provider!r}"
+        return f"provider {model.provider!r} (plugin {self._contain.label('providers', instance.kind)})"
+
+    def _failed(
+        self, call: ModelCall, started: float, error: str, detail: str = "", *, at_deadline: bool = False
+    ) -> CallResult:
         latency_ms = (self._clock() - started) * 1000
+        model = call.model
         attempt = self._record(
-            call.role, call.model, call.effort, call, latency_ms=latency_ms, error=error, error_detail=detail
+            call.role, model, call.effort, call, latency_ms=latency_ms, error=error, error_detail=detail
         )
+        if self.streamed and at_deadline:  # the request ran out of time: not a broken upstream to retry
+            raise DeadlineExceeded(
+                f"deadline exceeded after the stream from {model.id} started: {error}",
+                metadata={"model": model.id, "provider": model.provider, "spent_usd": f"{self.spent_usd:.6f}"},
+            )
         if self.streamed:
-            raise StreamBroken(f"stream from {call.model.id} broke after it started: {error}")
+            raise StreamBroken(
+                f"stream from {model.id} broke after it started: {error}",
+                metadata={"model": model.id, "provider": model.provider},
+            )
         return CallResult(None, attempt)
 
     def _record(
@@ -392,7 +434,8 @@ class StrategyContext:
             **fields,
         )
         self.attempts.append(attempt)
-        self.turn.record(attempt, call)
+        # A validator's own calls are streamed once, with its verdict (see _attach_verdict).
+        self.turn.record(attempt, call, stream=not (self._judging and role is AttemptRole.VALIDATE))
         return attempt
 
     # ------------------------------------------------------------ validation
@@ -408,25 +451,44 @@ class StrategyContext:
         contain = self._contain
         label = partial(contain.label, "validators", ref.name) if contain else ref.name
         judge = partial(validator, self, draft)
-        with attributed(label, f"validator {ref.name!r}", traceback=True):
-            verdict = await (contain.run("validators", ref.name, judge, self.deadline) if contain else judge())
+        self._judging = True
+        try:
+            with attributed(label, f"validator {ref.name!r}", traceback=True):
+                verdict = await (contain.run("validators", ref.name, judge, self.deadline) if contain else judge())
+        finally:
+            self._judging = False
         verdict = expect(verdict, Verdict, label, f"validator {ref.name!r}")
         if not verdict.validator:
             verdict = replace(verdict, validator=ref.name)
         self._attach_verdict(verdict, before)
         if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
             self.best_output = verdict.repaired
+        elif not verdict.kind.passed:
+            self._set_aside(draft)
         return verdict
 
     def _attach_verdict(self, verdict: Verdict, before: int) -> None:
-        """The verdict goes on the validator's own model call since ``before``, or on an attempt of its own."""
+        """The verdict goes on the validator's own model call since ``before``, or on an attempt of its own.
+
+        Each of the validator's calls reaches the caller's stream once, the judging one with its verdict.
+        """
         own = [i for i in range(before, len(self.attempts)) if self.attempts[i].role is AttemptRole.VALIDATE]
         if not own:
             self._record(AttemptRole.VALIDATE, None, Effort.OFF, verdict=verdict)
             return
-        i = own[-1]
-        self.attempts[i] = replace(self.attempts[i], verdict=verdict)
-        self.turn.record(self.attempts[i])
+        *earlier, last = own
+        for i in earlier:
+            self.turn.stream(self.attempts[i])
+        self.attempts[last] = replace(self.attempts[last], verdict=verdict)
+        self.turn.record(self.attempts[last])
+
+    def _set_aside(self, draft: Message) -> None:
+        """A rejected draft is never the answer: it moves onto its own attempt (``Attempt.output``)."""
+        if self.best_output is draft:
+            self.best_output = None
+        i = self._answered_by.get(id(draft))
+        if i is not None:
+            self.attempts[i] = replace(self.attempts[i], output=draft)
 
     def needs_logprobs(self, ref: ValidatorRef | None) -> bool:
         """Whether a validator reads the draft's token log-probabilities (ask the drafter for them)."""

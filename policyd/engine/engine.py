@@ -50,7 +50,11 @@ async def call_provider(turn: Turn, call: ModelCall, on_delta: DeltaSink | None)
     """The innermost step of every call: the provider instance the Turn's runtime built."""
     provider = turn.runtime.providers.get(call.model.provider)
     if provider is None:
-        raise Unavailable(f"provider {call.model.provider!r} is not configured")
+        raise Unavailable(
+            f"provider {call.model.provider!r} is not configured",
+            reason="PROVIDER_NOT_CONFIGURED",
+            metadata={"provider": call.model.provider, "model": call.model.id},
+        )
     return await provider.complete(call, on_delta)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
-from policyd.engine.plan_match import Match
+from policyd.engine.plan_match import Match, model_allowed
 from policyd.plugin.specs import Registered, Validator, ValidatorRef, validator_key
 from policyd.types import Effort, Explanation, ModelSpec, PlanStep, Request
 
@@ -26,6 +26,15 @@ class ExplainContext:
     catalog: Mapping[str, ModelSpec]
     validators: Mapping[str, Validator] = field(default_factory=dict)
     """The config's built validators, so a plan can price its gates."""
+    cost_cap_usd: float | None = None
+    """The most the request may cost, as the run enforces it (request, plan or policy default)."""
+
+    def excluded_by(self, model_id: str) -> str | None:
+        """The request constraint that forbids this model (as the run checks it), or None."""
+        return model_allowed(self.catalog[model_id], self.request.constraints)
+
+    def allowed(self, model_id: str) -> bool:
+        return self.excluded_by(model_id) is None
 
     @property
     def params(self) -> Any:
@@ -72,15 +81,32 @@ class ExplainContext:
         return float(best), float(worst)
 
 
+def cost_cap_usd(config: Config, request: Request, match: Match) -> float:
+    """The request's cost cap as the run enforces it: the request's, the plan's, else the default."""
+    limits = [c for c in (request.constraints.max_cost_usd, match.plan.max_cost_usd) if c is not None]
+    return min(limits) if limits else config.defaults.max_cost_usd
+
+
 def explain(config: Config, registered: Registered, request: Request, match: Match) -> Explanation:
     spec = registered.strategies[match.plan.strategy]
-    ectx = ExplainContext(request=request, plan=match.plan, catalog=config.catalog, validators=config.validators)
+    cap = cost_cap_usd(config, request, match)
+    ectx = ExplainContext(
+        request=request, plan=match.plan, catalog=config.catalog, validators=config.validators, cost_cap_usd=cap
+    )
     if spec.describe is not None:
         steps = tuple(spec.describe(ectx))
     else:
         steps = tuple(
-            PlanStep(role="call", model=m, effort=Effort.OFF, estimated_cost_usd=ectx.estimate_usd(m))
-            for m in match.plan.models
+            PlanStep(
+                role="call",
+                model=m,
+                effort=Effort.OFF,
+                estimated_cost_usd=ectx.estimate_usd(m) if ectx.allowed(m) else 0.0,
+                reason=f"model {i + 1} of the plan"
+                if ectx.allowed(m)
+                else f"skipped: excluded by {ectx.excluded_by(m)}",
+            )
+            for i, m in enumerate(match.plan.models)
         )
     if spec.best_worst_usd is not None:
         best, worst = spec.best_worst_usd(ectx)
@@ -93,6 +119,11 @@ def explain(config: Config, registered: Registered, request: Request, match: Mat
     warnings: list[str] = []
     if spec.warnings is not None:
         warnings.extend(spec.warnings(ectx))
+    if worst > cap:
+        warnings.append(
+            f"the worst case (${worst:.6f}) is above the request's cost cap (${cap:.6f}): "
+            "the run stops with BUDGET_EXHAUSTED before a call it cannot pay for"
+        )
     return Explanation(
         policy=match.policy.name,
         rule=match.rule.name,

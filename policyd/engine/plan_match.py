@@ -66,7 +66,11 @@ def select_policy(config: Config, request: Request) -> Policy:
     name = request.policy or config.defaults.policy
     policy = config.policies.get(name)
     if policy is None:
-        raise NotFound(f"policy {name!r} is not defined (known: {', '.join(sorted(config.policies))})")
+        raise NotFound(
+            f"policy {name!r} is not defined (known: {', '.join(sorted(config.policies))})",
+            reason="POLICY_NOT_FOUND",
+            metadata={"policy": name},
+        )
     return policy
 
 
@@ -86,5 +90,7 @@ def match_request(config: Config, request: Request) -> Match:
         return Match(policy=policy, rule=rule, reason=reason, skipped=tuple(skipped))
     detail = f"; {'; '.join(skipped)}" if skipped else ""
     raise FailedPrecondition(
-        f"policy {policy.name!r}: no rule matches task={request.task!r} stakes={request.stakes.value}{detail}"
+        f"policy {policy.name!r}: no rule matches task={request.task!r} stakes={request.stakes.value}{detail}",
+        reason="NO_MATCHING_RULE",
+        metadata={"policy": policy.name, "task": request.task, "stakes": request.stakes.value},
     )

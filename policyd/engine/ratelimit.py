@@ -99,6 +99,10 @@ class TenantRateLimiter:
 
 
 def _refused(tenant: str, limit: str, wait_s: float) -> ResourceExhausted:
+    """RATE_LIMITED with a RetryInfo of the time until the bucket holds the request's share."""
     return ResourceExhausted(
-        f"tenant {tenant!r} is over its rate limit of {limit}; retry in {math.ceil(wait_s)} s", retry_after_s=wait_s
+        f"tenant {tenant!r} is over its rate limit of {limit}; retry in {math.ceil(wait_s)} s",
+        reason="RATE_LIMITED",
+        metadata={"tenant": tenant, "limit": limit},
+        retry_after_s=wait_s,
     )

@@ -100,6 +100,8 @@ class RetryLayer:
                 except UpstreamError as exc:
                     self._failed(breaker, exc, cfg, probe)
                     why_not = self._why_not(exc, attempt, streamed, holding, cfg)
+                    if why_not is None and breaker.is_open(cfg.breaker.failures):
+                        why_not = "the circuit opened"  # this caller sees its own upstream error, not "circuit open"
                     delay = self._delay(exc, attempt, cfg) if why_not is None else 0.0
                     if why_not is None and deadline is not None and self.clock() + delay + MIN_ATTEMPT_S > deadline:
                         why_not = f"a retry in {delay:.2f} s would not finish before the deadline"

@@ -27,3 +27,5 @@ class OutOfTime(StrategyStop):
 
 class StreamBroken(PolicydError):
     """A call that had already streamed text to the caller failed: the stream must end in error."""
+
+    reason = "STREAM_BROKEN"

@@ -177,11 +177,15 @@ class Turn:
 
     # ------------------------------------------------------------ attempts
 
-    def record(self, attempt: Attempt, call: ModelCall | None = None) -> None:
-        """Publish an attempt (new, or an update of the same index) to observers and the caller's progress."""
+    def record(self, attempt: Attempt, call: ModelCall | None = None, *, stream: bool = True) -> None:
+        """Publish an attempt (new, or an update of the same index) to observers and the caller's progress.
+
+        ``stream=False`` holds it back from the caller's progress (a validator's call, streamed
+        once with its verdict through :meth:`stream`).
+        """
         events = self.events
         progress = self.progress
-        on_attempt = progress.on_attempt if progress is not None else None
+        on_attempt = progress.on_attempt if progress is not None and stream else None
         if not events.attempts and on_attempt is None:
             return  # nobody is watching (the outcome's attempts are redacted when it is built)
         if events.redact is not None:
@@ -192,3 +196,11 @@ class Turn:
                 observe(event)
         if on_attempt is not None:
             on_attempt(attempt)
+
+    def stream(self, attempt: Attempt) -> None:
+        """Send an attempt to the caller's progress only (observers have seen it already)."""
+        progress = self.progress
+        if progress is None or progress.on_attempt is None:
+            return
+        redact = self.events.redact
+        progress.on_attempt(redact(attempt) if redact is not None else attempt)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from policyd.config.model import Config
 from policyd.engine.turn import Turn
-from policyd.errors import PolicydError, ResourceExhausted, Unavailable
+from policyd.errors import PolicydError, QuotaViolation, ResourceExhausted, Unavailable
 from policyd.ledger.checks import check_budgets
 from policyd.ledger.settings import BudgetLimit, BudgetsSettings
 from policyd.plugin.attribution import build, plugin_label
@@ -90,6 +90,31 @@ def budget_lines(settings: BudgetsSettings, tenant: str, policy: str, now: float
     return lines
 
 
+def budget_id(line: BudgetLine) -> str:
+    """A budget's stable name for programs: ``tenant/acme/daily``, ``policy/default/monthly``."""
+    scope, name, label = json.loads(line.key)
+    return f"{scope}/{name}/{'daily' if len(label) == len('YYYY-MM-DD') else 'monthly'}"
+
+
+def refused(message: str, refusal: BudgetRefusal, usd: float, policy: str) -> ResourceExhausted:
+    """BUDGET_EXHAUSTED naming the budget, with a QuotaFailure for programs."""
+    line = refusal.line
+    budget = budget_id(line)
+    return ResourceExhausted(
+        message,
+        reason="BUDGET_EXHAUSTED",
+        metadata={
+            "budget": budget,
+            "policy": policy,
+            "spent_usd": f"{refusal.spent_usd:.6f}",
+            "reserved_usd": f"{refusal.reserved_usd:.6f}",
+            "limit_usd": f"{line.limit_usd:.6f}",
+            "request_max_usd": f"{usd:.6f}",
+        },
+        quota=[QuotaViolation(subject=f"budget:{budget}", description=refusal_message(refusal, usd))],
+    )
+
+
 def refusal_message(refusal: BudgetRefusal, usd: float) -> str:
     line = refusal.line
     return (
@@ -118,7 +143,11 @@ class BudgetLayer:
             raise
         except Exception as exc:
             log.exception("budget store %r failed to reserve", self.kind)
-            raise Unavailable(f"budget store {self.kind!r} is unavailable ({type(exc).__name__})") from exc
+            raise Unavailable(
+                f"budget store {self.kind!r} is unavailable ({type(exc).__name__})",
+                reason="BUDGET_STORE_UNAVAILABLE",
+                metadata={"store": self.kind},
+            ) from exc
 
     async def _settle(self, lines: list[BudgetLine], reserved: float, spent: float) -> None:
         """A failed settlement is logged; the request was answered and keeps its answer."""
@@ -161,13 +190,14 @@ class BudgetLayer:
         message = refusal_message(refusal, usd)
         floor = settings.downgrade_policy if settings.on_exceeded == "downgrade" else None
         if floor is None or floor == turn.match.policy.name:
-            raise ResourceExhausted(message)
+            raise refused(message, refusal, usd, turn.match.policy.name)
         turn.redecide(floor)
         lines = budget_lines(settings, turn.request.tenant, floor, now)
         usd = self.worst_usd(turn)
         again = await self._reserve(lines, usd) if lines else None
         if again is not None:
-            raise ResourceExhausted(f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}")
+            text = f"{message}; downgraded to policy {floor!r}: {refusal_message(again, usd)}"
+            raise refused(text, again, usd, floor)
         turn.notes.append(f"downgraded to policy {floor!r}: {message}")
         return lines, usd
 

@@ -191,7 +191,11 @@ def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:
         params,
     ).fetchone()
     if row is None:
-        raise NotFound(f"request {report.request_id!r} is not in the ledger")
+        raise NotFound(
+            f"request {report.request_id!r} is not in the ledger",
+            reason="REQUEST_NOT_FOUND",
+            metadata={"request_id": report.request_id},
+        )
     seq, success, score, note = row
     if (success, score, note) == (int(report.success), report.score, report.note):
         return False

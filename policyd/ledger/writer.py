@@ -72,7 +72,7 @@ class LedgerWriter:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         with self._cv:
             if self._closing:
-                raise Unavailable("the ledger is closed (the daemon is shutting down)")
+                raise Unavailable("the ledger is closed (the daemon is shutting down)", reason="LEDGER_UNAVAILABLE")
             self._items.append(_Item(payload, future))
             self._urgent = True
             self._cv.notify()

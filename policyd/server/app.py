@@ -11,13 +11,13 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 
 from policyd.daemon import Daemon
 from policyd.server import listen as listening
 from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
 from policyd.server.openai.server import start_http
+from policyd.server.reflection import enable_reflection
 from policyd.server.reload import Reloader
 from policyd.server.servicer import PolicyServicer
 from policyd.server.stats import stats_service
@@ -66,14 +66,12 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         stats=stats_service(daemon),
         stats_scope=identity.stats_tenant,
         report_scope=identity.report_tenant,
+        operator=identity.operator,
     )
     policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     tls = raw.auth.tls if raw.auth is not None else None
     port = listening.bind(server, listen, tls, daemon.config.source)
     await server.start()

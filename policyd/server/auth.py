@@ -70,15 +70,21 @@ class Authenticator:
                 if hmac.compare_digest(digest, presented):
                     found = ident
             if found is None:
-                raise Unauthenticated("invalid bearer token")
+                raise Unauthenticated("invalid bearer token", reason="INVALID_CREDENTIALS")
             return found
         for cn in auth_context.get("x509_common_name", []):
             by_cert = self._common_names.get(cn.decode("utf-8", "replace"))
             if by_cert is not None:
                 return by_cert
         if auth_context.get("x509_common_name"):
-            raise Unauthenticated("the client certificate names no tenant, and no bearer token was sent")
-        raise Unauthenticated("missing credentials: send 'authorization: Bearer <token>'")
+            raise Unauthenticated(
+                "the client certificate names no tenant, and no bearer token was sent", reason="MISSING_CREDENTIALS"
+            )
+        # Worded so that the scrubber (which redacts anything after "authorization:") leaves it readable.
+        raise Unauthenticated(
+            "missing credentials: send the metadata header authorization with the value 'Bearer <token>'",
+            reason="MISSING_CREDENTIALS",
+        )
 
 
 def _bearer(metadata: Sequence[tuple[str, Any]]) -> str | None:
@@ -86,13 +92,13 @@ def _bearer(metadata: Sequence[tuple[str, Any]]) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise Unauthenticated("more than one authorization header")
+        raise Unauthenticated("more than one authorization header", reason="INVALID_CREDENTIALS")
     value = values[0]
     if isinstance(value, bytes):
         value = value.decode("utf-8", "surrogateescape")
     scheme, _, token = str(value).strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("the authorization header must be 'Bearer <token>'")
+        raise Unauthenticated("the authorization header must be 'Bearer <token>'", reason="INVALID_CREDENTIALS")
     return token.strip()
 
 
@@ -147,11 +153,15 @@ class AuthIdentity:
         ident = _current.get()
         if ident is None:
             if self._gate.current() is not None:  # fail closed if the interceptor did not run
-                raise Unauthenticated("missing credentials")
+                raise Unauthenticated("missing credentials", reason="MISSING_CREDENTIALS")
             return msg.tenant or config.defaults.tenant
         policy = msg.policy or config.defaults.policy
         if ident.policies is not None and policy not in ident.policies:
-            raise PermissionDenied(f"tenant {ident.tenant!r} may not use policy {policy!r}")
+            raise PermissionDenied(
+                f"tenant {ident.tenant!r} may not use policy {policy!r}",
+                reason="POLICY_NOT_ALLOWED",
+                metadata={"tenant": ident.tenant, "policy": policy},
+            )
         return ident.tenant
 
     def report_tenant(self) -> str | None:
@@ -159,11 +169,21 @@ class AuthIdentity:
         ident = _current.get()
         return None if ident is None or ident.all_stats else ident.tenant
 
+    def operator(self) -> bool:
+        """Whether the caller may see operator details (the policy file's reload error): auth off,
+        or a credential with ``all_stats``."""
+        ident = _current.get()
+        return ident is None or ident.all_stats
+
     def stats_tenant(self, asked: str) -> str:
         """GetStats' tenant filter: a tenant sees only its own figures unless ``all_stats``."""
         ident = _current.get()
         if ident is None or ident.all_stats:
             return asked
         if asked and asked != ident.tenant:
-            raise PermissionDenied(f"tenant {ident.tenant!r} may not read the stats of tenant {asked!r}")
+            raise PermissionDenied(
+                f"tenant {ident.tenant!r} may not read the stats of tenant {asked!r}",
+                reason="STATS_NOT_ALLOWED",
+                metadata={"tenant": ident.tenant},
+            )
         return ident.tenant

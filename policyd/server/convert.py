@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from policyd.errors import InvalidArgument
@@ -33,6 +33,7 @@ from policyd.types import (
     Stakes,
     Tool,
     ToolCall,
+    ToolChoice,
     VerdictKind,
 )
 from policyd.v1 import policyd_pb2 as pb
@@ -61,6 +62,12 @@ _CACHE_MODES = {
     pb.CACHE_MODE_BYPASS: CacheMode.BYPASS,
     pb.CACHE_MODE_REFRESH: CacheMode.REFRESH,
     pb.CACHE_MODE_ONLY_IF_CACHED: CacheMode.ONLY_IF_CACHED,
+}
+_TOOL_CHOICES = {
+    pb.ToolChoice.MODE_AUTO: "auto",
+    pb.ToolChoice.MODE_NONE: "none",
+    pb.ToolChoice.MODE_REQUIRED: "required",
+    pb.ToolChoice.MODE_FUNCTION: "function",
 }
 _FORMATS = {
     pb.ResponseFormat.KIND_UNSPECIFIED: "text",
@@ -185,7 +192,33 @@ def _params(p: pb.GenerationParams) -> GenerationParams:
         stop=tuple(p.stop),
         response_format=ResponseFormat(kind=kind, json_schema=schema, schema_name=p.response_format.schema_name),
         seed=p.seed if p.HasField("seed") else None,
+        tool_choice=_tool_choice(p.tool_choice) if p.HasField("tool_choice") else None,
     )
+
+
+def _tool_choice(c: pb.ToolChoice) -> ToolChoice | None:
+    if c.mode == pb.ToolChoice.MODE_UNSPECIFIED and not c.function_name:
+        return None
+    mode = _TOOL_CHOICES.get(c.mode)
+    if mode is None:
+        raise InvalidArgument("params.tool_choice.mode", f"unknown value {c.mode}")
+    if (mode == "function") != bool(c.function_name):
+        problem = "is required for MODE_FUNCTION" if mode == "function" else "is only for MODE_FUNCTION"
+        raise InvalidArgument("params.tool_choice.function_name", problem)
+    return ToolChoice(mode=mode, function=c.function_name)
+
+
+def _check_tool_choice(params: GenerationParams, tools: tuple[Tool, ...]) -> None:
+    choice = params.tool_choice
+    if choice is None or choice.mode in ("auto", "none"):
+        return
+    if not tools:
+        raise InvalidArgument("params.tool_choice", f"{choice.mode!r} needs tools, and the request has none")
+    names = [t.name for t in tools]
+    if choice.mode == "function" and choice.function not in names:
+        raise InvalidArgument(
+            "params.tool_choice.function_name", f"{choice.function!r} is not one of the tools ({', '.join(names)})"
+        )
 
 
 def _constraints(c: pb.Constraints) -> Constraints:
@@ -221,11 +254,14 @@ def request_from_proto(
         raise InvalidArgument("cache_mode", f"unknown value {msg.cache_mode}")
     if any(not k for k in msg.labels):
         raise InvalidArgument("labels", "label keys must not be empty")
+    tools = _tools(msg.tools) if msg.tools else ()
+    params = _params(msg.params) if msg.HasField("params") else DEFAULT_PARAMS
+    _check_tool_choice(params, tools)
     return Request(
         request_id=msg.request_id or new_id(),
         messages=messages,
-        tools=_tools(msg.tools) if msg.tools else (),
-        params=_params(msg.params) if msg.HasField("params") else DEFAULT_PARAMS,
+        tools=tools,
+        params=params,
         task=msg.task,
         stakes=stakes,
         labels=dict(msg.labels),
@@ -237,9 +273,27 @@ def request_from_proto(
     )
 
 
+ANSWER_MARGIN_FRACTION = 0.05
+ANSWER_MARGIN_MIN_S = 0.020
+ANSWER_MARGIN_MAX_S = 0.250
+
+
+def answer_margin_s(time_remaining: float) -> float:
+    """How long before the caller's deadline the daemon answers: 5 % of it, 20 ms to 250 ms.
+
+    A DEADLINE_EXCEEDED answer (attempts made, cost spent) sent at the deadline itself races
+    the caller's own timer and is lost about half the time; this margin lets it arrive first.
+    """
+    return min(ANSWER_MARGIN_MAX_S, max(ANSWER_MARGIN_MIN_S, ANSWER_MARGIN_FRACTION * time_remaining))
+
+
 def deadline_from(time_remaining: float | None, default_ms: int, max_ms: int) -> float:
-    """An absolute monotonic deadline: the caller's, else the default, never past the maximum."""
-    seconds = default_ms / 1000 if time_remaining is None else time_remaining
+    """An absolute monotonic deadline: the caller's less the answer margin, else the default, never
+    past the maximum."""
+    if time_remaining is None:
+        seconds = default_ms / 1000
+    else:
+        seconds = max(0.0, time_remaining - answer_margin_s(time_remaining))
     return time.monotonic() + min(seconds, max_ms / 1000)
 
 
@@ -273,6 +327,8 @@ def attempt_to_proto(a: Attempt) -> pb.Attempt:
         usage_estimated=a.usage_estimated,
         finish_reason=a.finish_reason,
     )
+    if a.output is not None:
+        out.output.CopyFrom(message_to_proto(a.output))
     if a.verdict is not None:
         out.verdict.CopyFrom(
             pb.Verdict(kind=VERDICT_TO_PB[a.verdict.kind], reason=a.verdict.reason, validator=a.verdict.validator)
@@ -287,6 +343,8 @@ def _step(s: PlanStep) -> pb.PlanStep:
         effort=EFFORT_TO_PB[s.effort],
         validator=s.validator,
         estimated_cost_usd=s.estimated_cost_usd,
+        reason=s.reason,
+        best_cost_usd=s.estimated_cost_usd if s.best_cost_usd is None else s.best_cost_usd,
     )
 
 
@@ -321,7 +379,12 @@ def outcome_to_proto(o: Outcome) -> pb.CompleteResponse:
     return resp
 
 
-def model_to_proto(m: ModelSpec) -> pb.Model:
+def unservable_reason(m: ModelSpec, providers: Collection[str]) -> str:
+    """Why the daemon cannot call ``m`` (its provider is not configured), or "" when it can."""
+    return "" if m.provider in providers else f"provider {m.provider!r} is not configured"
+
+
+def model_to_proto(m: ModelSpec, providers: Collection[str] = ()) -> pb.Model:
     return pb.Model(
         id=m.id,
         provider=m.provider,
@@ -333,13 +396,21 @@ def model_to_proto(m: ModelSpec) -> pb.Model:
         tags=sorted(m.tags),
         thinking=m.thinking,
         local=m.local,
+        unservable_reason=unservable_reason(m, providers),
     )
 
 
-def models_to_proto(models: Mapping[str, ModelSpec], provider: str = "", tag: str = "") -> pb.ListModelsResponse:
+def models_to_proto(
+    models: Mapping[str, ModelSpec],
+    providers: Collection[str],
+    request: pb.ListModelsRequest,
+) -> pb.ListModelsResponse:
+    """The catalog as ListModels answers it: filtered, and without unservable models unless asked."""
     chosen = [
-        model_to_proto(m)
+        model_to_proto(m, providers)
         for m in models.values()
-        if (not provider or m.provider == provider) and (not tag or tag in m.tags)
+        if (not request.provider or m.provider == request.provider)
+        and (not request.tag or request.tag in m.tags)
+        and (request.include_unservable or m.provider in providers)
     ]
     return pb.ListModelsResponse(models=chosen)

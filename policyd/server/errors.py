@@ -1,8 +1,9 @@
 """One interceptor maps domain errors to gRPC status codes.
 
 Servicers raise :mod:`policyd.errors`; this turns them into statuses with the
-message the caller needs. Anything else is INTERNAL with a generic message and an
-incident id, and its cause goes to the log only.
+message the caller needs and, for programs, ``google.rpc`` details in the
+``grpc-status-details-bin`` trailer (:mod:`policyd.server.details`). Anything else is
+INTERNAL with a generic message and an incident id, and its cause goes to the log only.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 
 from policyd import errors
 from policyd.engine.context import StreamBroken
+from policyd.server import details
 from policyd.server.wrap import Deserializer, rewrap, stream_items
 from policyd.telemetry.redact import scrub
 
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -41,13 +45,38 @@ CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
 ]
 
 
-def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+@dataclass(frozen=True)
+class Answer:
+    """What the caller gets for an error: a code, a message for people, details for programs."""
+
+    code: grpc.StatusCode
+    message: str
+    status: status_pb2.Status
+
+    async def abort(self, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(self.code, self.message, trailing_metadata=details.trailer(self.status))
+
+
+def answer(code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str] | None = None) -> Answer:
+    return Answer(code, message, details.status_proto(code, message, reason, metadata))
+
+
+def answer_for(exc: BaseException) -> Answer:
     for cls, code in CODES:
         if isinstance(exc, cls):
-            return code, scrub(str(exc))
+            message = scrub(str(exc))
+            if isinstance(exc, errors.PolicydError):
+                metadata = {key: scrub(value) for key, value in exc.metadata.items()}
+                return Answer(code, message, details.status_proto(code, message, exc.reason, metadata, exc))
+            return answer(code, message, "NOT_IMPLEMENTED")
     incident = uuid.uuid4().hex[:12]
     log.error("internal error, incident %s", incident, exc_info=exc)
-    return grpc.StatusCode.INTERNAL, f"internal error (incident {incident}; see the daemon log)"
+    return answer(
+        grpc.StatusCode.INTERNAL,
+        f"internal error (incident {incident}; see the daemon log)",
+        "INTERNAL",
+        {"incident": incident},
+    )
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -98,10 +127,11 @@ def _tolerant(deserialize: Deserializer) -> Deserializer:
 
 async def _refuse_unreadable(request: Any, context: grpc.aio.ServicerContext) -> None:
     if isinstance(request, Unreadable):
-        await context.abort(
+        await answer(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"request: cannot be parsed ({request.problem}); string fields must be valid UTF-8",
-        )
+            "MALFORMED_REQUEST",
+        ).abort(context)
 
 
 def _wrap_unary(inner: Any) -> Any:
@@ -112,8 +142,7 @@ def _wrap_unary(inner: Any) -> Any:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            code, message = status_for(exc)
-            await context.abort(code, message)
+            await answer_for(exc).abort(context)
 
     return unary
 
@@ -127,7 +156,6 @@ def _wrap_stream(inner: Any) -> Any:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            code, message = status_for(exc)
-            await context.abort(code, message)
+            await answer_for(exc).abort(context)
 
     return stream

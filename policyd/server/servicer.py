@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any, Protocol
 
 import grpc.aio
 
+from policyd.config.security import LimitsConfig
 from policyd.daemon import Daemon
 from policyd.errors import DeadlineExceeded
 from policyd.plugin.specs import Progress
 from policyd.server import convert
+from policyd.server.idempotency import IdempotencyKeys, replay_events
 from policyd.server.limits import check_request_limits
 from policyd.types import Attempt, Outcome, OutcomeStatus, Request
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+
+DEFAULT_LIMITS = LimitsConfig()
 
 IdentityFn = Callable[[grpc.aio.ServicerContext, pb.CompleteRequest], str]
 
@@ -34,8 +39,19 @@ class StatsService(Protocol):
 def _answerable(outcome: Outcome) -> Outcome:
     """An outcome the deadline cut short with nothing to show is a DEADLINE_EXCEEDED error."""
     if outcome.status is OutcomeStatus.DEADLINE_EXCEEDED and outcome.output is None:
+        made = len(outcome.attempts)
+        last = outcome.attempts[-1] if outcome.attempts else None
+        where = f"; last: {last.model}: {last.error}" if last is not None and last.error else ""
+        plural = "" if made == 1 else "s"
         raise DeadlineExceeded(
-            f"deadline exceeded after {len(outcome.attempts)} attempts (${outcome.total_cost_usd:.6f} spent)"
+            f"deadline exceeded after {made} attempt{plural} (${outcome.total_cost_usd:.6f} spent{where})",
+            metadata={
+                "policy": outcome.explanation.policy,
+                "attempts": str(made),
+                "spent_usd": f"{outcome.total_cost_usd:.6f}",
+                "request_id": outcome.request_id,
+                **({"model": last.model, "provider": last.provider} if last is not None else {}),
+            },
         )
     return outcome
 
@@ -48,6 +64,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         stats: StatsService | None = None,
         stats_scope: Callable[[str], str] | None = None,
         report_scope: Callable[[], str | None] | None = None,
+        operator: Callable[[], bool] | None = None,
     ):
         self.daemon = daemon
         self.identity = identity or self._body_tenant
@@ -56,6 +73,15 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         """Maps GetStats' tenant filter to what the caller may see (auth narrows it to its own tenant)."""
         self.report_scope = report_scope
         """The tenant whose outcomes the caller may report on; None for any."""
+        self.operator = operator or (lambda: True)
+        """Whether the caller may see operator details (GetStats.config_error)."""
+        self.keys = IdempotencyKeys(
+            lambda: self._limits().idempotency_window_s, lambda: self._limits().idempotency_max_keys
+        )
+
+    def _limits(self) -> LimitsConfig:
+        raw = self.daemon.config.raw
+        return raw.limits if raw is not None else DEFAULT_LIMITS
 
     def _body_tenant(self, context: grpc.aio.ServicerContext, msg: pb.CompleteRequest) -> str:
         """Without authentication the body's tenant is trusted (a sidecar's own pod)."""
@@ -70,13 +96,37 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         return convert.request_from_proto(msg, tenant=tenant, deadline=deadline)
 
     async def Complete(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
-        outcome = await self.daemon.engine.complete(self._request(request, context))
-        return convert.outcome_to_proto(_answerable(outcome))
+        domain = self._request(request, context)
+
+        async def first() -> pb.CompleteResponse:
+            return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
+
+        return await self.keys.run(domain.tenant, request, first)
 
     async def StreamComplete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamCompleteResponse]:
         domain = self._request(request, context)
+        claim = self.keys.claim(domain.tenant, request)
+        while claim is not None and not claim.owner:  # a duplicate: replay the first answer
+            answer = await claim.replay()
+            if answer is not None:
+                for event in replay_events(answer):
+                    yield event
+                return
+            claim = self.keys.claim(domain.tenant, request)  # the first was abandoned: run it
+        try:
+            async with aclosing(self._stream(domain)) as events:  # closed at once if the caller leaves
+                async for event in events:
+                    if claim is not None and event.HasField("final"):
+                        claim.settle(event.final)
+                    yield event
+        except BaseException as exc:
+            if claim is not None:
+                claim.fail(exc)
+            raise
+
+    async def _stream(self, domain: Request) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         progress = Progress(
             on_delta=lambda text: queue.put_nowait(("delta", text)),
@@ -111,7 +161,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
-        return convert.models_to_proto(self.daemon.config.catalog, request.provider, request.tag)
+        config = self.daemon.config
+        return convert.models_to_proto(config.catalog, config.providers, request)
 
     async def ReportOutcome(
         self, request: pb.ReportOutcomeRequest, context: grpc.aio.ServicerContext
@@ -128,5 +179,6 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             raise NotImplementedError("GetStats needs the ledger, which this daemon does not run")
         resp = await self.stats.stats(request)
         resp.policy_version = self.daemon.config.version
-        resp.config_error = self.daemon.config_error or ""
+        if self.operator():  # the reload error names the policy file's path: operators only
+            resp.config_error = self.daemon.config_error or ""
         return resp

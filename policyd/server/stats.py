@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from policyd.daemon import Daemon
+from policyd.errors import InvalidArgument
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.stats import StatsQuery, StatsRow
 from policyd.ledger.store import Report
@@ -53,6 +54,8 @@ class LedgerStats:
 
     async def report(self, msg: pb.ReportOutcomeRequest, tenant: str | None = None) -> pb.ReportOutcomeResponse:
         """``tenant``: only that tenant's outcomes may be reported on (None: any)."""
+        if not msg.HasField("success"):  # an unset proto3 bool would read as a failure
+            raise InvalidArgument("success", "is required: true when the answer served its purpose, false when not")
         score = msg.score if msg.HasField("score") else None
         report = Report(request_id=msg.request_id, success=msg.success, score=score, note=msg.note, tenant=tenant)
         return pb.ReportOutcomeResponse(changed=await self.ledger.report(report))

@@ -158,21 +158,43 @@ class ResponseFormat(_message.Message):
     schema_name: str
     def __init__(self, kind: _Optional[_Union[ResponseFormat.Kind, str]] = ..., json_schema: _Optional[str] = ..., schema_name: _Optional[str] = ...) -> None: ...
 
+class ToolChoice(_message.Message):
+    __slots__ = ("mode", "function_name")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MODE_UNSPECIFIED: _ClassVar[ToolChoice.Mode]
+        MODE_AUTO: _ClassVar[ToolChoice.Mode]
+        MODE_NONE: _ClassVar[ToolChoice.Mode]
+        MODE_REQUIRED: _ClassVar[ToolChoice.Mode]
+        MODE_FUNCTION: _ClassVar[ToolChoice.Mode]
+    MODE_UNSPECIFIED: ToolChoice.Mode
+    MODE_AUTO: ToolChoice.Mode
+    MODE_NONE: ToolChoice.Mode
+    MODE_REQUIRED: ToolChoice.Mode
+    MODE_FUNCTION: ToolChoice.Mode
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_NAME_FIELD_NUMBER: _ClassVar[int]
+    mode: ToolChoice.Mode
+    function_name: str
+    def __init__(self, mode: _Optional[_Union[ToolChoice.Mode, str]] = ..., function_name: _Optional[str] = ...) -> None: ...
+
 class GenerationParams(_message.Message):
-    __slots__ = ("max_output_tokens", "temperature", "top_p", "stop", "response_format", "seed")
+    __slots__ = ("max_output_tokens", "temperature", "top_p", "stop", "response_format", "seed", "tool_choice")
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     max_output_tokens: int
     temperature: float
     top_p: float
     stop: _containers.RepeatedScalarFieldContainer[str]
     response_format: ResponseFormat
     seed: int
-    def __init__(self, max_output_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+    tool_choice: ToolChoice
+    def __init__(self, max_output_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., seed: _Optional[int] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ...) -> None: ...
 
 class Constraints(_message.Message):
     __slots__ = ("allowed_licenses", "local_only", "max_cost_usd", "allowed_models", "denied_models")
@@ -244,7 +266,7 @@ class Verdict(_message.Message):
     def __init__(self, kind: _Optional[_Union[Verdict.Kind, str]] = ..., reason: _Optional[str] = ..., validator: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("index", "role", "model", "provider", "effort", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "cached", "verdict", "error", "saved_usd", "usage_estimated", "finish_reason")
+    __slots__ = ("index", "role", "model", "provider", "effort", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "cached", "verdict", "error", "saved_usd", "usage_estimated", "finish_reason", "output")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +282,7 @@ class Attempt(_message.Message):
     SAVED_USD_FIELD_NUMBER: _ClassVar[int]
     USAGE_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     index: int
     role: AttemptRole
     model: str
@@ -275,7 +298,8 @@ class Attempt(_message.Message):
     saved_usd: float
     usage_estimated: bool
     finish_reason: str
-    def __init__(self, index: _Optional[int] = ..., role: _Optional[_Union[AttemptRole, str]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., error: _Optional[str] = ..., saved_usd: _Optional[float] = ..., usage_estimated: _Optional[bool] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    output: Message
+    def __init__(self, index: _Optional[int] = ..., role: _Optional[_Union[AttemptRole, str]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., error: _Optional[str] = ..., saved_usd: _Optional[float] = ..., usage_estimated: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., output: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
 
 class CostRange(_message.Message):
     __slots__ = ("best_usd", "worst_usd")
@@ -286,18 +310,22 @@ class CostRange(_message.Message):
     def __init__(self, best_usd: _Optional[float] = ..., worst_usd: _Optional[float] = ...) -> None: ...
 
 class PlanStep(_message.Message):
-    __slots__ = ("role", "model", "effort", "validator", "estimated_cost_usd")
+    __slots__ = ("role", "model", "effort", "validator", "estimated_cost_usd", "reason", "best_cost_usd")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EFFORT_FIELD_NUMBER: _ClassVar[int]
     VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BEST_COST_USD_FIELD_NUMBER: _ClassVar[int]
     role: str
     model: str
     effort: Effort
     validator: str
     estimated_cost_usd: float
-    def __init__(self, role: _Optional[str] = ..., model: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., validator: _Optional[str] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
+    reason: str
+    best_cost_usd: float
+    def __init__(self, role: _Optional[str] = ..., model: _Optional[str] = ..., effort: _Optional[_Union[Effort, str]] = ..., validator: _Optional[str] = ..., estimated_cost_usd: _Optional[float] = ..., reason: _Optional[str] = ..., best_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Explanation(_message.Message):
     __slots__ = ("policy", "rule", "strategy", "reason", "models", "steps", "estimated_cost", "warnings", "policy_version")
@@ -322,7 +350,7 @@ class Explanation(_message.Message):
     def __init__(self, policy: _Optional[str] = ..., rule: _Optional[str] = ..., strategy: _Optional[str] = ..., reason: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[_Union[PlanStep, _Mapping]]] = ..., estimated_cost: _Optional[_Union[CostRange, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., policy_version: _Optional[str] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
-    __slots__ = ("request_id", "output", "status", "attempts", "total_cost_usd", "explanation", "trace_id", "saved_usd", "tokens_saved", "decision_id")
+    __slots__ = ("request_id", "output", "status", "attempts", "total_cost_usd", "explanation", "trace_id", "saved_usd", "tokens_saved", "decision_id", "replayed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +361,7 @@ class CompleteResponse(_message.Message):
     SAVED_USD_FIELD_NUMBER: _ClassVar[int]
     TOKENS_SAVED_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     output: Message
     status: OutcomeStatus
@@ -343,7 +372,8 @@ class CompleteResponse(_message.Message):
     saved_usd: float
     tokens_saved: int
     decision_id: str
-    def __init__(self, request_id: _Optional[str] = ..., output: _Optional[_Union[Message, _Mapping]] = ..., status: _Optional[_Union[OutcomeStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., total_cost_usd: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., trace_id: _Optional[str] = ..., saved_usd: _Optional[float] = ..., tokens_saved: _Optional[int] = ..., decision_id: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, request_id: _Optional[str] = ..., output: _Optional[_Union[Message, _Mapping]] = ..., status: _Optional[_Union[OutcomeStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., total_cost_usd: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., trace_id: _Optional[str] = ..., saved_usd: _Optional[float] = ..., tokens_saved: _Optional[int] = ..., decision_id: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class StreamCompleteResponse(_message.Message):
     __slots__ = ("delta", "attempt", "final")
@@ -445,15 +475,17 @@ class GetStatsResponse(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[StatsRow, _Mapping]]] = ..., policy_version: _Optional[str] = ..., config_error: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ("provider", "tag")
+    __slots__ = ("provider", "tag", "include_unservable")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_UNSERVABLE_FIELD_NUMBER: _ClassVar[int]
     provider: str
     tag: str
-    def __init__(self, provider: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+    include_unservable: bool
+    def __init__(self, provider: _Optional[str] = ..., tag: _Optional[str] = ..., include_unservable: _Optional[bool] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "provider", "upstream", "input_usd_per_mtok", "output_usd_per_mtok", "context_window", "license", "tags", "thinking", "local")
+    __slots__ = ("id", "provider", "upstream", "input_usd_per_mtok", "output_usd_per_mtok", "context_window", "license", "tags", "thinking", "local", "unservable_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
@@ -464,6 +496,7 @@ class Model(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
     LOCAL_FIELD_NUMBER: _ClassVar[int]
+    UNSERVABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     upstream: str
@@ -474,7 +507,8 @@ class Model(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     thinking: bool
     local: bool
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., upstream: _Optional[str] = ..., input_usd_per_mtok: _Optional[float] = ..., output_usd_per_mtok: _Optional[float] = ..., context_window: _Optional[int] = ..., license: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., thinking: _Optional[bool] = ..., local: _Optional[bool] = ...) -> None: ...
+    unservable_reason: str
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., upstream: _Optional[str] = ..., input_usd_per_mtok: _Optional[float] = ..., output_usd_per_mtok: _Optional[float] = ..., context_window: _Optional[int] = ..., license: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., thinking: _Optional[bool] = ..., local: _Optional[bool] = ..., unservable_reason: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

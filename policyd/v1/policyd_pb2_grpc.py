@@ -27,6 +27,33 @@ if _version_not_supported:
 
 class PolicyServiceStub:
     """PolicyService routes completion requests by policy.
+
+    Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+    a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+    UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+    "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+    `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+    adds a google.rpc.BadRequest with one field violation per bad field;
+    RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+    upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+    google.rpc.QuotaFailure naming the budget. The status message is English
+    for people; programs read the reason.
+
+    Codes any RPC can return:
+    UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+    INVALID_CREDENTIALS), when the daemon runs with auth.
+    PERMISSION_DENIED  the credential's tenant may not do this
+    (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+    INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+    the body cannot be parsed (MALFORMED_REQUEST).
+    RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+    (set by gRPC itself, without details).
+    UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+    safe to retry.
+    DEADLINE_EXCEEDED  the caller's deadline passed.
+    INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+    `incident` id in the log; PLUGIN_FAILED or
+    PLUGIN_TIMEOUT naming the `plugin` and its version).
     """
 
     def __init__(self, channel):
@@ -69,14 +96,59 @@ class PolicyServiceStub:
 
 class PolicyServiceServicer:
     """PolicyService routes completion requests by policy.
+
+    Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+    a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+    UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+    "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+    `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+    adds a google.rpc.BadRequest with one field violation per bad field;
+    RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+    upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+    google.rpc.QuotaFailure naming the budget. The status message is English
+    for people; programs read the reason.
+
+    Codes any RPC can return:
+    UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+    INVALID_CREDENTIALS), when the daemon runs with auth.
+    PERMISSION_DENIED  the credential's tenant may not do this
+    (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+    INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+    the body cannot be parsed (MALFORMED_REQUEST).
+    RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+    (set by gRPC itself, without details).
+    UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+    safe to retry.
+    DEADLINE_EXCEEDED  the caller's deadline passed.
+    INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+    `incident` id in the log; PLUGIN_FAILED or
+    PLUGIN_TIMEOUT naming the `plugin` and its version).
     """
 
     def Complete(self, request, context):
         """Complete runs the matching policy's strategy and answers once it is done.
-        The outcome status says whether the answer was accepted; an RPC error is
-        returned only for bad input (INVALID_ARGUMENT naming the field), an
-        unknown policy (NOT_FOUND), an expired deadline (DEADLINE_EXCEEDED), an
-        exhausted budget (RESOURCE_EXHAUSTED) or an internal fault (INTERNAL).
+        The outcome status says whether the answer was accepted (an answer
+        without an RPC error can still be BUDGET_EXHAUSTED, REJECTED or
+        UPSTREAM_FAILED: check `status`). Besides the codes above:
+        ALREADY_EXISTS      request_id reused for a different request within
+        the idempotency window (REQUEST_ID_REUSED).
+        NOT_FOUND           unknown policy (POLICY_NOT_FOUND); a cache miss
+        under CACHE_MODE_ONLY_IF_CACHED (CACHE_MISS).
+        FAILED_PRECONDITION no rule of the policy matches the request
+        (NO_MATCHING_RULE).
+        RESOURCE_EXHAUSTED  the tenant's rate limit (RATE_LIMITED, with
+        RetryInfo) or a budget (BUDGET_EXHAUSTED, with
+        QuotaFailure and `spent_usd`).
+        DEADLINE_EXCEEDED   the deadline left nothing to answer with
+        (DEADLINE_EXCEEDED with `attempts`, `spent_usd`).
+        The daemon plans to answer before the caller's
+        deadline by a margin of 5% of it, at least 20 ms
+        and at most 250 ms, so that this answer arrives
+        before the caller's own timer fires.
+        UNAVAILABLE         a configured store (budget store, ledger) is down
+        (BUDGET_STORE_UNAVAILABLE, LEDGER_UNAVAILABLE) or a
+        model's provider is not configured
+        (PROVIDER_NOT_CONFIGURED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,7 +158,11 @@ class PolicyServiceServicer:
         """StreamComplete is Complete with the answer's text relayed as it arrives.
         The stream ends with exactly one `final` event holding the full response.
         A failure after the first text delta ends the stream with an error
-        status, never with a clean end and a truncated answer.
+        status, never with a clean end and a truncated answer: UNAVAILABLE
+        (STREAM_BROKEN, naming the `model` and `provider`) when the upstream
+        broke, DEADLINE_EXCEEDED when the deadline ran out. The codes are those
+        of Complete. A plan that validates its drafts streams no draft text: the
+        accepted answer arrives as one delta after the validator's verdict.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +171,8 @@ class PolicyServiceServicer:
     def Explain(self, request, context):
         """Explain shows the decision the policy would make for this request (the
         plan, each step and the estimated cost range) without calling any model.
+        Codes: those of every RPC, NOT_FOUND (POLICY_NOT_FOUND) and
+        FAILED_PRECONDITION (NO_MATCHING_RULE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,7 +181,11 @@ class PolicyServiceServicer:
     def ReportOutcome(self, request, context):
         """ReportOutcome lets the caller say later whether an answer really served
         its purpose. It overrides the validator's view in the cost per
-        successful outcome. Idempotent; an unknown request id is NOT_FOUND.
+        successful outcome. Idempotent. Codes: NOT_FOUND for an unknown request
+        id, or one of another tenant (REQUEST_NOT_FOUND); INVALID_ARGUMENT for a
+        missing request id or an out-of-range score; UNIMPLEMENTED when the
+        daemon runs no ledger; UNAVAILABLE (LEDGER_UNAVAILABLE) while the ledger
+        is closing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,14 +193,19 @@ class PolicyServiceServicer:
 
     def GetStats(self, request, context):
         """GetStats answers cost per successful outcome and related figures,
-        grouped as asked, over a time window.
+        grouped as asked, over a time window. Codes: INVALID_ARGUMENT for an
+        unknown dimension or a negative window; PERMISSION_DENIED
+        (STATS_NOT_ALLOWED) for another tenant's figures without an operator
+        credential; UNIMPLEMENTED when the daemon runs no ledger.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """ListModels lists the model catalog the daemon routes over.
+        """ListModels lists the models the daemon can route to (those whose
+        provider is configured; see ListModelsRequest.include_unservable). Codes:
+        only those of every RPC.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,6 +254,33 @@ def add_PolicyServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class PolicyService:
     """PolicyService routes completion requests by policy.
+
+    Errors. Every error status carries, in the `grpc-status-details-bin` trailer,
+    a google.rpc.Status whose details hold a google.rpc.ErrorInfo: a stable
+    UPPER_SNAKE `reason` (never renamed; listed in docs/errors.md), the domain
+    "policyd.dev" and metadata naming what refused (`policy`, `budget`,
+    `model`, `provider`, `tenant`, `spent_usd`, `field`...). INVALID_ARGUMENT
+    adds a google.rpc.BadRequest with one field violation per bad field;
+    RESOURCE_EXHAUSTED from a rate limit, and any refusal driven by an
+    upstream's Retry-After, add a google.rpc.RetryInfo; a budget refusal adds a
+    google.rpc.QuotaFailure naming the budget. The status message is English
+    for people; programs read the reason.
+
+    Codes any RPC can return:
+    UNAUTHENTICATED    no or invalid credentials (MISSING_CREDENTIALS,
+    INVALID_CREDENTIALS), when the daemon runs with auth.
+    PERMISSION_DENIED  the credential's tenant may not do this
+    (POLICY_NOT_ALLOWED, STATS_NOT_ALLOWED).
+    INVALID_ARGUMENT   a field is invalid (INVALID_FIELD, with BadRequest), or
+    the body cannot be parsed (MALFORMED_REQUEST).
+    RESOURCE_EXHAUSTED the daemon's concurrency cap or message size limit
+    (set by gRPC itself, without details).
+    UNAVAILABLE        the daemon is draining or restarting (set by gRPC);
+    safe to retry.
+    DEADLINE_EXCEEDED  the caller's deadline passed.
+    INTERNAL           a fault in the daemon or a plugin (INTERNAL with an
+    `incident` id in the log; PLUGIN_FAILED or
+    PLUGIN_TIMEOUT naming the `plugin` and its version).
     """
 
     @staticmethod

@@ -2,7 +2,7 @@
 
 A fenced ```yaml block is taken as what it looks like:
 
-* a whole policy file (it has ``policies:``): loaded as written;
+* a whole policy file (it has ``policies:``, or ``extends:`` the bundled default): loaded as written;
 * a list of rules, or one rule / plan (``plan:`` or ``strategy:`` at the top): loaded as the
   rules of a ``default`` policy;
 * top-level sections only (``providers:``, ``auth:``, ``cache:``...): loaded next to a one-rule
@@ -66,7 +66,7 @@ def as_policy_file(snippet: Snippet) -> str | None:
     if snippet.text.lstrip().startswith(MARKER):
         return None
     data: Any = yaml.safe_load(snippet.text)
-    if isinstance(data, dict) and "policies" in data:
+    if isinstance(data, dict) and ("policies" in data or "extends" in data):
         return snippet.text
     if isinstance(data, dict) and ("plan" in data or "strategy" in data):
         data = [data if "plan" in data else {"plan": data}]

@@ -97,6 +97,8 @@ def check_attempts(outcome: Outcome, expected: list[dict[str, Any]]) -> None:
             assert e["error_contains"] in attempt.error, attempt.error
         if "validator" in e:
             assert attempt.verdict is not None and attempt.verdict.validator == e["validator"]
+        if "output" in e:  # a rejected draft, set aside on its attempt
+            assert attempt.output is not None and attempt.output.content == e["output"], attempt.output
 
 
 def check_costs(outcome: Outcome, engine: Engine) -> None:
@@ -120,7 +122,9 @@ async def test_routing_case(path: Path, scripted_host: PluginHost) -> None:
     expect = case["expect"]
 
     assert outcome.status.value == expect["status"], [(a.role, a.model, a.verdict, a.error) for a in outcome.attempts]
-    if "output" in expect:
+    if "output" in expect and expect["output"] is None:
+        assert outcome.output is None, f"rejected text returned as output: {outcome.output}"
+    elif "output" in expect:
         assert outcome.output is not None and outcome.output.content == expect["output"]
     if "output_tool_call" in expect:
         assert outcome.output is not None

@@ -127,7 +127,9 @@ async def test_report_right_after_the_reply_finds_the_outcome_still_queued(live)
         (pb.ReportOutcomeRequest(request_id="never-seen", success=True), grpc.StatusCode.NOT_FOUND, "never-seen"),
         (pb.ReportOutcomeRequest(success=True), grpc.StatusCode.INVALID_ARGUMENT, "request_id:"),
         (pb.ReportOutcomeRequest(request_id="x", success=True, score=1.5), grpc.StatusCode.INVALID_ARGUMENT, "score:"),
+        (pb.ReportOutcomeRequest(request_id="x", note="no verdict"), grpc.StatusCode.INVALID_ARGUMENT, "success:"),
     ],
+    ids=["unknown-id", "no-id", "score-out-of-range", "no-success"],
 )
 async def test_bad_reports_are_refused_with_a_clear_status(live, report, code, detail):
     _, _, stub = await live(MIXED)
@@ -136,6 +138,16 @@ async def test_bad_reports_are_refused_with_a_clear_status(live, report, code, d
         await stub.ReportOutcome(report)
     assert info.value.code() == code
     assert detail in info.value.details()
+
+
+async def test_a_report_without_success_changes_nothing(live):
+    _, _, stub = await live(MIXED)
+    await stub.Complete(user("q", request_id="x"))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ReportOutcome(pb.ReportOutcomeRequest(request_id="x"))
+    assert info.value.details() == "success: is required: true when the answer served its purpose, false when not"
+    [row] = (await stub.GetStats(pb.GetStatsRequest())).rows
+    assert (row.requests, row.successes, row.reported) == (1, 1, 0)
 
 
 async def test_stats_group_by_model_tenant_task_and_strategy_with_filters(live):

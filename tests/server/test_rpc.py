@@ -7,6 +7,7 @@ import math
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -170,6 +171,42 @@ async def test_health_serves_and_reflection_lists_the_service(live):
         await call.done_writing()
         names = {s.name for s in answer.list_services_response.service}
         assert "policyd.v1.PolicyService" in names
+
+
+async def test_reflection_is_served_as_v1_too_and_describes_the_contract(live):
+    """grpcurl and current tools try grpc.reflection.v1 first (same messages, another package)."""
+    _, running, _ = await live(FAST)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        info = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        call = info()
+        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+        listed = await call.read()
+        await call.write(reflection_pb2.ServerReflectionRequest(file_containing_symbol="policyd.v1.PolicyService"))
+        described = await call.read()
+        await call.write(
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.reflection.v1.ServerReflection")
+        )
+        itself = await call.read()
+        await call.done_writing()
+    names = {s.name for s in listed.list_services_response.service}
+    assert {
+        "policyd.v1.PolicyService",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(b)
+        for b in described.file_descriptor_response.file_descriptor_proto
+    ]
+    assert any(f.package == "policyd.v1" and any(s.name == "PolicyService" for s in f.service) for f in files)
+    [v1] = [
+        descriptor_pb2.FileDescriptorProto.FromString(b) for b in itself.file_descriptor_response.file_descriptor_proto
+    ]
+    assert (v1.package, v1.service[0].name) == ("grpc.reflection.v1", "ServerReflection")
 
 
 async def test_graceful_shutdown_finishes_in_flight_and_refuses_new(live):

@@ -12,6 +12,8 @@
 //	req := policyd.Prompt("Write a binary search in Go")
 //	req.Task = "coding"
 //	resp, err := c.Complete(ctx, req)
+//	if err != nil { ... }                       // policyd.ReasonOf(err), policyd.RetryDelay(err)
+//	if !policyd.Succeeded(resp) { ... }         // REJECTED, BUDGET_EXHAUSTED... no output to use
 package policyd
 
 import (
@@ -20,6 +22,7 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/policyd/policyd/clients/go/policydv1"
 )
@@ -61,8 +64,20 @@ func Prompt(text string) *policydv1.CompleteRequest {
 	}
 }
 
+// Succeeded reports whether resp is an answer to use: its status is ACCEPTED or
+// ACCEPTED_UNVALIDATED. A response without an error can still be REJECTED,
+// BUDGET_EXHAUSTED, DEADLINE_EXCEEDED or UPSTREAM_FAILED, with no output to use.
+func Succeeded(resp *policydv1.CompleteResponse) bool {
+	switch resp.GetStatus() {
+	case policydv1.OutcomeStatus_OUTCOME_STATUS_ACCEPTED, policydv1.OutcomeStatus_OUTCOME_STATUS_ACCEPTED_UNVALIDATED:
+		return true
+	}
+	return false
+}
+
 // Complete runs the request's policy and returns once the answer is final. The outcome's
-// Status says whether it was accepted; an error is a gRPC status (see the proto).
+// Status says whether it was accepted (check it with Succeeded); an error is a gRPC status
+// (see the proto).
 func (c *Client) Complete(ctx context.Context, req *policydv1.CompleteRequest, opts ...grpc.CallOption) (*policydv1.CompleteResponse, error) {
 	return c.rpc.Complete(ctx, req, opts...)
 }
@@ -75,6 +90,21 @@ var ErrNoFinal = errors.New("policyd: stream ended without a final response")
 // nil). It returns the final response, whose Output holds the whole text. A failure after
 // some text was relayed is an error, never a truncated answer.
 func (c *Client) Stream(ctx context.Context, req *policydv1.CompleteRequest, onDelta func(text string), opts ...grpc.CallOption) (*policydv1.CompleteResponse, error) {
+	return c.StreamEvents(ctx, req, StreamHandler{OnDelta: onDelta}, opts...)
+}
+
+// StreamHandler receives a stream's events as they arrive; nil functions are skipped.
+type StreamHandler struct {
+	// OnDelta gets each piece of the answer's text, in order.
+	OnDelta func(text string)
+	// OnAttempt gets each attempt (model call, validator run) once, as soon as it is
+	// finished; a validator's attempt arrives with its verdict.
+	OnAttempt func(attempt *policydv1.Attempt)
+}
+
+// StreamEvents is Stream with every event handed to h: text deltas and attempts. It
+// returns the final response, as Stream does.
+func (c *Client) StreamEvents(ctx context.Context, req *policydv1.CompleteRequest, h StreamHandler, opts ...grpc.CallOption) (*policydv1.CompleteResponse, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the RPC if we return early
 	stream, err := c.rpc.StreamComplete(ctx, req, opts...)
@@ -95,8 +125,12 @@ func (c *Client) Stream(ctx context.Context, req *policydv1.CompleteRequest, onD
 		}
 		switch e := event.GetEvent().(type) {
 		case *policydv1.StreamCompleteResponse_Delta:
-			if onDelta != nil {
-				onDelta(e.Delta)
+			if h.OnDelta != nil {
+				h.OnDelta(e.Delta)
+			}
+		case *policydv1.StreamCompleteResponse_Attempt:
+			if h.OnAttempt != nil {
+				h.OnAttempt(e.Attempt)
 			}
 		case *policydv1.StreamCompleteResponse_Final:
 			final = e.Final
@@ -113,15 +147,18 @@ func (c *Client) Explain(ctx context.Context, req *policydv1.CompleteRequest, op
 	return resp.GetExplanation(), nil
 }
 
-// ReportOutcome tells the daemon whether the answer to requestID served its purpose; it
-// counts in the cost per successful outcome. It returns false when the same report was
-// already recorded. An unknown request id is NOT_FOUND.
-func (c *Client) ReportOutcome(ctx context.Context, requestID string, success bool, note string, opts ...grpc.CallOption) (bool, error) {
-	resp, err := c.rpc.ReportOutcome(ctx, &policydv1.ReportOutcomeRequest{RequestId: requestID, Success: success, Note: note}, opts...)
-	if err != nil {
-		return false, err
-	}
-	return resp.GetChanged(), nil
+// Report is a ReportOutcomeRequest saying whether the answer to requestID served its purpose;
+// set Note or Score on it before sending it with ReportOutcome.
+func Report(requestID string, success bool) *policydv1.ReportOutcomeRequest {
+	return &policydv1.ReportOutcomeRequest{RequestId: requestID, Success: proto.Bool(success)}
+}
+
+// ReportOutcome tells the daemon whether an answer served its purpose (build req with
+// Report); it counts in the cost per successful outcome. The response's Changed is false
+// when the same report was already recorded. An unknown request id is NOT_FOUND, a request
+// without Success INVALID_ARGUMENT.
+func (c *Client) ReportOutcome(ctx context.Context, req *policydv1.ReportOutcomeRequest, opts ...grpc.CallOption) (*policydv1.ReportOutcomeResponse, error) {
+	return c.rpc.ReportOutcome(ctx, req, opts...)
 }
 
 // GetStats returns cost per successful outcome and related figures, grouped as req asks.
@@ -129,9 +166,12 @@ func (c *Client) GetStats(ctx context.Context, req *policydv1.GetStatsRequest, o
 	return c.rpc.GetStats(ctx, req, opts...)
 }
 
-// ListModels returns the catalog, filtered by provider and tag when they are not empty.
-func (c *Client) ListModels(ctx context.Context, provider, tag string, opts ...grpc.CallOption) ([]*policydv1.Model, error) {
-	resp, err := c.rpc.ListModels(ctx, &policydv1.ListModelsRequest{Provider: provider, Tag: tag}, opts...)
+// ListModels returns the catalog, filtered as req says (by provider, tag...); nil is every model.
+func (c *Client) ListModels(ctx context.Context, req *policydv1.ListModelsRequest, opts ...grpc.CallOption) ([]*policydv1.Model, error) {
+	if req == nil {
+		req = &policydv1.ListModelsRequest{}
+	}
+	resp, err := c.rpc.ListModels(ctx, req, opts...)
 	if err != nil {
 		return nil, err
 	}

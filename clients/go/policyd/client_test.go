@@ -22,8 +22,12 @@ import (
 // One daemon for the package's integration tests: starting Python costs about a second.
 var daemon *daemontest.Daemon
 
+// refusals gives two tenants limits the error-details tests can hit; others are unlimited.
+const refusals = `limits: {tenants: {throttled: {requests_per_minute: 1}}}
+budgets: {tenants: {broke: {daily_usd: 0.000001}}}`
+
 func TestMain(m *testing.M) {
-	d, err := daemontest.Start()
+	d, err := daemontest.Start(refusals)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -160,11 +164,11 @@ func TestExplainShowsThePlanWithoutCallingAModel(t *testing.T) {
 
 func TestListModelsFiltersByTag(t *testing.T) {
 	c := dial(t)
-	all, err := c.ListModels(context.Background(), "", "")
+	all, err := c.ListModels(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	coding, err := c.ListModels(context.Background(), "", "coding")
+	coding, err := c.ListModels(context.Background(), &policydv1.ListModelsRequest{Tag: "coding"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +247,7 @@ func ledgerAbsent(t *testing.T, err error) bool {
 
 func TestReportOutcomeOfUnknownRequestIsNotFound(t *testing.T) {
 	c := dial(t)
-	_, err := c.ReportOutcome(context.Background(), fmt.Sprintf("never-issued-%d", time.Now().UnixNano()), false, "")
+	_, err := c.ReportOutcome(context.Background(), policyd.Report(fmt.Sprintf("never-issued-%d", time.Now().UnixNano()), false))
 	if ledgerAbsent(t, err) {
 		return
 	}
@@ -258,16 +262,34 @@ func TestReportOutcomeIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed, err := c.ReportOutcome(context.Background(), resp.GetRequestId(), false, "did not compile")
+	report := policyd.Report(resp.GetRequestId(), false)
+	report.Note = "did not compile"
+	first, err := c.ReportOutcome(context.Background(), report)
 	if ledgerAbsent(t, err) {
 		return
 	}
-	if err != nil || !changed {
-		t.Fatalf("first report: changed=%v err=%v, want recorded", changed, err)
+	if err != nil || !first.GetChanged() {
+		t.Fatalf("first report: changed=%v err=%v, want recorded", first.GetChanged(), err)
 	}
-	changed, err = c.ReportOutcome(context.Background(), resp.GetRequestId(), false, "did not compile")
-	if err != nil || changed {
-		t.Fatalf("same report again: changed=%v err=%v, want an unchanged no-op", changed, err)
+	again, err := c.ReportOutcome(context.Background(), report)
+	if err != nil || again.GetChanged() {
+		t.Fatalf("same report again: changed=%v err=%v, want an unchanged no-op", again.GetChanged(), err)
+	}
+}
+
+func TestReportOutcomeWithoutSuccessIsInvalidArgument(t *testing.T) {
+	c := dial(t)
+	resp, err := c.Complete(context.Background(), prompt(t, "coding"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ReportOutcome(context.Background(), &policydv1.ReportOutcomeRequest{RequestId: resp.GetRequestId(), Note: "forgot"})
+	if ledgerAbsent(t, err) {
+		return
+	}
+	v := policyd.FieldViolations(err)
+	if status.Code(err) != codes.InvalidArgument || len(v) != 1 || v[0].GetField() != "success" {
+		t.Fatalf("err = %v, violations %v: want INVALID_ARGUMENT naming success", err, v)
 	}
 }
 

@@ -60,7 +60,7 @@ func TestTokenIsSentAsBearerOnEveryCall(t *testing.T) {
 	}
 	defer c.Close()
 	for range 2 {
-		if _, err := c.ListModels(context.Background(), "", ""); err != nil {
+		if _, err := c.ListModels(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func TestUnavailableIsRetriedByTheServiceConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	models, err := c.ListModels(context.Background(), "", "")
+	models, err := c.ListModels(context.Background(), nil)
 	if err != nil || len(models) != 1 {
 		t.Fatalf("models=%v err=%v, want success on the third attempt", models, err)
 	}
@@ -92,7 +92,7 @@ func TestRetriesStopAfterFourAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, err = c.ListModels(context.Background(), "", "")
+	_, err = c.ListModels(context.Background(), nil)
 	if status.Code(err) != codes.Unavailable || r.calls != 4 {
 		t.Fatalf("err=%v after %d calls, want UNAVAILABLE after 4", err, r.calls)
 	}

@@ -531,6 +531,67 @@ func (ResponseFormat_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{3, 0}
 }
 
+// What the model may do with the request's tools.
+type ToolChoice_Mode int32
+
+const (
+	// The upstream's default: the model decides (as MODE_AUTO).
+	ToolChoice_MODE_UNSPECIFIED ToolChoice_Mode = 0
+	// The model decides whether to call a tool.
+	ToolChoice_MODE_AUTO ToolChoice_Mode = 1
+	// The model must not call a tool.
+	ToolChoice_MODE_NONE ToolChoice_Mode = 2
+	// The model must call at least one tool. Needs `tools`.
+	ToolChoice_MODE_REQUIRED ToolChoice_Mode = 3
+	// The model must call the tool named by `function_name`.
+	ToolChoice_MODE_FUNCTION ToolChoice_Mode = 4
+)
+
+// Enum value maps for ToolChoice_Mode.
+var (
+	ToolChoice_Mode_name = map[int32]string{
+		0: "MODE_UNSPECIFIED",
+		1: "MODE_AUTO",
+		2: "MODE_NONE",
+		3: "MODE_REQUIRED",
+		4: "MODE_FUNCTION",
+	}
+	ToolChoice_Mode_value = map[string]int32{
+		"MODE_UNSPECIFIED": 0,
+		"MODE_AUTO":        1,
+		"MODE_NONE":        2,
+		"MODE_REQUIRED":    3,
+		"MODE_FUNCTION":    4,
+	}
+)
+
+func (x ToolChoice_Mode) Enum() *ToolChoice_Mode {
+	p := new(ToolChoice_Mode)
+	*p = x
+	return p
+}
+
+func (x ToolChoice_Mode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ToolChoice_Mode) Descriptor() protoreflect.EnumDescriptor {
+	return file_policyd_v1_policyd_proto_enumTypes[8].Descriptor()
+}
+
+func (ToolChoice_Mode) Type() protoreflect.EnumType {
+	return &file_policyd_v1_policyd_proto_enumTypes[8]
+}
+
+func (x ToolChoice_Mode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ToolChoice_Mode.Descriptor instead.
+func (ToolChoice_Mode) EnumDescriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{4, 0}
+}
+
 // Kinds of judgement.
 type Verdict_Kind int32
 
@@ -576,11 +637,11 @@ func (x Verdict_Kind) String() string {
 }
 
 func (Verdict_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_policyd_v1_policyd_proto_enumTypes[8].Descriptor()
+	return file_policyd_v1_policyd_proto_enumTypes[9].Descriptor()
 }
 
 func (Verdict_Kind) Type() protoreflect.EnumType {
-	return &file_policyd_v1_policyd_proto_enumTypes[8]
+	return &file_policyd_v1_policyd_proto_enumTypes[9]
 }
 
 func (x Verdict_Kind) Number() protoreflect.EnumNumber {
@@ -589,7 +650,7 @@ func (x Verdict_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Verdict_Kind.Descriptor instead.
 func (Verdict_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{7, 0}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{8, 0}
 }
 
 // A message of the conversation.
@@ -866,6 +927,62 @@ func (x *ResponseFormat) GetSchemaName() string {
 	return ""
 }
 
+// Whether, and which, tool the model must call (OpenAI `tool_choice`,
+// Anthropic `tool_choice`, Gemini `toolConfig.functionCallingConfig`).
+type ToolChoice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mode.
+	Mode ToolChoice_Mode `protobuf:"varint,1,opt,name=mode,proto3,enum=policyd.v1.ToolChoice_Mode" json:"mode,omitempty"`
+	// For MODE_FUNCTION: the name of one of the request's tools.
+	FunctionName  string `protobuf:"bytes,2,opt,name=function_name,json=functionName,proto3" json:"function_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolChoice) Reset() {
+	*x = ToolChoice{}
+	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolChoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolChoice) ProtoMessage() {}
+
+func (x *ToolChoice) ProtoReflect() protoreflect.Message {
+	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
+func (*ToolChoice) Descriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ToolChoice) GetMode() ToolChoice_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return ToolChoice_MODE_UNSPECIFIED
+}
+
+func (x *ToolChoice) GetFunctionName() string {
+	if x != nil {
+		return x.FunctionName
+	}
+	return ""
+}
+
 // Generation parameters passed to every model call of the request.
 type GenerationParams struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -880,14 +997,19 @@ type GenerationParams struct {
 	// The required answer format.
 	ResponseFormat *ResponseFormat `protobuf:"bytes,5,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
 	// Seed for upstreams that support deterministic sampling.
-	Seed          *int64 `protobuf:"varint,6,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	Seed *int64 `protobuf:"varint,6,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	// Whether and which tool the model must call; unset is the upstream's
+	// default. MODE_REQUIRED and MODE_FUNCTION need `tools` (INVALID_ARGUMENT
+	// naming `params.tool_choice` otherwise). Part of the cache key. Validator
+	// calls (e.g. an LLM judge) do not inherit it.
+	ToolChoice    *ToolChoice `protobuf:"bytes,7,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerationParams) Reset() {
 	*x = GenerationParams{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1021,7 @@ func (x *GenerationParams) String() string {
 func (*GenerationParams) ProtoMessage() {}
 
 func (x *GenerationParams) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[4]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1034,7 @@ func (x *GenerationParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationParams.ProtoReflect.Descriptor instead.
 func (*GenerationParams) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{4}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GenerationParams) GetMaxOutputTokens() int32 {
@@ -957,6 +1079,13 @@ func (x *GenerationParams) GetSeed() int64 {
 	return 0
 }
 
+func (x *GenerationParams) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
 // Hard limits the chosen plan must respect.
 type Constraints struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -978,7 +1107,7 @@ type Constraints struct {
 
 func (x *Constraints) Reset() {
 	*x = Constraints{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1119,7 @@ func (x *Constraints) String() string {
 func (*Constraints) ProtoMessage() {}
 
 func (x *Constraints) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[5]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1132,7 @@ func (x *Constraints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Constraints.ProtoReflect.Descriptor instead.
 func (*Constraints) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{5}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Constraints) GetAllowedLicenses() []string {
@@ -1045,6 +1174,12 @@ func (x *Constraints) GetDeniedModels() []string {
 type CompleteRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Caller's id for the request, used by ReportOutcome. Generated when empty.
+	// A caller-set id is an idempotency key for the tenant during the daemon's
+	// `limits.idempotency_window_s` (default 600 s): the same id with the same
+	// request answers the first response again (`replayed`, nothing run or
+	// charged twice; a duplicate arriving while the first runs waits for it);
+	// the same id with a different request is ALREADY_EXISTS
+	// (REQUEST_ID_REUSED). A first request that failed leaves no key.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The conversation. At least one message.
 	Messages []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
@@ -1074,7 +1209,7 @@ type CompleteRequest struct {
 
 func (x *CompleteRequest) Reset() {
 	*x = CompleteRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1221,7 @@ func (x *CompleteRequest) String() string {
 func (*CompleteRequest) ProtoMessage() {}
 
 func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[6]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1234,7 @@ func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{6}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CompleteRequest) GetRequestId() string {
@@ -1194,7 +1329,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1341,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[7]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1354,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{7}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Verdict) GetKind() Verdict_Kind {
@@ -1275,14 +1410,17 @@ type Attempt struct {
 	// Token counts are estimated because the upstream reported no usage.
 	UsageEstimated bool `protobuf:"varint,14,opt,name=usage_estimated,json=usageEstimated,proto3" json:"usage_estimated,omitempty"`
 	// Finish reason reported by the upstream ("stop", "length", "tool_calls").
-	FinishReason  string `protobuf:"bytes,15,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	FinishReason string `protobuf:"bytes,15,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	// For a draft a validator rejected: its text. Rejected text is never the
+	// response's `output`; it stays on the attempt that produced it.
+	Output        *Message `protobuf:"bytes,16,opt,name=output,proto3" json:"output,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1432,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[8]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1445,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{8}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Attempt) GetIndex() int32 {
@@ -1415,12 +1553,21 @@ func (x *Attempt) GetFinishReason() string {
 	return ""
 }
 
+func (x *Attempt) GetOutput() *Message {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
 // Estimated cost range of a plan, from catalog prices and token estimates.
 type CostRange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Cost when the first call succeeds.
+	// Cost when the first call succeeds: the first step that runs plus its
+	// gate, each at its best_cost_usd.
 	BestUsd float64 `protobuf:"fixed64,1,opt,name=best_usd,json=bestUsd,proto3" json:"best_usd,omitempty"`
-	// Cost when every step runs.
+	// Cost when every step runs, each at its estimated_cost_usd (skipped steps
+	// excluded).
 	WorstUsd      float64 `protobuf:"fixed64,2,opt,name=worst_usd,json=worstUsd,proto3" json:"worst_usd,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1428,7 +1575,7 @@ type CostRange struct {
 
 func (x *CostRange) Reset() {
 	*x = CostRange{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1587,7 @@ func (x *CostRange) String() string {
 func (*CostRange) ProtoMessage() {}
 
 func (x *CostRange) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[9]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1600,7 @@ func (x *CostRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CostRange.ProtoReflect.Descriptor instead.
 func (*CostRange) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{9}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CostRange) GetBestUsd() float64 {
@@ -1481,15 +1628,23 @@ type PlanStep struct {
 	Effort Effort `protobuf:"varint,3,opt,name=effort,proto3,enum=policyd.v1.Effort" json:"effort,omitempty"`
 	// Validator that gates the step, if any.
 	Validator string `protobuf:"bytes,4,opt,name=validator,proto3" json:"validator,omitempty"`
-	// Estimated cost of the step in USD.
+	// Estimated cost of the step in USD when it costs its most (a validator's
+	// repair, a model's whole output and reasoning allowance).
 	EstimatedCostUsd float64 `protobuf:"fixed64,5,opt,name=estimated_cost_usd,json=estimatedCostUsd,proto3" json:"estimated_cost_usd,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Why the step is in the plan ("rung 2: when rung 1 errs, times out or
+	// fails its gate"), or why the run will skip it ("skipped: excluded by
+	// constraints.local_only"; a skipped step costs 0).
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Estimated cost of the step at its cheapest (a validator's bare accept);
+	// equal to estimated_cost_usd for a model call.
+	BestCostUsd   float64 `protobuf:"fixed64,7,opt,name=best_cost_usd,json=bestCostUsd,proto3" json:"best_cost_usd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanStep) Reset() {
 	*x = PlanStep{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1656,7 @@ func (x *PlanStep) String() string {
 func (*PlanStep) ProtoMessage() {}
 
 func (x *PlanStep) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[10]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1669,7 @@ func (x *PlanStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStep.ProtoReflect.Descriptor instead.
 func (*PlanStep) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{10}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PlanStep) GetRole() string {
@@ -1552,6 +1707,20 @@ func (x *PlanStep) GetEstimatedCostUsd() float64 {
 	return 0
 }
 
+func (x *PlanStep) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PlanStep) GetBestCostUsd() float64 {
+	if x != nil {
+		return x.BestCostUsd
+	}
+	return 0
+}
+
 // Why the daemon did what it did.
 type Explanation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1580,7 +1749,7 @@ type Explanation struct {
 
 func (x *Explanation) Reset() {
 	*x = Explanation{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1761,7 @@ func (x *Explanation) String() string {
 func (*Explanation) ProtoMessage() {}
 
 func (x *Explanation) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[11]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1774,7 @@ func (x *Explanation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Explanation.ProtoReflect.Descriptor instead.
 func (*Explanation) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{11}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Explanation) GetPolicy() string {
@@ -1676,9 +1845,13 @@ type CompleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The request id (the caller's, or the generated one).
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// The answer.
+	// The answer; set only for text no validator rejected. Empty when the
+	// status is REJECTED, BUDGET_EXHAUSTED or UPSTREAM_FAILED with nothing
+	// acceptable (rejected drafts are on their attempts' `output`); a
+	// DEADLINE_EXCEEDED response carries the best unrejected answer, if any.
+	// Check `status` (the wrappers' accepted()/Succeeded()) before using it.
 	Output *Message `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
-	// The outcome status.
+	// The outcome status: only ACCEPTED and ACCEPTED_UNVALIDATED are answers.
 	Status OutcomeStatus `protobuf:"varint,3,opt,name=status,proto3,enum=policyd.v1.OutcomeStatus" json:"status,omitempty"`
 	// Every attempt, in order.
 	Attempts []*Attempt `protobuf:"bytes,4,rep,name=attempts,proto3" json:"attempts,omitempty"`
@@ -1693,14 +1866,18 @@ type CompleteResponse struct {
 	// Input tokens saved by request transforms (e.g. compacted tools).
 	TokensSaved int64 `protobuf:"varint,9,opt,name=tokens_saved,json=tokensSaved,proto3" json:"tokens_saved,omitempty"`
 	// Id of the decision event logged for this request.
-	DecisionId    string `protobuf:"bytes,10,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	DecisionId string `protobuf:"bytes,10,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// True when this is the first response to the same request_id, answered
+	// again: the request was not run a second time (no model call, no new
+	// charge, no new ledger row). See CompleteRequest.request_id.
+	Replayed      bool `protobuf:"varint,11,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteResponse) Reset() {
 	*x = CompleteResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1889,7 @@ func (x *CompleteResponse) String() string {
 func (*CompleteResponse) ProtoMessage() {}
 
 func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[12]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1902,7 @@ func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteResponse.ProtoReflect.Descriptor instead.
 func (*CompleteResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{12}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CompleteResponse) GetRequestId() string {
@@ -1798,6 +1975,13 @@ func (x *CompleteResponse) GetDecisionId() string {
 	return ""
 }
 
+func (x *CompleteResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 // One event of a streamed answer.
 type StreamCompleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1815,7 +1999,7 @@ type StreamCompleteResponse struct {
 
 func (x *StreamCompleteResponse) Reset() {
 	*x = StreamCompleteResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +2011,7 @@ func (x *StreamCompleteResponse) String() string {
 func (*StreamCompleteResponse) ProtoMessage() {}
 
 func (x *StreamCompleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[13]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +2024,7 @@ func (x *StreamCompleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCompleteResponse.ProtoReflect.Descriptor instead.
 func (*StreamCompleteResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{13}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamCompleteResponse) GetEvent() isStreamCompleteResponse_Event {
@@ -1913,7 +2097,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2109,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[14]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2122,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{14}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExplainResponse) GetExplanation() *Explanation {
@@ -1953,8 +2137,11 @@ type ReportOutcomeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The request id of the answer.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// Whether it served its purpose.
-	Success bool `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	// Whether it served its purpose. Required: a report without it is
+	// INVALID_ARGUMENT (field `success`), never read as a failure. Explicit
+	// presence since contract 1.1 (wire-compatible; Go's field is now *bool,
+	// set it with proto.Bool or the wrapper's ReportOutcome).
+	Success *bool `protobuf:"varint,2,opt,name=success,proto3,oneof" json:"success,omitempty"`
 	// An optional quality score in [0, 1].
 	Score *float64 `protobuf:"fixed64,3,opt,name=score,proto3,oneof" json:"score,omitempty"`
 	// A free-form note.
@@ -1965,7 +2152,7 @@ type ReportOutcomeRequest struct {
 
 func (x *ReportOutcomeRequest) Reset() {
 	*x = ReportOutcomeRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2164,7 @@ func (x *ReportOutcomeRequest) String() string {
 func (*ReportOutcomeRequest) ProtoMessage() {}
 
 func (x *ReportOutcomeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2177,7 @@ func (x *ReportOutcomeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportOutcomeRequest.ProtoReflect.Descriptor instead.
 func (*ReportOutcomeRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{15}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReportOutcomeRequest) GetRequestId() string {
@@ -2001,8 +2188,8 @@ func (x *ReportOutcomeRequest) GetRequestId() string {
 }
 
 func (x *ReportOutcomeRequest) GetSuccess() bool {
-	if x != nil {
-		return x.Success
+	if x != nil && x.Success != nil {
+		return *x.Success
 	}
 	return false
 }
@@ -2032,7 +2219,7 @@ type ReportOutcomeResponse struct {
 
 func (x *ReportOutcomeResponse) Reset() {
 	*x = ReportOutcomeResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2231,7 @@ func (x *ReportOutcomeResponse) String() string {
 func (*ReportOutcomeResponse) ProtoMessage() {}
 
 func (x *ReportOutcomeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2244,7 @@ func (x *ReportOutcomeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportOutcomeResponse.ProtoReflect.Descriptor instead.
 func (*ReportOutcomeResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{16}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportOutcomeResponse) GetChanged() bool {
@@ -2084,7 +2271,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2283,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2296,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{17}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetStatsRequest) GetWindowSeconds() int64 {
@@ -2182,7 +2369,7 @@ type StatsRow struct {
 
 func (x *StatsRow) Reset() {
 	*x = StatsRow{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2381,7 @@ func (x *StatsRow) String() string {
 func (*StatsRow) ProtoMessage() {}
 
 func (x *StatsRow) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2394,7 @@ func (x *StatsRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRow.ProtoReflect.Descriptor instead.
 func (*StatsRow) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{18}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatsRow) GetGroup() map[string]string {
@@ -2329,7 +2516,9 @@ type GetStatsResponse struct {
 	Rows []*StatsRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
 	// Version of the policy file in force.
 	PolicyVersion string `protobuf:"bytes,2,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
-	// The last policy reload's error, if the file on disk was rejected.
+	// The last policy reload's error, if the file on disk was rejected. Only
+	// an operator credential (auth off, or a tenant with `all_stats`) sees it:
+	// it names the policy file's path.
 	ConfigError   string `protobuf:"bytes,3,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2337,7 +2526,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2538,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2551,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{19}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetStatsResponse) GetRows() []*StatsRow {
@@ -2392,14 +2581,17 @@ type ListModelsRequest struct {
 	// Only models of this provider, if set.
 	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
 	// Only models with this tag, if set.
-	Tag           string `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Tag string `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
+	// Also list models the daemon cannot serve (a catalog brought them in but
+	// their provider is not configured); they carry `unservable_reason`.
+	IncludeUnservable bool `protobuf:"varint,3,opt,name=include_unservable,json=includeUnservable,proto3" json:"include_unservable,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2603,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2616,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{20}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListModelsRequest) GetProvider() string {
@@ -2439,6 +2631,13 @@ func (x *ListModelsRequest) GetTag() string {
 		return x.Tag
 	}
 	return ""
+}
+
+func (x *ListModelsRequest) GetIncludeUnservable() bool {
+	if x != nil {
+		return x.IncludeUnservable
+	}
+	return false
 }
 
 // A model of the catalog.
@@ -2463,14 +2662,18 @@ type Model struct {
 	// Supports reasoning effort.
 	Thinking bool `protobuf:"varint,9,opt,name=thinking,proto3" json:"thinking,omitempty"`
 	// Served locally.
-	Local         bool `protobuf:"varint,10,opt,name=local,proto3" json:"local,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Local bool `protobuf:"varint,10,opt,name=local,proto3" json:"local,omitempty"`
+	// Why the daemon cannot call this model (e.g. "provider 'openai' is not
+	// configured"); empty for a servable model. Unservable models are listed
+	// only with ListModelsRequest.include_unservable.
+	UnservableReason string `protobuf:"bytes,11,opt,name=unservable_reason,json=unservableReason,proto3" json:"unservable_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2685,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2698,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{21}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Model) GetId() string {
@@ -2568,6 +2771,13 @@ func (x *Model) GetLocal() bool {
 	return false
 }
 
+func (x *Model) GetUnservableReason() string {
+	if x != nil {
+		return x.UnservableReason
+	}
+	return ""
+}
+
 // The model catalog.
 type ListModelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2579,7 +2789,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2801,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2814,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{22}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -2646,14 +2856,26 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_TEXT\x10\x01\x12\x14\n" +
 	"\x10KIND_JSON_OBJECT\x10\x02\x12\x14\n" +
-	"\x10KIND_JSON_SCHEMA\x10\x03\"\xaf\x02\n" +
+	"\x10KIND_JSON_SCHEMA\x10\x03\"\xc4\x01\n" +
+	"\n" +
+	"ToolChoice\x12/\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1b.policyd.v1.ToolChoice.ModeR\x04mode\x12#\n" +
+	"\rfunction_name\x18\x02 \x01(\tR\ffunctionName\"`\n" +
+	"\x04Mode\x12\x14\n" +
+	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tMODE_AUTO\x10\x01\x12\r\n" +
+	"\tMODE_NONE\x10\x02\x12\x11\n" +
+	"\rMODE_REQUIRED\x10\x03\x12\x11\n" +
+	"\rMODE_FUNCTION\x10\x04\"\xe8\x02\n" +
 	"\x10GenerationParams\x12/\n" +
 	"\x11max_output_tokens\x18\x01 \x01(\x05H\x00R\x0fmaxOutputTokens\x88\x01\x01\x12%\n" +
 	"\vtemperature\x18\x02 \x01(\x01H\x01R\vtemperature\x88\x01\x01\x12\x18\n" +
 	"\x05top_p\x18\x03 \x01(\x01H\x02R\x04topP\x88\x01\x01\x12\x12\n" +
 	"\x04stop\x18\x04 \x03(\tR\x04stop\x12C\n" +
 	"\x0fresponse_format\x18\x05 \x01(\v2\x1a.policyd.v1.ResponseFormatR\x0eresponseFormat\x12\x17\n" +
-	"\x04seed\x18\x06 \x01(\x03H\x03R\x04seed\x88\x01\x01B\x14\n" +
+	"\x04seed\x18\x06 \x01(\x03H\x03R\x04seed\x88\x01\x01\x127\n" +
+	"\vtool_choice\x18\a \x01(\v2\x16.policyd.v1.ToolChoiceR\n" +
+	"toolChoiceB\x14\n" +
 	"\x12_max_output_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
@@ -2694,7 +2916,7 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\vKIND_ACCEPT\x10\x01\x12\x0f\n" +
 	"\vKIND_REJECT\x10\x02\x12\x0f\n" +
 	"\vKIND_REPAIR\x10\x03\x12\x12\n" +
-	"\x0eKIND_MALFORMED\x10\x04\"\xf4\x03\n" +
+	"\x0eKIND_MALFORMED\x10\x04\"\xa1\x04\n" +
 	"\aAttempt\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12+\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x17.policyd.v1.AttemptRoleR\x04role\x12\x14\n" +
@@ -2712,16 +2934,19 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x05error\x18\f \x01(\tR\x05error\x12\x1b\n" +
 	"\tsaved_usd\x18\r \x01(\x01R\bsavedUsd\x12'\n" +
 	"\x0fusage_estimated\x18\x0e \x01(\bR\x0eusageEstimated\x12#\n" +
-	"\rfinish_reason\x18\x0f \x01(\tR\ffinishReason\"C\n" +
+	"\rfinish_reason\x18\x0f \x01(\tR\ffinishReason\x12+\n" +
+	"\x06output\x18\x10 \x01(\v2\x13.policyd.v1.MessageR\x06output\"C\n" +
 	"\tCostRange\x12\x19\n" +
 	"\bbest_usd\x18\x01 \x01(\x01R\abestUsd\x12\x1b\n" +
-	"\tworst_usd\x18\x02 \x01(\x01R\bworstUsd\"\xac\x01\n" +
+	"\tworst_usd\x18\x02 \x01(\x01R\bworstUsd\"\xe8\x01\n" +
 	"\bPlanStep\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12*\n" +
 	"\x06effort\x18\x03 \x01(\x0e2\x12.policyd.v1.EffortR\x06effort\x12\x1c\n" +
 	"\tvalidator\x18\x04 \x01(\tR\tvalidator\x12,\n" +
-	"\x12estimated_cost_usd\x18\x05 \x01(\x01R\x10estimatedCostUsd\"\xb2\x02\n" +
+	"\x12estimated_cost_usd\x18\x05 \x01(\x01R\x10estimatedCostUsd\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\"\n" +
+	"\rbest_cost_usd\x18\a \x01(\x01R\vbestCostUsd\"\xb2\x02\n" +
 	"\vExplanation\x12\x16\n" +
 	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x1a\n" +
@@ -2731,7 +2956,7 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x05steps\x18\x06 \x03(\v2\x14.policyd.v1.PlanStepR\x05steps\x12<\n" +
 	"\x0eestimated_cost\x18\a \x01(\v2\x15.policyd.v1.CostRangeR\restimatedCost\x12\x1a\n" +
 	"\bwarnings\x18\b \x03(\tR\bwarnings\x12%\n" +
-	"\x0epolicy_version\x18\t \x01(\tR\rpolicyVersion\"\x9f\x03\n" +
+	"\x0epolicy_version\x18\t \x01(\tR\rpolicyVersion\"\xbb\x03\n" +
 	"\x10CompleteResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12+\n" +
@@ -2745,20 +2970,23 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\ftokens_saved\x18\t \x01(\x03R\vtokensSaved\x12\x1f\n" +
 	"\vdecision_id\x18\n" +
 	" \x01(\tR\n" +
-	"decisionId\"\xa0\x01\n" +
+	"decisionId\x12\x1a\n" +
+	"\breplayed\x18\v \x01(\bR\breplayed\"\xa0\x01\n" +
 	"\x16StreamCompleteResponse\x12\x16\n" +
 	"\x05delta\x18\x01 \x01(\tH\x00R\x05delta\x12/\n" +
 	"\aattempt\x18\x02 \x01(\v2\x13.policyd.v1.AttemptH\x00R\aattempt\x124\n" +
 	"\x05final\x18\x03 \x01(\v2\x1c.policyd.v1.CompleteResponseH\x00R\x05finalB\a\n" +
 	"\x05event\"L\n" +
 	"\x0fExplainResponse\x129\n" +
-	"\vexplanation\x18\x01 \x01(\v2\x17.policyd.v1.ExplanationR\vexplanation\"\x88\x01\n" +
+	"\vexplanation\x18\x01 \x01(\v2\x17.policyd.v1.ExplanationR\vexplanation\"\x99\x01\n" +
 	"\x14ReportOutcomeRequest\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
-	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x19\n" +
-	"\x05score\x18\x03 \x01(\x01H\x00R\x05score\x88\x01\x01\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04noteB\b\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\asuccess\x18\x02 \x01(\bH\x00R\asuccess\x88\x01\x01\x12\x19\n" +
+	"\x05score\x18\x03 \x01(\x01H\x01R\x05score\x88\x01\x01\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04noteB\n" +
+	"\n" +
+	"\b_successB\b\n" +
 	"\x06_score\"1\n" +
 	"\x15ReportOutcomeResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\bR\achanged\"\x9b\x01\n" +
@@ -2792,10 +3020,11 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x10GetStatsResponse\x12(\n" +
 	"\x04rows\x18\x01 \x03(\v2\x14.policyd.v1.StatsRowR\x04rows\x12%\n" +
 	"\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion\x12!\n" +
-	"\fconfig_error\x18\x03 \x01(\tR\vconfigError\"A\n" +
+	"\fconfig_error\x18\x03 \x01(\tR\vconfigError\"p\n" +
 	"\x11ListModelsRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x10\n" +
-	"\x03tag\x18\x02 \x01(\tR\x03tag\"\xb2\x02\n" +
+	"\x03tag\x18\x02 \x01(\tR\x03tag\x12-\n" +
+	"\x12include_unservable\x18\x03 \x01(\bR\x11includeUnservable\"\xdf\x02\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1a\n" +
@@ -2807,7 +3036,8 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x04tags\x18\b \x03(\tR\x04tags\x12\x1a\n" +
 	"\bthinking\x18\t \x01(\bR\bthinking\x12\x14\n" +
 	"\x05local\x18\n" +
-	" \x01(\bR\x05local\"?\n" +
+	" \x01(\bR\x05local\x12+\n" +
+	"\x11unservable_reason\x18\v \x01(\tR\x10unservableReason\"?\n" +
 	"\x12ListModelsResponse\x12)\n" +
 	"\x06models\x18\x01 \x03(\v2\x11.policyd.v1.ModelR\x06models*_\n" +
 	"\x04Role\x12\x14\n" +
@@ -2881,8 +3111,8 @@ func file_policyd_v1_policyd_proto_rawDescGZIP() []byte {
 	return file_policyd_v1_policyd_proto_rawDescData
 }
 
-var file_policyd_v1_policyd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_policyd_v1_policyd_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_policyd_v1_policyd_proto_goTypes = []any{
 	(Role)(0),                      // 0: policyd.v1.Role
 	(Stakes)(0),                    // 1: policyd.v1.Stakes
@@ -2892,80 +3122,85 @@ var file_policyd_v1_policyd_proto_goTypes = []any{
 	(AttemptRole)(0),               // 5: policyd.v1.AttemptRole
 	(StatsGroup)(0),                // 6: policyd.v1.StatsGroup
 	(ResponseFormat_Kind)(0),       // 7: policyd.v1.ResponseFormat.Kind
-	(Verdict_Kind)(0),              // 8: policyd.v1.Verdict.Kind
-	(*Message)(nil),                // 9: policyd.v1.Message
-	(*ToolCall)(nil),               // 10: policyd.v1.ToolCall
-	(*Tool)(nil),                   // 11: policyd.v1.Tool
-	(*ResponseFormat)(nil),         // 12: policyd.v1.ResponseFormat
-	(*GenerationParams)(nil),       // 13: policyd.v1.GenerationParams
-	(*Constraints)(nil),            // 14: policyd.v1.Constraints
-	(*CompleteRequest)(nil),        // 15: policyd.v1.CompleteRequest
-	(*Verdict)(nil),                // 16: policyd.v1.Verdict
-	(*Attempt)(nil),                // 17: policyd.v1.Attempt
-	(*CostRange)(nil),              // 18: policyd.v1.CostRange
-	(*PlanStep)(nil),               // 19: policyd.v1.PlanStep
-	(*Explanation)(nil),            // 20: policyd.v1.Explanation
-	(*CompleteResponse)(nil),       // 21: policyd.v1.CompleteResponse
-	(*StreamCompleteResponse)(nil), // 22: policyd.v1.StreamCompleteResponse
-	(*ExplainResponse)(nil),        // 23: policyd.v1.ExplainResponse
-	(*ReportOutcomeRequest)(nil),   // 24: policyd.v1.ReportOutcomeRequest
-	(*ReportOutcomeResponse)(nil),  // 25: policyd.v1.ReportOutcomeResponse
-	(*GetStatsRequest)(nil),        // 26: policyd.v1.GetStatsRequest
-	(*StatsRow)(nil),               // 27: policyd.v1.StatsRow
-	(*GetStatsResponse)(nil),       // 28: policyd.v1.GetStatsResponse
-	(*ListModelsRequest)(nil),      // 29: policyd.v1.ListModelsRequest
-	(*Model)(nil),                  // 30: policyd.v1.Model
-	(*ListModelsResponse)(nil),     // 31: policyd.v1.ListModelsResponse
-	nil,                            // 32: policyd.v1.CompleteRequest.LabelsEntry
-	nil,                            // 33: policyd.v1.StatsRow.GroupEntry
+	(ToolChoice_Mode)(0),           // 8: policyd.v1.ToolChoice.Mode
+	(Verdict_Kind)(0),              // 9: policyd.v1.Verdict.Kind
+	(*Message)(nil),                // 10: policyd.v1.Message
+	(*ToolCall)(nil),               // 11: policyd.v1.ToolCall
+	(*Tool)(nil),                   // 12: policyd.v1.Tool
+	(*ResponseFormat)(nil),         // 13: policyd.v1.ResponseFormat
+	(*ToolChoice)(nil),             // 14: policyd.v1.ToolChoice
+	(*GenerationParams)(nil),       // 15: policyd.v1.GenerationParams
+	(*Constraints)(nil),            // 16: policyd.v1.Constraints
+	(*CompleteRequest)(nil),        // 17: policyd.v1.CompleteRequest
+	(*Verdict)(nil),                // 18: policyd.v1.Verdict
+	(*Attempt)(nil),                // 19: policyd.v1.Attempt
+	(*CostRange)(nil),              // 20: policyd.v1.CostRange
+	(*PlanStep)(nil),               // 21: policyd.v1.PlanStep
+	(*Explanation)(nil),            // 22: policyd.v1.Explanation
+	(*CompleteResponse)(nil),       // 23: policyd.v1.CompleteResponse
+	(*StreamCompleteResponse)(nil), // 24: policyd.v1.StreamCompleteResponse
+	(*ExplainResponse)(nil),        // 25: policyd.v1.ExplainResponse
+	(*ReportOutcomeRequest)(nil),   // 26: policyd.v1.ReportOutcomeRequest
+	(*ReportOutcomeResponse)(nil),  // 27: policyd.v1.ReportOutcomeResponse
+	(*GetStatsRequest)(nil),        // 28: policyd.v1.GetStatsRequest
+	(*StatsRow)(nil),               // 29: policyd.v1.StatsRow
+	(*GetStatsResponse)(nil),       // 30: policyd.v1.GetStatsResponse
+	(*ListModelsRequest)(nil),      // 31: policyd.v1.ListModelsRequest
+	(*Model)(nil),                  // 32: policyd.v1.Model
+	(*ListModelsResponse)(nil),     // 33: policyd.v1.ListModelsResponse
+	nil,                            // 34: policyd.v1.CompleteRequest.LabelsEntry
+	nil,                            // 35: policyd.v1.StatsRow.GroupEntry
 }
 var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	0,  // 0: policyd.v1.Message.role:type_name -> policyd.v1.Role
-	10, // 1: policyd.v1.Message.tool_calls:type_name -> policyd.v1.ToolCall
+	11, // 1: policyd.v1.Message.tool_calls:type_name -> policyd.v1.ToolCall
 	7,  // 2: policyd.v1.ResponseFormat.kind:type_name -> policyd.v1.ResponseFormat.Kind
-	12, // 3: policyd.v1.GenerationParams.response_format:type_name -> policyd.v1.ResponseFormat
-	9,  // 4: policyd.v1.CompleteRequest.messages:type_name -> policyd.v1.Message
-	11, // 5: policyd.v1.CompleteRequest.tools:type_name -> policyd.v1.Tool
-	13, // 6: policyd.v1.CompleteRequest.params:type_name -> policyd.v1.GenerationParams
-	1,  // 7: policyd.v1.CompleteRequest.stakes:type_name -> policyd.v1.Stakes
-	32, // 8: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
-	14, // 9: policyd.v1.CompleteRequest.constraints:type_name -> policyd.v1.Constraints
-	3,  // 10: policyd.v1.CompleteRequest.cache_mode:type_name -> policyd.v1.CacheMode
-	8,  // 11: policyd.v1.Verdict.kind:type_name -> policyd.v1.Verdict.Kind
-	5,  // 12: policyd.v1.Attempt.role:type_name -> policyd.v1.AttemptRole
-	2,  // 13: policyd.v1.Attempt.effort:type_name -> policyd.v1.Effort
-	16, // 14: policyd.v1.Attempt.verdict:type_name -> policyd.v1.Verdict
-	2,  // 15: policyd.v1.PlanStep.effort:type_name -> policyd.v1.Effort
-	19, // 16: policyd.v1.Explanation.steps:type_name -> policyd.v1.PlanStep
-	18, // 17: policyd.v1.Explanation.estimated_cost:type_name -> policyd.v1.CostRange
-	9,  // 18: policyd.v1.CompleteResponse.output:type_name -> policyd.v1.Message
-	4,  // 19: policyd.v1.CompleteResponse.status:type_name -> policyd.v1.OutcomeStatus
-	17, // 20: policyd.v1.CompleteResponse.attempts:type_name -> policyd.v1.Attempt
-	20, // 21: policyd.v1.CompleteResponse.explanation:type_name -> policyd.v1.Explanation
-	17, // 22: policyd.v1.StreamCompleteResponse.attempt:type_name -> policyd.v1.Attempt
-	21, // 23: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
-	20, // 24: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
-	6,  // 25: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
-	33, // 26: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
-	27, // 27: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
-	30, // 28: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
-	15, // 29: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
-	15, // 30: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
-	15, // 31: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
-	24, // 32: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
-	26, // 33: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
-	29, // 34: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
-	21, // 35: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
-	22, // 36: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
-	23, // 37: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
-	25, // 38: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
-	28, // 39: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
-	31, // 40: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
-	35, // [35:41] is the sub-list for method output_type
-	29, // [29:35] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	8,  // 3: policyd.v1.ToolChoice.mode:type_name -> policyd.v1.ToolChoice.Mode
+	13, // 4: policyd.v1.GenerationParams.response_format:type_name -> policyd.v1.ResponseFormat
+	14, // 5: policyd.v1.GenerationParams.tool_choice:type_name -> policyd.v1.ToolChoice
+	10, // 6: policyd.v1.CompleteRequest.messages:type_name -> policyd.v1.Message
+	12, // 7: policyd.v1.CompleteRequest.tools:type_name -> policyd.v1.Tool
+	15, // 8: policyd.v1.CompleteRequest.params:type_name -> policyd.v1.GenerationParams
+	1,  // 9: policyd.v1.CompleteRequest.stakes:type_name -> policyd.v1.Stakes
+	34, // 10: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
+	16, // 11: policyd.v1.CompleteRequest.constraints:type_name -> policyd.v1.Constraints
+	3,  // 12: policyd.v1.CompleteRequest.cache_mode:type_name -> policyd.v1.CacheMode
+	9,  // 13: policyd.v1.Verdict.kind:type_name -> policyd.v1.Verdict.Kind
+	5,  // 14: policyd.v1.Attempt.role:type_name -> policyd.v1.AttemptRole
+	2,  // 15: policyd.v1.Attempt.effort:type_name -> policyd.v1.Effort
+	18, // 16: policyd.v1.Attempt.verdict:type_name -> policyd.v1.Verdict
+	10, // 17: policyd.v1.Attempt.output:type_name -> policyd.v1.Message
+	2,  // 18: policyd.v1.PlanStep.effort:type_name -> policyd.v1.Effort
+	21, // 19: policyd.v1.Explanation.steps:type_name -> policyd.v1.PlanStep
+	20, // 20: policyd.v1.Explanation.estimated_cost:type_name -> policyd.v1.CostRange
+	10, // 21: policyd.v1.CompleteResponse.output:type_name -> policyd.v1.Message
+	4,  // 22: policyd.v1.CompleteResponse.status:type_name -> policyd.v1.OutcomeStatus
+	19, // 23: policyd.v1.CompleteResponse.attempts:type_name -> policyd.v1.Attempt
+	22, // 24: policyd.v1.CompleteResponse.explanation:type_name -> policyd.v1.Explanation
+	19, // 25: policyd.v1.StreamCompleteResponse.attempt:type_name -> policyd.v1.Attempt
+	23, // 26: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
+	22, // 27: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
+	6,  // 28: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
+	35, // 29: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
+	29, // 30: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
+	32, // 31: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
+	17, // 32: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
+	17, // 33: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
+	17, // 34: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
+	26, // 35: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
+	28, // 36: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
+	31, // 37: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
+	23, // 38: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
+	24, // 39: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
+	25, // 40: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
+	27, // 41: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
+	30, // 42: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
+	33, // 43: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
+	38, // [38:44] is the sub-list for method output_type
+	32, // [32:38] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_policyd_v1_policyd_proto_init() }
@@ -2973,21 +3208,21 @@ func file_policyd_v1_policyd_proto_init() {
 	if File_policyd_v1_policyd_proto != nil {
 		return
 	}
-	file_policyd_v1_policyd_proto_msgTypes[4].OneofWrappers = []any{}
 	file_policyd_v1_policyd_proto_msgTypes[5].OneofWrappers = []any{}
-	file_policyd_v1_policyd_proto_msgTypes[13].OneofWrappers = []any{
+	file_policyd_v1_policyd_proto_msgTypes[6].OneofWrappers = []any{}
+	file_policyd_v1_policyd_proto_msgTypes[14].OneofWrappers = []any{
 		(*StreamCompleteResponse_Delta)(nil),
 		(*StreamCompleteResponse_Attempt)(nil),
 		(*StreamCompleteResponse_Final)(nil),
 	}
-	file_policyd_v1_policyd_proto_msgTypes[15].OneofWrappers = []any{}
+	file_policyd_v1_policyd_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_policyd_v1_policyd_proto_rawDesc), len(file_policyd_v1_policyd_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   25,
+			NumEnums:      10,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,14 +30,37 @@ def repo_root() -> Path:
     raise RuntimeError("no policyd repository above the client's tests; set POLICYD_REPO")
 
 
+REFUSALS = """
+limits: {tenants: {throttled: {requests_per_minute: 1}}}
+budgets: {tenants: {broke: {daily_usd: 0.000001}}}
+"""
+"""Two tenants with limits the contract tests can hit; every other tenant is unlimited."""
+
+
 @pytest.fixture(scope="session")
 def daemon_addr() -> Iterator[str]:
+    yield from _daemon()
+
+
+@pytest.fixture(scope="session")
+def contract_addr() -> Iterator[str]:
+    """A daemon on the bundled default plus :data:`REFUSALS`."""
+    yield from _daemon(REFUSALS)
+
+
+def _daemon(extra: str = "") -> Iterator[str]:
     repo = repo_root()
     data_dir = tempfile.mkdtemp(prefix="policyd-py-client-test-")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "plugins")]), "PYTHONUNBUFFERED": "1"}
     python = os.environ.get("POLICYD_PYTHON") or sys.executable
+    config: list[str] = []
+    if extra:
+        policy = Path(data_dir) / "policy.yaml"
+        bundled = (repo / "policyd" / "config" / "default.yaml").read_text(encoding="utf-8")
+        policy.write_text(bundled + "\n" + extra, encoding="utf-8")
+        config = ["--config", str(policy)]
     proc = subprocess.Popen(
-        [python, "-m", "policyd", "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+        [python, "-m", "policyd", "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *config],
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,

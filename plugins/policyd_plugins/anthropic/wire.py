@@ -14,7 +14,17 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policyd.api import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, UpstreamError, Usage
+from policyd.api import (
+    Effort,
+    Message,
+    ModelCall,
+    ModelResponse,
+    Role,
+    ToolCall,
+    ToolChoice,
+    UpstreamError,
+    Usage,
+)
 from policyd_plugins.http.classify import classify_status, refused
 from policyd_plugins.http.provider import estimated_usage, json_object
 from policyd_plugins.http.sse import SseEvent
@@ -75,6 +85,18 @@ def json_instruction(call: ModelCall) -> str:
     return ""
 
 
+_ANTHROPIC_MODES = {"auto": "auto", "none": "none", "required": "any"}
+
+
+def tool_choice_json(choice: ToolChoice | None) -> dict[str, Any] | None:
+    """Anthropic's ``tool_choice``: ``{"type": "auto" | "none" | "any"}`` or ``{"type": "tool", "name": ...}``."""
+    if choice is None:
+        return None
+    if choice.mode == "function":
+        return {"type": "tool", "name": choice.function}
+    return {"type": _ANTHROPIC_MODES[choice.mode]}
+
+
 def request_body(
     call: ModelCall, *, stream: bool, default_max_tokens: int, budgets: Mapping[str, int]
 ) -> dict[str, Any]:
@@ -92,6 +114,9 @@ def request_body(
             {"name": t.name, "description": t.description, "input_schema": dict(t.parameters) or {"type": "object"}}
             for t in call.tools
         ]
+        choice = tool_choice_json(p.tool_choice)
+        if choice is not None:
+            body["tool_choice"] = choice
     thinking = call.model.thinking and call.effort is not Effort.OFF
     if thinking:
         budget = int(budgets[call.effort.value])

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policyd.api import Message, ModelCall, ModelResponse, Role, ToolCall, UpstreamError, Usage
+from policyd.api import Message, ModelCall, ModelResponse, Role, ToolCall, ToolChoice, UpstreamError, Usage
 from policyd_plugins.gemini.schema import to_gemini_schema
 from policyd_plugins.http.classify import classify_status, malformed, refused
 from policyd_plugins.http.provider import estimated_usage, json_object
@@ -60,6 +60,19 @@ def contents(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(system), turns
 
 
+_GEMINI_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "function": "ANY"}
+
+
+def tool_config_json(choice: ToolChoice | None) -> dict[str, Any] | None:
+    """Gemini's ``toolConfig.functionCallingConfig``: AUTO, NONE, ANY, or ANY limited to one function."""
+    if choice is None:
+        return None
+    config: dict[str, Any] = {"mode": _GEMINI_MODES[choice.mode]}
+    if choice.mode == "function":
+        config["allowedFunctionNames"] = [choice.function]
+    return {"functionCallingConfig": config}
+
+
 def request_body(
     call: ModelCall, *, budgets: Mapping[str, int], json_schema_field: str, top_logprobs: int
 ) -> dict[str, Any]:
@@ -79,6 +92,9 @@ def request_body(
                 ]
             }
         ]
+        config = tool_config_json(p.tool_choice)
+        if config is not None:
+            body["toolConfig"] = config
     gen: dict[str, Any] = {}
     if p.max_output_tokens is not None:
         gen["maxOutputTokens"] = p.max_output_tokens

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from policyd.api import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, UpstreamError, Usage
+from policyd.api import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, ToolChoice, UpstreamError, Usage
 from policyd_plugins.http.classify import classify_status, refused
 from policyd_plugins.http.provider import estimated_usage
 from policyd_plugins.http.sse import SseEvent
@@ -54,6 +54,15 @@ def effort_fields(call: ModelCall) -> dict[str, Any]:
     return {"reasoning_effort": call.effort.value}
 
 
+def tool_choice_json(choice: ToolChoice | None) -> str | dict[str, Any] | None:
+    """OpenAI's ``tool_choice``: "auto", "none", "required" or the named function."""
+    if choice is None:
+        return None
+    if choice.mode == "function":
+        return {"type": "function", "function": {"name": choice.function}}
+    return choice.mode
+
+
 def request_body(
     call: ModelCall, *, stream: bool, max_tokens_field: str, top_logprobs: int, stream_usage: bool
 ) -> dict[str, Any]:
@@ -67,6 +76,9 @@ def request_body(
             }
             for t in call.tools
         ]
+        choice = tool_choice_json(p.tool_choice)
+        if choice is not None:
+            body["tool_choice"] = choice
     if p.max_output_tokens is not None:
         body[str(call.model.options.get("max_tokens_field", max_tokens_field))] = p.max_output_tokens
     if p.temperature is not None:

@@ -110,8 +110,10 @@ def _answer(call: ModelCall, good: bool) -> tuple[str, tuple[ToolCall, ...]]:
     prompt = " ".join(_last_user_text(call.messages).split())
     gist = prompt[:80] + ("..." if len(prompt) > 80 else "")
     fmt = call.params.response_format
-    if call.tools:
-        tool = call.tools[0]
+    choice = call.params.tool_choice
+    if call.tools and (choice is None or choice.mode != "none"):
+        named = [t for t in call.tools if choice is not None and t.name == choice.function]
+        tool = named[0] if named else call.tools[0]
         args = _instance(tool.parameters, good)
         cid = "call_" + hashlib.sha256(f"{call.model.id}{gist}".encode()).hexdigest()[:12]
         text = f"[simulated by {call.model.id}, effort {call.effort.value}, {marker}] calling {tool.name}"

@@ -14,6 +14,7 @@ from policyd.api import (
     PlanStep,
     StrategyContext,
 )
+from policyd_plugins.strategies.gated import even_share_s
 
 
 class SingleParams(BaseModel):
@@ -45,14 +46,13 @@ class FallbackParams(BaseModel):
 
 
 async def run_fallback(ctx: StrategyContext) -> Outcome:
+    """Each model in turn, each within an even share of the time left (``even_share_s``)."""
     params: FallbackParams = ctx.params
-    tried = 0
-    for model_id in params.models:
-        if not ctx.allowed(model_id):
-            continue
+    candidates = [m for m in params.models if ctx.allowed(m)]
+    for tried, model_id in enumerate(candidates):
         role = AttemptRole.ANSWER if tried == 0 else AttemptRole.ESCALATE
-        tried += 1
-        result = await ctx.call(model_id, role=role, effort=params.effort, final=True)
+        with ctx.time_box(even_share_s(ctx, len(candidates) - tried)):
+            result = await ctx.call(model_id, role=role, effort=params.effort, final=True)
         if result.response is not None:
             return ctx.outcome(OutcomeStatus.ACCEPTED_UNVALIDATED, result.response.message)
     return ctx.outcome(OutcomeStatus.UPSTREAM_FAILED)

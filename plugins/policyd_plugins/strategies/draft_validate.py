@@ -27,7 +27,7 @@ from policyd.api import (
     ValidatorRef,
     VerdictKind,
 )
-from policyd_plugins.strategies.gated import Planned, exhausted, gated_call, ladder_explainers
+from policyd_plugins.strategies.gated import Planned, even_share_s, exhausted, gated_call, ladder_explainers
 
 FEEDBACK = "A reviewer rejected your answer: {reason}\nWrite the complete corrected answer."
 FEEDBACK_TOKENS = 32
@@ -66,11 +66,14 @@ async def run_draft_validate(ctx: StrategyContext) -> Outcome:
     drafters = [m for m in p.drafters if ctx.allowed(m)]
     messages = ctx.request.messages
     answered = False
-    for r in range(p.max_rounds if drafters else 0):
+    escalates = p.escalate_to is not None and ctx.allowed(p.escalate_to)
+    rounds = p.max_rounds if drafters else 0
+    for r in range(rounds):
         model, effort = str(_nth(drafters, r)), Effort(_nth(p.efforts, r))
-        step = await gated_call(
-            ctx, model, role=AttemptRole.DRAFT, effort=effort, gate=p.validator, messages=messages, sample_index=r
-        )
+        with ctx.time_box(even_share_s(ctx, rounds - r + escalates)):  # the rounds left and the escalation
+            step = await gated_call(
+                ctx, model, role=AttemptRole.DRAFT, effort=effort, gate=p.validator, messages=messages, sample_index=r
+            )
         if step.draft is None:
             continue
         answered = True
@@ -79,7 +82,7 @@ async def run_draft_validate(ctx: StrategyContext) -> Outcome:
         if p.feedback and step.verdict is not None and step.verdict.kind is VerdictKind.REJECT:
             note = Message(role=Role.USER, content=FEEDBACK.format(reason=step.verdict.reason))
             messages = (*ctx.request.messages, step.draft, note)
-    if p.escalate_to is not None and ctx.allowed(p.escalate_to):
+    if escalates and p.escalate_to is not None:
         result = await ctx.call(p.escalate_to, role=AttemptRole.ESCALATE, effort=p.escalate_effort, final=True)
         if result.response is not None:
             return ctx.outcome(OutcomeStatus.ACCEPTED_UNVALIDATED, result.response.message)
@@ -89,12 +92,29 @@ async def run_draft_validate(ctx: StrategyContext) -> Outcome:
 def planned_draft_validate(ectx: ExplainContext) -> list[Planned]:
     p: DraftValidateParams = ectx.params
     feedback = ectx.answer_tokens + FEEDBACK_TOKENS if p.feedback else 0
+    drafters = [m for m in p.drafters if ectx.allowed(m)] or p.drafters  # as the run picks them
     planned = [
-        Planned("draft", str(_nth(p.drafters, r)), Effort(_nth(p.efforts, r)), p.validator, feedback if r else 0)
+        Planned(
+            "draft",
+            str(_nth(drafters, r)),
+            Effort(_nth(p.efforts, r)),
+            p.validator,
+            feedback if r else 0,
+            reason=f"round {r + 1} of {p.max_rounds}"
+            + (
+                ": a cheap first draft"
+                if r == 0
+                else ", after a reject" + (" (its reason fed back)" if p.feedback else "")
+            ),
+        )
         for r in range(p.max_rounds)
     ]
     if p.escalate_to is not None:
-        planned.append(Planned("escalate", p.escalate_to, p.escalate_effort))
+        planned.append(
+            Planned(
+                "escalate", p.escalate_to, p.escalate_effort, reason="every round rejected: the strong model answers"
+            )
+        )
     return planned
 
 

@@ -67,7 +67,18 @@ def rung_window_s(ctx: StrategyContext, rung: Rung, rungs_left: int) -> float | 
 
 
 def planned(p: FailFastParams, rungs: list[Rung]) -> list[Planned]:
-    return [Planned("rung" if i == 0 else "escalate", r.model, r.effort, p.gate_of(r)) for i, r in enumerate(rungs)]
+    return [
+        Planned(
+            "rung" if i == 0 else "escalate",
+            r.model,
+            r.effort,
+            p.gate_of(r),
+            reason="rung 1: the cheapest first"
+            if i == 0
+            else f"rung {i + 1}: when rung {i} errs, times out or fails its gate",
+        )
+        for i, r in enumerate(rungs)
+    ]
 
 
 async def run_fail_fast(ctx: StrategyContext) -> Outcome:

@@ -76,25 +76,40 @@ async def gated_call(
 
 
 def exhausted(ctx: StrategyContext, answered: bool) -> Outcome:
-    """No step passed: rejected (with the last answer) if any model answered, else upstream-failed."""
+    """No step passed: rejected if any model answered (each rejected answer is on its attempt, never
+    the output), else upstream-failed."""
     return ctx.outcome(OutcomeStatus.REJECTED if answered else OutcomeStatus.UPSTREAM_FAILED)
+
+
+def even_share_s(ctx: StrategyContext, steps_left: int) -> float | None:
+    """The deadline rule of every multi-model strategy: a step gets an equal share of the time
+    left among the steps it may still run (itself included), the last one all of it.
+
+    A hung first choice thus leaves time for the next; a fast step leaves its unused share to
+    the steps after it (each share is taken from what is left when the step starts).
+    """
+    remaining = ctx.remaining_s()
+    if remaining is None:
+        return None
+    return remaining if steps_left <= 1 else remaining / steps_left
 
 
 async def climb(
     ctx: StrategyContext,
     ladder: Sequence[Planned],
-    window_s: Callable[[int, int], float | None] = lambda index, left: None,
+    window_s: Callable[[int, int], float | None] | None = None,
 ) -> Outcome:
     """Try each gated call in turn; the first that passes is the answer.
 
     A failed call or a failed gate moves on at once. ``window_s(index, left)`` bounds
-    a step (its call and its gate) in seconds. The first call drafts and later ones
-    escalate; a lone ungated call just answers.
+    a step (its call and its gate) in seconds; by default :func:`even_share_s`. The first
+    call drafts and later ones escalate; a lone ungated call just answers.
     """
     answered = False
     for i, item in enumerate(ladder):
         role = AttemptRole.ANSWER if len(ladder) == 1 and item.gate is None else role_for(i)
-        with ctx.time_box(window_s(i, len(ladder) - i)):
+        left = len(ladder) - i
+        with ctx.time_box(window_s(i, left) if window_s is not None else even_share_s(ctx, left)):
             step = await gated_call(ctx, item.model, role=role, effort=item.effort, gate=item.gate)
         answered = answered or step.draft is not None
         if step.output is not None:
@@ -117,6 +132,8 @@ class Planned:
     gate: ValidatorRef | None = None
     extra_input_tokens: int = 0
     """Input beyond the request (e.g. a fed-back draft)."""
+    reason: str = ""
+    """Why the call is in the plan, for Explain (``PlanStep.reason``)."""
 
 
 def estimate_ladder(ectx: ExplainContext, planned: Sequence[Planned]) -> tuple[list[PlanStep], float, float]:
@@ -127,16 +144,35 @@ def estimate_ladder(ectx: ExplainContext, planned: Sequence[Planned]) -> tuple[l
     """
     steps: list[PlanStep] = []
     best = worst = 0.0
-    for i, item in enumerate(planned):
+    first = True
+    for item in planned:
+        excluded = ectx.excluded_by(item.model)
+        if excluded is not None:  # the run skips it too (ctx.allowed): it costs nothing
+            steps.append(
+                PlanStep(
+                    role=item.role, model=item.model, effort=item.effort, reason=f"skipped: excluded by {excluded}"
+                )
+            )
+            continue
         call = ectx.estimate_usd(item.model, effort=item.effort, extra_input_tokens=item.extra_input_tokens)
-        steps.append(PlanStep(role=item.role, model=item.model, effort=item.effort, estimated_cost_usd=call))
+        steps.append(
+            PlanStep(role=item.role, model=item.model, effort=item.effort, estimated_cost_usd=call, reason=item.reason)
+        )
         gate_best, gate_worst = ectx.validator_usd(item.gate)
         if item.gate is not None:
             model = item.gate.model or ""
             steps.append(
-                PlanStep(role="validate", model=model, validator=item.gate.name, estimated_cost_usd=gate_worst)
+                PlanStep(
+                    role="validate",
+                    model=model,
+                    validator=item.gate.name,
+                    estimated_cost_usd=gate_worst,
+                    best_cost_usd=gate_best,
+                    reason=f"gate: {item.gate.name} judges the {item.role}",
+                )
             )
-        best = call + gate_best if i == 0 else best
+        if first:
+            best, first = call + gate_best, False
         worst += call + gate_worst
     return steps, best, worst
 

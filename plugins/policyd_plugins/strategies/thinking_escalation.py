@@ -75,7 +75,17 @@ class ThinkingEscalationParams(BaseModel):
 
 
 def planned(p: ThinkingEscalationParams, levels: list[Effort]) -> list[Planned]:
-    return [Planned("rung" if i == 0 else "escalate", p.model_at(e), e, p.gate) for i, e in enumerate(levels)]
+    return [
+        Planned(
+            "rung" if i == 0 else "escalate",
+            p.model_at(e),
+            e,
+            p.gate,
+            reason=f"effort {e.value}"
+            + (": where the stakes start the climb" if i == 0 else ": when the lower effort fails its gate"),
+        )
+        for i, e in enumerate(levels)
+    ]
 
 
 async def run_thinking_escalation(ctx: StrategyContext) -> Outcome:

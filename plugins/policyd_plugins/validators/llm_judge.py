@@ -7,8 +7,11 @@ The verdict format is one JSON object and nothing else::
     {"verdict": "repair", "reason": "<what was fixed>", "output": "<the corrected answer in full>"}
 
 Anything else (prose, unknown keys, a reject without a reason, a repair without an
-output) is recorded as MALFORMED, which strategies count as a reject. A judge call
-that fails or times out is a reject whose reason says so.
+output) is MALFORMED. The judge is then asked once more, at once and on the same draft,
+with its unreadable answer and the format quoted back (a new call, so neither a cached
+copy of the garbage nor a new draft round); if that answer is unreadable too, the
+verdict is MALFORMED, which strategies count as a reject. A judge call that fails or
+times out is a reject whose reason says so.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ VERDICT_TOKENS = 24
 REPAIR_OVERHEAD_TOKENS = 64
 """Tokens of a repair verdict beyond the corrected answer itself."""
 
+REASK = "That answer could not be read as a verdict.\n" + VERDICT_FORMAT
+"""Sent back, after the judge's unreadable answer, to ask for the verdict again."""
+
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
 _KEYS = {"verdict", "reason", "output"}
 
@@ -65,6 +71,8 @@ class LlmJudgeParams(BaseModel):
     """Verdict allowance; by default the answer's allowance plus room for the verdict (a repair)."""
     timeout_ms: int | None = Field(default=None, gt=0)
     """Give up on the judge after this long (the verdict is then a reject)."""
+    reask: bool = True
+    """Ask once more when the verdict is unreadable (MALFORMED)."""
 
 
 def parse_verdict(text: str) -> Verdict:
@@ -125,19 +133,30 @@ class LlmJudge:
             temperature=0.0,
             response_format=ResponseFormat(kind="json_object"),
         )
+        messages = self.messages(ctx.request.messages, draft)
+        verdict, said = await self._judge(ctx, messages, gen)
+        if verdict.kind is not VerdictKind.MALFORMED or not self.params.reask or said is None:
+            return verdict
+        again: tuple[Message, ...] = (*messages, said, Message(role=Role.USER, content=REASK))
+        return (await self._judge(ctx, again, gen))[0]
+
+    async def _judge(
+        self, ctx: StrategyContext, messages: tuple[Message, ...], gen: GenerationParams
+    ) -> tuple[Verdict, Message | None]:
+        """The verdict of one judge call, and the judge's answer it was read from."""
         timeout = self.params.timeout_ms / 1000 if self.params.timeout_ms else None
         result = await ctx.call(
             self.model,
             role=AttemptRole.VALIDATE,
-            messages=self.messages(ctx.request.messages, draft),
+            messages=messages,
             effort=self.params.effort,
             params=gen,
             timeout_s=timeout,
             tools=(),
         )
         if result.response is None:
-            return Verdict(VerdictKind.REJECT, reason=f"no verdict: {result.attempt.error}")
-        return parse_verdict(result.response.message.content)
+            return Verdict(VerdictKind.REJECT, reason=f"no verdict: {result.attempt.error}"), None
+        return parse_verdict(result.response.message.content), result.response.message
 
     def estimate_usd(self, ectx: ExplainContext) -> tuple[float, float]:
         """Best: a bare accept after reading the request and a full answer. Worst: a full repair."""

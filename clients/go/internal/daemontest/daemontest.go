@@ -37,8 +37,9 @@ var (
 )
 
 // Start runs the daemon, gRPC and the HTTP front door, and waits (up to 60 s) until it prints
-// the addresses it listens on.
-func Start() (*Daemon, error) {
+// the addresses it listens on. Each extra is YAML appended to the bundled default policy
+// (sections it lacks, such as limits: or budgets:); without extras the daemon runs the bundled default itself.
+func Start(extra ...string) (*Daemon, error) {
 	repo, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -47,8 +48,20 @@ func Start() (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(python(repo), "-m", "policyd", "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-		"--data-dir", dataDir)
+	args := []string{"-m", "policyd", "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dataDir}
+	if len(extra) > 0 {
+		bundled, err := os.ReadFile(filepath.Join(repo, "policyd", "config", "default.yaml"))
+		if err != nil {
+			return nil, err
+		}
+		policy := filepath.Join(dataDir, "policy.yaml")
+		text := string(bundled) + "\n" + strings.Join(extra, "\n") + "\n"
+		if err := os.WriteFile(policy, []byte(text), 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, "--config", policy)
+	}
+	cmd := exec.Command(python(repo), args...)
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(),
 		"PYTHONPATH="+repo+string(os.PathListSeparator)+filepath.Join(repo, "plugins"),

@@ -82,6 +82,18 @@ class CallDefaults:
         return {"timeout": self.timeout if timeout is None else timeout, "metadata": self.metadata}
 
 
+ACCEPTED_STATUSES = (pb.OUTCOME_STATUS_ACCEPTED, pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED)
+
+
+def accepted(response: pb.CompleteResponse) -> bool:
+    """Whether ``response`` is an answer to use (ACCEPTED or ACCEPTED_UNVALIDATED).
+
+    A response without an error can still be REJECTED, BUDGET_EXHAUSTED, DEADLINE_EXCEEDED or
+    UPSTREAM_FAILED, with no output to use.
+    """
+    return response.status in ACCEPTED_STATUSES
+
+
 def prompt(text: str, **fields: Any) -> pb.CompleteRequest:
     """A request with one user message; ``fields`` are CompleteRequest fields (task, stakes, ...)."""
     return pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=text)], **fields)

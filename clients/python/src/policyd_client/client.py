@@ -43,14 +43,18 @@ class Client(Connection):
         request: pb.CompleteRequest,
         on_delta: Callable[[str], object] | None = None,
         *,
+        on_attempt: Callable[[pb.Attempt], object] | None = None,
         timeout: float | None = None,
     ) -> pb.CompleteResponse:
-        """Complete with the answer's text handed to ``on_delta`` as it arrives; returns the final response."""
+        """Complete with the answer's text handed to ``on_delta`` as it arrives, and each attempt to
+        ``on_attempt`` once, when it is finished; returns the final response."""
         final = None
         for event in self.stream_events(request, timeout=timeout):
             kind = event.WhichOneof("event")
             if kind == "delta" and on_delta is not None:
                 on_delta(event.delta)
+            elif kind == "attempt" and on_attempt is not None:
+                on_attempt(event.attempt)
             elif kind == "final":
                 final = event.final
         if final is None:
@@ -62,9 +66,17 @@ class Client(Connection):
         resp = self.stub.Explain(request, **self._call(timeout))
         return resp.explanation
 
-    def report_outcome(self, request_id: str, success: bool, note: str = "", *, timeout: float | None = None) -> bool:
+    def report_outcome(
+        self,
+        request_id: str,
+        success: bool,
+        note: str = "",
+        *,
+        score: float | None = None,
+        timeout: float | None = None,
+    ) -> bool:
         """Says whether an answer served its purpose; False when the same report was already recorded."""
-        msg = pb.ReportOutcomeRequest(request_id=request_id, success=success, note=note)
+        msg = pb.ReportOutcomeRequest(request_id=request_id, success=success, note=note, score=score)
         return self.stub.ReportOutcome(msg, **self._call(timeout)).changed
 
     def get_stats(

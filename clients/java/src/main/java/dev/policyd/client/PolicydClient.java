@@ -1,5 +1,6 @@
 package dev.policyd.client;
 
+import dev.policyd.v1.Attempt;
 import dev.policyd.v1.CompleteRequest;
 import dev.policyd.v1.CompleteResponse;
 import dev.policyd.v1.Explanation;
@@ -8,6 +9,7 @@ import dev.policyd.v1.GetStatsResponse;
 import dev.policyd.v1.ListModelsRequest;
 import dev.policyd.v1.Message;
 import dev.policyd.v1.Model;
+import dev.policyd.v1.OutcomeStatus;
 import dev.policyd.v1.PolicyServiceGrpc;
 import dev.policyd.v1.ReportOutcomeRequest;
 import dev.policyd.v1.ReportOutcomeResponse;
@@ -41,7 +43,9 @@ import java.util.function.Consumer;
  * <pre>{@code
  * try (PolicydClient client = PolicydClient.builder("127.0.0.1:50051").plaintext().build()) {
  *   CompleteResponse resp = client.complete(PolicydClient.prompt("Write a binary search").setTask("coding").build());
- *   System.out.println(resp.getOutput().getContent());
+ *   if (PolicydClient.accepted(resp)) {
+ *     System.out.println(resp.getOutput().getContent());
+ *   }
  * }
  * }</pre>
  */
@@ -67,6 +71,16 @@ public final class PolicydClient implements AutoCloseable {
   /** A builder for a client of the daemon at {@code target} ("host:port" or any gRPC target). */
   public static PolicydClientBuilder builder(String target) {
     return new PolicydClientBuilder(target);
+  }
+
+  /**
+   * Whether the response is an answer to use: ACCEPTED or ACCEPTED_UNVALIDATED. A response without
+   * an error can still be REJECTED, BUDGET_EXHAUSTED, DEADLINE_EXCEEDED or UPSTREAM_FAILED, with no
+   * output to use.
+   */
+  public static boolean accepted(CompleteResponse response) {
+    return response.getStatus() == OutcomeStatus.OUTCOME_STATUS_ACCEPTED
+        || response.getStatus() == OutcomeStatus.OUTCOME_STATUS_ACCEPTED_UNVALIDATED;
   }
 
   /** A request with one user message; set the task, stakes, constraints... then build it. */
@@ -121,6 +135,15 @@ public final class PolicydClient implements AutoCloseable {
    * a stream that ends without its final event throws {@link IllegalStateException}.
    */
   public CompleteResponse stream(CompleteRequest request, Consumer<String> onDelta) {
+    return stream(request, onDelta, attempt -> { });
+  }
+
+  /**
+   * {@link #stream(CompleteRequest, Consumer)} that also hands each attempt (model call, validator
+   * run) to {@code onAttempt} once, as soon as it is finished; a validator's attempt arrives with
+   * its verdict.
+   */
+  public CompleteResponse stream(CompleteRequest request, Consumer<String> onDelta, Consumer<Attempt> onAttempt) {
     // Read to the end (the final event is the last): an abandoned blocking iterator would hold
     // the call open until its deadline.
     CompleteResponse last = null;
@@ -129,6 +152,7 @@ public final class PolicydClient implements AutoCloseable {
       StreamCompleteResponse event = events.next();
       switch (event.getEventCase()) {
         case DELTA -> onDelta.accept(event.getDelta());
+        case ATTEMPT -> onAttempt.accept(event.getAttempt());
         case FINAL -> last = event.getFinal();
         default -> { }
       }
@@ -155,9 +179,20 @@ public final class PolicydClient implements AutoCloseable {
    * unknown request id is NOT_FOUND.
    */
   public boolean reportOutcome(String requestId, boolean success, String note) {
-    ReportOutcomeResponse response = blocking.reportOutcome(ReportOutcomeRequest.newBuilder()
-        .setRequestId(requestId).setSuccess(success).setNote(note == null ? "" : note).build());
-    return response.getChanged();
+    return reportOutcome(report(requestId, success).setNote(note == null ? "" : note).build()).getChanged();
+  }
+
+  /** A report on {@code requestId}; set a note or a score, then build it for {@link #reportOutcome(ReportOutcomeRequest)}. */
+  public static ReportOutcomeRequest.Builder report(String requestId, boolean success) {
+    return ReportOutcomeRequest.newBuilder().setRequestId(requestId).setSuccess(success);
+  }
+
+  /**
+   * Sends a report (build it with {@link #report}); the request form grows with the contract. A
+   * request without {@code success} is INVALID_ARGUMENT; an unknown request id NOT_FOUND.
+   */
+  public ReportOutcomeResponse reportOutcome(ReportOutcomeRequest request) {
+    return blocking.reportOutcome(request);
   }
 
   /** Cost per successful outcome and related figures, grouped as the request asks. */
@@ -167,9 +202,13 @@ public final class PolicydClient implements AutoCloseable {
 
   /** The model catalog, filtered by provider and tag when they are not empty. */
   public List<Model> listModels(String provider, String tag) {
-    return blocking.listModels(ListModelsRequest.newBuilder()
-        .setProvider(provider == null ? "" : provider).setTag(tag == null ? "" : tag).build())
-        .getModelsList();
+    return listModels(ListModelsRequest.newBuilder()
+        .setProvider(provider == null ? "" : provider).setTag(tag == null ? "" : tag).build());
+  }
+
+  /** The model catalog, filtered as the request says; the request form grows with the contract. */
+  public List<Model> listModels(ListModelsRequest request) {
+    return blocking.listModels(request).getModelsList();
   }
 
   /** Closes the channel, letting calls in flight finish for up to 5 seconds. */

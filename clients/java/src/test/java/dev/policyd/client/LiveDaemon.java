@@ -32,11 +32,22 @@ final class LiveDaemon implements AutoCloseable {
     this.address = address;
   }
 
-  static LiveDaemon start() throws IOException, InterruptedException {
+  /**
+   * Starts the daemon; each extra is YAML appended to the bundled default policy (sections it
+   * lacks, such as limits: or budgets:). Without extras it runs the bundled default itself.
+   */
+  static LiveDaemon start(String... extra) throws IOException, InterruptedException {
     Path repo = repoRoot();
     Path dataDir = Files.createTempDirectory("policyd-java-test-");
-    ProcessBuilder builder = new ProcessBuilder(python(repo), "-m", "policyd", "serve",
-        "--listen", "127.0.0.1:0", "--data-dir", dataDir.toString())
+    java.util.List<String> command = new java.util.ArrayList<>(java.util.List.of(python(repo), "-m", "policyd",
+        "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir.toString()));
+    if (extra.length > 0) {
+      Path policy = dataDir.resolve("policy.yaml");
+      String bundled = Files.readString(repo.resolve("policyd/config/default.yaml"));
+      Files.writeString(policy, bundled + "\n" + String.join("\n", extra) + "\n");
+      command.addAll(java.util.List.of("--config", policy.toString()));
+    }
+    ProcessBuilder builder = new ProcessBuilder(command)
         .directory(repo.toFile())
         .redirectErrorStream(true);
     builder.environment().put("PYTHONPATH", repo + java.io.File.pathSeparator + repo.resolve("plugins"));
