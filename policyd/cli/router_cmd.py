@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from policyd.cli.common import add_data_dir_option
 from policyd.errors import InvalidArgument
@@ -40,7 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--objective", default="pgr:0.5", help="--dataset: how the cut is fitted: pgr:X or cps")
-    t.add_argument("--gate", help="--dataset: also fit the cascade's gate threshold jointly (e.g. logprob)")
+    t.add_argument(
+        "--gate",
+        help="--dataset: also fit the cascade's gate threshold jointly (e.g. logprob), or 'learned' for the "
+        "file's own post-generation model (the learned-gate validator)",
+    )
     t.add_argument("--threshold", type=float, help="the cut to store (default: fitted, or break-even for --ledger)")
     t.add_argument("--out", type=Path, required=True, help="the router file to write (JSON)")
     p.set_defaults(func=run)
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 def _from_dataset(args: argparse.Namespace) -> int:
     from policyd.eval.fit import folds
     from policyd.eval.gates import check_applicable, parse_gate
-    from policyd.eval.routed import fit_route, fit_router_cut, label_of
+    from policyd.eval.routed import fit_learned, fit_route, fit_router_cut, label_of
     from policyd.eval.router import cross_fitted_router
     from policyd.eval.routerfile import Vectorizer
     from policyd.eval.runner import request_text
@@ -80,9 +85,14 @@ def _from_dataset(args: argparse.Namespace) -> int:
     texts = [request_text(ds, i, cheap) for i in train]
     y = [label_of(ds, i, cheap, strong) for i in train]
     router, oof = cross_fitted_router(vec, texts, y, {}, seed=args.seed)
+    post, post_oof = _post_model(ds, train, texts, cheap, vec, args.seed)
     gate_note = ""
     if args.threshold is not None:
         cut = args.threshold
+    elif args.gate == "learned":
+        cut, post_cut = fit_learned(ds, train, oof, post_oof, cheap, strong, args.objective)
+        post = replace(post, threshold=post_cut if math.isfinite(post_cut) else 2.0)
+        gate_note = f"; the learned gate below it escalates at P(wrong) >= {post.threshold!r}"
     elif args.gate:
         gate = parse_gate(args.gate)
         check_applicable(gate, has_logprobs=ds.has_signal("logprob_conf", [cheap]), has_answers=ds.has_answers([cheap]))
@@ -100,13 +110,25 @@ def _from_dataset(args: argparse.Namespace) -> int:
         "objective": args.objective,
         "seed": args.seed,
     }
-    router = replace(router, threshold=cut if math.isfinite(cut) else 2.0, meta=meta)
+    router = replace(router, threshold=cut if math.isfinite(cut) else 2.0, meta=meta, post=post)
     router.save(args.out)
     print(
         f"wrote {args.out}: {len(train)} train items of {ds.name}, {sum(y)} where {cheap} fails and {strong} "
         f"succeeds; cut {router.threshold!r} fitted for {args.objective} on out-of-fold scores{gate_note}"
     )
     return 0
+
+
+def _post_model(
+    ds: Any, train: list[str], texts: list[str], cheap: str, vec: Any, seed: int
+) -> tuple[Any, list[float]]:
+    """The learned gate (post-generation model) on the cheap model's recorded answers, and its OOF scores."""
+    from policyd.eval.router import post_matrix, train_post
+    from policyd.eval.simulate import observe
+
+    recs = [ds.get(i, cheap) for i in train]
+    x, stats = post_matrix(vec, texts, [r.answer for r in recs], [observe(r).logprobs for r in recs])
+    return train_post(x, [int(not r.correct) for r in recs], stats, vec.n_features, seed=seed)
 
 
 def _from_ledger(args: argparse.Namespace) -> int:

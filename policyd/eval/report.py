@@ -207,9 +207,13 @@ def plot(report: Report, path: Path) -> None:
             label=f"{c.name} (APGR {apgr:.2f})",
         )
     seen: set[str] = set()
+    fitted = "cross-fitted" if report.fitting[:1].isdigit() else "fitted on train"
+    rung_markers = iter(("s", "D", "p", "h", "8"))
     for r in report.rows:
         p = r.point
         marker, color = STYLE.get(r.kind, ("o", "tab:blue"))
+        if r.kind == "baseline":
+            marker = next(rung_markers, "s")
         lo_a, hi_a = p.ci.get("accuracy", (p.accuracy, p.accuracy))
         lo_c, hi_c = p.ci.get("usd_per_query", (p.usd_per_query, p.usd_per_query))
         label = r.kind if r.kind not in ("baseline", "single", "oracle") else p.label
@@ -225,7 +229,7 @@ def plot(report: Report, path: Path) -> None:
             lw=0.8,
             label=None
             if label in seen
-            else (label if r.kind in ("baseline", "single", "oracle") else f"{label} (fitted on train)"),
+            else (label if r.kind in ("baseline", "single", "oracle") else f"{label} ({fitted})"),
         )
         seen.add(label)
     ax.set_xscale("log")

@@ -3,7 +3,8 @@
 Three rows per objective: the logistic router alone (strong model above the cut, cheap
 model alone below), the kNN router alone (the baseline), and ``route``: the logistic
 router in front of the fold's cascade, its cut and the gate's threshold fitted jointly
-on train. Thresholds are fitted on out-of-fold scores of the train items.
+on train. Thresholds are fitted on out-of-fold scores of the train items, and the shipped
+models are the averages of the fold models that produced those scores.
 """
 
 from __future__ import annotations
@@ -46,29 +47,6 @@ class FoldRouters:
     test_knn: list[float]
     train_post: list[float]
     """Out-of-fold scores of the learned post-generation gate on the train items."""
-    shipped_log: list[float]
-    """The shipped (averaged) router's scores of the train items."""
-    shipped_post: list[float]
-
-    def pre_cut(self, cut: float) -> float:
-        return remap(cut, self.train_log, self.shipped_log)
-
-    def post_cut(self, cut: float) -> float:
-        return remap(cut, self.train_post, self.shipped_post)
-
-
-def remap(cut: float, oof: Sequence[float], shipped: Sequence[float]) -> float:
-    """The shipped model's cut that routes the same share of the train items as ``cut`` does of the
-    out-of-fold scores it was fitted on (the two score scales differ; the share is what was fitted)."""
-    import numpy as np
-
-    if not math.isfinite(cut) or not len(oof):
-        return cut
-    share = float(np.mean(np.array(oof) >= cut))
-    if share <= 0:
-        return math.inf
-    ranked = sorted(shipped, reverse=True)
-    return float(ranked[min(len(ranked), max(1, round(share * len(ranked)))) - 1])
 
 
 def label_of(ds: Dataset, item: str, cheap: str, strong: str) -> int:
@@ -107,8 +85,6 @@ def train_fold(
         test_log=[router.score(t) for t in te],
         test_knn=predict("knn", x_tr, y, x_te),
         train_post=train_post_scores,
-        shipped_log=[router.score(t) for t in tr],
-        shipped_post=[post.score(vec, t, r.answer, observe(r).logprobs) for t, r in zip(tr, recs, strict=True)],
     )
 
 
@@ -215,15 +191,13 @@ def route_specs(
 ) -> tuple[RouteSpec, RouteSpec | None, float, RouteSpec]:
     """(router alone, router + cascade or None without a gate, kNN cut, router + learned gate)."""
     cheap, strong = ladder[0], ladder[-1]
-    cut = routers.pre_cut(fit_router_cut(ds, fold.train, routers.train_log, cheap, strong, objective))
+    cut = fit_router_cut(ds, fold.train, routers.train_log, cheap, strong, objective)
     alone = RouteSpec(routers.path, cut, strong, Choice((cheap,), NONE))
     knn_cut = fit_router_cut(ds, fold.train, routers.train_knn, cheap, strong, objective)
     combined = None
     if gate is not None:
         r_cut, choice = fit_route(ds, fold.train, routers.train_log, ladder, gate, objective)
-        combined = RouteSpec(routers.path, routers.pre_cut(r_cut), strong, choice)
+        combined = RouteSpec(routers.path, r_cut, strong, choice)
     l_cut, post_cut = fit_learned(ds, fold.train, routers.train_log, routers.train_post, cheap, strong, objective)
-    learned = RouteSpec(
-        routers.path, routers.pre_cut(l_cut), strong, Choice((cheap, strong), NONE), routers.post_cut(post_cut)
-    )
+    learned = RouteSpec(routers.path, l_cut, strong, Choice((cheap, strong), NONE), post_cut)
     return alone, combined, knn_cut, learned

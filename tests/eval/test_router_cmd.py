@@ -63,3 +63,17 @@ async def test_router_train_from_the_ledger_learns_from_caller_reports(live, tmp
     assert router.vectorizer.inputs == ("task", "tenant")
     assert router.score("", task="proofs", tenant="default") > 0.5 > router.score("", task="greetings")
     assert json.loads(out.read_text())["meta"]["from_caller_reports"] == 15
+
+
+def test_router_train_with_the_learned_gate_writes_both_cuts(tmp_path, capsys):
+    data = write(tmp_path / "r.jsonl")
+    out = tmp_path / "router.json"
+    assert main(["router", "train", "--dataset", f"jsonl:{data}", "--gate", "learned", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    router = load(out)
+    assert router.post is not None
+    assert f"escalates at P(wrong) >= {router.post.threshold!r}" in said
+    # The learned gate reads the answer's log-probability: a confident answer scores lower.
+    sure = router.post.score(router.vectorizer, "question 1: what is 1 + 1?", "#### 2", (-0.01,))
+    unsure = router.post.score(router.vectorizer, "question 1: what is 1 + 1?", "#### 2", (-1.5,))
+    assert sure < unsure
