@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from policyd.api import StrategySpec, hookimpl
-from policyd_strategies import draft_validate, fail_fast, thinking_escalation
+from policyd_strategies import draft_validate, embed, fail_fast, thinking_escalation
 from policyd_strategies.basic import (
     FallbackParams,
     SingleParams,
@@ -39,5 +39,5 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             describe=describe_fallback,
         )
     )
-    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC):
+    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC, embed.SPEC):
         register(spec)
