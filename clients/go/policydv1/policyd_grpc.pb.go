@@ -36,6 +36,7 @@ const (
 	PolicyService_ReportOutcome_FullMethodName  = "/policyd.v1.PolicyService/ReportOutcome"
 	PolicyService_GetStats_FullMethodName       = "/policyd.v1.PolicyService/GetStats"
 	PolicyService_ListModels_FullMethodName     = "/policyd.v1.PolicyService/ListModels"
+	PolicyService_Embed_FullMethodName          = "/policyd.v1.PolicyService/Embed"
 )
 
 // PolicyServiceClient is the client API for PolicyService service.
@@ -67,6 +68,13 @@ type PolicyServiceClient interface {
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 	// ListModels lists the model catalog the daemon routes over.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// Embed turns texts into vectors with the embedding model the matching
+	// policy rule names (a rule whose plan has `strategy: embed`). Every vector
+	// of one answer comes from the same model: when the plan's model fails, its
+	// fallback re-embeds the whole batch. Texts are cached one by one per
+	// (tenant, model, dimensions, text). Errors are those of Complete; a policy
+	// with no embedding rule is FAILED_PRECONDITION.
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
 type policyServiceClient struct {
@@ -146,6 +154,16 @@ func (c *policyServiceClient) ListModels(ctx context.Context, in *ListModelsRequ
 	return out, nil
 }
 
+func (c *policyServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, PolicyService_Embed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PolicyServiceServer is the server API for PolicyService service.
 // All implementations must embed UnimplementedPolicyServiceServer
 // for forward compatibility.
@@ -175,6 +193,13 @@ type PolicyServiceServer interface {
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	// ListModels lists the model catalog the daemon routes over.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// Embed turns texts into vectors with the embedding model the matching
+	// policy rule names (a rule whose plan has `strategy: embed`). Every vector
+	// of one answer comes from the same model: when the plan's model fails, its
+	// fallback re-embeds the whole batch. Texts are cached one by one per
+	// (tenant, model, dimensions, text). Errors are those of Complete; a policy
+	// with no embedding rule is FAILED_PRECONDITION.
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedPolicyServiceServer()
 }
 
@@ -202,6 +227,9 @@ func (UnimplementedPolicyServiceServer) GetStats(context.Context, *GetStatsReque
 }
 func (UnimplementedPolicyServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
+}
+func (UnimplementedPolicyServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedPolicyServiceServer) mustEmbedUnimplementedPolicyServiceServer() {}
 func (UnimplementedPolicyServiceServer) testEmbeddedByValue()                       {}
@@ -325,6 +353,24 @@ func _PolicyService_ListModels_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PolicyService_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PolicyServiceServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PolicyService_Embed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PolicyServiceServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PolicyService_ServiceDesc is the grpc.ServiceDesc for PolicyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -351,6 +397,10 @@ var PolicyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _PolicyService_ListModels_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _PolicyService_Embed_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -35,6 +35,7 @@ private static final long serialVersionUID = 0L;
     rows_ = java.util.Collections.emptyList();
     policyVersion_ = "";
     configError_ = "";
+    embeddingRows_ = java.util.Collections.emptyList();
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -55,7 +56,7 @@ private static final long serialVersionUID = 0L;
   private java.util.List<dev.policyd.v1.StatsRow> rows_;
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -66,7 +67,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -78,7 +79,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -89,7 +90,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -100,7 +101,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -205,6 +206,72 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int EMBEDDING_ROWS_FIELD_NUMBER = 4;
+  @SuppressWarnings("serial")
+  private java.util.List<dev.policyd.v1.StatsRow> embeddingRows_;
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  @java.lang.Override
+  public java.util.List<dev.policyd.v1.StatsRow> getEmbeddingRowsList() {
+    return embeddingRows_;
+  }
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  @java.lang.Override
+  public java.util.List<? extends dev.policyd.v1.StatsRowOrBuilder> 
+      getEmbeddingRowsOrBuilderList() {
+    return embeddingRows_;
+  }
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  @java.lang.Override
+  public int getEmbeddingRowsCount() {
+    return embeddingRows_.size();
+  }
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  @java.lang.Override
+  public dev.policyd.v1.StatsRow getEmbeddingRows(int index) {
+    return embeddingRows_.get(index);
+  }
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  @java.lang.Override
+  public dev.policyd.v1.StatsRowOrBuilder getEmbeddingRowsOrBuilder(
+      int index) {
+    return embeddingRows_.get(index);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -228,6 +295,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(configError_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 3, configError_);
     }
+    for (int i = 0; i < embeddingRows_.size(); i++) {
+      output.writeMessage(4, embeddingRows_.get(i));
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -246,6 +316,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(configError_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(3, configError_);
+    }
+    for (int i = 0; i < embeddingRows_.size(); i++) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(4, embeddingRows_.get(i));
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -268,6 +342,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getPolicyVersion())) return false;
     if (!getConfigError()
         .equals(other.getConfigError())) return false;
+    if (!getEmbeddingRowsList()
+        .equals(other.getEmbeddingRowsList())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -287,6 +363,10 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getPolicyVersion().hashCode();
     hash = (37 * hash) + CONFIG_ERROR_FIELD_NUMBER;
     hash = (53 * hash) + getConfigError().hashCode();
+    if (getEmbeddingRowsCount() > 0) {
+      hash = (37 * hash) + EMBEDDING_ROWS_FIELD_NUMBER;
+      hash = (53 * hash) + getEmbeddingRowsList().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -431,6 +511,13 @@ private static final long serialVersionUID = 0L;
       bitField0_ = (bitField0_ & ~0x00000001);
       policyVersion_ = "";
       configError_ = "";
+      if (embeddingRowsBuilder_ == null) {
+        embeddingRows_ = java.util.Collections.emptyList();
+      } else {
+        embeddingRows_ = null;
+        embeddingRowsBuilder_.clear();
+      }
+      bitField0_ = (bitField0_ & ~0x00000008);
       return this;
     }
 
@@ -472,6 +559,15 @@ private static final long serialVersionUID = 0L;
         result.rows_ = rows_;
       } else {
         result.rows_ = rowsBuilder_.build();
+      }
+      if (embeddingRowsBuilder_ == null) {
+        if (((bitField0_ & 0x00000008) != 0)) {
+          embeddingRows_ = java.util.Collections.unmodifiableList(embeddingRows_);
+          bitField0_ = (bitField0_ & ~0x00000008);
+        }
+        result.embeddingRows_ = embeddingRows_;
+      } else {
+        result.embeddingRows_ = embeddingRowsBuilder_.build();
       }
     }
 
@@ -533,6 +629,32 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000004;
         onChanged();
       }
+      if (embeddingRowsBuilder_ == null) {
+        if (!other.embeddingRows_.isEmpty()) {
+          if (embeddingRows_.isEmpty()) {
+            embeddingRows_ = other.embeddingRows_;
+            bitField0_ = (bitField0_ & ~0x00000008);
+          } else {
+            ensureEmbeddingRowsIsMutable();
+            embeddingRows_.addAll(other.embeddingRows_);
+          }
+          onChanged();
+        }
+      } else {
+        if (!other.embeddingRows_.isEmpty()) {
+          if (embeddingRowsBuilder_.isEmpty()) {
+            embeddingRowsBuilder_.dispose();
+            embeddingRowsBuilder_ = null;
+            embeddingRows_ = other.embeddingRows_;
+            bitField0_ = (bitField0_ & ~0x00000008);
+            embeddingRowsBuilder_ = 
+              com.google.protobuf.GeneratedMessage.alwaysUseFieldBuilders ?
+                 internalGetEmbeddingRowsFieldBuilder() : null;
+          } else {
+            embeddingRowsBuilder_.addAllMessages(other.embeddingRows_);
+          }
+        }
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -582,6 +704,19 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 26
+            case 34: {
+              dev.policyd.v1.StatsRow m =
+                  input.readMessage(
+                      dev.policyd.v1.StatsRow.parser(),
+                      extensionRegistry);
+              if (embeddingRowsBuilder_ == null) {
+                ensureEmbeddingRowsIsMutable();
+                embeddingRows_.add(m);
+              } else {
+                embeddingRowsBuilder_.addMessage(m);
+              }
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -613,7 +748,7 @@ private static final long serialVersionUID = 0L;
 
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -627,7 +762,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -641,7 +776,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -655,7 +790,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -676,7 +811,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -694,7 +829,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -714,7 +849,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -735,7 +870,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -753,7 +888,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -771,7 +906,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -790,7 +925,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -807,7 +942,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -824,7 +959,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -835,7 +970,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -849,7 +984,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -864,7 +999,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -875,7 +1010,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -887,7 +1022,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The rows.
+     * The rows (completions only).
      * </pre>
      *
      * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -1093,6 +1228,336 @@ private static final long serialVersionUID = 0L;
       bitField0_ |= 0x00000004;
       onChanged();
       return this;
+    }
+
+    private java.util.List<dev.policyd.v1.StatsRow> embeddingRows_ =
+      java.util.Collections.emptyList();
+    private void ensureEmbeddingRowsIsMutable() {
+      if (!((bitField0_ & 0x00000008) != 0)) {
+        embeddingRows_ = new java.util.ArrayList<dev.policyd.v1.StatsRow>(embeddingRows_);
+        bitField0_ |= 0x00000008;
+       }
+    }
+
+    private com.google.protobuf.RepeatedFieldBuilder<
+        dev.policyd.v1.StatsRow, dev.policyd.v1.StatsRow.Builder, dev.policyd.v1.StatsRowOrBuilder> embeddingRowsBuilder_;
+
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public java.util.List<dev.policyd.v1.StatsRow> getEmbeddingRowsList() {
+      if (embeddingRowsBuilder_ == null) {
+        return java.util.Collections.unmodifiableList(embeddingRows_);
+      } else {
+        return embeddingRowsBuilder_.getMessageList();
+      }
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public int getEmbeddingRowsCount() {
+      if (embeddingRowsBuilder_ == null) {
+        return embeddingRows_.size();
+      } else {
+        return embeddingRowsBuilder_.getCount();
+      }
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public dev.policyd.v1.StatsRow getEmbeddingRows(int index) {
+      if (embeddingRowsBuilder_ == null) {
+        return embeddingRows_.get(index);
+      } else {
+        return embeddingRowsBuilder_.getMessage(index);
+      }
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder setEmbeddingRows(
+        int index, dev.policyd.v1.StatsRow value) {
+      if (embeddingRowsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureEmbeddingRowsIsMutable();
+        embeddingRows_.set(index, value);
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.setMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder setEmbeddingRows(
+        int index, dev.policyd.v1.StatsRow.Builder builderForValue) {
+      if (embeddingRowsBuilder_ == null) {
+        ensureEmbeddingRowsIsMutable();
+        embeddingRows_.set(index, builderForValue.build());
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.setMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder addEmbeddingRows(dev.policyd.v1.StatsRow value) {
+      if (embeddingRowsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureEmbeddingRowsIsMutable();
+        embeddingRows_.add(value);
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.addMessage(value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder addEmbeddingRows(
+        int index, dev.policyd.v1.StatsRow value) {
+      if (embeddingRowsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureEmbeddingRowsIsMutable();
+        embeddingRows_.add(index, value);
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.addMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder addEmbeddingRows(
+        dev.policyd.v1.StatsRow.Builder builderForValue) {
+      if (embeddingRowsBuilder_ == null) {
+        ensureEmbeddingRowsIsMutable();
+        embeddingRows_.add(builderForValue.build());
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.addMessage(builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder addEmbeddingRows(
+        int index, dev.policyd.v1.StatsRow.Builder builderForValue) {
+      if (embeddingRowsBuilder_ == null) {
+        ensureEmbeddingRowsIsMutable();
+        embeddingRows_.add(index, builderForValue.build());
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.addMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder addAllEmbeddingRows(
+        java.lang.Iterable<? extends dev.policyd.v1.StatsRow> values) {
+      if (embeddingRowsBuilder_ == null) {
+        ensureEmbeddingRowsIsMutable();
+        com.google.protobuf.AbstractMessageLite.Builder.addAll(
+            values, embeddingRows_);
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.addAllMessages(values);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder clearEmbeddingRows() {
+      if (embeddingRowsBuilder_ == null) {
+        embeddingRows_ = java.util.Collections.emptyList();
+        bitField0_ = (bitField0_ & ~0x00000008);
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public Builder removeEmbeddingRows(int index) {
+      if (embeddingRowsBuilder_ == null) {
+        ensureEmbeddingRowsIsMutable();
+        embeddingRows_.remove(index);
+        onChanged();
+      } else {
+        embeddingRowsBuilder_.remove(index);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public dev.policyd.v1.StatsRow.Builder getEmbeddingRowsBuilder(
+        int index) {
+      return internalGetEmbeddingRowsFieldBuilder().getBuilder(index);
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public dev.policyd.v1.StatsRowOrBuilder getEmbeddingRowsOrBuilder(
+        int index) {
+      if (embeddingRowsBuilder_ == null) {
+        return embeddingRows_.get(index);  } else {
+        return embeddingRowsBuilder_.getMessageOrBuilder(index);
+      }
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public java.util.List<? extends dev.policyd.v1.StatsRowOrBuilder> 
+         getEmbeddingRowsOrBuilderList() {
+      if (embeddingRowsBuilder_ != null) {
+        return embeddingRowsBuilder_.getMessageOrBuilderList();
+      } else {
+        return java.util.Collections.unmodifiableList(embeddingRows_);
+      }
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public dev.policyd.v1.StatsRow.Builder addEmbeddingRowsBuilder() {
+      return internalGetEmbeddingRowsFieldBuilder().addBuilder(
+          dev.policyd.v1.StatsRow.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public dev.policyd.v1.StatsRow.Builder addEmbeddingRowsBuilder(
+        int index) {
+      return internalGetEmbeddingRowsFieldBuilder().addBuilder(
+          index, dev.policyd.v1.StatsRow.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * Embed requests, grouped the same way, kept apart from the completion
+     * rows so they do not dilute the cost per successful outcome.
+     * </pre>
+     *
+     * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+     */
+    public java.util.List<dev.policyd.v1.StatsRow.Builder> 
+         getEmbeddingRowsBuilderList() {
+      return internalGetEmbeddingRowsFieldBuilder().getBuilderList();
+    }
+    private com.google.protobuf.RepeatedFieldBuilder<
+        dev.policyd.v1.StatsRow, dev.policyd.v1.StatsRow.Builder, dev.policyd.v1.StatsRowOrBuilder> 
+        internalGetEmbeddingRowsFieldBuilder() {
+      if (embeddingRowsBuilder_ == null) {
+        embeddingRowsBuilder_ = new com.google.protobuf.RepeatedFieldBuilder<
+            dev.policyd.v1.StatsRow, dev.policyd.v1.StatsRow.Builder, dev.policyd.v1.StatsRowOrBuilder>(
+                embeddingRows_,
+                ((bitField0_ & 0x00000008) != 0),
+                getParentForChildren(),
+                isClean());
+        embeddingRows_ = null;
+      }
+      return embeddingRowsBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:policyd.v1.GetStatsResponse)

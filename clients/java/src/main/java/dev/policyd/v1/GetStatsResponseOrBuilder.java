@@ -12,7 +12,7 @@ public interface GetStatsResponseOrBuilder extends
 
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -21,7 +21,7 @@ public interface GetStatsResponseOrBuilder extends
       getRowsList();
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -29,7 +29,7 @@ public interface GetStatsResponseOrBuilder extends
   dev.policyd.v1.StatsRow getRows(int index);
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -37,7 +37,7 @@ public interface GetStatsResponseOrBuilder extends
   int getRowsCount();
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -46,7 +46,7 @@ public interface GetStatsResponseOrBuilder extends
       getRowsOrBuilderList();
   /**
    * <pre>
-   * The rows.
+   * The rows (completions only).
    * </pre>
    *
    * <code>repeated .policyd.v1.StatsRow rows = 1;</code>
@@ -93,4 +93,53 @@ public interface GetStatsResponseOrBuilder extends
    */
   com.google.protobuf.ByteString
       getConfigErrorBytes();
+
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  java.util.List<dev.policyd.v1.StatsRow> 
+      getEmbeddingRowsList();
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  dev.policyd.v1.StatsRow getEmbeddingRows(int index);
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  int getEmbeddingRowsCount();
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  java.util.List<? extends dev.policyd.v1.StatsRowOrBuilder> 
+      getEmbeddingRowsOrBuilderList();
+  /**
+   * <pre>
+   * Embed requests, grouped the same way, kept apart from the completion
+   * rows so they do not dilute the cost per successful outcome.
+   * </pre>
+   *
+   * <code>repeated .policyd.v1.StatsRow embedding_rows = 4;</code>
+   */
+  dev.policyd.v1.StatsRowOrBuilder getEmbeddingRowsOrBuilder(
+      int index);
 }

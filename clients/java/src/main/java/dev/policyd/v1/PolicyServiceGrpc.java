@@ -201,6 +201,37 @@ public final class PolicyServiceGrpc {
     return getListModelsMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<dev.policyd.v1.EmbedRequest,
+      dev.policyd.v1.EmbedResponse> getEmbedMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Embed",
+      requestType = dev.policyd.v1.EmbedRequest.class,
+      responseType = dev.policyd.v1.EmbedResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.policyd.v1.EmbedRequest,
+      dev.policyd.v1.EmbedResponse> getEmbedMethod() {
+    io.grpc.MethodDescriptor<dev.policyd.v1.EmbedRequest, dev.policyd.v1.EmbedResponse> getEmbedMethod;
+    if ((getEmbedMethod = PolicyServiceGrpc.getEmbedMethod) == null) {
+      synchronized (PolicyServiceGrpc.class) {
+        if ((getEmbedMethod = PolicyServiceGrpc.getEmbedMethod) == null) {
+          PolicyServiceGrpc.getEmbedMethod = getEmbedMethod =
+              io.grpc.MethodDescriptor.<dev.policyd.v1.EmbedRequest, dev.policyd.v1.EmbedResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Embed"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.policyd.v1.EmbedRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.policyd.v1.EmbedResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new PolicyServiceMethodDescriptorSupplier("Embed"))
+              .build();
+        }
+      }
+    }
+    return getEmbedMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -337,6 +368,21 @@ public final class PolicyServiceGrpc {
         io.grpc.stub.StreamObserver<dev.policyd.v1.ListModelsResponse> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListModelsMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * Embed turns texts into vectors with the embedding model the matching
+     * policy rule names (a rule whose plan has `strategy: embed`). Every vector
+     * of one answer comes from the same model: when the plan's model fails, its
+     * fallback re-embeds the whole batch. Texts are cached one by one per
+     * (tenant, model, dimensions, text). Errors are those of Complete; a policy
+     * with no embedding rule is FAILED_PRECONDITION.
+     * </pre>
+     */
+    default void embed(dev.policyd.v1.EmbedRequest request,
+        io.grpc.stub.StreamObserver<dev.policyd.v1.EmbedResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getEmbedMethod(), responseObserver);
+    }
   }
 
   /**
@@ -448,6 +494,22 @@ public final class PolicyServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getListModelsMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Embed turns texts into vectors with the embedding model the matching
+     * policy rule names (a rule whose plan has `strategy: embed`). Every vector
+     * of one answer comes from the same model: when the plan's model fails, its
+     * fallback re-embeds the whole batch. Texts are cached one by one per
+     * (tenant, model, dimensions, text). Errors are those of Complete; a policy
+     * with no embedding rule is FAILED_PRECONDITION.
+     * </pre>
+     */
+    public void embed(dev.policyd.v1.EmbedRequest request,
+        io.grpc.stub.StreamObserver<dev.policyd.v1.EmbedResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getEmbedMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -541,6 +603,21 @@ public final class PolicyServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
           getChannel(), getListModelsMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Embed turns texts into vectors with the embedding model the matching
+     * policy rule names (a rule whose plan has `strategy: embed`). Every vector
+     * of one answer comes from the same model: when the plan's model fails, its
+     * fallback re-embeds the whole batch. Texts are cached one by one per
+     * (tenant, model, dimensions, text). Errors are those of Complete; a policy
+     * with no embedding rule is FAILED_PRECONDITION.
+     * </pre>
+     */
+    public dev.policyd.v1.EmbedResponse embed(dev.policyd.v1.EmbedRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getEmbedMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -633,6 +710,21 @@ public final class PolicyServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getListModelsMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Embed turns texts into vectors with the embedding model the matching
+     * policy rule names (a rule whose plan has `strategy: embed`). Every vector
+     * of one answer comes from the same model: when the plan's model fails, its
+     * fallback re-embeds the whole batch. Texts are cached one by one per
+     * (tenant, model, dimensions, text). Errors are those of Complete; a policy
+     * with no embedding rule is FAILED_PRECONDITION.
+     * </pre>
+     */
+    public dev.policyd.v1.EmbedResponse embed(dev.policyd.v1.EmbedRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getEmbedMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -716,6 +808,22 @@ public final class PolicyServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getListModelsMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * Embed turns texts into vectors with the embedding model the matching
+     * policy rule names (a rule whose plan has `strategy: embed`). Every vector
+     * of one answer comes from the same model: when the plan's model fails, its
+     * fallback re-embeds the whole batch. Texts are cached one by one per
+     * (tenant, model, dimensions, text). Errors are those of Complete; a policy
+     * with no embedding rule is FAILED_PRECONDITION.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.policyd.v1.EmbedResponse> embed(
+        dev.policyd.v1.EmbedRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getEmbedMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_COMPLETE = 0;
@@ -724,6 +832,7 @@ public final class PolicyServiceGrpc {
   private static final int METHODID_REPORT_OUTCOME = 3;
   private static final int METHODID_GET_STATS = 4;
   private static final int METHODID_LIST_MODELS = 5;
+  private static final int METHODID_EMBED = 6;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -765,6 +874,10 @@ public final class PolicyServiceGrpc {
         case METHODID_LIST_MODELS:
           serviceImpl.listModels((dev.policyd.v1.ListModelsRequest) request,
               (io.grpc.stub.StreamObserver<dev.policyd.v1.ListModelsResponse>) responseObserver);
+          break;
+        case METHODID_EMBED:
+          serviceImpl.embed((dev.policyd.v1.EmbedRequest) request,
+              (io.grpc.stub.StreamObserver<dev.policyd.v1.EmbedResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -826,6 +939,13 @@ public final class PolicyServiceGrpc {
               dev.policyd.v1.ListModelsRequest,
               dev.policyd.v1.ListModelsResponse>(
                 service, METHODID_LIST_MODELS)))
+        .addMethod(
+          getEmbedMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              dev.policyd.v1.EmbedRequest,
+              dev.policyd.v1.EmbedResponse>(
+                service, METHODID_EMBED)))
         .build();
   }
 
@@ -880,6 +1000,7 @@ public final class PolicyServiceGrpc {
               .addMethod(getReportOutcomeMethod())
               .addMethod(getGetStatsMethod())
               .addMethod(getListModelsMethod())
+              .addMethod(getEmbedMethod())
               .build();
         }
       }

@@ -151,6 +151,26 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_policyd_v1_ListModelsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_policyd_v1_EmbedRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_policyd_v1_EmbedRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_policyd_v1_EmbedRequest_LabelsEntry_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_policyd_v1_EmbedRequest_LabelsEntry_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_policyd_v1_Embedding_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_policyd_v1_Embedding_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_policyd_v1_EmbedResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_policyd_v1_EmbedResponse_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -247,57 +267,79 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       "dations\030\014 \001(\003\022\020\n\010reported\030\r \001(\003\022\020\n\010attem" +
       "pts\030\016 \001(\003\022\027\n\017failed_attempts\030\017 \001(\003\022\024\n\014to" +
       "kens_saved\030\020 \001(\003\032,\n\nGroupEntry\022\013\n\003key\030\001 " +
-      "\001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"d\n\020GetStatsRespon" +
-      "se\022\"\n\004rows\030\001 \003(\0132\024.policyd.v1.StatsRow\022\026" +
-      "\n\016policy_version\030\002 \001(\t\022\024\n\014config_error\030\003" +
-      " \001(\t\"2\n\021ListModelsRequest\022\020\n\010provider\030\001 " +
-      "\001(\t\022\013\n\003tag\030\002 \001(\t\"\310\001\n\005Model\022\n\n\002id\030\001 \001(\t\022\020" +
-      "\n\010provider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(\t\022\032\n\022in" +
-      "put_usd_per_mtok\030\004 \001(\001\022\033\n\023output_usd_per" +
-      "_mtok\030\005 \001(\001\022\026\n\016context_window\030\006 \001(\003\022\017\n\007l" +
-      "icense\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thinking\030\t" +
-      " \001(\010\022\r\n\005local\030\n \001(\010\"7\n\022ListModelsRespons" +
-      "e\022!\n\006models\030\001 \003(\0132\021.policyd.v1.Model*_\n\004" +
-      "Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTE" +
-      "M\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r" +
-      "\n\tROLE_TOOL\020\004*i\n\006Stakes\022\026\n\022STAKES_UNSPEC" +
-      "IFIED\020\000\022\016\n\nSTAKES_LOW\020\001\022\021\n\rSTAKES_NORMAL" +
-      "\020\002\022\017\n\013STAKES_HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004" +
-      "*d\n\006Effort\022\026\n\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEF" +
-      "FORT_OFF\020\001\022\016\n\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MED" +
-      "IUM\020\003\022\017\n\013EFFORT_HIGH\020\004*u\n\tCacheMode\022\032\n\026C" +
-      "ACHE_MODE_UNSPECIFIED\020\000\022\025\n\021CACHE_MODE_BY" +
-      "PASS\020\001\022\026\n\022CACHE_MODE_REFRESH\020\002\022\035\n\031CACHE_" +
-      "MODE_ONLY_IF_CACHED\020\003*\201\002\n\rOutcomeStatus\022" +
-      "\036\n\032OUTCOME_STATUS_UNSPECIFIED\020\000\022\033\n\027OUTCO" +
-      "ME_STATUS_ACCEPTED\020\001\022\'\n#OUTCOME_STATUS_A" +
-      "CCEPTED_UNVALIDATED\020\002\022\033\n\027OUTCOME_STATUS_" +
-      "REJECTED\020\003\022#\n\037OUTCOME_STATUS_BUDGET_EXHA" +
-      "USTED\020\004\022$\n OUTCOME_STATUS_DEADLINE_EXCEE" +
-      "DED\020\005\022\"\n\036OUTCOME_STATUS_UPSTREAM_FAILED\020" +
-      "\006*\253\001\n\013AttemptRole\022\034\n\030ATTEMPT_ROLE_UNSPEC" +
-      "IFIED\020\000\022\027\n\023ATTEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTE" +
-      "MPT_ROLE_DRAFT\020\002\022\031\n\025ATTEMPT_ROLE_VALIDAT" +
-      "E\020\003\022\027\n\023ATTEMPT_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_" +
-      "ROLE_ESCALATE\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_" +
-      "GROUP_UNSPECIFIED\020\000\022\026\n\022STATS_GROUP_POLIC" +
-      "Y\020\001\022\026\n\022STATS_GROUP_TENANT\020\002\022\024\n\020STATS_GRO" +
-      "UP_TASK\020\003\022\025\n\021STATS_GROUP_MODEL\020\004\022\030\n\024STAT" +
-      "S_GROUP_STRATEGY\020\0052\332\003\n\rPolicyService\022E\n\010" +
-      "Complete\022\033.policyd.v1.CompleteRequest\032\034." +
-      "policyd.v1.CompleteResponse\022S\n\016StreamCom" +
-      "plete\022\033.policyd.v1.CompleteRequest\032\".pol" +
-      "icyd.v1.StreamCompleteResponse0\001\022C\n\007Expl" +
-      "ain\022\033.policyd.v1.CompleteRequest\032\033.polic" +
-      "yd.v1.ExplainResponse\022T\n\rReportOutcome\022 " +
-      ".policyd.v1.ReportOutcomeRequest\032!.polic" +
-      "yd.v1.ReportOutcomeResponse\022E\n\010GetStats\022" +
-      "\033.policyd.v1.GetStatsRequest\032\034.policyd.v" +
-      "1.GetStatsResponse\022K\n\nListModels\022\035.polic" +
-      "yd.v1.ListModelsRequest\032\036.policyd.v1.Lis" +
-      "tModelsResponseB[\n\016dev.policyd.v1B\014Polic" +
-      "ydProtoP\001Z9github.com/policyd/policyd/cl" +
-      "ients/go/policydv1;policydv1b\006proto3"
+      "\001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"\222\001\n\020GetStatsRespo" +
+      "nse\022\"\n\004rows\030\001 \003(\0132\024.policyd.v1.StatsRow\022" +
+      "\026\n\016policy_version\030\002 \001(\t\022\024\n\014config_error\030" +
+      "\003 \001(\t\022,\n\016embedding_rows\030\004 \003(\0132\024.policyd." +
+      "v1.StatsRow\"2\n\021ListModelsRequest\022\020\n\010prov" +
+      "ider\030\001 \001(\t\022\013\n\003tag\030\002 \001(\t\"\310\001\n\005Model\022\n\n\002id\030" +
+      "\001 \001(\t\022\020\n\010provider\030\002 \001(\t\022\020\n\010upstream\030\003 \001(" +
+      "\t\022\032\n\022input_usd_per_mtok\030\004 \001(\001\022\033\n\023output_" +
+      "usd_per_mtok\030\005 \001(\001\022\026\n\016context_window\030\006 \001" +
+      "(\003\022\017\n\007license\030\007 \001(\t\022\014\n\004tags\030\010 \003(\t\022\020\n\010thi" +
+      "nking\030\t \001(\010\022\r\n\005local\030\n \001(\010\"7\n\022ListModels" +
+      "Response\022!\n\006models\030\001 \003(\0132\021.policyd.v1.Mo" +
+      "del\"\305\002\n\014EmbedRequest\022\022\n\nrequest_id\030\001 \001(\t" +
+      "\022\r\n\005texts\030\002 \003(\t\022\014\n\004task\030\003 \001(\t\0224\n\006labels\030" +
+      "\004 \003(\0132$.policyd.v1.EmbedRequest.LabelsEn" +
+      "try\022,\n\013constraints\030\005 \001(\0132\027.policyd.v1.Co" +
+      "nstraints\022)\n\ncache_mode\030\006 \001(\0162\025.policyd." +
+      "v1.CacheMode\022\016\n\006policy\030\007 \001(\t\022\016\n\006tenant\030\010" +
+      " \001(\t\022\027\n\ndimensions\030\t \001(\005H\000\210\001\001\032-\n\013LabelsE" +
+      "ntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001B\r\n\013" +
+      "_dimensions\">\n\tEmbedding\022\r\n\005index\030\001 \001(\005\022" +
+      "\022\n\006values\030\002 \003(\002B\002\020\001\022\016\n\006cached\030\003 \001(\010\"\331\002\n\r" +
+      "EmbedResponse\022\022\n\nrequest_id\030\001 \001(\t\022)\n\nemb" +
+      "eddings\030\002 \003(\0132\025.policyd.v1.Embedding\022\r\n\005" +
+      "model\030\003 \001(\t\022\022\n\ndimensions\030\004 \001(\005\022\024\n\014input" +
+      "_tokens\030\005 \001(\003\022\026\n\016total_cost_usd\030\006 \001(\001\022\021\n" +
+      "\tsaved_usd\030\007 \001(\001\022)\n\006status\030\010 \001(\0162\031.polic" +
+      "yd.v1.OutcomeStatus\022%\n\010attempts\030\t \003(\0132\023." +
+      "policyd.v1.Attempt\022,\n\013explanation\030\n \001(\0132" +
+      "\027.policyd.v1.Explanation\022\020\n\010trace_id\030\013 \001" +
+      "(\t\022\023\n\013decision_id\030\014 \001(\t*_\n\004Role\022\024\n\020ROLE_" +
+      "UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_U" +
+      "SER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004" +
+      "*i\n\006Stakes\022\026\n\022STAKES_UNSPECIFIED\020\000\022\016\n\nST" +
+      "AKES_LOW\020\001\022\021\n\rSTAKES_NORMAL\020\002\022\017\n\013STAKES_" +
+      "HIGH\020\003\022\023\n\017STAKES_CRITICAL\020\004*d\n\006Effort\022\026\n" +
+      "\022EFFORT_UNSPECIFIED\020\000\022\016\n\nEFFORT_OFF\020\001\022\016\n" +
+      "\nEFFORT_LOW\020\002\022\021\n\rEFFORT_MEDIUM\020\003\022\017\n\013EFFO" +
+      "RT_HIGH\020\004*u\n\tCacheMode\022\032\n\026CACHE_MODE_UNS" +
+      "PECIFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001\022\026\n\022CAC" +
+      "HE_MODE_REFRESH\020\002\022\035\n\031CACHE_MODE_ONLY_IF_" +
+      "CACHED\020\003*\201\002\n\rOutcomeStatus\022\036\n\032OUTCOME_ST" +
+      "ATUS_UNSPECIFIED\020\000\022\033\n\027OUTCOME_STATUS_ACC" +
+      "EPTED\020\001\022\'\n#OUTCOME_STATUS_ACCEPTED_UNVAL" +
+      "IDATED\020\002\022\033\n\027OUTCOME_STATUS_REJECTED\020\003\022#\n" +
+      "\037OUTCOME_STATUS_BUDGET_EXHAUSTED\020\004\022$\n OU" +
+      "TCOME_STATUS_DEADLINE_EXCEEDED\020\005\022\"\n\036OUTC" +
+      "OME_STATUS_UPSTREAM_FAILED\020\006*\253\001\n\013Attempt" +
+      "Role\022\034\n\030ATTEMPT_ROLE_UNSPECIFIED\020\000\022\027\n\023AT" +
+      "TEMPT_ROLE_ANSWER\020\001\022\026\n\022ATTEMPT_ROLE_DRAF" +
+      "T\020\002\022\031\n\025ATTEMPT_ROLE_VALIDATE\020\003\022\027\n\023ATTEMP" +
+      "T_ROLE_REPAIR\020\004\022\031\n\025ATTEMPT_ROLE_ESCALATE" +
+      "\020\005*\240\001\n\nStatsGroup\022\033\n\027STATS_GROUP_UNSPECI" +
+      "FIED\020\000\022\026\n\022STATS_GROUP_POLICY\020\001\022\026\n\022STATS_" +
+      "GROUP_TENANT\020\002\022\024\n\020STATS_GROUP_TASK\020\003\022\025\n\021" +
+      "STATS_GROUP_MODEL\020\004\022\030\n\024STATS_GROUP_STRAT" +
+      "EGY\020\0052\230\004\n\rPolicyService\022E\n\010Complete\022\033.po" +
+      "licyd.v1.CompleteRequest\032\034.policyd.v1.Co" +
+      "mpleteResponse\022S\n\016StreamComplete\022\033.polic" +
+      "yd.v1.CompleteRequest\032\".policyd.v1.Strea" +
+      "mCompleteResponse0\001\022C\n\007Explain\022\033.policyd" +
+      ".v1.CompleteRequest\032\033.policyd.v1.Explain" +
+      "Response\022T\n\rReportOutcome\022 .policyd.v1.R" +
+      "eportOutcomeRequest\032!.policyd.v1.ReportO" +
+      "utcomeResponse\022E\n\010GetStats\022\033.policyd.v1." +
+      "GetStatsRequest\032\034.policyd.v1.GetStatsRes" +
+      "ponse\022K\n\nListModels\022\035.policyd.v1.ListMod" +
+      "elsRequest\032\036.policyd.v1.ListModelsRespon" +
+      "se\022<\n\005Embed\022\030.policyd.v1.EmbedRequest\032\031." +
+      "policyd.v1.EmbedResponseB[\n\016dev.policyd." +
+      "v1B\014PolicydProtoP\001Z9github.com/policyd/p" +
+      "olicyd/clients/go/policydv1;policydv1b\006p" +
+      "roto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -434,7 +476,7 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
     internal_static_policyd_v1_GetStatsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_GetStatsResponse_descriptor,
-        new java.lang.String[] { "Rows", "PolicyVersion", "ConfigError", });
+        new java.lang.String[] { "Rows", "PolicyVersion", "ConfigError", "EmbeddingRows", });
     internal_static_policyd_v1_ListModelsRequest_descriptor =
       getDescriptor().getMessageType(20);
     internal_static_policyd_v1_ListModelsRequest_fieldAccessorTable = new
@@ -453,6 +495,30 @@ public final class PolicydProto extends com.google.protobuf.GeneratedFile {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_policyd_v1_ListModelsResponse_descriptor,
         new java.lang.String[] { "Models", });
+    internal_static_policyd_v1_EmbedRequest_descriptor =
+      getDescriptor().getMessageType(23);
+    internal_static_policyd_v1_EmbedRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_policyd_v1_EmbedRequest_descriptor,
+        new java.lang.String[] { "RequestId", "Texts", "Task", "Labels", "Constraints", "CacheMode", "Policy", "Tenant", "Dimensions", });
+    internal_static_policyd_v1_EmbedRequest_LabelsEntry_descriptor =
+      internal_static_policyd_v1_EmbedRequest_descriptor.getNestedType(0);
+    internal_static_policyd_v1_EmbedRequest_LabelsEntry_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_policyd_v1_EmbedRequest_LabelsEntry_descriptor,
+        new java.lang.String[] { "Key", "Value", });
+    internal_static_policyd_v1_Embedding_descriptor =
+      getDescriptor().getMessageType(24);
+    internal_static_policyd_v1_Embedding_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_policyd_v1_Embedding_descriptor,
+        new java.lang.String[] { "Index", "Values", "Cached", });
+    internal_static_policyd_v1_EmbedResponse_descriptor =
+      getDescriptor().getMessageType(25);
+    internal_static_policyd_v1_EmbedResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_policyd_v1_EmbedResponse_descriptor,
+        new java.lang.String[] { "RequestId", "Embeddings", "Model", "Dimensions", "InputTokens", "TotalCostUsd", "SavedUsd", "Status", "Attempts", "Explanation", "TraceId", "DecisionId", });
     descriptor.resolveAllFeaturesImmutable();
   }
 
