@@ -38,7 +38,7 @@ from policyd.engine.embed_calls import ModelBatch, embed_with_model
 from policyd.engine.plan_match import Match, match_request, model_allowed
 from policyd.engine.retry import RetryLayer
 from policyd.engine.turn import NO_EVENTS, Events, Runtime, Turn
-from policyd.errors import NotFound
+from policyd.errors import FailedPrecondition, NotFound
 from policyd.ids import new_id
 from policyd.plugin.specs import Registered
 from policyd.types import (
@@ -165,6 +165,8 @@ class _Run:
     saved_usd: float = 0.0
     over_budget: bool = False
     out_of_time: bool = False
+    refusals: list[str] = field(default_factory=list)
+    """Models that could not serve the request at all (constraints, dimensions, no embedding API)."""
 
     def record(self, role: AttemptRole, model: ModelSpec, **fields: Any) -> None:
         attempt = Attempt(
@@ -220,6 +222,9 @@ class Embedder:
                 return run.outcome(OutcomeStatus.ACCEPTED_UNVALIDATED)
             if run.out_of_time:
                 break
+        if len(run.refusals) == len(run.attempts):
+            rule = turn.match.rule.name
+            raise FailedPrecondition(f"no model of rule {rule!r} can serve this request: {'; '.join(run.refusals)}")
         status = (
             OutcomeStatus.DEADLINE_EXCEEDED
             if run.out_of_time
@@ -234,6 +239,7 @@ class Embedder:
         turn = run.turn
         refused = self._refused(turn, model)
         if refused:
+            run.refusals.append(refused)
             run.record(role, model, error=refused)
             return False
         dims = turn.dimensions or model_dimensions(model)
@@ -337,7 +343,12 @@ class Embedder:
         try:
             async with asyncio.timeout(timeout_s):
                 return await embed_with_model(
-                    provider, call, self.retry, turn.config.raw.retries, concurrency=params.concurrency
+                    provider,
+                    call,
+                    self.retry,
+                    turn.config.raw.retries,
+                    concurrency=params.concurrency,
+                    dimensions=dims,
                 )
         except TimeoutError:
             run.out_of_time = True

@@ -72,9 +72,13 @@ async def embed_with_model(
     settings: RetriesConfig,
     *,
     concurrency: int,
+    dimensions: int = 0,
     max_tokens: int | None = None,
 ) -> ModelBatch:
-    """Embed every text of ``call`` with its model; ``error`` is set when the model failed for good."""
+    """Embed every text of ``call`` with its model; ``error`` is set when the model failed for good.
+
+    ``dimensions``: the length every vector must have (0: not checked).
+    """
     batch = ModelBatch()
     spans = chunks(call.texts, limits_of(provider, call.model), max_tokens)
     gate = asyncio.Semaphore(concurrency)
@@ -89,6 +93,13 @@ async def embed_with_model(
             raise UpstreamError(
                 call.model.provider,
                 f"malformed response: {len(response.vectors)} vectors for {end - start} texts",
+                retryable=False,
+            )
+        wrong = next((len(v) for v in response.vectors if dimensions and len(v) != dimensions), None)
+        if wrong is not None:
+            raise UpstreamError(
+                call.model.provider,
+                f"malformed response: a vector of {wrong} dimensions from {call.model.id} (expected {dimensions})",
                 retryable=False,
             )
         for offset, vec in enumerate(response.vectors):
