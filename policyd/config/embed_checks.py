@@ -17,11 +17,14 @@ from policyd.types import ModelSpec
 
 def embed_plan_problem(
     params: EmbedParams,
+    transforms: int,
     catalog: Mapping[str, ModelSpec],
     providers: Mapping[str, ProviderInstance],
     registered: Registered,
 ) -> tuple[str, str] | None:
     """``(key, problem)`` for the first model of an embed plan that cannot embed, or None."""
+    if transforms:
+        return "transforms", "an embed plan takes no request transforms (they rewrite completion messages)"
     for key, model_id in (("model", params.model), *((f"fallback[{i}]", m) for i, m in enumerate(params.fallback))):
         model = catalog[model_id]
         if EMBEDDING_TAG not in model.tags:

@@ -169,9 +169,10 @@ class _Loader:
         for model_id in models:
             self.check_model(model_id, f"{prefix}.params", catalog, providers)
         if cfg.strategy == EMBED_STRATEGY:
-            problem = embed_plan_problem(params, catalog, providers, self.reg)
+            problem = embed_plan_problem(params, len(cfg.transforms), catalog, providers, self.reg)
             if problem is not None:
-                raise self.fail(f"{prefix}.params.{problem[0]}", problem[1])
+                key = problem[0] if problem[0] == "transforms" else f"params.{problem[0]}"
+                raise self.fail(f"{prefix}.{key}", problem[1])
         for ref in spec.validators(params):
             key = validator_key(ref)
             if key not in validators:

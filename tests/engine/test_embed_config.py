@@ -39,3 +39,10 @@ def test_an_embed_plan_loads_and_completions_skip_it(make_config):
     config = make_config(BASE.replace("PARAMS", "{model: bge-m3, fallback: [nomic-embed-text-v1.5]}"))
     plan = config.policies["default"].rules[0].plan
     assert plan.models == ("bge-m3", "nomic-embed-text-v1.5")
+
+
+def test_an_embed_plan_refuses_request_transforms(make_config):
+    text = BASE.replace("PARAMS", "{model: bge-m3}, transforms: [{name: compact-tools}]")
+    with pytest.raises(ConfigError) as info:
+        make_config(text)
+    assert info.value.path == "policies.default.rules[0].plan.transforms"

@@ -223,3 +223,13 @@ async def test_bad_embed_requests_name_the_field(live):
         await stub.Embed(pb.EmbedRequest(texts=["x"], dimensions=5000))
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "nomic-embed-text-v1.5 gives 64 to 768 dimensions (asked for 5000)" in (info.value.details() or "")
+
+
+async def test_a_tenant_budget_too_small_for_the_batch_refuses_it_before_any_call(live, fake):
+    budgets = "budgets: {tenants: {'*': {daily_usd: 0.0000001}}}"
+    _, _, stub = await live(config(fake, budgets=budgets))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Embed(pb.EmbedRequest(texts=["a long text " * 200]))
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "tenant 'default' daily budget" in (info.value.details() or "")
+    assert not fake.seen
