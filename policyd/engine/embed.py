@@ -21,7 +21,6 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any, Protocol
 
 from policyd.embedding import (
@@ -113,12 +112,21 @@ class EmbedTurn(Turn):
             return EmbedResult(outcome=outcome)
         return EmbedResult(outcome, self.vectors, self.cached, self.model_id, self.dims, self.input_tokens)
 
-    @cached_property
+    @property
     def match(self) -> Match:
-        return match_request(self.runtime.config, self.request, embedding=True)
+        match = self._match
+        if match is None:
+            match = self._match = match_request(self.runtime.config, self.request, embedding=True)
+        return match
 
-    @cached_property
+    @property
     def explanation(self) -> Explanation:
+        explanation = self._explanation
+        if explanation is None:
+            explanation = self._explanation = self._explain()
+        return explanation
+
+    def _explain(self) -> Explanation:
         params: EmbedParams = self.match.plan.params
         catalog = self.runtime.config.catalog
         texts = self.embed_request.texts
@@ -181,11 +189,13 @@ class _Run:
         explanation = self.turn.explanation
         if self.turn.notes:
             explanation = replace(explanation, warnings=(*explanation.warnings, *self.turn.notes))
+        redact = self.turn.events.redact
+        attempts = tuple(redact(a) for a in self.attempts) if redact is not None else tuple(self.attempts)
         return Outcome(
             request_id=request.request_id,
             status=status,
             output=None,
-            attempts=tuple(self.attempts),
+            attempts=attempts,
             explanation=explanation,
             total_cost_usd=self.spent_usd,
             saved_usd=self.saved_usd,

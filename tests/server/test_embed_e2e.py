@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import AsyncIterator
 
 import grpc
@@ -232,4 +233,22 @@ async def test_a_tenant_budget_too_small_for_the_batch_refuses_it_before_any_cal
         await stub.Embed(pb.EmbedRequest(texts=["a long text " * 200]))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "tenant 'default' daily budget" in (info.value.details() or "")
+    assert not fake.seen
+
+
+async def test_over_budget_with_downgrade_embeds_on_the_downgrade_policy(live, fake):
+    text = config(fake) + textwrap.dedent(
+        """
+          cheap:
+            rules:
+              - name: local-only
+                # a free model reserves its cost cap: keep it under the budget
+                plan: {strategy: embed, max_cost_usd: 0.00000005, params: {model: bge-m3}}
+        budgets: {tenants: {'*': {daily_usd: 0.0000001}}, on_exceeded: downgrade, downgrade_policy: cheap}
+        """
+    )
+    _, _, stub = await live(text)
+    resp = await stub.Embed(pb.EmbedRequest(texts=["a long text " * 200]))
+    assert (resp.explanation.policy, resp.model) == ("cheap", "bge-m3")
+    assert any("downgraded to policy 'cheap'" in w for w in resp.explanation.warnings)
     assert not fake.seen
