@@ -9,6 +9,7 @@ by request number (``fail``) and read what every request carried (``seen``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import math
@@ -43,6 +44,8 @@ class EmbeddingUpstream:
     """Request number (1-based) → (HTTP status, error message) to answer instead."""
     fail_from: int | None = None
     """Every request from this number on fails with 503."""
+    delay_s: float = 0.0
+    """Service time of every answer."""
     seen: list[Request] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -77,6 +80,11 @@ class EmbeddingUpstream:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def _failure_after_delay(self) -> web.Response | None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return self._failure()
+
     def _failure(self) -> web.Response | None:
         n = len(self.seen)
         if self.fail_from is not None and n >= self.fail_from:
@@ -89,7 +97,7 @@ class EmbeddingUpstream:
     async def _openai(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.seen.append(Request(request.path, body, {k.lower(): v for k, v in request.headers.items()}))
-        failed = self._failure()
+        failed = await self._failure_after_delay()
         if failed is not None:
             return failed
         texts = body["input"]
@@ -118,7 +126,7 @@ class EmbeddingUpstream:
     async def _gemini(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.seen.append(Request(request.path, body, {k.lower(): v for k, v in request.headers.items()}))
-        failed = self._failure()
+        failed = await self._failure_after_delay()
         if failed is not None:
             return failed
         model, _, method = request.match_info["call"].partition(":")

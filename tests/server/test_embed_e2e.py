@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import textwrap
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from embed_fakes import EmbeddingUpstream, fake_vector
 
+from policyd.embedding import EmbedRequest
+from policyd.types import OutcomeStatus
 from policyd.v1 import policyd_pb2 as pb
 
 SECRET = "sk-embed-test-0123456789abcdef"
@@ -252,3 +255,14 @@ async def test_over_budget_with_downgrade_embeds_on_the_downgrade_policy(live, f
     assert (resp.explanation.policy, resp.model) == ("cheap", "bge-m3")
     assert any("downgraded to policy 'cheap'" in w for w in resp.explanation.warnings)
     assert not fake.seen
+
+
+async def test_the_deadline_bounds_every_upstream_request_of_the_batch(live, fake):
+    daemon, _, _ = await live(config(fake))
+    fake.delay_s = 5.0
+    started = time.monotonic()
+    result = await daemon.engine.embed(EmbedRequest(request_id="slow", texts=("x", "y"), deadline=started + 0.5))
+    elapsed = time.monotonic() - started
+    assert result.outcome.status is OutcomeStatus.DEADLINE_EXCEEDED
+    assert elapsed < 1.5, elapsed
+    assert not result.vectors
