@@ -28,6 +28,7 @@ from policyd.plugin.manager import PluginHost
 from policyd.plugin.settings import host_for
 from policyd.plugin.specs import Registered
 from policyd.telemetry.decision import DecisionLog
+from policyd.telemetry.embed_spans import EmbedSpans
 from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
 from policyd.telemetry.spans import scrub_attempt
 from policyd.telemetry.wiring import Instrumentation, instrument
@@ -104,13 +105,15 @@ def pipeline(
     )
 
 
-def embedder(cache: ResponseCache | None, retry: RetryLayer, closers: list[Closer]) -> Embedder:
-    """Embed's run step: the per-text cache in the response cache's store, the pipeline's retry layer."""
+def embedder(cache: ResponseCache | None, retry: RetryLayer, instr: Instrumentation, closers: list[Closer]) -> Embedder:
+    """Embed's run step: the per-text cache in the response cache's store, the pipeline's retry
+    layer (shared breakers) and an ``embeddings`` span per model when tracing is on."""
+    spans = EmbedSpans(instr.telemetry.tracer()) if instr.telemetry.enabled else None
     if cache is None or not cache.store.available:
-        return Embedder(retry=retry)
+        return Embedder(retry=retry, spans=spans)
     vectors = EmbeddingCache(cache.store, cache.settings.default_ttl_s)
     closers.append(vectors.flush)  # after the cache's own close in the list, so it runs before it
-    return Embedder(vectors, retry, default_ttl_s=cache.settings.default_ttl_s)
+    return Embedder(vectors, retry, default_ttl_s=cache.settings.default_ttl_s, spans=spans)
 
 
 def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
@@ -130,7 +133,7 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     ledger = open_ledger(config, registered, data_dir)
     closers.extend(ledger.closers)
     engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter()))
-    engine.embedder = embedder(cache, engine.pipeline.step("retry"), closers)
+    engine.embedder = embedder(cache, engine.pipeline.step("retry"), instr, closers)
     return Daemon(
         host=host,
         registered=registered,

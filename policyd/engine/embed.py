@@ -73,6 +73,14 @@ class VectorCache(Protocol):
     ) -> None: ...
 
 
+class ModelSpans(Protocol):
+    """Telemetry of each model an Embed request sends texts to (``policyd.telemetry.embed_spans``)."""
+
+    def start(
+        self, turn: Turn, model: ModelSpec, texts: int, cached: int, dimensions: int
+    ) -> Callable[[Attempt], None]: ...
+
+
 def as_request(request: EmbedRequest) -> Request:
     """The completion-shaped view of an embed request that admission steps and observers read."""
     return Request(
@@ -176,13 +184,16 @@ class _Run:
     refusals: list[str] = field(default_factory=list)
     """Models that could not serve the request at all (constraints, dimensions, no embedding API)."""
 
-    def record(self, role: AttemptRole, model: ModelSpec, **fields: Any) -> None:
+    def record(self, role: AttemptRole, model: ModelSpec, **fields: Any) -> Attempt:
+        """Record an attempt; returns it as observers see it (redacted)."""
         attempt = Attempt(
             index=len(self.attempts), role=role, model=model.id, provider=model.provider, effort=Effort.OFF, **fields
         )
         self.attempts.append(attempt)
         self.turn.attempts.append(attempt)
         self.turn.record(attempt)
+        redact = self.turn.events.redact
+        return redact(attempt) if redact is not None else attempt
 
     def outcome(self, status: OutcomeStatus) -> Outcome:
         request = self.turn.request
@@ -214,11 +225,13 @@ class Embedder:
         retry: RetryLayer | None = None,
         *,
         default_ttl_s: float | None = None,
+        spans: ModelSpans | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache = cache
         self.retry = retry or RetryLayer()
         self.default_ttl_s = default_ttl_s
+        self.spans = spans
         self.clock = clock
 
     async def run(self, turn: Turn) -> Outcome:
@@ -266,7 +279,13 @@ class Embedder:
             return False
         saved = text_usd(model, [t for t in texts if t in found])
         started = self.clock()
-        batch = await self._fetch(run, model, dims, missing, params) if missing else ModelBatch()
+        finish = self.spans.start(turn, model, len(missing), len(found), dims) if self.spans is not None else None
+        try:
+            batch = await self._fetch(run, model, dims, missing, params) if missing else ModelBatch()
+        except BaseException:
+            if finish is not None:  # cancelled (the caller went away): the span still ends
+                finish(Attempt(len(run.attempts), role, model.id, model.provider, Effort.OFF, error="cancelled"))
+            raise
         latency_ms = (self.clock() - started) * 1000
         got = {missing[i]: v for i, v in batch.vectors.items()}
         await self._store(turn, model, dims, got)
@@ -274,7 +293,7 @@ class Embedder:
         run.spent_usd += cost
         if batch.error is not None or run.out_of_time:
             error = batch.error.summary if batch.error is not None else "the request's deadline expired"
-            run.record(
+            attempt = run.record(
                 role,
                 model,
                 input_tokens=batch.input_tokens,
@@ -284,9 +303,11 @@ class Embedder:
                 error_detail=batch.error.detail if batch.error is not None else "",
                 usage_estimated=batch.estimated,
             )
+            if finish is not None:
+                finish(attempt)
             return False
         run.saved_usd += saved
-        run.record(
+        attempt = run.record(
             role,
             model,
             input_tokens=batch.input_tokens,
@@ -297,6 +318,8 @@ class Embedder:
             usage_estimated=batch.estimated,
             finish_reason="stop",
         )
+        if finish is not None:
+            finish(attempt)
         vectors = {**found, **got}
         order = turn.embed_request.texts
         turn.vectors = tuple(vectors[t] for t in order)

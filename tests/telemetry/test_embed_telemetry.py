@@ -30,3 +30,21 @@ async def test_embed_runs_inside_a_decision_span_naming_the_embedding_rule(trace
     assert d[sc.POLICYD_OUTCOME] == "accepted-unvalidated"
     assert d[sc.POLICYD_DECISION_ID] == resp.decision_id
     assert format(decision.context.trace_id, "032x") == resp.trace_id
+
+
+async def test_each_model_sent_texts_is_one_embeddings_span_under_the_decision(traced):
+    t = await traced(POLICY)
+    await t.stub.Embed(pb.EmbedRequest(texts=["alpha", "beta"]))
+    resp = await t.stub.Embed(pb.EmbedRequest(texts=["alpha", "gamma"], dimensions=64))
+
+    spans = t.by_name("embeddings ")
+    assert [s.name for s in spans] == ["embeddings nomic-ai/nomic-embed-text-v1.5"] * 2
+    last = spans[-1]
+    (decision,) = [d for d in t.by_name(sc.SPAN_DECISION) if d.attributes[sc.POLICYD_DECISION_ID] == resp.decision_id]
+    assert last.parent.span_id == decision.context.span_id
+    a = last.attributes
+    assert a[sc.GEN_AI_OPERATION_NAME] == "embeddings"
+    assert a[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == 64
+    assert (a[sc.POLICYD_EMBED_TEXTS], a[sc.POLICYD_EMBED_CACHED_TEXTS]) == (2, 0)  # another length: other keys
+    assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == resp.input_tokens
+    assert "alpha" not in str(dict(a))  # never the texts
