@@ -108,7 +108,12 @@ def pipeline(
 def embedder(cache: ResponseCache | None, retry: RetryLayer, instr: Instrumentation, closers: list[Closer]) -> Embedder:
     """Embed's run step: the per-text cache in the response cache's store, the pipeline's retry
     layer (shared breakers) and an ``embeddings`` span per model when tracing is on."""
-    spans = EmbedSpans(instr.telemetry.tracer()) if instr.telemetry.enabled else None
+    telemetry = instr.telemetry
+    spans = (
+        EmbedSpans(telemetry.tracer(), instr.layers.instruments, tracing=telemetry.tracing)
+        if telemetry.enabled
+        else None
+    )
     if cache is None or not cache.store.available:
         return Embedder(retry=retry, spans=spans)
     vectors = EmbeddingCache(cache.store, cache.settings.default_ttl_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from policyd.telemetry import semconv as sc
 from policyd.v1 import policyd_pb2 as pb
+from tests.telemetry.support import points
 
 POLICY = """
 version: tel-embed
@@ -48,3 +49,16 @@ async def test_each_model_sent_texts_is_one_embeddings_span_under_the_decision(t
     assert (a[sc.POLICYD_EMBED_TEXTS], a[sc.POLICYD_EMBED_CACHED_TEXTS]) == (2, 0)  # another length: other keys
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == resp.input_tokens
     assert "alpha" not in str(dict(a))  # never the texts
+
+
+async def test_embeddings_count_in_the_gen_ai_client_metrics_as_their_own_operation(traced):
+    t = await traced(POLICY)
+    first = await t.stub.Embed(pb.EmbedRequest(texts=["alpha", "beta"]))
+    await t.stub.Embed(pb.EmbedRequest(texts=["alpha", "beta"]))  # all cached: no upstream work to count
+
+    got = points(t.metrics)
+    usage = [p for p in got[sc.METRIC_TOKEN_USAGE] if p.attributes[sc.GEN_AI_OPERATION_NAME] == "embeddings"]
+    assert [(p.count, p.sum) for p in usage] == [(1, first.input_tokens)]
+    assert usage[0].attributes[sc.GEN_AI_TOKEN_TYPE] == "input"
+    durations = [p for p in got[sc.METRIC_OPERATION_DURATION] if p.attributes[sc.GEN_AI_OPERATION_NAME] == "embeddings"]
+    assert [p.count for p in durations] == [1]
