@@ -15,9 +15,28 @@ Declare the API your plugin was written for with a module attribute::
 from __future__ import annotations
 
 from policyd import __version__ as POLICYD_VERSION
+from policyd.embedding import (
+    EMBED_STRATEGY,
+    EMBEDDING_TAG,
+    EmbedCall,
+    EmbeddingProvider,
+    EmbedParams,
+    EmbedResponse,
+    dimensions_problem,
+    model_dimensions,
+    vector,
+)
 from policyd.engine import tokens
 from policyd.engine.stops import OutOfBudget, OutOfTime, StrategyStop
-from policyd.errors import ConfigError, InvalidArgument, PluginError, PluginTimeout, PolicydError, UpstreamError
+from policyd.errors import (
+    ConfigError,
+    FailedPrecondition,
+    InvalidArgument,
+    PluginError,
+    PluginTimeout,
+    PolicydError,
+    UpstreamError,
+)
 from policyd.eval.routerfile import Router, Vectorizer
 from policyd.eval.routerfile import load as load_router
 from policyd.plugin import hookimpl
@@ -81,6 +100,8 @@ from policyd.types import (
 __all__ = [
     "API_VERSION",
     "EFFORT_LADDER",
+    "EMBEDDING_TAG",
+    "EMBED_STRATEGY",
     "POLICYD_VERSION",
     "Attempt",
     "AttemptRole",
@@ -99,8 +120,13 @@ __all__ = [
     "DeltaSink",
     "Effort",
     "EffortParam",
+    "EmbedCall",
+    "EmbedParams",
+    "EmbedResponse",
+    "EmbeddingProvider",
     "ExplainContext",
     "Explanation",
+    "FailedPrecondition",
     "GenerationParams",
     "InvalidArgument",
     "Message",
@@ -141,9 +167,12 @@ __all__ = [
     "Vectorizer",
     "Verdict",
     "VerdictKind",
+    "dimensions_problem",
     "hookimpl",
     "inject_headers",
     "load_router",
+    "model_dimensions",
     "semconv",
     "tokens",
+    "vector",
 ]

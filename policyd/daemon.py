@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from policyd.cache.embeddings import EmbeddingCache
 from policyd.cache.service import ResponseCache, open_cache
 from policyd.config import Config, load
 from policyd.datadir import default_data_dir, ensure_private_dir
 from policyd.engine import Engine
+from policyd.engine.embed import Embedder
 from policyd.engine.pipeline import Admit, Around, Call, Pipeline, Record
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
@@ -27,6 +29,7 @@ from policyd.plugin.manager import PluginHost
 from policyd.plugin.settings import host_for
 from policyd.plugin.specs import Registered
 from policyd.telemetry.decision import DecisionLog
+from policyd.telemetry.embed_spans import EmbedSpans
 from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
 from policyd.telemetry.spans import scrub_attempt
 from policyd.telemetry.wiring import Instrumentation, instrument
@@ -103,6 +106,22 @@ def pipeline(
     )
 
 
+def embedder(cache: ResponseCache | None, retry: RetryLayer, instr: Instrumentation, closers: list[Closer]) -> Embedder:
+    """Embed's run step: the per-text cache in the response cache's store, the pipeline's retry
+    layer (shared breakers) and an ``embeddings`` span per model when tracing is on."""
+    telemetry = instr.telemetry
+    spans = (
+        EmbedSpans(telemetry.tracer(), instr.layers.instruments, tracing=telemetry.tracing)
+        if telemetry.enabled
+        else None
+    )
+    if cache is None or not cache.store.available:
+        return Embedder(retry=retry, spans=spans)
+    vectors = EmbeddingCache(cache.store, cache.settings.default_ttl_s)
+    closers.append(vectors.flush)  # after the cache's own close in the list, so it runs before it
+    return Embedder(vectors, retry, default_ttl_s=cache.settings.default_ttl_s, spans=spans)
+
+
 def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
     host = host or host_for(options.config_path, entry_points=options.entry_points)
     registered = host.collect()
@@ -118,6 +137,7 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     ledger = open_ledger(config, registered, data_dir)
     closers.extend(ledger.closers)
     engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter()))
+    engine.embedder = embedder(cache, engine.pipeline.step("retry"), instr, closers)
     return Daemon(
         host=host,
         registered=registered,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Iterable
+from dataclasses import replace
 
 import grpc
 from google.protobuf import json_format
@@ -74,19 +76,23 @@ def fetch(args: argparse.Namespace, msg: pb.GetStatsRequest) -> pb.GetStatsRespo
             except grpc.RpcError as exc:
                 raise Unavailable(f"{args.address}: {exc.code().name}: {exc.details()}") from None
     path = ledger_path(args.data_dir or default_data_dir())
-    rows = read_stats(path, query_from_proto(msg))
-    return pb.GetStatsResponse(rows=[row_to_proto(r) for r in rows])
+    query = query_from_proto(msg)
+    rows = read_stats(path, query)
+    embedding_rows = read_stats(path, replace(query, embeddings=True))
+    return pb.GetStatsResponse(
+        rows=[row_to_proto(r) for r in rows], embedding_rows=[row_to_proto(r) for r in embedding_rows]
+    )
 
 
 def _rate(part: float, whole: int) -> str:
     return f"{100 * part:.1f}%" if whole else "-"
 
 
-def table(resp: pb.GetStatsResponse, dims: list[str]) -> str:
+def table(rows: Iterable[pb.StatsRow], dims: list[str]) -> str:
     head = [*dims, "requests", "successes", "total USD", "USD/success", "saved USD", "escalated", "accepted",
             "p50 ms", "p95 ms"]  # fmt: skip
     body = []
-    for r in resp.rows:
+    for r in rows:
         body.append(
             [
                 *(r.group.get(d, "") or "-" for d in dims),
@@ -115,8 +121,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(json_format.MessageToDict(resp), indent=2))
         return 0
-    if not resp.rows:
+    if not resp.rows and not resp.embedding_rows:
         print("no requests in the ledger for this window")
         return 0
-    print(table(resp, [GROUPS[g] for g in msg.group_by]))
+    dims = [GROUPS[g] for g in msg.group_by]
+    if resp.rows:
+        print(table(resp.rows, dims))
+    if resp.embedding_rows:
+        if resp.rows:
+            print()
+        print("embeddings (Embed requests, kept apart from completions):")
+        print(table(resp.embedding_rows, dims))
     return 0

@@ -18,10 +18,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from policyd.config.embed_checks import embed_plan_problem
 from policyd.config.keys import known_keys
 from policyd.config.model import Config, Plan, Policy, ProviderInstance, Rule
 from policyd.config.schema import FileConfig, ModelConfig, PlanConfig, ProviderConfig
 from policyd.config.security import check_security_sections
+from policyd.embedding import EMBED_STRATEGY
 from policyd.errors import ConfigError
 from policyd.ledger.checks import check_budgets
 from policyd.plugin.attribution import build, plugin_label
@@ -166,6 +168,11 @@ class _Loader:
         models = tuple(spec.models(params))
         for model_id in models:
             self.check_model(model_id, f"{prefix}.params", catalog, providers)
+        if cfg.strategy == EMBED_STRATEGY:
+            problem = embed_plan_problem(params, len(cfg.transforms), catalog, providers, self.reg)
+            if problem is not None:
+                key = problem[0] if problem[0] == "transforms" else f"params.{problem[0]}"
+                raise self.fail(f"{prefix}.{key}", problem[1])
         for ref in spec.validators(params):
             key = validator_key(ref)
             if key not in validators:

@@ -16,13 +16,15 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from functools import partial
 
 from policyd.config.model import Config
+from policyd.embedding import EmbedRequest, EmbedResult
 from policyd.engine.containment import Containment
 from policyd.engine.context import StrategyContext
+from policyd.engine.embed import Embedder, EmbedTurn
 from policyd.engine.pipeline import EMPTY, Around, CallLayer, CallNext, Pipeline, Settle, TurnStep
 from policyd.engine.stops import StrategyStop
 from policyd.engine.turn import Observe, Runtime, Turn, TurnFinished, TurnStarted
@@ -33,6 +35,8 @@ from policyd.plugin.specs import DeltaSink, Progress, Provider, Registered
 from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request
 
 log = logging.getLogger(__name__)
+
+RunStep = Callable[[Turn], Awaitable[Outcome]]
 
 __all__ = ["Engine", "Runtime", "build_providers"]
 
@@ -74,6 +78,8 @@ class Engine:
         """Requests running per runtime (by id), so a retired runtime closes only when it is idle."""
         self._idle: dict[int, asyncio.Event] = {}
         self._chain: tuple[Pipeline | None, CallNext] = (None, call_provider)
+        self.embedder = Embedder()
+        """The ``run`` step of Embed requests (the daemon gives it the cache and the retry layer)."""
 
     @property
     def config(self) -> Config:
@@ -134,7 +140,17 @@ class Engine:
             await _notify(events.finished, TurnFinished(turn, outcome))
         return outcome
 
-    async def _admit(self, turn: Turn, steps: tuple[TurnStep, ...], start: int) -> Outcome:
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """An Embed request through the same pipeline; only the ``run`` step is the embedder's."""
+        turn = EmbedTurn(self.runtime, self.registered, request, self.pipeline.events)
+        with self._using(turn.runtime):
+            await _notify(turn.events.started, TurnStarted(turn))
+            outcome = await self._admit(turn, self.pipeline.admit, 0, self.embedder.run)
+        outcome = replace(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
+        await _notify(turn.events.finished, TurnFinished(turn, outcome))
+        return turn.result(outcome)
+
+    async def _admit(self, turn: Turn, steps: tuple[TurnStep, ...], start: int, run: RunStep | None = None) -> Outcome:
         """admit → (transform → run) → settle, from ``steps[start]`` on; an Around step wraps the rest."""
         settles: list[Settle] = []
         try:
@@ -142,13 +158,13 @@ class Engine:
                 entry = steps[i]
                 assert entry.step is not None
                 if isinstance(entry, Around):
-                    outcome = await entry.step(turn, partial(self._admit, turn, steps, i + 1))
+                    outcome = await entry.step(turn, partial(self._admit, turn, steps, i + 1, run))
                     break
                 settle = await entry.step(turn)
                 if settle is not None:
                     settles.append(settle)
             else:
-                outcome = await self._run(turn)
+                outcome = await (run or self._run)(turn)
         except BaseException:
             if settles:
                 await _settle(settles, None)

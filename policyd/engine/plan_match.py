@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from policyd.config.model import Config, Plan, Policy, Rule
 from policyd.config.schema import MatchConfig
+from policyd.embedding import EMBED_STRATEGY
 from policyd.errors import FailedPrecondition, NotFound
 from policyd.types import Constraints, ModelSpec, Request
 
@@ -74,10 +75,13 @@ def select_policy(config: Config, request: Request) -> Policy:
     return policy
 
 
-def match_request(config: Config, request: Request) -> Match:
+def match_request(config: Config, request: Request, *, embedding: bool = False) -> Match:
+    """The first rule of the request's policy that holds; ``embedding`` requests see only ``embed`` plans."""
     policy = select_policy(config, request)
     skipped: list[str] = []
     for rule in policy.rules:
+        if (rule.plan.strategy == EMBED_STRATEGY) is not embedding:
+            continue
         held = _conditions(rule.match, request)
         if held is None:
             continue
@@ -89,6 +93,11 @@ def match_request(config: Config, request: Request) -> Match:
         reason = f"rule {rule.name!r} matched: " + (", ".join(held) if held else "no conditions (catch-all)")
         return Match(policy=policy, rule=rule, reason=reason, skipped=tuple(skipped))
     detail = f"; {'; '.join(skipped)}" if skipped else ""
+    if embedding:
+        raise FailedPrecondition(
+            f"policy {policy.name!r}: no embedding rule (plan strategy {EMBED_STRATEGY!r}) matches"
+            f" task={request.task!r}{detail}"
+        )
     raise FailedPrecondition(
         f"policy {policy.name!r}: no rule matches task={request.task!r} stakes={request.stakes.value}{detail}",
         reason="NO_MATCHING_RULE",

@@ -4,6 +4,10 @@ A request counts as a success when the caller reported it successful, or, withou
 report, when its status was accepted or accepted-unvalidated. Every attempt's USD
 counts, failed and escalated ones included, so the headline figure is
 ``total USD / successes`` of the group.
+
+Embed requests are kept apart: a query counts completions or embeddings, never both
+(``StatsQuery.embeddings``), so cheap embedding calls never dilute the cost per
+successful completion.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from policyd.embedding import EMBED_STRATEGY
 from policyd.errors import InvalidArgument
 
 DIMENSIONS: dict[str, str] = {
@@ -33,6 +38,8 @@ class StatsQuery:
     tenant: str = ""
     policy: str = ""
     now: float | None = None
+    embeddings: bool = False
+    """Embed requests (plans with ``strategy: embed``) only; False: completions only. They are never mixed."""
 
 
 @dataclass
@@ -85,7 +92,7 @@ def compute(conn: sqlite3.Connection, query: StatsQuery) -> list[StatsRow]:
     if query.window_s < 0:
         raise InvalidArgument("window_seconds", f"must not be negative (got {query.window_s})")
     columns = [DIMENSIONS[d] for d in query.group_by]
-    where, args = ["1 = 1"], list[object]()
+    where, args = ["strategy = ?" if query.embeddings else "strategy != ?"], list[object]([EMBED_STRATEGY])
     if query.window_s:
         where.append("ts >= ?")
         args.append((time.time() if query.now is None else query.now) - query.window_s)

@@ -14,7 +14,7 @@ from policyd.config.security import LimitsConfig
 from policyd.daemon import Daemon
 from policyd.errors import DeadlineExceeded
 from policyd.plugin.specs import Progress
-from policyd.server import convert
+from policyd.server import convert, embed_convert
 from policyd.server.idempotency import IdempotencyKeys, replay_events
 from policyd.server.limits import check_request_limits
 from policyd.types import Attempt, Outcome, OutcomeStatus, Request
@@ -157,6 +157,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def Explain(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.ExplainResponse:
         explanation = self.daemon.engine.explain(self._request(request, context))
         return pb.ExplainResponse(explanation=convert.explanation_to_proto(explanation))
+
+    async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
+        config = self.daemon.config
+        tenant = self.identity(context, request)  # reads tenant and policy, which Embed has too
+        defaults = config.defaults
+        deadline = convert.deadline_from(context.time_remaining(), defaults.deadline_ms, defaults.max_deadline_ms)
+        domain = embed_convert.embed_request_from_proto(request, tenant=tenant, deadline=deadline)
+        result = await self.daemon.engine.embed(domain)
+        if result.outcome.status is OutcomeStatus.DEADLINE_EXCEEDED:
+            _answerable(result.outcome)
+        return embed_convert.embed_result_to_proto(result)
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext

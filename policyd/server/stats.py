@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from policyd.daemon import Daemon
 from policyd.errors import InvalidArgument
 from policyd.ledger.ledger import Ledger
@@ -61,8 +63,14 @@ class LedgerStats:
         return pb.ReportOutcomeResponse(changed=await self.ledger.report(report))
 
     async def stats(self, msg: pb.GetStatsRequest) -> pb.GetStatsResponse:
-        rows = await self.ledger.stats(query_from_proto(msg))
-        return pb.GetStatsResponse(rows=[row_to_proto(r) for r in rows], policy_version=self.daemon.config.version)
+        query = query_from_proto(msg)
+        rows = await self.ledger.stats(query)
+        embedding_rows = await self.ledger.stats(replace(query, embeddings=True))
+        return pb.GetStatsResponse(
+            rows=[row_to_proto(r) for r in rows],
+            embedding_rows=[row_to_proto(r) for r in embedding_rows],
+            policy_version=self.daemon.config.version,
+        )
 
 
 def stats_service(daemon: Daemon) -> LedgerStats | None:

@@ -72,6 +72,8 @@ EXCEPTION_MESSAGE: Final = _exception.EXCEPTION_MESSAGE
 EVENT_EXCEPTION: Final = "exception"
 
 OPERATION_CHAT: Final = _gen_ai.GenAiOperationNameValues.CHAT.value
+OPERATION_EMBEDDINGS: Final = _gen_ai.GenAiOperationNameValues.EMBEDDINGS.value
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = _gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_COUNT
 TOKEN_TYPE_INPUT: Final = _gen_ai.GenAiTokenTypeValues.INPUT.value
 TOKEN_TYPE_OUTPUT: Final = _gen_ai.GenAiTokenTypeValues.OUTPUT.value
 OUTPUT_TYPE_TEXT: Final = _gen_ai.GenAiOutputTypeValues.TEXT.value
@@ -142,6 +144,9 @@ POLICYD_EFFORT: Final = "policyd.effort"
 POLICYD_ATTEMPT_INDEX: Final = "policyd.attempt.index"
 POLICYD_SAMPLE_INDEX: Final = "policyd.sample_index"
 POLICYD_CACHED: Final = "policyd.cached"
+POLICYD_EMBED_TEXTS: Final = "policyd.embed.texts"
+"""Texts an embeddings span's model embedded (those not served by the per-text cache)."""
+POLICYD_EMBED_CACHED_TEXTS: Final = "policyd.embed.cached_texts"
 POLICYD_COST_USD: Final = "policyd.cost_usd"
 POLICYD_VERDICT: Final = "policyd.verdict"
 POLICYD_VALIDATOR: Final = "policyd.validator"

@@ -465,14 +465,16 @@ class StatsRow(_message.Message):
     def __init__(self, group: _Optional[_Mapping[str, str]] = ..., requests: _Optional[int] = ..., successes: _Optional[int] = ..., total_cost_usd: _Optional[float] = ..., cost_per_success_usd: _Optional[float] = ..., saved_usd: _Optional[float] = ..., escalation_rate: _Optional[float] = ..., validator_accept_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., escalations: _Optional[int] = ..., validations: _Optional[int] = ..., reported: _Optional[int] = ..., attempts: _Optional[int] = ..., failed_attempts: _Optional[int] = ..., tokens_saved: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("rows", "policy_version", "config_error")
+    __slots__ = ("rows", "policy_version", "config_error", "embedding_rows")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ERROR_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_ROWS_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[StatsRow]
     policy_version: str
     config_error: str
-    def __init__(self, rows: _Optional[_Iterable[_Union[StatsRow, _Mapping]]] = ..., policy_version: _Optional[str] = ..., config_error: _Optional[str] = ...) -> None: ...
+    embedding_rows: _containers.RepeatedCompositeFieldContainer[StatsRow]
+    def __init__(self, rows: _Optional[_Iterable[_Union[StatsRow, _Mapping]]] = ..., policy_version: _Optional[str] = ..., config_error: _Optional[str] = ..., embedding_rows: _Optional[_Iterable[_Union[StatsRow, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("provider", "tag", "include_unservable")
@@ -515,3 +517,70 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[Model]
     def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("request_id", "texts", "task", "labels", "constraints", "cache_mode", "policy", "tenant", "dimensions")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MODE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    task: str
+    labels: _containers.ScalarMap[str, str]
+    constraints: Constraints
+    cache_mode: CacheMode
+    policy: str
+    tenant: str
+    dimensions: int
+    def __init__(self, request_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., task: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., constraints: _Optional[_Union[Constraints, _Mapping]] = ..., cache_mode: _Optional[_Union[CacheMode, str]] = ..., policy: _Optional[str] = ..., tenant: _Optional[str] = ..., dimensions: _Optional[int] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("index", "values", "cached")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    values: _containers.RepeatedScalarFieldContainer[float]
+    cached: bool
+    def __init__(self, index: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ..., cached: _Optional[bool] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("request_id", "embeddings", "model", "dimensions", "input_tokens", "total_cost_usd", "saved_usd", "status", "attempts", "explanation", "trace_id", "decision_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVED_USD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    model: str
+    dimensions: int
+    input_tokens: int
+    total_cost_usd: float
+    saved_usd: float
+    status: OutcomeStatus
+    attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
+    explanation: Explanation
+    trace_id: str
+    decision_id: str
+    def __init__(self, request_id: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., model: _Optional[str] = ..., dimensions: _Optional[int] = ..., input_tokens: _Optional[int] = ..., total_cost_usd: _Optional[float] = ..., saved_usd: _Optional[float] = ..., status: _Optional[_Union[OutcomeStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., trace_id: _Optional[str] = ..., decision_id: _Optional[str] = ...) -> None: ...

@@ -92,6 +92,11 @@ class PolicyServiceStub:
                 request_serializer=policyd_dot_v1_dot_policyd__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=policyd_dot_v1_dot_policyd__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/policyd.v1.PolicyService/Embed',
+                request_serializer=policyd_dot_v1_dot_policyd__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=policyd_dot_v1_dot_policyd__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -211,6 +216,18 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embed turns texts into vectors with the embedding model the matching
+        policy rule names (a rule whose plan has `strategy: embed`). Every vector
+        of one answer comes from the same model: when the plan's model fails, its
+        fallback re-embeds the whole batch. Texts are cached one by one per
+        (tenant, model, dimensions, text). Errors are those of Complete; a policy
+        with no embedding rule is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -243,6 +260,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=policyd_dot_v1_dot_policyd__pb2.ListModelsRequest.FromString,
                     response_serializer=policyd_dot_v1_dot_policyd__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=policyd_dot_v1_dot_policyd__pb2.EmbedRequest.FromString,
+                    response_serializer=policyd_dot_v1_dot_policyd__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +457,33 @@ class PolicyService:
             '/policyd.v1.PolicyService/ListModels',
             policyd_dot_v1_dot_policyd__pb2.ListModelsRequest.SerializeToString,
             policyd_dot_v1_dot_policyd__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policyd.v1.PolicyService/Embed',
+            policyd_dot_v1_dot_policyd__pb2.EmbedRequest.SerializeToString,
+            policyd_dot_v1_dot_policyd__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -94,3 +94,14 @@ def test_bad_options_name_the_option(tmp_path: Path, capsys, argv: list[str], me
 def test_a_missing_ledger_says_where_it_looked(tmp_path: Path, capsys):
     assert main(["stats", "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "no ledger at" in capsys.readouterr().err
+
+
+async def test_stats_show_embed_requests_in_a_table_of_their_own(live, capsys):
+    daemon, _, stub = await live(MIXED + "      - {name: vectors, plan: {strategy: embed, params: {model: bge-m3}}}\n")
+    await stub.Complete(user("hello", tenant="acme"))
+    await stub.Embed(pb.EmbedRequest(texts=["one", "two"], tenant="acme"))
+    await daemon.ledger.flush()
+    assert main(["stats", "--data-dir", str(daemon.data_dir), "--by", "tenant"]) == 0
+    completions, embeddings = capsys.readouterr().out.split("embeddings (Embed requests")
+    assert row_of(completions, "acme")[1] == "1"
+    assert row_of(embeddings, "acme")[1:3] == ["1", "1"]

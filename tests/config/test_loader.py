@@ -53,7 +53,7 @@ def test_version_defaults_to_a_hash_of_the_file(make_config):
         (
             ("strategy: fallback", "strategy: fallbak"),
             "policies.default.rules[0].plan.strategy",
-            "unknown strategy 'fallbak' (known: draft-validate, fail-fast, fallback, route, single, "
+            "unknown strategy 'fallbak' (known: draft-validate, embed, fail-fast, fallback, route, single, "
             "thinking-escalation)",
         ),
         (

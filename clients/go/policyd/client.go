@@ -166,6 +166,27 @@ func (c *Client) GetStats(ctx context.Context, req *policydv1.GetStatsRequest, o
 	return c.rpc.GetStats(ctx, req, opts...)
 }
 
+// Embed returns one vector per text, in order, all from the one embedding model the matching
+// rule chose (a fallback re-embeds the whole batch). Set Dimensions, Task, Labels or
+// Constraints on req for more; NewEmbedRequest builds one from texts.
+func (c *Client) Embed(ctx context.Context, req *policydv1.EmbedRequest, opts ...grpc.CallOption) (*policydv1.EmbedResponse, error) {
+	return c.rpc.Embed(ctx, req, opts...)
+}
+
+// NewEmbedRequest is an EmbedRequest for texts; set Dimensions, Task, Constraints... on it.
+func NewEmbedRequest(texts ...string) *policydv1.EmbedRequest {
+	return &policydv1.EmbedRequest{Texts: texts}
+}
+
+// Vectors returns resp's vectors in the order of the texts.
+func Vectors(resp *policydv1.EmbedResponse) [][]float32 {
+	out := make([][]float32, len(resp.GetEmbeddings()))
+	for _, e := range resp.GetEmbeddings() {
+		out[e.GetIndex()] = e.GetValues()
+	}
+	return out
+}
+
 // ListModels returns the catalog, filtered as req says (by provider, tag...); nil is every model.
 func (c *Client) ListModels(ctx context.Context, req *policydv1.ListModelsRequest, opts ...grpc.CallOption) ([]*policydv1.Model, error) {
 	if req == nil {

@@ -313,3 +313,50 @@ func TestGetStatsCountsAnsweredRequests(t *testing.T) {
 		t.Fatalf("stats %v: want the answered request counted and the policy version", stats)
 	}
 }
+
+func TestEmbedAnswersOneUnitVectorPerTextFromOneModel(t *testing.T) {
+	c := dial(t)
+	texts := []string{"go embeds by policy", "go embeds texts by policy", "go embeds by policy"}
+	resp, err := c.Embed(context.Background(), policyd.NewEmbedRequest(texts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetStatus() != policydv1.OutcomeStatus_OUTCOME_STATUS_ACCEPTED_UNVALIDATED || resp.GetModel() == "" {
+		t.Fatalf("status %v model %q", resp.GetStatus(), resp.GetModel())
+	}
+	vectors := policyd.Vectors(resp)
+	if len(vectors) != 3 {
+		t.Fatalf("%d vectors for 3 texts", len(vectors))
+	}
+	for i, v := range vectors {
+		var norm float64
+		for _, x := range v {
+			norm += float64(x) * float64(x)
+		}
+		if len(v) != int(resp.GetDimensions()) || norm < 0.999 || norm > 1.001 {
+			t.Errorf("vector %d: %d values (want %d), squared norm %v", i, len(v), resp.GetDimensions(), norm)
+		}
+	}
+	if !slices.Equal(vectors[0], vectors[2]) {
+		t.Error("the same text gave two vectors")
+	}
+	req := policyd.NewEmbedRequest(texts[1], "a text go has not embedded yet")
+	dims := int32(64)
+	req.Dimensions = &dims
+	short, err := c.Embed(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.GetDimensions() != 64 || len(short.GetEmbeddings()[1].GetValues()) != 64 {
+		t.Errorf("asked for 64 dimensions, got %d", short.GetDimensions())
+	}
+}
+
+func TestEmbedWithoutTextsNamesTheField(t *testing.T) {
+	c := dial(t)
+	_, err := c.Embed(context.Background(), policyd.NewEmbedRequest())
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "texts") {
+		t.Fatalf("err = %v, want INVALID_ARGUMENT naming texts", err)
+	}
+}

@@ -2512,14 +2512,17 @@ func (x *StatsRow) GetTokensSaved() int64 {
 // Stats, one row per group.
 type GetStatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The rows.
+	// The rows (completions only).
 	Rows []*StatsRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
 	// Version of the policy file in force.
 	PolicyVersion string `protobuf:"bytes,2,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
 	// The last policy reload's error, if the file on disk was rejected. Only
 	// an operator credential (auth off, or a tenant with `all_stats`) sees it:
 	// it names the policy file's path.
-	ConfigError   string `protobuf:"bytes,3,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
+	ConfigError string `protobuf:"bytes,3,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
+	// Embed requests, grouped the same way, kept apart from the completion
+	// rows so they do not dilute the cost per successful outcome.
+	EmbeddingRows []*StatsRow `protobuf:"bytes,4,rep,name=embedding_rows,json=embeddingRows,proto3" json:"embedding_rows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2573,6 +2576,13 @@ func (x *GetStatsResponse) GetConfigError() string {
 		return x.ConfigError
 	}
 	return ""
+}
+
+func (x *GetStatsResponse) GetEmbeddingRows() []*StatsRow {
+	if x != nil {
+		return x.EmbeddingRows
+	}
+	return nil
 }
 
 // Filters for the model catalog.
@@ -2824,6 +2834,335 @@ func (x *ListModelsResponse) GetModels() []*Model {
 	return nil
 }
 
+// An embedding request with its intent.
+type EmbedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Caller's id for the request. Generated when empty.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The texts to embed, in order. At least one; none may be empty.
+	Texts []string `protobuf:"bytes,2,rep,name=texts,proto3" json:"texts,omitempty"`
+	// What kind of work this is ("embedding", "retrieval", ...); rules match it.
+	Task string `protobuf:"bytes,3,opt,name=task,proto3" json:"task,omitempty"`
+	// Free-form labels that policy rules may match on.
+	Labels map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Hard limits on the plan (licenses, local only, cost cap, models).
+	Constraints *Constraints `protobuf:"bytes,5,opt,name=constraints,proto3" json:"constraints,omitempty"`
+	// Cache use for this request.
+	CacheMode CacheMode `protobuf:"varint,6,opt,name=cache_mode,json=cacheMode,proto3,enum=policyd.v1.CacheMode" json:"cache_mode,omitempty"`
+	// Run this policy instead of the default one. Unknown names are NOT_FOUND.
+	Policy string `protobuf:"bytes,7,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The tenant, honoured only when the daemon runs without authentication.
+	Tenant string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Length of the vectors wanted. Unset: the plan's, else the model's own.
+	// A model that cannot shorten its vectors is skipped for another size.
+	Dimensions    *int32 `protobuf:"varint,9,opt,name=dimensions,proto3,oneof" json:"dimensions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedRequest) Reset() {
+	*x = EmbedRequest{}
+	mi := &file_policyd_v1_policyd_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedRequest) ProtoMessage() {}
+
+func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_policyd_v1_policyd_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
+func (*EmbedRequest) Descriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *EmbedRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *EmbedRequest) GetTexts() []string {
+	if x != nil {
+		return x.Texts
+	}
+	return nil
+}
+
+func (x *EmbedRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *EmbedRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *EmbedRequest) GetConstraints() *Constraints {
+	if x != nil {
+		return x.Constraints
+	}
+	return nil
+}
+
+func (x *EmbedRequest) GetCacheMode() CacheMode {
+	if x != nil {
+		return x.CacheMode
+	}
+	return CacheMode_CACHE_MODE_UNSPECIFIED
+}
+
+func (x *EmbedRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *EmbedRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *EmbedRequest) GetDimensions() int32 {
+	if x != nil && x.Dimensions != nil {
+		return *x.Dimensions
+	}
+	return 0
+}
+
+// One text's vector.
+type Embedding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of the text in EmbedRequest.texts.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The vector (unit length for the bundled catalog's models).
+	Values []float32 `protobuf:"fixed32,2,rep,packed,name=values,proto3" json:"values,omitempty"`
+	// Served from the cache.
+	Cached        bool `protobuf:"varint,3,opt,name=cached,proto3" json:"cached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Embedding) Reset() {
+	*x = Embedding{}
+	mi := &file_policyd_v1_policyd_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Embedding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Embedding) ProtoMessage() {}
+
+func (x *Embedding) ProtoReflect() protoreflect.Message {
+	mi := &file_policyd_v1_policyd_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
+func (*Embedding) Descriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Embedding) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Embedding) GetValues() []float32 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *Embedding) GetCached() bool {
+	if x != nil {
+		return x.Cached
+	}
+	return false
+}
+
+// The vectors of an embedding request.
+type EmbedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request id (the caller's, or the generated one).
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// One vector per text, in the order of the texts.
+	Embeddings []*Embedding `protobuf:"bytes,2,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
+	// Catalog id of the model every vector comes from.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// Length of every vector.
+	Dimensions int32 `protobuf:"varint,4,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	// Input tokens billed (texts served from the cache cost nothing).
+	InputTokens int64 `protobuf:"varint,5,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	// USD spent, failed attempts included.
+	TotalCostUsd float64 `protobuf:"fixed64,6,opt,name=total_cost_usd,json=totalCostUsd,proto3" json:"total_cost_usd,omitempty"`
+	// USD the cache saved.
+	SavedUsd float64 `protobuf:"fixed64,7,opt,name=saved_usd,json=savedUsd,proto3" json:"saved_usd,omitempty"`
+	// The outcome status; OUTCOME_STATUS_ACCEPTED_UNVALIDATED when the vectors
+	// are there, else why not (then `embeddings` is empty).
+	Status OutcomeStatus `protobuf:"varint,8,opt,name=status,proto3,enum=policyd.v1.OutcomeStatus" json:"status,omitempty"`
+	// Every model call, in order (a fallback is one more attempt).
+	Attempts []*Attempt `protobuf:"bytes,9,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// Why this plan.
+	Explanation *Explanation `protobuf:"bytes,10,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	// W3C trace id of the request's trace, if tracing is on.
+	TraceId string `protobuf:"bytes,11,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// Id of the decision event logged for this request.
+	DecisionId    string `protobuf:"bytes,12,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedResponse) Reset() {
+	*x = EmbedResponse{}
+	mi := &file_policyd_v1_policyd_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedResponse) ProtoMessage() {}
+
+func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_policyd_v1_policyd_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
+func (*EmbedResponse) Descriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *EmbedResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *EmbedResponse) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *EmbedResponse) GetDimensions() int32 {
+	if x != nil {
+		return x.Dimensions
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetTotalCostUsd() float64 {
+	if x != nil {
+		return x.TotalCostUsd
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetSavedUsd() float64 {
+	if x != nil {
+		return x.SavedUsd
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetStatus() OutcomeStatus {
+	if x != nil {
+		return x.Status
+	}
+	return OutcomeStatus_OUTCOME_STATUS_UNSPECIFIED
+}
+
+func (x *EmbedResponse) GetAttempts() []*Attempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetExplanation() *Explanation {
+	if x != nil {
+		return x.Explanation
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
+func (x *EmbedResponse) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
 var File_policyd_v1_policyd_proto protoreflect.FileDescriptor
 
 const file_policyd_v1_policyd_proto_rawDesc = "" +
@@ -3016,11 +3355,12 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\n" +
 	"GroupEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc3\x01\n" +
 	"\x10GetStatsResponse\x12(\n" +
 	"\x04rows\x18\x01 \x03(\v2\x14.policyd.v1.StatsRowR\x04rows\x12%\n" +
 	"\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion\x12!\n" +
-	"\fconfig_error\x18\x03 \x01(\tR\vconfigError\"p\n" +
+	"\fconfig_error\x18\x03 \x01(\tR\vconfigError\x12;\n" +
+	"\x0eembedding_rows\x18\x04 \x03(\v2\x14.policyd.v1.StatsRowR\rembeddingRows\"p\n" +
 	"\x11ListModelsRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12-\n" +
@@ -3039,7 +3379,49 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	" \x01(\bR\x05local\x12+\n" +
 	"\x11unservable_reason\x18\v \x01(\tR\x10unservableReason\"?\n" +
 	"\x12ListModelsResponse\x12)\n" +
-	"\x06models\x18\x01 \x03(\v2\x11.policyd.v1.ModelR\x06models*_\n" +
+	"\x06models\x18\x01 \x03(\v2\x11.policyd.v1.ModelR\x06models\"\xa5\x03\n" +
+	"\fEmbedRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05texts\x18\x02 \x03(\tR\x05texts\x12\x12\n" +
+	"\x04task\x18\x03 \x01(\tR\x04task\x12<\n" +
+	"\x06labels\x18\x04 \x03(\v2$.policyd.v1.EmbedRequest.LabelsEntryR\x06labels\x129\n" +
+	"\vconstraints\x18\x05 \x01(\v2\x17.policyd.v1.ConstraintsR\vconstraints\x124\n" +
+	"\n" +
+	"cache_mode\x18\x06 \x01(\x0e2\x15.policyd.v1.CacheModeR\tcacheMode\x12\x16\n" +
+	"\x06policy\x18\a \x01(\tR\x06policy\x12\x16\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\x12#\n" +
+	"\n" +
+	"dimensions\x18\t \x01(\x05H\x00R\n" +
+	"dimensions\x88\x01\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n" +
+	"\v_dimensions\"U\n" +
+	"\tEmbedding\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1a\n" +
+	"\x06values\x18\x02 \x03(\x02B\x02\x10\x01R\x06values\x12\x16\n" +
+	"\x06cached\x18\x03 \x01(\bR\x06cached\"\xdc\x03\n" +
+	"\rEmbedResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x125\n" +
+	"\n" +
+	"embeddings\x18\x02 \x03(\v2\x15.policyd.v1.EmbeddingR\n" +
+	"embeddings\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1e\n" +
+	"\n" +
+	"dimensions\x18\x04 \x01(\x05R\n" +
+	"dimensions\x12!\n" +
+	"\finput_tokens\x18\x05 \x01(\x03R\vinputTokens\x12$\n" +
+	"\x0etotal_cost_usd\x18\x06 \x01(\x01R\ftotalCostUsd\x12\x1b\n" +
+	"\tsaved_usd\x18\a \x01(\x01R\bsavedUsd\x121\n" +
+	"\x06status\x18\b \x01(\x0e2\x19.policyd.v1.OutcomeStatusR\x06status\x12/\n" +
+	"\battempts\x18\t \x03(\v2\x13.policyd.v1.AttemptR\battempts\x129\n" +
+	"\vexplanation\x18\n" +
+	" \x01(\v2\x17.policyd.v1.ExplanationR\vexplanation\x12\x19\n" +
+	"\btrace_id\x18\v \x01(\tR\atraceId\x12\x1f\n" +
+	"\vdecision_id\x18\f \x01(\tR\n" +
+	"decisionId*_\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_SYSTEM\x10\x01\x12\r\n" +
@@ -3088,7 +3470,7 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\x12STATS_GROUP_TENANT\x10\x02\x12\x14\n" +
 	"\x10STATS_GROUP_TASK\x10\x03\x12\x15\n" +
 	"\x11STATS_GROUP_MODEL\x10\x04\x12\x18\n" +
-	"\x14STATS_GROUP_STRATEGY\x10\x052\xda\x03\n" +
+	"\x14STATS_GROUP_STRATEGY\x10\x052\x98\x04\n" +
 	"\rPolicyService\x12E\n" +
 	"\bComplete\x12\x1b.policyd.v1.CompleteRequest\x1a\x1c.policyd.v1.CompleteResponse\x12S\n" +
 	"\x0eStreamComplete\x12\x1b.policyd.v1.CompleteRequest\x1a\".policyd.v1.StreamCompleteResponse0\x01\x12C\n" +
@@ -3096,7 +3478,8 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\rReportOutcome\x12 .policyd.v1.ReportOutcomeRequest\x1a!.policyd.v1.ReportOutcomeResponse\x12E\n" +
 	"\bGetStats\x12\x1b.policyd.v1.GetStatsRequest\x1a\x1c.policyd.v1.GetStatsResponse\x12K\n" +
 	"\n" +
-	"ListModels\x12\x1d.policyd.v1.ListModelsRequest\x1a\x1e.policyd.v1.ListModelsResponseB[\n" +
+	"ListModels\x12\x1d.policyd.v1.ListModelsRequest\x1a\x1e.policyd.v1.ListModelsResponse\x12<\n" +
+	"\x05Embed\x12\x18.policyd.v1.EmbedRequest\x1a\x19.policyd.v1.EmbedResponseB[\n" +
 	"\x0edev.policyd.v1B\fPolicydProtoP\x01Z9github.com/policyd/policyd/clients/go/policydv1;policydv1b\x06proto3"
 
 var (
@@ -3112,7 +3495,7 @@ func file_policyd_v1_policyd_proto_rawDescGZIP() []byte {
 }
 
 var file_policyd_v1_policyd_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_policyd_v1_policyd_proto_goTypes = []any{
 	(Role)(0),                      // 0: policyd.v1.Role
 	(Stakes)(0),                    // 1: policyd.v1.Stakes
@@ -3148,8 +3531,12 @@ var file_policyd_v1_policyd_proto_goTypes = []any{
 	(*ListModelsRequest)(nil),      // 31: policyd.v1.ListModelsRequest
 	(*Model)(nil),                  // 32: policyd.v1.Model
 	(*ListModelsResponse)(nil),     // 33: policyd.v1.ListModelsResponse
-	nil,                            // 34: policyd.v1.CompleteRequest.LabelsEntry
-	nil,                            // 35: policyd.v1.StatsRow.GroupEntry
+	(*EmbedRequest)(nil),           // 34: policyd.v1.EmbedRequest
+	(*Embedding)(nil),              // 35: policyd.v1.Embedding
+	(*EmbedResponse)(nil),          // 36: policyd.v1.EmbedResponse
+	nil,                            // 37: policyd.v1.CompleteRequest.LabelsEntry
+	nil,                            // 38: policyd.v1.StatsRow.GroupEntry
+	nil,                            // 39: policyd.v1.EmbedRequest.LabelsEntry
 }
 var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	0,  // 0: policyd.v1.Message.role:type_name -> policyd.v1.Role
@@ -3162,7 +3549,7 @@ var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	12, // 7: policyd.v1.CompleteRequest.tools:type_name -> policyd.v1.Tool
 	15, // 8: policyd.v1.CompleteRequest.params:type_name -> policyd.v1.GenerationParams
 	1,  // 9: policyd.v1.CompleteRequest.stakes:type_name -> policyd.v1.Stakes
-	34, // 10: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
+	37, // 10: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
 	16, // 11: policyd.v1.CompleteRequest.constraints:type_name -> policyd.v1.Constraints
 	3,  // 12: policyd.v1.CompleteRequest.cache_mode:type_name -> policyd.v1.CacheMode
 	9,  // 13: policyd.v1.Verdict.kind:type_name -> policyd.v1.Verdict.Kind
@@ -3181,26 +3568,36 @@ var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	23, // 26: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
 	22, // 27: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
 	6,  // 28: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
-	35, // 29: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
+	38, // 29: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
 	29, // 30: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
-	32, // 31: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
-	17, // 32: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
-	17, // 33: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
-	17, // 34: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
-	26, // 35: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
-	28, // 36: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
-	31, // 37: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
-	23, // 38: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
-	24, // 39: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
-	25, // 40: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
-	27, // 41: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
-	30, // 42: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
-	33, // 43: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
-	38, // [38:44] is the sub-list for method output_type
-	32, // [32:38] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	29, // 31: policyd.v1.GetStatsResponse.embedding_rows:type_name -> policyd.v1.StatsRow
+	32, // 32: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
+	39, // 33: policyd.v1.EmbedRequest.labels:type_name -> policyd.v1.EmbedRequest.LabelsEntry
+	16, // 34: policyd.v1.EmbedRequest.constraints:type_name -> policyd.v1.Constraints
+	3,  // 35: policyd.v1.EmbedRequest.cache_mode:type_name -> policyd.v1.CacheMode
+	35, // 36: policyd.v1.EmbedResponse.embeddings:type_name -> policyd.v1.Embedding
+	4,  // 37: policyd.v1.EmbedResponse.status:type_name -> policyd.v1.OutcomeStatus
+	19, // 38: policyd.v1.EmbedResponse.attempts:type_name -> policyd.v1.Attempt
+	22, // 39: policyd.v1.EmbedResponse.explanation:type_name -> policyd.v1.Explanation
+	17, // 40: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
+	17, // 41: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
+	17, // 42: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
+	26, // 43: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
+	28, // 44: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
+	31, // 45: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
+	34, // 46: policyd.v1.PolicyService.Embed:input_type -> policyd.v1.EmbedRequest
+	23, // 47: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
+	24, // 48: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
+	25, // 49: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
+	27, // 50: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
+	30, // 51: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
+	33, // 52: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
+	36, // 53: policyd.v1.PolicyService.Embed:output_type -> policyd.v1.EmbedResponse
+	47, // [47:54] is the sub-list for method output_type
+	40, // [40:47] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_policyd_v1_policyd_proto_init() }
@@ -3216,13 +3613,14 @@ func file_policyd_v1_policyd_proto_init() {
 		(*StreamCompleteResponse_Final)(nil),
 	}
 	file_policyd_v1_policyd_proto_msgTypes[16].OneofWrappers = []any{}
+	file_policyd_v1_policyd_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_policyd_v1_policyd_proto_rawDesc), len(file_policyd_v1_policyd_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	PolicyService_ReportOutcome_FullMethodName  = "/policyd.v1.PolicyService/ReportOutcome"
 	PolicyService_GetStats_FullMethodName       = "/policyd.v1.PolicyService/GetStats"
 	PolicyService_ListModels_FullMethodName     = "/policyd.v1.PolicyService/ListModels"
+	PolicyService_Embed_FullMethodName          = "/policyd.v1.PolicyService/Embed"
 )
 
 // PolicyServiceClient is the client API for PolicyService service.
@@ -129,6 +130,13 @@ type PolicyServiceClient interface {
 	// provider is configured; see ListModelsRequest.include_unservable). Codes:
 	// only those of every RPC.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// Embed turns texts into vectors with the embedding model the matching
+	// policy rule names (a rule whose plan has `strategy: embed`). Every vector
+	// of one answer comes from the same model: when the plan's model fails, its
+	// fallback re-embeds the whole batch. Texts are cached one by one per
+	// (tenant, model, dimensions, text). Errors are those of Complete; a policy
+	// with no embedding rule is FAILED_PRECONDITION.
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
 type policyServiceClient struct {
@@ -202,6 +210,16 @@ func (c *policyServiceClient) ListModels(ctx context.Context, in *ListModelsRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListModelsResponse)
 	err := c.cc.Invoke(ctx, PolicyService_ListModels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policyServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, PolicyService_Embed_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +317,13 @@ type PolicyServiceServer interface {
 	// provider is configured; see ListModelsRequest.include_unservable). Codes:
 	// only those of every RPC.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// Embed turns texts into vectors with the embedding model the matching
+	// policy rule names (a rule whose plan has `strategy: embed`). Every vector
+	// of one answer comes from the same model: when the plan's model fails, its
+	// fallback re-embeds the whole batch. Texts are cached one by one per
+	// (tenant, model, dimensions, text). Errors are those of Complete; a policy
+	// with no embedding rule is FAILED_PRECONDITION.
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedPolicyServiceServer()
 }
 
@@ -326,6 +351,9 @@ func (UnimplementedPolicyServiceServer) GetStats(context.Context, *GetStatsReque
 }
 func (UnimplementedPolicyServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
+}
+func (UnimplementedPolicyServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedPolicyServiceServer) mustEmbedUnimplementedPolicyServiceServer() {}
 func (UnimplementedPolicyServiceServer) testEmbeddedByValue()                       {}
@@ -449,6 +477,24 @@ func _PolicyService_ListModels_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PolicyService_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PolicyServiceServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PolicyService_Embed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PolicyServiceServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PolicyService_ServiceDesc is the grpc.ServiceDesc for PolicyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -475,6 +521,10 @@ var PolicyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _PolicyService_ListModels_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _PolicyService_Embed_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -65,3 +65,13 @@ async def test_report_outcome_and_stats(client: AsyncClient) -> None:
     resp = await client.complete(unique_prompt("aio-report", task="coding"))
     assert await client.report_outcome(resp.request_id, success=True) is True
     assert (await client.get_stats()).rows
+
+
+async def test_embed_caches_each_text_across_requests(client: AsyncClient) -> None:
+    first = await client.embed(["aio embed one", "aio embed two"], task="retrieval")
+    second = await client.embed(["aio embed two", "aio embed three"], task="retrieval")
+
+    assert first.model == second.model
+    assert [e.cached for e in second.embeddings] == [True, False]
+    assert list(second.embeddings[0].values) == list(first.embeddings[1].values)
+    assert second.saved_usd >= 0 and second.total_cost_usd >= 0

@@ -119,3 +119,24 @@ def test_get_stats_counts_answered_requests(client: Client) -> None:
         raise
     assert sum(row.requests for row in stats.rows) >= 1
     assert stats.policy_version
+
+
+def test_embed_answers_one_unit_vector_per_text_from_one_model(client: Client) -> None:
+    texts = ["policyd routes embeddings", "policyd routes embeddings by policy", "policyd routes embeddings"]
+    resp = client.embed(texts)
+
+    assert resp.status == pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED
+    assert resp.model and resp.dimensions > 0 and resp.explanation.rule
+    assert [e.index for e in resp.embeddings] == [0, 1, 2]
+    assert all(len(e.values) == resp.dimensions for e in resp.embeddings)
+    assert all(math.isclose(sum(v * v for v in e.values), 1.0, rel_tol=1e-4) for e in resp.embeddings)
+    assert list(resp.embeddings[0].values) == list(resp.embeddings[2].values)
+    again = client.embed(texts[:1], dimensions=64)
+    assert again.dimensions == 64 and len(again.embeddings[0].values) == 64
+
+
+def test_embed_without_texts_names_the_field(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        client.embed([])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "texts" in (info.value.details() or "")

@@ -9,14 +9,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from policyd.api import DeltaSink, ModelCall, ModelResponse
+from policyd_plugins.gemini.embeddings import GeminiEmbeddings, GeminiEmbeddingSettings
 from policyd_plugins.gemini.wire import ResponseAccumulator, request_body
-from policyd_plugins.http import EventStream, HttpProvider, HttpSettings
+from policyd_plugins.http import EventStream, HttpSettings
 from policyd_plugins.http.settings import effort_budgets
 
 DEFAULT_BUDGETS = {"off": 0, "low": 1024, "medium": 8192, "high": 24576}
 
 
-class GeminiSettings(HttpSettings):
+class GeminiSettings(HttpSettings, GeminiEmbeddingSettings):
     base_url: str = "https://generativelanguage.googleapis.com"
     api_version: str = "v1beta"
     thinking_budgets: dict[str, int] = DEFAULT_BUDGETS
@@ -30,7 +31,7 @@ class GeminiSettings(HttpSettings):
         return effort_budgets(value, DEFAULT_BUDGETS, minimum=-1)  # -1 dynamic, 0 off
 
 
-class GeminiProvider(HttpProvider):
+class GeminiProvider(GeminiEmbeddings):
     settings: GeminiSettings
 
     def url(self, call: ModelCall, stream: bool) -> str:

@@ -75,14 +75,19 @@ class HttpTransport:
     # ------------------------------------------------------------ requests
 
     async def post_json(
-        self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout_s: float | None
+        self,
+        url: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        timeout_s: float | None,
+        loads: Callable[[bytes], Any] = json.loads,
     ) -> Any:
-        """POST ``body`` as JSON and return the parsed JSON answer."""
+        """POST ``body`` as JSON and return the answer parsed by ``loads`` (any ValueError is malformed)."""
 
         async def read(resp: aiohttp.ClientResponse, clock: _Clock) -> Any:
             raw = await self._read_body(resp, clock)
             try:
-                return json.loads(raw)
+                return loads(raw)
             except ValueError:
                 raise malformed(self.provider, f"body is not JSON ({len(raw)} bytes)") from None
 

@@ -8,11 +8,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from policyd.api import DeltaSink, ModelCall, ModelResponse
-from policyd_plugins.http import EventStream, HttpProvider, HttpSettings
+from policyd_plugins.http import EventStream, HttpSettings
+from policyd_plugins.openai.embeddings import OpenAIEmbeddings, OpenAIEmbeddingSettings
 from policyd_plugins.openai.wire import ChunkAccumulator, parse_response, request_body
 
 
-class OpenAISettings(HttpSettings):
+class OpenAISettings(HttpSettings, OpenAIEmbeddingSettings):
     base_url: str = "https://api.openai.com/v1"
     """Up to and including the version segment: ``http://127.0.0.1:11434/v1`` for Ollama."""
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
@@ -23,7 +24,7 @@ class OpenAISettings(HttpSettings):
     """Send ``stream_options.include_usage`` so streamed answers report real usage."""
 
 
-class OpenAIProvider(HttpProvider):
+class OpenAIProvider(OpenAIEmbeddings):
     settings: OpenAISettings
 
     def url(self, call: ModelCall, stream: bool) -> str:

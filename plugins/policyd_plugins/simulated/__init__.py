@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from policyd.api import CatalogSpec, ProviderSpec, hookimpl
 from policyd_plugins.simulated.catalog import CATALOG
+from policyd_plugins.simulated.embedding_catalog import EMBEDDING_MODELS
 from policyd_plugins.simulated.provider import SimulatedProvider, SimulatedSettings
 
 POLICYD_API = "1.0"
@@ -25,3 +26,4 @@ def policyd_register_providers(register: Callable[[ProviderSpec], None]) -> None
 @hookimpl
 def policyd_register_catalogs(register: Callable[[CatalogSpec], None]) -> None:
     register(CatalogSpec(name="default", models=[entry.spec for entry in CATALOG]))
+    register(CatalogSpec(name="embeddings", models=EMBEDDING_MODELS))

@@ -6,8 +6,26 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policyd.api import DeltaSink, Message, ModelCall, ModelResponse, Role, UpstreamError, Usage
+from policyd.api import (
+    DeltaSink,
+    EmbedCall,
+    EmbedResponse,
+    Message,
+    ModelCall,
+    ModelResponse,
+    ModelSpec,
+    Role,
+    UpstreamError,
+    Usage,
+    tokens,
+)
 from policyd_plugins.simulated.behaviour import behave, chunks, per_chunk_delay
+from policyd_plugins.simulated.embeddings import simulated_embedding
+
+EMBED_BATCH_LIMIT = 2048
+EMBED_BASE_MS = 40.0
+"""Simulated time of one upstream embedding request, before ``latency_scale``."""
+EMBED_PER_TEXT_MS = 0.5
 
 
 class SimulatedSettings(BaseModel):
@@ -51,6 +69,16 @@ class SimulatedProvider:
             response_model=f"simulated/{call.model.upstream}",
             logprobs=b.logprobs,
         )
+
+    def embed_batch_limit(self, model: ModelSpec) -> int:
+        return EMBED_BATCH_LIMIT
+
+    async def embed(self, call: EmbedCall) -> EmbedResponse:
+        """Deterministic unit vectors from the texts (see ``embeddings``), after a profiled delay."""
+        scale = self.settings.latency_scale
+        await asyncio.sleep(scale * (EMBED_BASE_MS + EMBED_PER_TEXT_MS * len(call.texts)) / 1000)
+        vectors = tuple(simulated_embedding(call.model, t, call.dimensions, self.settings.seed) for t in call.texts)
+        return EmbedResponse(vectors=vectors, input_tokens=sum(tokens.text_tokens(t) for t in call.texts))
 
     async def aclose(self) -> None:
         return None

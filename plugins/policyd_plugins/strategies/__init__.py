@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from policyd.api import StrategySpec, ValidatorSpec, hookimpl
-from policyd_plugins.strategies import draft_validate, fail_fast, route, thinking_escalation
+from policyd_plugins.strategies import draft_validate, embed, fail_fast, route, thinking_escalation
 from policyd_plugins.strategies.basic import (
     FallbackParams,
     SingleParams,
@@ -39,7 +39,7 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             describe=describe_fallback,
         )
     )
-    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC, route.SPEC):
+    for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC, route.SPEC, embed.SPEC):
         register(spec)
 
 

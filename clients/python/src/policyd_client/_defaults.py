@@ -99,6 +99,23 @@ def prompt(text: str, **fields: Any) -> pb.CompleteRequest:
     return pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=text)], **fields)
 
 
+def embed_request(
+    texts: Sequence[str], dimensions: int | None, task: str, tenant: str, base: pb.EmbedRequest | None
+) -> pb.EmbedRequest:
+    """An EmbedRequest: ``base`` (if any) with the texts and the given fields set."""
+    msg = pb.EmbedRequest()
+    if base is not None:
+        msg.CopyFrom(base)
+    msg.texts.extend(texts)
+    if dimensions is not None:
+        msg.dimensions = dimensions
+    if task:
+        msg.task = task
+    if tenant:
+        msg.tenant = tenant
+    return msg
+
+
 class Connection:
     """The channel, the generated stub and the call defaults: what Client and AsyncClient share.
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 
-from policyd_client._defaults import Connection, NoFinalResponse
+from policyd_client._defaults import Connection, NoFinalResponse, embed_request
 from policyd_client.v1 import policyd_pb2 as pb
 
 
@@ -89,6 +89,20 @@ class AsyncClient(Connection):
         """Cost per successful outcome and related figures, grouped as the request asks."""
         msg = request or pb.GetStatsRequest()
         return await self.stub.GetStats(msg, **self._call(timeout))
+
+    async def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        dimensions: int | None = None,
+        task: str = "",
+        tenant: str = "",
+        timeout: float | None = None,
+        request: pb.EmbedRequest | None = None,
+    ) -> pb.EmbedResponse:
+        """Vectors for ``texts`` (in order, all from one model) from the matching embedding rule."""
+        msg = embed_request(texts, dimensions, task, tenant, request)
+        return await self.stub.Embed(msg, **self._call(timeout))
 
     async def list_models(self, provider: str = "", tag: str = "", *, timeout: float | None = None) -> list[pb.Model]:
         """The model catalog, filtered by provider and tag when they are given."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
-from policyd_client._defaults import Connection, NoFinalResponse
+from policyd_client._defaults import Connection, NoFinalResponse, embed_request
 from policyd_client.v1 import policyd_pb2 as pb
 
 
@@ -85,6 +85,23 @@ class Client(Connection):
         """Cost per successful outcome and related figures, grouped as the request asks."""
         msg = request or pb.GetStatsRequest()
         return self.stub.GetStats(msg, **self._call(timeout))
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        dimensions: int | None = None,
+        task: str = "",
+        tenant: str = "",
+        timeout: float | None = None,
+        request: pb.EmbedRequest | None = None,
+    ) -> pb.EmbedResponse:
+        """Vectors for ``texts`` (in order, all from one model) from the matching embedding rule.
+
+        ``request`` carries anything else (labels, constraints, cache mode, policy); the
+        keyword arguments fill it in.
+        """
+        return self.stub.Embed(embed_request(texts, dimensions, task, tenant, request), **self._call(timeout))
 
     def list_models(self, provider: str = "", tag: str = "", *, timeout: float | None = None) -> list[pb.Model]:
         """The model catalog, filtered by provider and tag when they are given."""

@@ -3,6 +3,8 @@ package dev.policyd.client;
 import dev.policyd.v1.Attempt;
 import dev.policyd.v1.CompleteRequest;
 import dev.policyd.v1.CompleteResponse;
+import dev.policyd.v1.EmbedRequest;
+import dev.policyd.v1.EmbedResponse;
 import dev.policyd.v1.Explanation;
 import dev.policyd.v1.GetStatsRequest;
 import dev.policyd.v1.GetStatsResponse;
@@ -198,6 +200,19 @@ public final class PolicydClient implements AutoCloseable {
   /** Cost per successful outcome and related figures, grouped as the request asks. */
   public GetStatsResponse getStats(GetStatsRequest request) {
     return blocking.getStats(request);
+  }
+
+  /**
+   * One vector per text, in order, all from the one embedding model the matching rule chose (a
+   * fallback re-embeds the whole batch). Set dimensions, task, labels or constraints on the request.
+   */
+  public EmbedResponse embed(EmbedRequest request) {
+    return blocking.embed(request);
+  }
+
+  /** An EmbedRequest builder for these texts. */
+  public static EmbedRequest.Builder embedRequest(List<String> texts) {
+    return EmbedRequest.newBuilder().addAllTexts(texts);
   }
 
   /** The model catalog, filtered by provider and tag when they are not empty. */

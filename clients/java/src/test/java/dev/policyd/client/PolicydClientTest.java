@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 import dev.policyd.v1.Attempt;
 import dev.policyd.v1.CompleteRequest;
 import dev.policyd.v1.CompleteResponse;
+import dev.policyd.v1.EmbedResponse;
+import dev.policyd.v1.Embedding;
 import dev.policyd.v1.Explanation;
 import dev.policyd.v1.GetStatsRequest;
 import dev.policyd.v1.GetStatsResponse;
@@ -137,6 +139,35 @@ class PolicydClientTest {
     assertFalse(e.getModelsList().isEmpty());
     assertTrue(e.getEstimatedCost().getBestUsd() > 0);
     assertTrue(e.getEstimatedCost().getWorstUsd() >= e.getEstimatedCost().getBestUsd());
+  }
+
+  @Test
+  void embedAnswersOneUnitVectorPerTextFromOneModel() {
+    List<String> texts = List.of("java embeds by policy", "java embeds texts by policy", "java embeds by policy");
+    EmbedResponse resp = client.embed(PolicydClient.embedRequest(texts).build());
+    assertEquals(OutcomeStatus.OUTCOME_STATUS_ACCEPTED_UNVALIDATED, resp.getStatus());
+    assertFalse(resp.getModel().isEmpty());
+    assertEquals(3, resp.getEmbeddingsCount());
+    for (Embedding e : resp.getEmbeddingsList()) {
+      assertEquals(resp.getDimensions(), e.getValuesCount());
+      double norm = 0;
+      for (float x : e.getValuesList()) {
+        norm += (double) x * x;
+      }
+      assertEquals(1.0, norm, 1e-3);
+    }
+    assertEquals(resp.getEmbeddings(0).getValuesList(), resp.getEmbeddings(2).getValuesList());
+    EmbedResponse shorter = client.embed(PolicydClient.embedRequest(texts.subList(0, 1)).setDimensions(64).build());
+    assertEquals(64, shorter.getDimensions());
+    assertEquals(64, shorter.getEmbeddings(0).getValuesCount());
+  }
+
+  @Test
+  void embedWithoutTextsNamesTheField() {
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class, () -> client.embed(PolicydClient.embedRequest(List.of()).build()));
+    assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+    assertTrue(e.getStatus().getDescription().contains("texts"));
   }
 
   @Test
