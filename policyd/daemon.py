@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from policyd.cache.service import ResponseCache, open_cache
 from policyd.config import Config, load
 from policyd.datadir import default_data_dir, ensure_private_dir
 from policyd.engine import Engine
-from policyd.engine.pipeline import Admit, Around, Call, Pipeline, Record
+from policyd.engine.pipeline import Admission, Admit, Around, Call, Pipeline, Record
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
+from policyd.fleet.wiring import FleetParts, open_fleet
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.wiring import LedgerParts, open_ledger
 from policyd.plugin.manager import PluginHost
@@ -63,6 +64,8 @@ class Daemon:
     """Outcomes, reports and stats (``policyd.ledger``); answers ReportOutcome and GetStats."""
     decisions: DecisionLog | None = None
     """The decision log's queue and sinks (None without sinks)."""
+    fleet: FleetParts = field(default_factory=FleetParts)
+    """The shared stores of a fleet (``fleet:`` in the file); empty by default."""
 
     @property
     def config(self) -> Config:
@@ -78,7 +81,7 @@ class Daemon:
 
 
 def pipeline(
-    instr: Instrumentation, cache: ResponseCache | None, ledger: LedgerParts, limiter: TenantRateLimiter
+    instr: Instrumentation, cache: ResponseCache | None, ledger: LedgerParts, limiter: Admission
 ) -> Pipeline:
     """Every step a request goes through, in order (``docs/architecture.md``). A new step is one entry."""
     return Pipeline(
@@ -118,7 +121,12 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
         closers.append(cache.aclose)
     ledger = open_ledger(config, registered, data_dir)
     closers.extend(ledger.closers)
-    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter()))
+    fleet = open_fleet(config, ledger.ledger)  # shared rate limits and budgets when the file has ``fleet:``
+    closers.extend(fleet.closers)
+    if fleet.budgets is not None:
+        ledger = replace(ledger, budgets=fleet.budgets)
+    limiter = fleet.limiter or TenantRateLimiter()
+    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, limiter))
     return Daemon(
         host=host,
         registered=registered,
@@ -130,4 +138,5 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
         telemetry=instr.telemetry,
         ledger=ledger.ledger,
         decisions=instr.decisions,
+        fleet=fleet,
     )

@@ -1,0 +1,77 @@
+"""The fleet's parts of the pipeline (called once, from ``build_daemon``): the shared ``rate-limit``
+and ``budget`` admission steps, and their health. Without a ``fleet:`` section, nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from policyd.config.model import Config
+from policyd.fleet.budgets import FleetBudgetLayer, ValkeyBudgetStore
+from policyd.fleet.ratelimit import ValkeyRateLimiter
+from policyd.fleet.settings import FleetSettings
+from policyd.fleet.valkey import connect, reason_of
+from policyd.ledger.budgets import recorded_usd_from
+from policyd.ledger.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FleetParts:
+    limiter: ValkeyRateLimiter | None = None
+    """The ``rate-limit`` step on Valkey (None: each daemon's own buckets)."""
+    budgets: FleetBudgetLayer | None = None
+    """The ``budget`` step on Valkey (None: no ``budgets:`` section, or no ``fleet.valkey``)."""
+    client: Any = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def health(self) -> dict[str, str]:
+        """Each shared store's state, ``{"valkey": "ok"}`` or the reason it is not (``policyd health``)."""
+        if self.client is None:
+            return {}
+        try:
+            await self.client.ping()
+        except Exception as exc:
+            return {"valkey": f"unavailable: {reason_of(exc)}"}
+        pending = self.budgets.store.pending() if self.budgets is not None else 0
+        return {"valkey": "ok" if not pending else f"ok, {pending} settlement(s) being replayed"}
+
+
+def fleet_of(config: Config) -> FleetSettings | None:
+    fleet: FleetSettings | None = getattr(config.raw, "fleet", None)
+    return fleet
+
+
+def open_fleet(config: Config, ledger: Ledger | None) -> FleetParts:
+    fleet = fleet_of(config)
+    if fleet is None or fleet.valkey is None:
+        return FleetParts()
+    settings = fleet.valkey
+    client = connect(settings)
+    parts = FleetParts(client=client)
+    if settings.rate_limits:
+        parts.limiter = ValkeyRateLimiter(client, settings)
+    budgets = config.raw.budgets
+    if budgets is not None:
+        spent = ledger.spent if ledger is not None else _nothing_recorded
+        store = ValkeyBudgetStore(client, settings, recorded_usd_from(spent))
+        parts.budgets = FleetBudgetLayer(store)
+        parts.closers.append(store.aclose)
+
+    async def close_client() -> None:
+        await client.aclose()
+
+    parts.closers.insert(0, close_client)  # closers run in reverse: the client closes last
+    log.info(
+        "fleet: Valkey for %s (on_unavailable %s)",
+        " and ".join(p for p, on in (("rate limits", parts.limiter), ("budgets", parts.budgets)) if on) or "nothing",
+        settings.on_unavailable,
+    )
+    return parts
+
+
+async def _nothing_recorded(**_: object) -> float:
+    return 0.0
