@@ -22,8 +22,9 @@ from policyd.config.keys import known_keys
 from policyd.config.model import Config, Plan, Policy, ProviderInstance, Rule
 from policyd.config.schema import FileConfig, ModelConfig, PlanConfig, ProviderConfig
 from policyd.config.security import check_security_sections
-from policyd.errors import ConfigError, PluginError
+from policyd.errors import ConfigError
 from policyd.ledger.checks import check_budgets
+from policyd.plugin.attribution import build, plugin_label
 from policyd.plugin.specs import Registered, Validator, ValidatorRef, validator_key
 from policyd.types import ModelSpec
 
@@ -213,11 +214,9 @@ class _Loader:
         if ref.model:
             self.check_model(ref.model, path, catalog, providers)
         params = self.validate(vspec.params, ref.params, f"{path} (validator {ref.name})")
-        try:
-            return vspec.factory(ref, params)
-        except Exception as exc:
-            plugin = self.reg.origins.get(("validators", ref.name), "?")
-            raise PluginError(plugin, f"validator {ref.name!r} could not be built: {exc!r}") from exc
+        return build(
+            plugin_label(self.reg, "validators", ref.name), f"validator {ref.name!r}", vspec.factory, ref, params
+        )
 
 
 def _describe(err: Any) -> str:

@@ -23,11 +23,11 @@ from policyd.engine import tokens
 from policyd.engine.containment import DEADLINE_GRACE_S, Containment, waiting
 from policyd.engine.plan_match import Match, model_allowed
 from policyd.engine.stops import OutOfBudget, OutOfTime, StrategyStop, StreamBroken
-from policyd.engine.turn import Runtime, Turn
+from policyd.engine.turn import Turn
 from policyd.errors import PolicydError, UpstreamError
 from policyd.ids import new_id
 from policyd.plugin.attribution import attributed, expect
-from policyd.plugin.specs import CallResult, DeltaSink, Progress, Registered, ValidatorRef, validator_key
+from policyd.plugin.specs import CallResult, DeltaSink, ValidatorRef, validator_key
 from policyd.types import (
     Attempt,
     AttemptRole,
@@ -116,28 +116,6 @@ class StrategyContext:
         self._on_delta = progress.on_delta if progress else None
         self._clock = clock
         self._contain = containment
-
-    @classmethod
-    def on_turn(cls, turn: Turn, handler: CallHandler, containment: Containment | None = None) -> StrategyContext:
-        return cls(turn, handler, containment)
-
-    @classmethod
-    def standalone(
-        cls,
-        *,
-        request: Request,
-        match: Match,
-        config: Config,
-        handler: CallHandler,
-        explanation: Explanation,
-        max_cost_usd: float,
-        progress: Progress | None = None,
-        providers: Mapping[str, Any] | None = None,
-    ) -> StrategyContext:
-        """A context on a Turn decided by the caller (tests, tools): the given match, explanation and cap."""
-        turn = Turn(Runtime(config, providers or {}), Registered(), request, progress)
-        turn.__dict__.update(match=match, explanation=explanation, max_cost_usd=max_cost_usd)
-        return cls(turn, handler)
 
     # ------------------------------------------------------------ limits
 

@@ -29,7 +29,7 @@ from policyd.engine.stops import StrategyStop
 from policyd.engine.turn import Observe, Runtime, Turn, TurnFinished, TurnStarted
 from policyd.errors import Unavailable
 from policyd.ids import new_id
-from policyd.plugin.attribution import attributed, expect, plugin_label
+from policyd.plugin.attribution import attributed, build, expect, plugin_label
 from policyd.plugin.specs import DeltaSink, Progress, Provider, Registered
 from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request
 
@@ -43,8 +43,7 @@ def build_providers(config: Config, registered: Registered) -> dict[str, Provide
     for name, inst in config.providers.items():
         spec = registered.providers[inst.kind]
         label = plugin_label(registered, "providers", inst.kind)
-        with attributed(label, f"provider {name!r}", verb="could not be built:", full=True, passthrough=False):
-            providers[name] = spec.factory(name, inst.settings)
+        providers[name] = build(label, f"provider {name!r}", spec.factory, name, inst.settings)
     return providers
 
 
@@ -157,7 +156,7 @@ class Engine:
         """transform, then run the plan's strategy over a context on the Turn."""
         contain = Containment(self.registered, turn.config.raw.plugins)
         await self._transform(turn, contain)
-        ctx = StrategyContext.on_turn(turn, self.call_handler(), contain)
+        ctx = StrategyContext(turn, self.call_handler(), contain)
         name = turn.plan.strategy
         spec = self.registered.strategies[name]
         label = contain.label("strategies", name)

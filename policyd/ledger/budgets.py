@@ -26,7 +26,7 @@ from policyd.engine.turn import Turn
 from policyd.errors import PolicydError, ResourceExhausted, Unavailable
 from policyd.ledger.checks import check_budgets
 from policyd.ledger.settings import BudgetLimit, BudgetsSettings
-from policyd.plugin.attribution import attributed, plugin_label
+from policyd.plugin.attribution import build, plugin_label
 from policyd.plugin.specs import (
     BudgetLine,
     BudgetRefusal,
@@ -185,9 +185,7 @@ def build_budget_store(
     kind = settings.store.kind
     spec = registered.budget_stores[kind]
     label = plugin_label(registered, "budget_stores", kind)
-    with attributed(label, f"budget store {kind!r}", verb="could not be built:", full=True, passthrough=False):
-        return spec.factory(store_settings, context)
-    raise AssertionError("unreachable")  # attributed() re-raises; mypy cannot see it
+    return build(label, f"budget store {kind!r}", spec.factory, store_settings, context)
 
 
 Spend = Callable[..., Awaitable[float]]

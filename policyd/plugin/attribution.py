@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
 from policyd.errors import PluginError, PolicydError
 
@@ -90,6 +90,16 @@ def raise_attributed(
     if traceback:
         log.error("plugin %s: %s %s", plugin, what, verb, exc_info=exc)
     raise PluginError(plugin, f"{what} {verb} {describe(exc, full=full)}") from exc
+
+
+def build(plugin: str, what: str, factory: Callable[..., T], *args: Any) -> T:
+    """``factory(*args)`` at start-up: any failure, policyd's own errors included, names the plugin.
+
+    ``PluginError("plugin <name> <version>: provider 'x' could not be built: ValueError('...')")``.
+    """
+    with attributed(plugin, what, verb="could not be built:", full=True, passthrough=False):
+        return factory(*args)
+    raise AssertionError("unreachable: attributed() re-raises")
 
 
 def expect(value: object, kind: type[T], plugin: str, what: str) -> T:
