@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from policyd.cache.service import ResponseCache, open_cache
 from policyd.config import Config, load
 from policyd.datadir import default_data_dir, ensure_private_dir
 from policyd.engine import Engine
-from policyd.engine.pipeline import Admission, Admit, Around, Call, Pipeline, Record
+from policyd.engine.pipeline import Admit, Around, Call, Pipeline, Record
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
 from policyd.fleet.wiring import FleetParts, open_fleet
@@ -81,14 +81,21 @@ class Daemon:
 
 
 def pipeline(
-    instr: Instrumentation, cache: ResponseCache | None, ledger: LedgerParts, limiter: Admission
+    instr: Instrumentation,
+    cache: ResponseCache | None,
+    ledger: LedgerParts,
+    limiter: TenantRateLimiter,
+    fleet: FleetParts | None = None,
 ) -> Pipeline:
-    """Every step a request goes through, in order (``docs/architecture.md``). A new step is one entry."""
+    """Every step a request goes through, in order (``docs/architecture.md``). A new step is one entry.
+
+    In a fleet (``fleet:`` in the file) the rate-limit and budget steps are Valkey's, shared by every replica."""
+    shared = fleet or FleetParts()
     return Pipeline(
         admit=(
-            Admit("rate-limit", limiter),  # first: a request over its tenant's rate costs nothing, no span
+            Admit("rate-limit", shared.limiter or limiter),  # first: over its rate, a request costs nothing, no span
             Around("decision-span", instr.decision_span),  # the rest runs inside the decision span
-            Admit("budget", ledger.budgets),  # reserves the plan's worst case; settled at the real cost
+            Admit("budget", shared.budgets or ledger.budgets),  # reserves the worst case; settled at the real cost
         ),
         calls=(
             Call("trace", instr.call_spans),  # outermost, so a cache hit is a model-call span too
@@ -123,10 +130,7 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     closers.extend(ledger.closers)
     fleet = open_fleet(config, ledger.ledger)  # shared rate limits and budgets when the file has ``fleet:``
     closers.extend(fleet.closers)
-    if fleet.budgets is not None:
-        ledger = replace(ledger, budgets=fleet.budgets)
-    limiter = fleet.limiter or TenantRateLimiter()
-    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, limiter))
+    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter(), fleet))
     return Daemon(
         host=host,
         registered=registered,
