@@ -20,7 +20,7 @@ from policyd.engine import Engine
 from policyd.engine.pipeline import Admit, Around, Call, Pipeline, Record
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
-from policyd.fleet.wiring import FleetParts, open_fleet
+from policyd.fleet.wiring import FleetParts, ledger_maker, open_fleet
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.wiring import LedgerParts, open_ledger
 from policyd.plugin.manager import PluginHost
@@ -126,7 +126,7 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     closers: list[Closer] = [instr.aclose]  # closers run in reverse: telemetry flushes last
     if cache is not None:
         closers.append(cache.aclose)
-    ledger = open_ledger(config, registered, data_dir)
+    ledger = open_ledger(config, registered, data_dir, make=ledger_maker(config))
     closers.extend(ledger.closers)
     fleet = open_fleet(config, ledger.ledger)  # shared rate limits and budgets when the file has ``fleet:``
     closers.extend(fleet.closers)

@@ -60,22 +60,53 @@ class ValkeySettings(_Strict):
         return value
 
     def password(self) -> str | None:
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ValueError(f"fleet.valkey.password_env: environment variable {self.password_env} is not set")
-            return value
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(
-                    f"fleet.valkey.password_file: cannot read {self.password_file}: {exc.strerror}"
-                ) from exc
-        return None
+        return _secret("fleet.valkey", self.password_env, self.password_file)
+
+
+class PostgresSettings(_Strict):
+    """PostgreSQL: the fleet's ledger (outcomes, reports, stats, spend), fed from each daemon's local spool."""
+
+    dsn_env: str = "POLICYD_POSTGRES_DSN"
+    """Environment variable holding the DSN: ``postgresql://user@host:5432/db?sslmode=verify-full``."""
+    password_env: str | None = None
+    """Variable holding the password (overrides one in the DSN); never logged."""
+    password_file: Path | None = None
+    """File holding the password (a mounted Secret); read at start."""
+    tls_ca_file: Path | None = None
+    """CA bundle to verify the server with (sets ``sslrootcert``; use ``sslmode=verify-full`` in the DSN)."""
+    timeout_ms: int = Field(default=2000, gt=0, le=600_000)
+    """Longest a ReportOutcome, GetStats or shipment waits on PostgreSQL."""
+    ship_interval_ms: int = Field(default=200, gt=0, le=600_000)
+    """How often the local spool (the SQLite ledger) is shipped; a failed shipment retries after it."""
+    ship_batch: int = Field(default=1000, gt=0, le=100_000)
+    pool_size: int = Field(default=4, gt=0, le=1000)
+
+    def dsn(self) -> str:
+        value = os.environ.get(self.dsn_env, "")
+        if not value:
+            raise ValueError(f"fleet.postgres: environment variable {self.dsn_env} (dsn_env) is not set")
+        return value
+
+    def password(self) -> str | None:
+        return _secret("fleet.postgres", self.password_env, self.password_file)
+
+
+def _secret(where: str, env: str | None, path: Path | None) -> str | None:
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ValueError(f"{where}.password_env: environment variable {env} is not set")
+        return value
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{where}.password_file: cannot read {path}: {exc.strerror}") from exc
+    return None
 
 
 class FleetSettings(_Strict):
     """Shared state for several daemons; absent: each daemon keeps its own (the default)."""
 
     valkey: ValkeySettings | None = None
+    postgres: PostgresSettings | None = None

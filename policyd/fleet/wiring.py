@@ -6,15 +6,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from policyd.config.model import Config
 from policyd.fleet.budgets import FleetBudgetLayer, ValkeyBudgetStore
+from policyd.fleet.postgres import PostgresLedger
 from policyd.fleet.ratelimit import ValkeyRateLimiter
 from policyd.fleet.settings import FleetSettings
 from policyd.fleet.valkey import connect, reason_of
 from policyd.ledger.budgets import recorded_usd_from
 from policyd.ledger.ledger import Ledger
+from policyd.ledger.settings import LedgerSettings
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +31,36 @@ class FleetParts:
     client: Any = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    ledger: PostgresLedger | None = None
+    """The fleet ledger (``fleet.postgres``), which is also the daemon's ledger."""
+
     async def health(self) -> dict[str, str]:
-        """Each shared store's state, ``{"valkey": "ok"}`` or the reason it is not (``policyd health``)."""
-        if self.client is None:
-            return {}
-        try:
-            await self.client.ping()
-        except Exception as exc:
-            return {"valkey": f"unavailable: {reason_of(exc)}"}
-        pending = self.budgets.store.pending() if self.budgets is not None else 0
-        return {"valkey": "ok" if not pending else f"ok, {pending} settlement(s) being replayed"}
+        """Each shared store's state, ``{"valkey": "ok", "postgres": ...}`` or why not (``policyd health``)."""
+        states: dict[str, str] = {}
+        if self.client is not None:
+            try:
+                await self.client.ping()
+                pending = self.budgets.store.pending() if self.budgets is not None else 0
+                states["valkey"] = "ok" if not pending else f"ok, {pending} settlement(s) being replayed"
+            except Exception as exc:
+                states["valkey"] = f"unavailable: {reason_of(exc)}"
+        if self.ledger is not None:
+            states["postgres"] = await self.ledger.health()
+        return states
+
+
+def ledger_maker(config: Config) -> Callable[[Path, LedgerSettings], Ledger]:
+    """How to open the ledger: the local one, shipped to PostgreSQL when the file has ``fleet.postgres``."""
+    fleet = fleet_of(config)
+    if fleet is None or fleet.postgres is None:
+        return Ledger
+    pg = fleet.postgres
+    pg.dsn()  # an unset variable fails at start, naming it
+
+    def make(data_dir: Path, settings: LedgerSettings) -> Ledger:
+        return PostgresLedger(data_dir, settings, fleet=pg)
+
+    return make
 
 
 def fleet_of(config: Config) -> FleetSettings | None:
@@ -47,11 +70,12 @@ def fleet_of(config: Config) -> FleetSettings | None:
 
 def open_fleet(config: Config, ledger: Ledger | None) -> FleetParts:
     fleet = fleet_of(config)
+    shipped = ledger if isinstance(ledger, PostgresLedger) else None
     if fleet is None or fleet.valkey is None:
-        return FleetParts()
+        return FleetParts(ledger=shipped)
     settings = fleet.valkey
     client = connect(settings)
-    parts = FleetParts(client=client)
+    parts = FleetParts(client=client, ledger=shipped)
     if settings.rate_limits:
         parts.limiter = ValkeyRateLimiter(client, settings)
     budgets = config.raw.budgets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +31,17 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     server.create_db()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def pg_dsn(postgres_server: PostgresServer) -> str:
+    """A fresh database on the module's server (so tests never see each other's outcomes)."""
+    import asyncpg
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return postgres_server.dsn.rsplit("/", 1)[0] + f"/{name}"
