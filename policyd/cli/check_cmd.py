@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from policyd.config import Config, load
+from policyd.fleet.checks import check_fleet
 from policyd.plugin.settings import host_for
 
 
@@ -29,5 +30,6 @@ def summary(config: Config) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.file, host_for(args.file).collect())
-    print(summary(config))
+    fleet = check_fleet(config)  # the addresses and secrets a fleet section names must be there
+    print(summary(config) + (f"\n{fleet}" if fleet else ""))
     return 0

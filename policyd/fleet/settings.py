@@ -56,7 +56,7 @@ class ValkeySettings(_Strict):
     def url(self) -> str:
         value = os.environ.get(self.url_env, "")
         if not value:
-            raise ValueError(f"fleet.valkey: environment variable {self.url_env} (url_env) is not set")
+            raise ValueError(f"fleet.valkey.url_env: environment variable {self.url_env} is not set or empty")
         return value
 
     def password(self) -> str | None:
@@ -84,7 +84,7 @@ class PostgresSettings(_Strict):
     def dsn(self) -> str:
         value = os.environ.get(self.dsn_env, "")
         if not value:
-            raise ValueError(f"fleet.postgres: environment variable {self.dsn_env} (dsn_env) is not set")
+            raise ValueError(f"fleet.postgres.dsn_env: environment variable {self.dsn_env} is not set or empty")
         return value
 
     def password(self) -> str | None:
