@@ -10,6 +10,7 @@ Prints microseconds per operation and the ratio. ``nice .venv/bin/python bench/f
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -100,7 +101,7 @@ def main() -> None:
         redis = RedisServer(Path(tmp) / "r")
         redis.directory.mkdir()
         redis.start()
-        pg = PostgresServer(Path(tmp) / "pg")
+        pg = PostgresServer(Path(tempfile.mkdtemp(prefix="policyd-bench-pg-")))  # reachable by nobody
         pg.init()
         pg.start()
         pg.create_db()
@@ -114,6 +115,7 @@ def main() -> None:
         finally:
             redis.stop()
             pg.stop()
+            shutil.rmtree(pg.directory, ignore_errors=True)
     print(f"{'library':<10} {'seq us/op':>10} {'conc us/op':>11}")
     for name, (seq, conc) in {**r, **p}.items():
         print(f"{name:<10} {seq:>10.1f} {conc:>11.1f}")

@@ -197,8 +197,16 @@ class PostgresLedger(Ledger):
         self.start()
 
     async def commit(self, event: TurnFinished) -> None:
+        """``durability: sync``: on this daemon's disk, then (while PostgreSQL answers) in the fleet's ledger
+        before the reply, so another replica's GetStats or ReportOutcome sees it at once. Concurrent
+        turns share a shipment; during an outage the reply does not wait: the spool keeps the outcome."""
         await super().commit(event)
         self.start()
+        if self.last_error is None:
+            try:
+                await self.ship()
+            except Unavailable:
+                pass  # logged by the shipper; the outcome waits in the spool
 
     def start(self) -> None:
         """Start the shipper on the running loop (idempotent; called on first use)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +27,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     if pg_bindir() is None:
         pytest.skip("postgresql not installed: run scripts/ci_services.sh")
-    server = PostgresServer(Path(tmp_path_factory.mktemp("pg")))
-    server.init()
-    server.start()
-    server.create_db()
-    yield server
-    server.stop()
+    # Not under pytest's temp dir: that is private to root, and PostgreSQL runs as nobody.
+    folder = Path(tempfile.mkdtemp(prefix="policyd-test-pg-"))
+    server = PostgresServer(folder)
+    try:
+        server.init()
+        server.start()
+        server.create_db()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
