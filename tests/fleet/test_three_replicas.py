@@ -43,15 +43,16 @@ limits:
     requests_per_minute: {rpm}
 ledger: {{durability: sync}}
 fleet:
-  valkey: {{prefix: {prefix}, timeout_ms: 300, on_unavailable: fail_closed, retry_after_ms: 200}}
+  valkey: {{prefix: {prefix}, timeout_ms: {valkey_ms}, on_unavailable: fail_closed, retry_after_ms: 200}}
   postgres: {{timeout_ms: 1500, ship_interval_ms: 100}}
 """
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def policy(budget: float = 1000.0, rpm: int = 1_000_000) -> str:
-    return FLEET.format(budget=budget, rpm=rpm, prefix=f"p{uuid.uuid4().hex[:8]}")
+def policy(budget: float = 1000.0, rpm: int = 1_000_000, valkey_ms: int = 2000) -> str:
+    """Valkey's per-operation timeout is generous by default: two shared cores under 300 requests are slow."""
+    return FLEET.format(budget=budget, rpm=rpm, valkey_ms=valkey_ms, prefix=f"p{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ async def test_300_concurrent_requests_over_three_processes_keep_one_budget(flee
         answered = [r for r in results if isinstance(r, pb.CompleteResponse)]
         refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
         assert answered and refused
-        assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}, [r.details() for r in refused][:3]
         spent = sum(r.total_cost_usd for r in answered)
         assert spent <= 0.002, "the three replicas together never exceed the tenant's one budget"
         ids = await until_shipped(fleet_env["POLICYD_POSTGRES_DSN"], {r.request_id for r in answered})
@@ -212,7 +213,7 @@ async def test_postgresql_stopped_for_10_s_under_load_loses_nothing(fleet_env, p
 async def test_valkey_stopped_gives_unavailable_with_the_reason_within_the_deadline(
     fleet_env, redis_server: RedisServer
 ):
-    with replicas(policy(), fleet_env, n=1) as (a,):
+    with replicas(policy(valkey_ms=300), fleet_env, n=1) as (a,):
         assert isinstance((await ask(a.address, [request("warm")]))[0], pb.CompleteResponse)
         redis_server.stop()
         try:
