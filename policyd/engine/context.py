@@ -14,9 +14,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
@@ -69,8 +69,7 @@ DEADLINE_MARGIN_S = 0.010
 """Kept back from every call's timeout so the answer can still be sent in time."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Window:
+class _Window(NamedTuple):
     """How long one call may take: its timeout, the request's time left, and whether a time box refused it."""
 
     timeout_s: float | None
@@ -93,11 +92,12 @@ class StrategyContext:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        match = turn.match
         self.turn = turn
         self.request: Request = turn.request
-        self.match: Match = turn.match
-        self.plan: Plan = turn.match.plan
-        self.params: Any = turn.match.plan.params
+        self.match: Match = match
+        self.plan: Plan = match.rule.plan
+        self.params: Any = self.plan.params
         self.config: Config = turn.config
         self.catalog: Mapping[str, ModelSpec] = turn.config.catalog
         self.explanation: Explanation = turn.explanation
@@ -406,7 +406,7 @@ class StrategyContext:
         validator = self.config.validators[validator_key(ref)]
         before = len(self.attempts)
         contain = self._contain
-        label = contain.label("validators", ref.name) if contain else ref.name
+        label = partial(contain.label, "validators", ref.name) if contain else ref.name
         judge = partial(validator, self, draft)
         with attributed(label, f"validator {ref.name!r}", traceback=True):
             verdict = await (contain.run("validators", ref.name, judge, self.deadline) if contain else judge())

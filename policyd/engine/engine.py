@@ -24,7 +24,6 @@ from policyd.config.model import Config
 from policyd.engine.containment import Containment
 from policyd.engine.context import StrategyContext
 from policyd.engine.pipeline import EMPTY, Around, CallLayer, CallNext, Pipeline, Settle, TurnStep
-from policyd.engine.plan_match import Match, match_request
 from policyd.engine.stops import StrategyStop
 from policyd.engine.turn import Observe, Runtime, Turn, TurnFinished, TurnStarted
 from policyd.errors import Unavailable
@@ -113,9 +112,6 @@ class Engine:
         """A Turn for ``request`` on the current runtime: the first thing made for every request."""
         return Turn(self.runtime, self.registered, request, progress, self.pipeline.events)
 
-    def match(self, request: Request, config: Config | None = None) -> Match:
-        return match_request(config or self.config, request)
-
     def explain(self, request: Request) -> Explanation:
         """The decision a request would get (what ``Explain`` answers); no step runs."""
         return self.turn(request).explanation
@@ -124,11 +120,14 @@ class Engine:
 
     async def complete(self, request: Request, progress: Progress | None = None) -> Outcome:
         turn = self.turn(request, progress)
+        events = turn.events
         with self._using(turn.runtime):
-            await _notify(turn.events.started, TurnStarted(turn))
+            if events.started:
+                await _notify(events.started, TurnStarted(turn))
             outcome = await self._admit(turn, self.pipeline.admit, 0)
         outcome = replace(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
-        await _notify(turn.events.finished, TurnFinished(turn, outcome))
+        if events.finished:
+            await _notify(events.finished, TurnFinished(turn, outcome))
         return outcome
 
     async def _admit(self, turn: Turn, steps: tuple[TurnStep, ...], start: int) -> Outcome:
@@ -147,9 +146,11 @@ class Engine:
             else:
                 outcome = await self._run(turn)
         except BaseException:
-            await _settle(settles, None)
+            if settles:
+                await _settle(settles, None)
             raise
-        await _settle(settles, outcome)
+        if settles:
+            await _settle(settles, outcome)
         return outcome
 
     async def _run(self, turn: Turn) -> Outcome:
@@ -159,7 +160,7 @@ class Engine:
         ctx = StrategyContext(turn, self.call_handler(), contain)
         name = turn.plan.strategy
         spec = self.registered.strategies[name]
-        label = contain.label("strategies", name)
+        label = partial(contain.label, "strategies", name)  # built only if the strategy fails
         try:
             with attributed(label, f"strategy {name!r}", traceback=True):
                 result = await contain.run("strategies", name, partial(spec.run, ctx), turn.request.deadline)
@@ -170,7 +171,7 @@ class Engine:
 
     async def _transform(self, turn: Turn, contain: Containment) -> None:
         for tspec, tparams in turn.plan.transforms:
-            label = contain.label("transforms", tspec.name)
+            label = partial(contain.label, "transforms", tspec.name)
             request = turn.request
             with attributed(label, f"transform {tspec.name!r}", full=True):
                 result = await contain.transform(tspec.name, partial(tspec.apply, request, tparams), request.deadline)

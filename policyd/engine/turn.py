@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
 from typing import Any
 
 from policyd.config.model import Config, Plan
@@ -38,14 +37,14 @@ class Runtime:
 # ---------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TurnStarted:
     """The engine has a Turn and is about to admit it."""
 
     turn: Turn
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptRecorded:
     """The strategy context recorded an attempt (and again, same index, when its verdict is known).
 
@@ -58,7 +57,7 @@ class AttemptRecorded:
     call: ModelCall | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TurnFinished:
     """The answer is built: settled, latency stamped; observers record it."""
 
@@ -131,6 +130,9 @@ class Turn:
         """Warnings the answer's explanation gains (e.g. a budget downgrade)."""
         self.state: dict[object, Any] = {}
         """Per-turn state of pipeline steps, keyed by the step (e.g. the trace layer's open spans)."""
+        self._match: Match | None = None
+        self._explanation: Explanation | None = None
+        self._max_cost_usd: float | None = None
 
     # ------------------------------------------------------------ the decision (once)
 
@@ -138,17 +140,26 @@ class Turn:
     def config(self) -> Config:
         return self.runtime.config
 
-    @cached_property
+    @property
     def match(self) -> Match:
-        return match_request(self.runtime.config, self.request)
+        match = self._match
+        if match is None:
+            match = self._match = match_request(self.runtime.config, self.request)
+        return match
 
-    @cached_property
+    @property
     def explanation(self) -> Explanation:
-        return explain(self.runtime.config, self.registered, self.request, self.match)
+        explanation = self._explanation
+        if explanation is None:
+            explanation = self._explanation = explain(self.runtime.config, self.registered, self.request, self.match)
+        return explanation
 
-    @cached_property
+    @property
     def max_cost_usd(self) -> float:
-        return cost_cap(self.runtime.config, self.request, self.match)
+        cap = self._max_cost_usd
+        if cap is None:
+            cap = self._max_cost_usd = cost_cap(self.runtime.config, self.request, self.match)
+        return cap
 
     @property
     def plan(self) -> Plan:
@@ -157,25 +168,27 @@ class Turn:
     def redecide(self, policy: str) -> None:
         """Decide again on another policy (a budget downgrade): the only second decision a Turn makes."""
         self.request = replace(self.request, policy=policy)
-        for name in ("match", "explanation", "max_cost_usd"):
-            self.__dict__.pop(name, None)
+        self._match = self._explanation = self._max_cost_usd = None
 
     def hold(self, usd: float) -> None:
         """Record a reservation of ``usd`` and lower the cost cap to it: the strategy cannot spend more."""
         self.reserved_usd = usd
-        self.max_cost_usd = usd
+        self._max_cost_usd = usd
 
     # ------------------------------------------------------------ attempts
 
     def record(self, attempt: Attempt, call: ModelCall | None = None) -> None:
         """Publish an attempt (new, or an update of the same index) to observers and the caller's progress."""
         events = self.events
+        progress = self.progress
+        on_attempt = progress.on_attempt if progress is not None else None
+        if not events.attempts and on_attempt is None:
+            return  # nobody is watching (the outcome's attempts are redacted when it is built)
         if events.redact is not None:
             attempt = events.redact(attempt)
         if events.attempts:
             event = AttemptRecorded(self, attempt, call)
             for observe in events.attempts:
                 observe(event)
-        progress = self.progress
-        if progress is not None and progress.on_attempt is not None:
-            progress.on_attempt(attempt)
+        if on_attempt is not None:
+            on_attempt(attempt)

@@ -13,11 +13,10 @@ word (a timeout, an upstream error, a budget stop) and passes through unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Literal, Protocol, TypeVar
 
 from policyd.errors import PluginError, PolicydError
 
@@ -55,41 +54,66 @@ def describe(exc: BaseException, *, full: bool = False) -> str:
     return repr(exc) if full else type(exc).__name__
 
 
-@contextlib.contextmanager
-def attributed(
-    plugin: str,
-    what: str,
-    *,
-    verb: str = "raised",
-    full: bool = False,
-    traceback: bool = False,
-    passthrough: bool = True,
-) -> Iterator[None]:
+Label = str | Callable[[], str]
+"""A plugin's label, or how to make it (hot paths build it only when something failed)."""
+
+
+def _label(plugin: Label) -> str:
+    return plugin if isinstance(plugin, str) else plugin()
+
+
+class attributed:
     """Re-raise an exception from the block as ``PluginError(plugin, f"{what} {verb} {error}")``.
 
     ``full`` puts the exception's repr in the message (its type name otherwise);
     ``traceback`` logs the stack trace first (plugin code the caller cannot see);
     ``passthrough=False`` wraps policyd's own errors too (a factory at start-up).
+    A class, not a generator: it wraps every strategy run, so it stays cheap.
     """
-    try:
-        yield
-    except PolicydError:
-        if passthrough:
-            raise
-        raise_attributed(plugin, what, verb=verb, full=full, traceback=traceback)
-    except Exception:
-        raise_attributed(plugin, what, verb=verb, full=full, traceback=traceback)
+
+    __slots__ = ("full", "passthrough", "plugin", "traceback", "verb", "what")
+
+    def __init__(
+        self,
+        plugin: Label,
+        what: str,
+        *,
+        verb: str = "raised",
+        full: bool = False,
+        traceback: bool = False,
+        passthrough: bool = True,
+    ) -> None:
+        self.plugin = plugin
+        self.what = what
+        self.verb = verb
+        self.full = full
+        self.traceback = traceback
+        self.passthrough = passthrough
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception):
+            return False  # no error, or a cancellation / exit: not the plugin's to answer for
+        if isinstance(exc, PolicydError) and self.passthrough:
+            return False
+        label = _label(self.plugin)
+        if self.traceback:
+            log.error("plugin %s: %s %s", label, self.what, self.verb, exc_info=exc)
+        raise PluginError(label, f"{self.what} {self.verb} {describe(exc, full=self.full)}") from exc
 
 
 def raise_attributed(
-    plugin: str, what: str, *, verb: str = "raised", full: bool = False, traceback: bool = False
+    plugin: Label, what: str, *, verb: str = "raised", full: bool = False, traceback: bool = False
 ) -> None:
     """Called in an ``except`` block: raise the current exception attributed to ``plugin``."""
     exc = sys.exc_info()[1]
     assert exc is not None, "raise_attributed is called while handling an exception"
+    label = _label(plugin)
     if traceback:
-        log.error("plugin %s: %s %s", plugin, what, verb, exc_info=exc)
-    raise PluginError(plugin, f"{what} {verb} {describe(exc, full=full)}") from exc
+        log.error("plugin %s: %s %s", label, what, verb, exc_info=exc)
+    raise PluginError(label, f"{what} {verb} {describe(exc, full=full)}") from exc
 
 
 def build(plugin: str, what: str, factory: Callable[..., T], *args: Any) -> T:
@@ -99,11 +123,10 @@ def build(plugin: str, what: str, factory: Callable[..., T], *args: Any) -> T:
     """
     with attributed(plugin, what, verb="could not be built:", full=True, passthrough=False):
         return factory(*args)
-    raise AssertionError("unreachable: attributed() re-raises")
 
 
-def expect(value: object, kind: type[T], plugin: str, what: str) -> T:
+def expect(value: object, kind: type[T], plugin: Label, what: str) -> T:
     """``value`` when it is a ``kind``; else PluginError naming what the plugin returned instead."""
     if not isinstance(value, kind):
-        raise PluginError(plugin, f"{what} returned {type(value).__name__}, not {kind.__name__}")
+        raise PluginError(_label(plugin), f"{what} returned {type(value).__name__}, not {kind.__name__}")
     return value

@@ -8,7 +8,7 @@ import pytest
 
 from policyd.errors import PluginError, ResourceExhausted
 from policyd.plugin import hookimpl
-from policyd.plugin.attribution import attributed, build, expect, plugin_label
+from policyd.plugin.attribution import attributed, build, expect, plugin_label, raise_attributed
 from policyd.plugin.manager import default_host
 from policyd.plugin.specs import ProviderSpec, Registered, TransformSpec
 from policyd.testing import make_engine, make_request
@@ -30,6 +30,16 @@ def test_a_plugins_exception_is_attributed_and_policyds_own_errors_pass_through(
     assert isinstance(info.value.__cause__, KeyError)
     with pytest.raises(ResourceExhausted), attributed("acme-plugins 2.1.0", "strategy 's'"):
         raise ResourceExhausted("over budget")
+
+
+def test_an_except_block_can_attribute_what_it_caught_and_cancellation_is_never_wrapped():
+    with pytest.raises(PluginError, match=r"^plugin hooks 0\.3: policyd_register_models raised ValueError\('x'\)$"):
+        try:
+            raise ValueError("x")
+        except ValueError:
+            raise_attributed("hooks 0.3", "policyd_register_models", full=True)
+    with pytest.raises(KeyboardInterrupt), attributed("p 1", "strategy 's'"):
+        raise KeyboardInterrupt
 
 
 def test_building_wraps_every_failure_with_its_repr_and_expect_checks_the_returned_type():
