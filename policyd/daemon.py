@@ -89,7 +89,8 @@ def pipeline(
 ) -> Pipeline:
     """Every step a request goes through, in order (``docs/architecture.md``). A new step is one entry.
 
-    In a fleet (``fleet:`` in the file) the rate-limit and budget steps are Valkey's, shared by every replica."""
+    In a fleet (``fleet:`` in the file) the rate-limit and budget steps are Valkey's, shared by every
+    replica, and a shared cache tier sits behind the disk cache."""
     shared = fleet or FleetParts()
     return Pipeline(
         admit=(
@@ -100,6 +101,7 @@ def pipeline(
         calls=(
             Call("trace", instr.call_spans),  # outermost, so a cache hit is a model-call span too
             Call("cache", cache.layer if cache is not None else None),
+            Call("shared-cache", shared.cache),  # a fleet's L2 in Valkey: single-flight across replicas
             Call("retry", RetryLayer()),  # innermost: the layers outside see one call, however many retries
         ),
         record=(

@@ -52,6 +52,14 @@ class ValkeySettings(_Strict):
     """Lifetime of a budget reservation for a request without a deadline."""
     rate_limits: bool = True
     """Share the ``limits.rate`` buckets across the fleet (else each daemon keeps its own)."""
+    cache: bool = True
+    """A shared cache tier (L2) behind each daemon's disk cache, with single-flight across replicas."""
+    cache_max_entry_bytes: int = Field(default=256 * 1024, gt=0, le=64 * 1024 * 1024)
+    """Larger answers stay in the disk cache only."""
+    cache_max_ttl_s: float = Field(default=86_400.0, gt=0)
+    """No shared entry outlives this, whatever the plan's ``cache.ttl_s``."""
+    cache_wait_ms: int = Field(default=10_000, gt=0, le=600_000)
+    """How long a replica waits for another's identical upstream call before making its own."""
 
     def url(self) -> str:
         value = os.environ.get(self.url_env, "")

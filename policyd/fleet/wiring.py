@@ -11,6 +11,7 @@ from typing import Any
 
 from policyd.config.model import Config
 from policyd.fleet.budgets import FleetBudgetLayer, ValkeyBudgetStore
+from policyd.fleet.cache import SharedCacheLayer
 from policyd.fleet.postgres import PostgresLedger
 from policyd.fleet.ratelimit import ValkeyRateLimiter
 from policyd.fleet.settings import FleetSettings
@@ -28,6 +29,8 @@ class FleetParts:
     """The ``rate-limit`` step on Valkey (None: each daemon's own buckets)."""
     budgets: FleetBudgetLayer | None = None
     """The ``budget`` step on Valkey (None: no ``budgets:`` section, or no ``fleet.valkey``)."""
+    cache: SharedCacheLayer | None = None
+    """The ``shared-cache`` call layer (L2 behind the disk cache; None: no shared tier)."""
     client: Any = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -78,6 +81,8 @@ def open_fleet(config: Config, ledger: Ledger | None) -> FleetParts:
     parts = FleetParts(client=client, ledger=shipped)
     if settings.rate_limits:
         parts.limiter = ValkeyRateLimiter(client, settings)
+    if settings.cache and config.raw.cache.enabled:
+        parts.cache = SharedCacheLayer(client, settings)
     budgets = config.raw.budgets
     if budgets is not None:
         spent = ledger.spent if ledger is not None else _nothing_recorded
@@ -91,7 +96,10 @@ def open_fleet(config: Config, ledger: Ledger | None) -> FleetParts:
     parts.closers.insert(0, close_client)  # closers run in reverse: the client closes last
     log.info(
         "fleet: Valkey for %s (on_unavailable %s)",
-        " and ".join(p for p, on in (("rate limits", parts.limiter), ("budgets", parts.budgets)) if on) or "nothing",
+        ", ".join(
+            p for p, on in (("rate limits", parts.limiter), ("budgets", parts.budgets), ("cache", parts.cache)) if on
+        )
+        or "nothing",
         settings.on_unavailable,
     )
     return parts
