@@ -38,7 +38,19 @@ log = logging.getLogger(__name__)
 
 UNSTORABLE_FINISH = frozenset({"error", "cancelled"})
 POLL_S = 0.02
-RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# KEYS: value, lock. ARGV: token, lock ms. The entry if there is one, else whether this caller took the lock.
+GET_OR_LOCK = """
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, 1} end
+return {0, 0}
+"""
+# KEYS: value, lock. ARGV: entry, ttl ms ('' = nothing to store), token. Store the answer and release the lock.
+PUT_AND_RELEASE = """
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
 
 
 class SharedCacheLayer:
@@ -49,7 +61,8 @@ class SharedCacheLayer:
         self.settings = settings
         self.clock = clock
         self.guard = Guard(settings, "shared cache 'valkey'")
-        self._release = client.register_script(RELEASE)
+        self._get_or_lock = client.register_script(GET_OR_LOCK)
+        self._put_and_release = client.register_script(PUT_AND_RELEASE)
         self.hits = 0
         self.upstream_calls = 0
 
@@ -64,30 +77,50 @@ class SharedCacheLayer:
         key = call_key(call)
         value_key, lock_key = self.keys(call, key)
         deadline = turn.request.deadline
-        hit = await self._get(value_key, key, call.tenant, deadline)
-        if hit is not None:
-            return self._reuse(hit, on_delta)
         token = uuid.uuid4().hex
-        if await self._lock(lock_key, token, deadline):
-            try:
-                return await self._fetch(turn, call, on_delta, next_, key, value_key)
-            finally:
-                await self._unlock(lock_key, token)
-        hit = await self._wait(value_key, lock_key, key, call.tenant, deadline)
-        if hit is not None:
-            return self._reuse(hit, on_delta)
-        return await self._fetch(turn, call, on_delta, next_, key, value_key)
+        try:
+            found, value = await self.guard.run(
+                lambda: self._get_or_lock(keys=[value_key, lock_key], args=[token, self._lock_ms(deadline)]), deadline
+            )
+        except StoreDown:
+            return await next_(turn, call, on_delta)
+        if found:
+            hit = self._decode(value, key, call.tenant)
+            if hit is not None:
+                return self._reuse(hit, on_delta)
+        elif not value:  # another replica is making this call: wait for its answer
+            hit = await self._wait(value_key, lock_key, key, call.tenant, deadline)
+            if hit is not None:
+                return self._reuse(hit, on_delta)
+        return await self._fetch(turn, call, on_delta, next_, key, (value_key, lock_key, token))
 
     # ------------------------------------------------------------ steps
 
     async def _fetch(
-        self, turn: Turn, call: ModelCall, on_delta: DeltaSink | None, next_: CallNext, key: str, value_key: str
+        self,
+        turn: Turn,
+        call: ModelCall,
+        on_delta: DeltaSink | None,
+        next_: CallNext,
+        key: str,
+        keys: tuple[str, str, str],
     ) -> ModelResponse:
+        """Call upstream, then store the answer and release the lock in one script (also after a failure)."""
+        value_key, lock_key, token = keys
         self.upstream_calls += 1
-        response = await next_(turn, call, on_delta)
-        if response.finish_reason not in UNSTORABLE_FINISH and not response.cached:
-            await self._put(value_key, key, call, response)
-        return response
+        data, ttl_ms = b"", 0
+        try:
+            response = await next_(turn, call, on_delta)
+            if response.finish_reason not in UNSTORABLE_FINISH and not response.cached:
+                data, ttl_ms = self._entry(key, call, response)
+            return response
+        finally:
+            try:
+                await self.guard.run(
+                    lambda: self._put_and_release(keys=[value_key, lock_key], args=[data, ttl_ms, token])
+                )
+            except StoreDown:
+                pass  # the lock expires by itself
 
     def _reuse(self, response: ModelResponse, on_delta: DeltaSink | None) -> ModelResponse:
         self.hits += 1
@@ -100,8 +133,9 @@ class SharedCacheLayer:
             data = await self.guard.run(lambda: self.client.get(value_key), deadline)
         except StoreDown:
             return None
-        if data is None:
-            return None
+        return None if data is None else self._decode(data, key, tenant)
+
+    def _decode(self, data: bytes, key: str, tenant: str) -> ModelResponse | None:
         try:
             entry = decode(data, key=key, tenant=tenant)
         except CorruptEntry as exc:
@@ -109,7 +143,8 @@ class SharedCacheLayer:
             return None
         return entry.response if entry.expires_at > self.clock() else None
 
-    async def _put(self, value_key: str, key: str, call: ModelCall, response: ModelResponse) -> None:
+    def _entry(self, key: str, call: ModelCall, response: ModelResponse) -> tuple[bytes, int]:
+        """The entry to store and its TTL in ms; (b"", 0) when it is too large to share."""
         now = self.clock()
         ttl = min(call.cache_ttl_s or self.settings.cache_max_ttl_s, self.settings.cache_max_ttl_s)
         entry = Entry(
@@ -117,33 +152,14 @@ class SharedCacheLayer:
         )
         data = encode(entry)
         if len(data) > self.settings.cache_max_entry_bytes:
-            return
-        try:
-            await self.guard.run(lambda: self.client.set(value_key, data, px=max(1, int(ttl * 1000))))
-        except StoreDown:
-            pass
+            return b"", 0
+        return data, max(1, int(ttl * 1000))
 
     def _lock_ms(self, deadline: float | None) -> int:
         wait = self.settings.cache_wait_ms / 1000
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - time.monotonic()))
         return max(100, int(wait * 1000))
-
-    async def _lock(self, lock_key: str, token: str, deadline: float | None) -> bool:
-        """True when this replica makes the upstream call (also when Valkey cannot say)."""
-        try:
-            got = await self.guard.run(
-                lambda: self.client.set(lock_key, token, nx=True, px=self._lock_ms(deadline)), deadline
-            )
-        except StoreDown:
-            return True
-        return bool(got)
-
-    async def _unlock(self, lock_key: str, token: str) -> None:
-        try:
-            await self.guard.run(lambda: self._release(keys=[lock_key], args=[token]))
-        except StoreDown:
-            pass  # the lock expires by itself
 
     async def _wait(
         self, value_key: str, lock_key: str, key: str, tenant: str, deadline: float | None

@@ -149,6 +149,7 @@ class PostgresLedger(Ledger):
         self._pool: Any = None
         self._shipper: asyncio.Task[None] | None = None
         self._ship_lock = asyncio.Lock()
+        self._next: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
 
     # ------------------------------------------------------------ connection
@@ -204,7 +205,7 @@ class PostgresLedger(Ledger):
         self.start()
         if self.last_error is None:
             try:
-                await self.ship()
+                await self.shipped()
             except Unavailable:
                 pass  # logged by the shipper; the outcome waits in the spool
 
@@ -227,24 +228,50 @@ class PostgresLedger(Ledger):
                 pass
             self._wake.clear()
 
+    async def shipped(self) -> None:
+        """Return once a shipment that started after this call has finished (group shipping).
+
+        Callers arriving while a shipment runs share the next one, so N concurrent replies
+        cost one or two shipments, not N."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().create_task(self._ship_next())
+        await asyncio.shield(self._next)
+
+    async def _ship_next(self) -> None:
+        async with self._ship_lock:
+            waiting, self._next = self._next, None
+            assert waiting is not None
+            try:
+                await self._ship_locked()
+            except BaseException as exc:
+                waiting.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                waiting.set_result(None)
+
     async def ship(self) -> int:
         """Copy every committed local outcome PostgreSQL lacks, oldest first; returns how many were sent."""
-        sent = 0
         async with self._ship_lock:
-            await self.flush()
-            if self.shipped_seq is None:
-                self.shipped_seq = await self._guarded("read where its copy ends", self._watermark)
-            while True:
-                outcomes, attempts = await asyncio.to_thread(
-                    _read_spool, self.path, self.shipped_seq, self.fleet.ship_batch
-                )
-                if not outcomes:
-                    return sent
-                batch = functools.partial(self._insert, outcomes=outcomes, attempts=attempts)
-                await self._guarded("store outcomes", batch)
-                self.shipped_seq = int(outcomes[-1][0])
-                self.last_error = None
-                sent += len(outcomes)
+            return await self._ship_locked()
+
+    async def _ship_locked(self) -> int:
+        sent = 0
+        await self.flush()
+        if self.shipped_seq is None:
+            self.shipped_seq = await self._guarded("read where its copy ends", self._watermark)
+        while True:
+            outcomes, attempts = await asyncio.to_thread(
+                _read_spool, self.path, self.shipped_seq, self.fleet.ship_batch
+            )
+            if not outcomes:
+                return sent
+            batch = functools.partial(self._insert, outcomes=outcomes, attempts=attempts)
+            await self._guarded("store outcomes", batch)
+            self.shipped_seq = int(outcomes[-1][0])
+            self.last_error = None
+            sent += len(outcomes)
 
     async def _watermark(self, pool: Any) -> int:
         value = await pool.fetchval("SELECT COALESCE(MAX(seq), 0) FROM outcomes WHERE replica = $1", self.replica)
