@@ -226,3 +226,18 @@ async def test_valkey_stopped_gives_unavailable_with_the_reason_within_the_deadl
         assert result.code() == grpc.StatusCode.UNAVAILABLE
         assert "Valkey" in result.details() and "fail_closed" in result.details()
         assert took < 2.0
+
+
+async def test_a_prompt_answered_by_a_is_a_hit_on_b_and_c_and_50_identical_make_one_upstream_call(fleet_env):
+    with replicas(policy(), fleet_env) as (a, b, c):
+        (first,) = await ask(a.address, [request("what does the fleet share?")])
+        assert isinstance(first, pb.CompleteResponse) and not first.attempts[0].cached
+        for other in (b, c):
+            (again,) = await ask(other.address, [request("what does the fleet share?")])
+            assert isinstance(again, pb.CompleteResponse)
+            assert again.attempts[0].cached and again.output.content == first.output.content
+        same = [request("fifty times the same question") for _ in range(50)]
+        per_replica = await asyncio.gather(*(ask(d.address, same[k::3]) for k, d in enumerate((a, b, c))))
+        answers = [r for batch in per_replica for r in batch]
+        assert all(isinstance(r, pb.CompleteResponse) for r in answers)
+        assert sum(1 for r in answers if not r.attempts[0].cached) == 1, "one upstream call for the whole fleet"
