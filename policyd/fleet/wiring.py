@@ -12,6 +12,7 @@ from typing import Any
 from policyd.config.model import Config
 from policyd.fleet.budgets import FleetBudgetLayer, ValkeyBudgetStore
 from policyd.fleet.cache import SharedCacheLayer
+from policyd.fleet.checks import check_fleet
 from policyd.fleet.postgres import PostgresLedger
 from policyd.fleet.ratelimit import ValkeyRateLimiter
 from policyd.fleet.settings import FleetSettings
@@ -58,7 +59,7 @@ def ledger_maker(config: Config) -> Callable[[Path, LedgerSettings], Ledger]:
     if fleet is None or fleet.postgres is None:
         return Ledger
     pg = fleet.postgres
-    pg.dsn()  # an unset variable fails at start, naming it
+    check_fleet(config)  # an unset variable or a wrong address fails at start, naming the key
 
     def make(data_dir: Path, settings: LedgerSettings) -> Ledger:
         return PostgresLedger(data_dir, settings, fleet=pg)
@@ -77,6 +78,7 @@ def open_fleet(config: Config, ledger: Ledger | None) -> FleetParts:
     if fleet is None or fleet.valkey is None:
         return FleetParts(ledger=shipped)
     settings = fleet.valkey
+    check_fleet(config)
     client = connect(settings)
     parts = FleetParts(client=client, ledger=shipped)
     if settings.rate_limits:

@@ -58,3 +58,13 @@ def test_a_password_file_that_cannot_be_read_is_named(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert "fleet.valkey.password_file: cannot read" in err
     assert "secret-in-url" not in err
+
+
+def test_a_daemon_refuses_to_start_without_the_addresses_naming_the_key(tmp_path, monkeypatch):
+    from policyd.daemon import DaemonOptions, build_daemon
+    from policyd.errors import ConfigError
+
+    monkeypatch.delenv("POLICYD_VALKEY_URL", raising=False)
+    monkeypatch.setenv("POLICYD_POSTGRES_DSN", "postgresql://policyd@127.0.0.1:5432/policyd")
+    with pytest.raises(ConfigError, match=r"fleet\.valkey\.url_env: environment variable POLICYD_VALKEY_URL"):
+        build_daemon(DaemonOptions(config_path=str(FLEET_YAML), data_dir=tmp_path, entry_points=False))
