@@ -195,3 +195,27 @@ async def test_settlements_kept_while_valkey_was_unreachable_are_replayed_once(v
     spent, reserved = await store.usage(line.key)
     assert math.isclose(spent, 0.2) and math.isclose(reserved, 0.1), "released once, spend counted once"
     await store.client.aclose()
+
+
+async def test_valkey_down_fail_open_serves_on_local_counters_and_still_limits(live, tmp_path, monkeypatch):
+    server = RedisServer(tmp_path)
+    server.start()
+    monkeypatch.setenv("POLICYD_VALKEY_URL", server.url)
+    _, _, stub = await live(config(rpm=2, mode="fail_open"))
+    server.stop()
+    started = time.monotonic()
+    results = [await ask(stub, i) for i in range(3)]
+    assert time.monotonic() - started < 3.0, "no request waits on the dead server past timeout_ms"
+    assert [isinstance(r, pb.CompleteResponse) for r in results] == [True, True, False]
+    assert results[2].code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "this replica's own bucket still limits"
+
+
+async def test_valkey_down_fail_closed_refuses_through_grpc_with_the_reason(live, tmp_path, monkeypatch):
+    server = RedisServer(tmp_path)
+    server.start()
+    monkeypatch.setenv("POLICYD_VALKEY_URL", server.url)
+    _, _, stub = await live(config(mode="fail_closed"))
+    server.stop()
+    result = await ask(stub, 1)
+    assert isinstance(result, grpc.aio.AioRpcError) and result.code() == grpc.StatusCode.UNAVAILABLE
+    assert "rate limiter 'valkey' is unavailable (Valkey" in result.details()
