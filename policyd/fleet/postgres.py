@@ -159,7 +159,7 @@ class PostgresLedger(Ledger):
             try:
                 import asyncpg
             except ImportError as exc:  # pragma: no cover - the extra is in the image and in dev
-                raise Unavailable("fleet.postgres needs the 'asyncpg' package: pip install 'policyd[fleet]'") from exc
+                raise Unavailable("fleet.postgres needs the 'asyncpg' package: pip install asyncpg") from exc
             kwargs: dict[str, Any] = {"min_size": 1, "max_size": self.fleet.pool_size, "timeout": self._timeout()}
             password = self.fleet.password()
             if password is not None:

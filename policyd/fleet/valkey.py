@@ -29,7 +29,7 @@ def connect(settings: ValkeySettings) -> Any:
     try:
         import redis.asyncio as redis_asyncio
     except ImportError as exc:  # pragma: no cover - the extra is in the image and in dev
-        raise ValueError("fleet.valkey needs the 'redis' package: pip install 'policyd[fleet]'") from exc
+        raise ValueError("fleet.valkey needs the 'redis' package: pip install redis") from exc
     url = settings.url()
     kwargs: dict[str, Any] = {
         "max_connections": settings.max_connections,
