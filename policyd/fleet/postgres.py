@@ -12,8 +12,10 @@ PostgreSQL's copy ends.
 
 ReportOutcome, GetStats and the budgets' seed read PostgreSQL (after shipping what is
 waiting), so any replica answers for the whole fleet: a report for a request another
-replica answered finds it. While PostgreSQL is down, GetStats and ReportOutcome answer
-UNAVAILABLE (the caller retries) and budgets seed from the local ledger.
+replica answered finds it. While PostgreSQL is down, GetStats answers UNAVAILABLE (the
+caller retries), budgets seed from the local ledger, and a report on a request this
+daemon answered is kept in its ledger file and applied, in order, after the outcomes are
+shipped (a report on another replica's request is UNAVAILABLE: only PostgreSQL knows it).
 
 Schema changes are numbered migrations (:data:`MIGRATIONS`) applied at start under an
 advisory lock, so replicas starting together apply each one once.
@@ -150,6 +152,8 @@ class PostgresLedger(Ledger):
         self._shipper: asyncio.Task[None] | None = None
         self._ship_lock = asyncio.Lock()
         self._next: asyncio.Future[None] | None = None
+        self._reports_spooled = True
+        """Reports may wait in the spool (at start: maybe, from before a restart)."""
         self._wake = asyncio.Event()
 
     # ------------------------------------------------------------ connection
@@ -266,12 +270,25 @@ class PostgresLedger(Ledger):
                 _read_spool, self.path, self.shipped_seq, self.fleet.ship_batch
             )
             if not outcomes:
+                await self._ship_reports()
                 return sent
             batch = functools.partial(self._insert, outcomes=outcomes, attempts=attempts)
             await self._guarded("store outcomes", batch)
             self.shipped_seq = int(outcomes[-1][0])
             self.last_error = None
             sent += len(outcomes)
+
+    async def _ship_reports(self) -> None:
+        """Reports made here while PostgreSQL was down, in order, after the outcomes they are about."""
+        if not self._reports_spooled:
+            return
+        for rowid, report in await asyncio.to_thread(_spooled_reports, self.path):
+            try:
+                await self._guarded("record a spooled report", lambda pool, r=report: _apply_report(pool, r))
+            except NotFound:
+                log.warning("fleet ledger: spooled report on %r found no outcome; dropped", report.request_id)
+            await asyncio.to_thread(_unspool_report, self.path, rowid)
+        self._reports_spooled = False
 
     async def _watermark(self, pool: Any) -> int:
         value = await pool.fetchval("SELECT COALESCE(MAX(seq), 0) FROM outcomes WHERE replica = $1", self.replica)
@@ -298,8 +315,15 @@ class PostgresLedger(Ledger):
         if report.score is not None and not (math.isfinite(report.score) and 0.0 <= report.score <= 1.0):
             raise InvalidArgument("score", f"must be in [0, 1] (got {report.score})")
         self.start()
-        await self.ship()
-        return bool(await self._guarded("record the report", lambda pool: _apply_report(pool, report)))
+        try:
+            await self.ship()
+            return bool(await self._guarded("record the report", lambda pool: _apply_report(pool, report)))
+        except Unavailable:
+            if not await asyncio.to_thread(_spool_report, self.path, report):
+                raise  # not answered here: only PostgreSQL can say whether it exists
+            self._reports_spooled = True
+            log.info("fleet ledger: report on %r kept in the local spool until PostgreSQL is back", report.request_id)
+            return True
 
     async def stats(self, query: StatsQuery) -> list[StatsRow]:
         self.start()
@@ -338,6 +362,46 @@ class PostgresLedger(Ledger):
         if self._pool is not None:
             await self._pool.close()
         await super().aclose()
+
+
+_REPORTS = """CREATE TABLE IF NOT EXISTS fleet_reports (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL, tenant TEXT, success INTEGER NOT NULL, score REAL, note TEXT NOT NULL)"""
+
+
+def _spool_report(path: Path, report: Report) -> bool:
+    """Keep a report on an outcome this daemon answered (durably, in its ledger file); False if it did not."""
+    conn = connect(path, create=False)
+    try:
+        scoped = "" if report.tenant is None else " AND tenant = ?"
+        args = (report.request_id,) if report.tenant is None else (report.request_id, report.tenant)
+        if conn.execute(f"SELECT 1 FROM outcomes WHERE request_id = ?{scoped} LIMIT 1", args).fetchone() is None:
+            return False
+        conn.execute(_REPORTS)
+        conn.execute(
+            "INSERT INTO fleet_reports (request_id, tenant, success, score, note) VALUES (?, ?, ?, ?, ?)",
+            (report.request_id, report.tenant, int(report.success), report.score, report.note),
+        )
+        return True
+    finally:
+        conn.close()
+
+
+def _spooled_reports(path: Path) -> list[tuple[int, Report]]:
+    conn = connect(path, create=False)
+    try:
+        conn.execute(_REPORTS)
+        rows = conn.execute("SELECT id, request_id, tenant, success, score, note FROM fleet_reports ORDER BY id")
+        return [(r[0], Report(r[1], bool(r[3]), r[4], r[5], r[2])) for r in rows]
+    finally:
+        conn.close()
+
+
+def _unspool_report(path: Path, rowid: int) -> None:
+    conn = connect(path, create=False)
+    try:
+        conn.execute("DELETE FROM fleet_reports WHERE id = ?", (rowid,))
+    finally:
+        conn.close()
 
 
 def _params(n: int) -> str:

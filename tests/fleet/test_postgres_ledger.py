@@ -90,6 +90,11 @@ async def test_an_outage_keeps_outcomes_in_the_spool_and_ships_each_exactly_once
             await stub.GetStats(pb.GetStatsRequest(tenant="acme"))
         assert down.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "PostgreSQL" in down.value.details()
+        kept = await stub.ReportOutcome(pb.ReportOutcomeRequest(request_id="d3", success=False))
+        assert kept.changed, "a report on this replica's answer is kept in its spool"
+        with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
+            await stub.ReportOutcome(pb.ReportOutcomeRequest(request_id="answered-elsewhere", success=False))
+        assert elsewhere.value.code() == grpc.StatusCode.UNAVAILABLE, "only PostgreSQL knows other replicas' answers"
     finally:
         postgres_server.start()
     await ledger._pool.expire_connections()
@@ -104,3 +109,4 @@ async def test_an_outage_keeps_outcomes_in_the_spool_and_ships_each_exactly_once
     assert ids == [f"b{i}" for i in range(5)] + [f"d{i}" for i in range(20)], "in order, none lost, none doubled"
     stats = (await stub.GetStats(pb.GetStatsRequest(tenant="acme"))).rows[0]
     assert stats.requests == 25
+    assert (stats.successes, stats.reported) == (24, 1), "the spooled report reached the fleet ledger"
