@@ -90,18 +90,19 @@ async def main(n: int) -> None:
     show("store.get hit", per_op(lambda: store.get(key), n))
     show("store.get miss", per_op(lambda: store.get("absent"), n))
 
-    async def upstream(call: ModelCall, on_delta: object) -> ModelResponse:
+    async def upstream(turn: object, call: ModelCall, on_delta: object) -> ModelResponse:
         return RESPONSE
 
-    direct = await per_op_async(lambda: upstream(CALL, None), n)
-    hit = await per_op_async(lambda: cache.layer(CALL, None, upstream), n)
+    turn = None  # the cache layer only passes the Turn on to the layers inside it
+    direct = await per_op_async(lambda: upstream(turn, CALL, None), n)
+    hit = await per_op_async(lambda: cache.layer(turn, CALL, None, upstream), n)  # type: ignore[arg-type]
     show("no cache: a free upstream call", direct)
     show("layer hit (key + get + decode + reuse)", hit)
     print(f"{'=> per-hit overhead of the layer':<52} median {hit[0] - direct[0]:9.1f} µs")
     misses = iter(range(10**9))
 
     def miss() -> object:
-        return cache.layer(dataclasses.replace(CALL, sample_index=next(misses)), None, upstream)
+        return cache.layer(turn, dataclasses.replace(CALL, sample_index=next(misses)), None, upstream)  # type: ignore[arg-type]
 
     show("layer miss on the hot path (write is queued)", await per_op_async(miss, n))
     t = time.perf_counter()

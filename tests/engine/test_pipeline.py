@@ -53,7 +53,7 @@ THE_ORDER = [
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, write_config: Callable[[str], Path]):
+async def daemon(tmp_path: Path, write_config: Callable[[str], Path]):
     sinks = "telemetry:\n  decisions:\n    sinks: [{name: jsonl, params: {path: decisions.jsonl}}]\n"
     telemetry = build_telemetry({}, span_exporters=[InMemorySpanExporter()], metric_readers=[InMemoryMetricReader()])
     options = DaemonOptions(
@@ -62,11 +62,11 @@ def daemon(tmp_path: Path, write_config: Callable[[str], Path]):
     )  # fmt: skip
     d = build_daemon(options)
     yield d
+    await d.aclose()
 
 
 async def test_the_daemon_declares_every_step_in_one_order(daemon):
     assert daemon.engine.pipeline.order() == THE_ORDER
-    await daemon.aclose()
 
 
 async def test_a_part_that_is_off_leaves_the_others_in_their_declared_order(tmp_path, write_config):
@@ -97,10 +97,7 @@ async def test_matching_and_explaining_run_once_per_request_with_budgets_on(daem
             return _real(*args)
 
         monkeypatch.setattr(turn_module, name, counted)
-    try:
-        outcome = await daemon.engine.complete(make_request("hello", tenant="acme"))
-    finally:
-        await daemon.aclose()
+    outcome = await daemon.engine.complete(make_request("hello", tenant="acme"))
     assert outcome.status is OutcomeStatus.ACCEPTED_UNVALIDATED
     assert calls == Counter(match_request=1, explain=1), "the budget step reads the Turn's decision"
 
@@ -202,3 +199,18 @@ def test_step_names_are_unique():
 
     with pytest.raises(ValueError, match="unique: twice"):
         Pipeline(admit=(Admit("twice", noop), Admit("twice", noop)))
+
+
+async def test_the_sync_ledger_commits_the_answer_the_caller_gets_latency_stamped_once(daemon):
+    import sqlite3
+
+    from policyd.ledger.store import ledger_path
+
+    outcome = await daemon.engine.complete(make_request("hello", request_id="lat-1"))
+    assert outcome.latency_ms > 0
+    conn = sqlite3.connect(ledger_path(daemon.data_dir))  # committed before the answer left: no flush
+    try:
+        (stored,) = conn.execute("SELECT latency_ms FROM outcomes WHERE request_id = 'lat-1'").fetchone()
+    finally:
+        conn.close()
+    assert stored == pytest.approx(outcome.latency_ms)
