@@ -27,7 +27,6 @@ import asyncio
 import functools
 import logging
 import math
-import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,28 +35,27 @@ from typing import Any
 
 from policyd.engine.turn import TurnFinished
 from policyd.errors import InvalidArgument, NotFound, Unavailable
+from policyd.fleet.pg_queries import apply_report, pg_stats, spent_usd
 from policyd.fleet.settings import PostgresSettings
+from policyd.fleet.spool import (
+    ATTEMPT_COLUMNS,
+    OUTCOME_COLUMNS,
+    read_spool,
+    spool_report,
+    spooled_after,
+    spooled_reports,
+    unspool_report,
+)
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.settings import LedgerSettings
-from policyd.ledger.stats import DIMENSIONS, StatsQuery, StatsRow
-from policyd.ledger.store import Report, connect
+from policyd.ledger.stats import StatsQuery, StatsRow
+from policyd.ledger.store import Report
 
 log = logging.getLogger(__name__)
 
-Row = tuple[Any, ...]
 REPLICA_FILE = "fleet-replica-id"
 LOCK_ID = 0x706F6C6963796400  # "policyd\\0": the advisory lock migrations run under
 
-OUTCOME_COLUMNS = (
-    "seq, request_id, ts, tenant, policy, rule, task, strategy, policy_version, models, final_model, status,"
-    " default_success, reported_success, reported_score, reported_note, reported_at, cost_usd, saved_usd,"
-    " tokens_saved, input_tokens, output_tokens, latency_ms, cached, escalated, validations, validations_passed,"
-    " attempts, failed_attempts, decision_id, trace_id"
-)
-ATTEMPT_COLUMNS = (
-    "outcome_seq, idx, role, model, provider, effort, input_tokens, output_tokens, cost_usd, saved_usd,"
-    " latency_ms, cached, verdict, validator, verdict_reason, error"
-)
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -118,24 +116,6 @@ async def migrate(conn: Any) -> list[int]:
                 await conn.execute("INSERT INTO policyd_schema_migrations VALUES ($1, $2)", version, time.time())
                 applied.append(version)
     return applied
-
-
-def _read_spool(path: Path, after: int, limit: int) -> tuple[list[Row], list[Row]]:
-    """Local outcomes with ``seq > after`` (at most ``limit``) and their attempts, in seq order."""
-    conn = connect(path, create=False)
-    try:
-        outcomes = conn.execute(
-            f"SELECT {OUTCOME_COLUMNS} FROM outcomes WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-        ).fetchall()
-        if not outcomes:
-            return [], []
-        attempts = conn.execute(
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE outcome_seq > ? AND outcome_seq <= ?",
-            (after, outcomes[-1][0]),
-        ).fetchall()
-        return outcomes, attempts
-    finally:
-        conn.close()
 
 
 class PostgresLedger(Ledger):
@@ -266,9 +246,7 @@ class PostgresLedger(Ledger):
         if self.shipped_seq is None:
             self.shipped_seq = await self._guarded("read where its copy ends", self._watermark)
         while True:
-            outcomes, attempts = await asyncio.to_thread(
-                _read_spool, self.path, self.shipped_seq, self.fleet.ship_batch
-            )
+            outcomes, attempts = await asyncio.to_thread(read_spool, self.path, self.shipped_seq, self.fleet.ship_batch)
             if not outcomes:
                 await self._ship_reports()
                 return sent
@@ -282,12 +260,12 @@ class PostgresLedger(Ledger):
         """Reports made here while PostgreSQL was down, in order, after the outcomes they are about."""
         if not self._reports_spooled:
             return
-        for rowid, report in await asyncio.to_thread(_spooled_reports, self.path):
+        for rowid, report in await asyncio.to_thread(spooled_reports, self.path):
             try:
-                await self._guarded("record a spooled report", lambda pool, r=report: _apply_report(pool, r))
+                await self._guarded("record a spooled report", lambda pool, r=report: apply_report(pool, r))
             except NotFound:
                 log.warning("fleet ledger: spooled report on %r found no outcome; dropped", report.request_id)
-            await asyncio.to_thread(_unspool_report, self.path, rowid)
+            await asyncio.to_thread(unspool_report, self.path, rowid)
         self._reports_spooled = False
 
     async def _watermark(self, pool: Any) -> int:
@@ -317,9 +295,9 @@ class PostgresLedger(Ledger):
         self.start()
         try:
             await self.ship()
-            return bool(await self._guarded("record the report", lambda pool: _apply_report(pool, report)))
+            return bool(await self._guarded("record the report", lambda pool: apply_report(pool, report)))
         except Unavailable:
-            if not await asyncio.to_thread(_spool_report, self.path, report):
+            if not await asyncio.to_thread(spool_report, self.path, report):
                 raise  # not answered here: only PostgreSQL can say whether it exists
             self._reports_spooled = True
             log.info("fleet ledger: report on %r kept in the local spool until PostgreSQL is back", report.request_id)
@@ -335,7 +313,7 @@ class PostgresLedger(Ledger):
         try:
             self.start()
             await self.ship()
-            return float(await self._guarded("read spend", lambda pool: _spent(pool, since, tenant, policy)))
+            return float(await self._guarded("read spend", lambda pool: spent_usd(pool, since, tenant, policy)))
         except Unavailable as exc:
             log.warning("fleet ledger: %s; budgets seed from this daemon's ledger", exc)
             return await super().spent(since=since, tenant=tenant, policy=policy)
@@ -345,7 +323,7 @@ class PostgresLedger(Ledger):
             await self._guarded("answer", lambda pool: pool.fetchval("SELECT 1"))
         except Unavailable as exc:
             return f"unavailable: {exc}"
-        pending = await asyncio.to_thread(_spooled_after, self.path, self.shipped_seq or 0)
+        pending = await asyncio.to_thread(spooled_after, self.path, self.shipped_seq or 0)
         return "ok" if not pending else f"ok, {pending} outcome(s) in the local spool"
 
     async def aclose(self) -> None:
@@ -364,142 +342,5 @@ class PostgresLedger(Ledger):
         await super().aclose()
 
 
-_REPORTS = """CREATE TABLE IF NOT EXISTS fleet_reports (id INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL, tenant TEXT, success INTEGER NOT NULL, score REAL, note TEXT NOT NULL)"""
-
-
-def _spool_report(path: Path, report: Report) -> bool:
-    """Keep a report on an outcome this daemon answered (durably, in its ledger file); False if it did not."""
-    conn = connect(path, create=False)
-    try:
-        scoped = "" if report.tenant is None else " AND tenant = ?"
-        args = (report.request_id,) if report.tenant is None else (report.request_id, report.tenant)
-        if conn.execute(f"SELECT 1 FROM outcomes WHERE request_id = ?{scoped} LIMIT 1", args).fetchone() is None:
-            return False
-        conn.execute(_REPORTS)
-        conn.execute(
-            "INSERT INTO fleet_reports (request_id, tenant, success, score, note) VALUES (?, ?, ?, ?, ?)",
-            (report.request_id, report.tenant, int(report.success), report.score, report.note),
-        )
-        return True
-    finally:
-        conn.close()
-
-
-def _spooled_reports(path: Path) -> list[tuple[int, Report]]:
-    conn = connect(path, create=False)
-    try:
-        conn.execute(_REPORTS)
-        rows = conn.execute("SELECT id, request_id, tenant, success, score, note FROM fleet_reports ORDER BY id")
-        return [(r[0], Report(r[1], bool(r[3]), r[4], r[5], r[2])) for r in rows]
-    finally:
-        conn.close()
-
-
-def _unspool_report(path: Path, rowid: int) -> None:
-    conn = connect(path, create=False)
-    try:
-        conn.execute("DELETE FROM fleet_reports WHERE id = ?", (rowid,))
-    finally:
-        conn.close()
-
-
 def _params(n: int) -> str:
     return ", ".join(f"${i}" for i in range(1, n + 1))
-
-
-def _spooled_after(path: Path, seq: int) -> int:
-    conn = connect(path, create=False)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM outcomes WHERE seq > ?", (seq,)).fetchone()[0])
-    except sqlite3.Error:
-        return 0
-    finally:
-        conn.close()
-
-
-async def _apply_report(pool: Any, report: Report) -> bool:
-    scoped = "" if report.tenant is None else " AND tenant = $2"
-    args: list[Any] = [report.request_id] + ([] if report.tenant is None else [report.tenant])
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT replica, seq, reported_success, reported_score, reported_note FROM outcomes"
-            f" WHERE request_id = $1{scoped} ORDER BY ts DESC LIMIT 1 FOR UPDATE",
-            *args,
-        )
-        if row is None:
-            raise NotFound(f"request {report.request_id!r} is not in the ledger")
-        if (row[2], row[3], row[4]) == (int(report.success), report.score, report.note):
-            return False
-        await conn.execute(
-            "UPDATE outcomes SET reported_success = $1, reported_score = $2, reported_note = $3, reported_at = $4"
-            " WHERE replica = $5 AND seq = $6",
-            int(report.success),
-            report.score,
-            report.note,
-            time.time(),
-            row[0],
-            row[1],
-        )
-        return True
-
-
-async def _spent(pool: Any, since: float, tenant: str | None, policy: str | None) -> float:
-    where, args = ["ts >= $1"], list[Any]([since])
-    for column, value in (("tenant", tenant), ("policy", policy)):
-        if value is not None:
-            args.append(value)
-            where.append(f"{column} = ${len(args)}")
-    value = await pool.fetchval(f"SELECT COALESCE(SUM(cost_usd), 0) FROM outcomes WHERE {' AND '.join(where)}", *args)
-    return float(value)
-
-
-_SUMS = """COUNT(*), SUM(COALESCE(reported_success, default_success)), SUM((reported_success IS NOT NULL)::int),
-    SUM(cost_usd), SUM(saved_usd), SUM(tokens_saved)::bigint, SUM(escalated), SUM(validations),
-    SUM(validations_passed), SUM(attempts), SUM(failed_attempts),
-    percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms)"""
-
-
-async def pg_stats(pool: Any, query: StatsQuery) -> list[StatsRow]:
-    """The same figures as :func:`policyd.ledger.stats.compute`, over the whole fleet (nearest-rank percentiles)."""
-    for i, dim in enumerate(query.group_by):
-        if dim not in DIMENSIONS:
-            raise InvalidArgument(f"group_by[{i}]", f"unknown dimension {dim!r} (known: {', '.join(DIMENSIONS)})")
-    if query.window_s < 0:
-        raise InvalidArgument("window_seconds", f"must not be negative (got {query.window_s})")
-    columns = [DIMENSIONS[d] for d in query.group_by]
-    where, args = ["TRUE"], list[Any]()
-    if query.window_s:
-        args.append((time.time() if query.now is None else query.now) - query.window_s)
-        where.append(f"ts >= ${len(args)}")
-    for column, value in (("tenant", query.tenant), ("policy", query.policy)):
-        if value:
-            args.append(value)
-            where.append(f"{column} = ${len(args)}")
-    keys = ", ".join(columns)
-    group = f"GROUP BY {keys}" if columns else ""
-    sql = f"SELECT {keys + ', ' if columns else ''}{_SUMS} FROM outcomes WHERE {' AND '.join(where)} {group}"
-    n = len(columns)
-    rows: dict[tuple[str, ...], StatsRow] = {}
-    for rec in await pool.fetch(sql, *args):
-        if rec[n] == 0:
-            continue
-        key = tuple(rec[:n])
-        requests, successes, reported, cost, saved, tsaved, escal, vals, passed, attempts, failed, p50, p95 = rec[n:]
-        rows[key] = StatsRow(
-            group=dict(zip(query.group_by, key, strict=True)),
-            requests=requests,
-            successes=successes,
-            reported=reported,
-            total_cost_usd=cost,
-            saved_usd=saved,
-            tokens_saved=tsaved,
-            escalations=escal,
-            validations=vals,
-            validations_passed=passed,
-            attempts=attempts,
-            failed_attempts=failed,
-            latency_p50_ms=p50,
-            latency_p95_ms=p95,
-        )
-    return [rows[k] for k in sorted(rows)]
