@@ -22,6 +22,7 @@ from policyd.engine.embed import Embedder
 from policyd.engine.pipeline import Admit, Around, Call, Pipeline, Record
 from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.engine.retry import RetryLayer
+from policyd.fleet.wiring import FleetParts, ledger_maker, open_fleet
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.wiring import LedgerParts, open_ledger
 from policyd.lifecycle import bounded_close, require_data_dir
@@ -67,6 +68,8 @@ class Daemon:
     """Outcomes, reports and stats (``policyd.ledger``); answers ReportOutcome and GetStats."""
     decisions: DecisionLog | None = None
     """The decision log's queue and sinks (None without sinks)."""
+    fleet: FleetParts = field(default_factory=FleetParts)
+    """The shared stores of a fleet (``fleet:`` in the file); empty by default."""
 
     @property
     def config(self) -> Config:
@@ -82,18 +85,27 @@ class Daemon:
 
 
 def pipeline(
-    instr: Instrumentation, cache: ResponseCache | None, ledger: LedgerParts, limiter: TenantRateLimiter
+    instr: Instrumentation,
+    cache: ResponseCache | None,
+    ledger: LedgerParts,
+    limiter: TenantRateLimiter,
+    fleet: FleetParts | None = None,
 ) -> Pipeline:
-    """Every step a request goes through, in order (``docs/architecture.md``). A new step is one entry."""
+    """Every step a request goes through, in order (``docs/architecture.md``). A new step is one entry.
+
+    In a fleet (``fleet:`` in the file) the rate-limit and budget steps are Valkey's, shared by every
+    replica, and a shared cache tier sits behind the disk cache."""
+    shared = fleet or FleetParts()
     return Pipeline(
         admit=(
-            Admit("rate-limit", limiter),  # first: a request over its tenant's rate costs nothing, no span
+            Admit("rate-limit", shared.limiter or limiter),  # first: over its rate, a request costs nothing, no span
             Around("decision-span", instr.decision_span),  # the rest runs inside the decision span
-            Admit("budget", ledger.budgets),  # reserves the plan's worst case; settled at the real cost
+            Admit("budget", shared.budgets or ledger.budgets),  # reserves the worst case; settled at the real cost
         ),
         calls=(
             Call("trace", instr.call_spans),  # outermost, so a cache hit is a model-call span too
             Call("cache", cache.layer if cache is not None else None),
+            Call("shared-cache", shared.cache),  # a fleet's L2 in Valkey: single-flight across replicas
             Call("retry", RetryLayer()),  # innermost: the layers outside see one call, however many retries
         ),
         record=(
@@ -134,9 +146,11 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     closers: list[Closer] = [bounded_close(instr)]
     if cache is not None:
         closers.append(cache.aclose)
-    ledger = open_ledger(config, registered, data_dir)
+    ledger = open_ledger(config, registered, data_dir, make=ledger_maker(config))
     closers.extend(ledger.closers)
-    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter()))
+    fleet = open_fleet(config, ledger.ledger)  # shared rate limits and budgets when the file has ``fleet:``
+    closers.extend(fleet.closers)
+    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter(), fleet))
     engine.embedder = embedder(cache, engine.pipeline.step("retry"), instr, closers)
     return Daemon(
         host=host,
@@ -149,4 +163,5 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
         telemetry=instr.telemetry,
         ledger=ledger.ledger,
         decisions=instr.decisions,
+        fleet=fleet,
     )

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import pytest
 
-PROCESS_FOLDERS = ("bench", "docker", "helm")
+PROCESS_FOLDERS = ("bench", "docker", "fleet", "helm")
 """Folders under tests/ whose every test is in the process tier."""
 
 PROCESS_TESTS = (
@@ -36,6 +36,7 @@ PROCESS_TESTS = (
     "ledger/test_durability.py",
     "telemetry/test_otlp_e2e.py",
     "telemetry/test_prometheus.py::test_serve_exits_with_the_error_when_the_port_is_taken",
+    "server/openai/test_openai_readme.py",
     "test_packaging.py",
 )
 """Files (``folder/test_x.py``) or tests (``folder/test_x.py::name``, parameters included) in the process tier."""

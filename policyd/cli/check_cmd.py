@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from policyd.config import Config, load
+from policyd.fleet.checks import check_fleet
 from policyd.plugin.settings import host_for
 from policyd.server.convert import unservable_reason
 
@@ -40,7 +41,8 @@ def warnings(config: Config) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.file, host_for(args.file).collect())
-    print(summary(config))
+    fleet = check_fleet(config)  # the addresses and secrets a fleet section names must be there
+    print(summary(config) + (f"\n{fleet}" if fleet else ""))
     for line in warnings(config):
         print(line, file=sys.stderr)
     return 0

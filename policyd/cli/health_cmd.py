@@ -58,7 +58,32 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--service", default="", help="health service name ('' is the whole server; default '')")
     p.add_argument("--timeout", type=seconds, default=3.0, help="seconds to wait for the answer (default 3)")
+    p.add_argument(
+        "--stores",
+        action="store_true",
+        help="also report each shared store of a fleet (policyd.store.valkey, policyd.store.postgres)",
+    )
     p.set_defaults(func=run)
+
+
+STORE_SERVICES = ("policyd.store.valkey", "policyd.store.postgres")
+"""Set by ``policyd.fleet.health`` (named here too: this module imports nothing of policyd's)."""
+
+
+def store_states(channel: grpc.Channel, timeout: float) -> list[tuple[str, str]]:
+    """(store, SERVING / NOT_SERVING) of each configured store; a store the daemon does not use is left out."""
+    states = []
+    for service in STORE_SERVICES:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND:
+                continue
+            raise
+        states.append((service.rpartition(".")[2], health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)))
+    return states
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,13 +92,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         with grpc.insecure_channel(target) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=args.timeout)
+            stores = store_states(channel, args.timeout) if getattr(args, "stores", False) else []
     except grpc.RpcError as exc:
         why = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.Call) else str(exc)
         print(f"policyd health: {target} service {args.service!r}: {why}", file=sys.stderr)
         return 1
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(f"{target} service {args.service!r}: {status}")
-    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+    for store, state in stores:
+        print(f"{target} store {store}: {state}")
+    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    return 0 if serving and all(state == "SERVING" for _, state in stores) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
 from policyd.config.security import AuthConfig, LimitsConfig
+from policyd.fleet.settings import FleetSettings
 from policyd.ledger.settings import BudgetsSettings, LedgerSettings
 from policyd.telemetry.config import TelemetryConfig
 from policyd.types import Stakes
@@ -141,6 +142,8 @@ class FileConfig(_Strict):
     telemetry: TelemetryConfig = TelemetryConfig()
     ledger: LedgerSettings = LedgerSettings()
     budgets: BudgetsSettings | None = None
+    fleet: FleetSettings | None = None
+    """Shared state for several daemons (``docs/deploy.md``); absent: each daemon keeps its own."""
     plugins: PluginsConfig = PluginsConfig()
     http_listen: str | None = None
     """HOST:PORT (or unix:///path) of the OpenAI-compatible HTTP front door; None: off.

@@ -17,6 +17,7 @@ from policyd.datadir import ensure_private_dir
 from policyd.engine.turn import Observe
 from policyd.ledger.budgets import BudgetLayer, build_budget_store, recorded_usd_from
 from policyd.ledger.ledger import Ledger
+from policyd.ledger.settings import LedgerSettings
 from policyd.plugin.specs import BudgetStoreContext, Registered
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ class LedgerParts:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-def open_ledger(config: Config, registered: Registered, data_dir: Path) -> LedgerParts:
+def open_ledger(
+    config: Config, registered: Registered, data_dir: Path, make: Callable[[Path, LedgerSettings], Ledger] = Ledger
+) -> LedgerParts:
     """Open the ledger in the data directory and the budget store the file names.
 
     ``durability: batch`` records through a queue; ``sync`` commits before answering.
@@ -44,7 +47,7 @@ def open_ledger(config: Config, registered: Registered, data_dir: Path) -> Ledge
     ledger: Ledger | None = None
     try:
         if settings.enabled:
-            ledger = Ledger(ensure_private_dir(data_dir), settings)
+            ledger = make(ensure_private_dir(data_dir), settings)  # a fleet's ledger ships it to PostgreSQL
         else:
             log.info("ledger: disabled by configuration")
     except (OSError, sqlite3.Error) as exc:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from policyd.daemon import Daemon
+from policyd.fleet.health import watch_fleet_stores
 from policyd.server import listen as listening
 from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
@@ -80,6 +81,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     reloader = Reloader(daemon, health)
     await reloader.start()
+    await watch_fleet_stores(daemon, health)  # policyd.store.valkey / .postgres, when the file has ``fleet:``
     return RunningServer(server=server, port=port, health=health, servicer=servicer, reloader=reloader)
 
 

@@ -98,10 +98,21 @@ def key_variables(path: Path) -> list[str]:
     return re.findall(r"^\s*api_key_env:\s*([A-Za-z_][A-Za-z0-9_]*)", path.read_text(encoding="utf-8"), re.M)
 
 
+FLEET_ADDRESSES = {"url_env": "redis://127.0.0.1:6379/0", "dsn_env": "postgresql://policyd@127.0.0.1:5432/policyd"}
+"""A fleet file's address variables (``fleet.valkey.url_env``, ``fleet.postgres.dsn_env``) get plausible values."""
+
+
+def fleet_variables(path: Path) -> dict[str, str]:
+    found = re.findall(r"^\s*(url_env|dsn_env):\s*([A-Za-z_][A-Za-z0-9_]*)", path.read_text(encoding="utf-8"), re.M)
+    return {var: FLEET_ADDRESSES[key] for key, var in found}
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_example_config_passes_policyd_check(path: Path, monkeypatch, capsys):
     for var in key_variables(path):
         monkeypatch.setenv(var, "dummy-key-for-the-doc-test")
+    for var, address in fleet_variables(path).items():
+        monkeypatch.setenv(var, address)
     assert main(["check", str(path)]) == 0, capsys.readouterr().err
     assert f"{path}: OK" in capsys.readouterr().out
 

@@ -19,6 +19,20 @@ application's own volumes.
 - name: POLICYD_CONFIG
   value: {{ printf "%s/%s" (trimSuffix "/" .Values.policy.mountPath) .Values.policy.key | quote }}
 {{- end }}
+{{- range $store, $var := dict "valkey" "POLICYD_VALKEY_URL" "postgres" "POLICYD_POSTGRES_DSN" }}
+{{- $cfg := index $.Values.fleet $store }}
+{{- $plain := ternary $cfg.url $cfg.dsn (eq $store "valkey") }}
+{{- if $cfg.existingSecret.name }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $cfg.existingSecret.name | quote }}
+      key: {{ $cfg.existingSecret.key | quote }}
+{{- else if $plain }}
+- name: {{ $var }}
+  value: {{ $plain | quote }}
+{{- end }}
+{{- end }}
 {{- range .Values.providerKeys.env }}
 - name: {{ .name }}
   valueFrom:
