@@ -59,7 +59,7 @@ limits: {max_messages: 5}
 
 def test_policyd_check_accepts_a_layered_file_and_hints_at_extends(write_config, capsys):
     assert main(["check", str(write_config(AUTH_ONLY))]) == 0
-    assert "policy default (default): 6 rules" in capsys.readouterr().out
+    assert "policy default (default): 7 rules" in capsys.readouterr().out  # the bundled six and embeddings
 
     path = write_config("auth: {tenants: {}}\n")
     assert main(["check", str(path)]) == 2
