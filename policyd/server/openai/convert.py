@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from policyd.types import (
     Role,
     Tool,
     ToolCall,
+    ToolChoice,
 )
 
 MAX_STOP_SEQUENCES = 4
@@ -163,10 +164,12 @@ def _message(m: Any, i: int) -> Message:
     return Message(role=role, content=content, tool_calls=calls, tool_call_id=tool_call_id, name=name)
 
 
-def _tools(value: Any, choice: Any) -> tuple[tuple[Tool, ...], str]:
-    """The tools offered and the tool_choice label; ``none`` offers none, a named choice only that one."""
+def _tools(value: Any, choice: Any) -> tuple[tuple[Tool, ...], ToolChoice | None]:
+    """The tools offered and how the model may use them (carried to every provider's wire format)."""
     if value is None:
-        return (), ""
+        if choice not in (None, "auto", "none"):
+            raise InvalidArgument("tool_choice", "needs tools")
+        return (), None
     if not isinstance(value, list):
         raise InvalidArgument("tools", "must be a list")
     tools: list[Tool] = []
@@ -183,16 +186,21 @@ def _tools(value: Any, choice: Any) -> tuple[tuple[Tool, ...], str]:
         params = _obj(fn.get("parameters") or {}, f"tools[{i}].function.parameters")
         description = _str(fn.get("description"), f"tools[{i}].function.description")
         tools.append(Tool(name=name, description=description, parameters=params))
-    if choice is None or choice == "auto":
-        return tuple(tools), ""
-    if choice == "none":
-        return (), ""
-    if choice == "required":
-        return tuple(tools), "required"
+    return tuple(tools), _tool_choice(choice, seen)
+
+
+def _tool_choice(choice: Any, names: set[str]) -> ToolChoice | None:
+    """OpenAI's ``tool_choice`` as the domain's: ``auto``, ``none``, ``required`` or one named function."""
+    if choice is None:
+        return None
+    if choice in ("auto", "none", "required"):
+        return ToolChoice(mode=choice)
+    if isinstance(choice, str):
+        raise InvalidArgument("tool_choice", f"must be auto, none, required or a function (got {choice!r})")
     named = _str(_obj(_obj(choice, "tool_choice").get("function"), "tool_choice.function").get("name"), "tool_choice")
-    if named not in seen:
+    if named not in names:
         raise InvalidArgument("tool_choice.function.name", f"names no tool in tools (got {named!r})")
-    return tuple(t for t in tools if t.name == named), "required"
+    return ToolChoice(mode="function", function=named)
 
 
 def _response_format(value: Any) -> ResponseFormat:
@@ -282,13 +290,14 @@ def request_from_body(
     if len(tools) > limits.max_tools:
         raise InvalidArgument("tools", f"at most {limits.max_tools} tools (got {len(tools)})")
     labels = {**intent.labels, **_extra_labels(body)}
-    if choice:
-        labels[TOOL_CHOICE_LABEL] = choice
+    if choice is not None and choice.mode != "auto":
+        labels[TOOL_CHOICE_LABEL] = choice.mode  # rules may route on it too
+    params = _params(body, limits)
     return Request(
         request_id=request_id,
         messages=_messages(body.get("messages"), limits),
         tools=tools,
-        params=_params(body, limits),
+        params=replace(params, tool_choice=choice) if choice is not None else params,
         task=intent.task,
         stakes=intent.stakes,
         labels=labels,

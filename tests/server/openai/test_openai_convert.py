@@ -11,7 +11,7 @@ from policyd.config.security import LimitsConfig
 from policyd.errors import InvalidArgument
 from policyd.server.openai.convert import Target, metadata_of, request_from_body
 from policyd.server.openai.intent import read_intent
-from policyd.types import CacheMode, Request, Role, Stakes
+from policyd.types import CacheMode, Request, Role, Stakes, ToolChoice
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 
@@ -56,13 +56,17 @@ def test_direct_model_call_narrows_the_allowed_models():
     assert req.policy == "premium"
 
 
-def test_named_tool_choice_offers_only_that_tool_and_required_is_a_label():
+def test_tool_choice_is_carried_as_the_domain_tool_choice_and_a_label():
     other = {"type": "function", "function": {"name": "other"}}
     named = convert({"tools": [TOOL, other], "tool_choice": {"type": "function", "function": {"name": "other"}}})
-    assert [t.name for t in named.tools] == ["other"]
-    assert named.labels["tool_choice"] == "required"
+    assert [t.name for t in named.tools] == ["lookup", "other"]
+    assert named.params.tool_choice == ToolChoice(mode="function", function="other")
+    assert named.labels["tool_choice"] == "function"
     required = convert({"tools": [TOOL], "tool_choice": "required"})
-    assert [t.name for t in required.tools] == ["lookup"] and required.labels["tool_choice"] == "required"
+    assert required.params.tool_choice == ToolChoice(mode="required") and required.labels["tool_choice"] == "required"
+    none = convert({"tools": [TOOL], "tool_choice": "none"})
+    assert none.params.tool_choice == ToolChoice(mode="none") and [t.name for t in none.tools] == ["lookup"]
+    assert convert({"tools": [TOOL]}).params.tool_choice is None
 
 
 def test_assistant_tool_calls_and_tool_results_keep_their_ids():

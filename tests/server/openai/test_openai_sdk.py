@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from policyd.types import Role
+from policyd.types import Role, ToolChoice
 from policyd.v1 import policyd_pb2 as pb
 
 SCRIPTED = """
@@ -153,12 +153,25 @@ async def test_streamed_tool_calls_arrive_as_indexed_deltas(front):
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
-async def test_tool_choice_none_offers_no_tools(front):
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("none", ToolChoice(mode="none")),
+        ("required", ToolChoice(mode="required")),
+        (
+            {"type": "function", "function": {"name": "get_weather"}},
+            ToolChoice(mode="function", function="get_weather"),
+        ),
+    ],
+)
+async def test_tool_choice_reaches_the_provider(front, choice, expected):
     f = await front(SCRIPTED, {"gpt-oss-120b": "plain"})
     await f.aclient().chat.completions.create(
-        model="default", messages=user("hi"), tools=[WEATHER_TOOL], tool_choice="none"
+        model="default", messages=user("hi"), tools=[WEATHER_TOOL], tool_choice=choice
     )
-    assert f.daemon.engine.runtime.providers["scripted"].calls[-1].tools == ()  # type: ignore[attr-defined]
+    call = f.daemon.engine.runtime.providers["scripted"].calls[-1]  # type: ignore[attr-defined]
+    assert call.params.tool_choice == expected
+    assert [t.name for t in call.tools] == ["get_weather"]
 
 
 async def test_response_format_json_schema_and_generation_params_reach_the_provider(front):
