@@ -1,8 +1,9 @@
-"""The OpenAI-compatible front door: aiohttp's low-level HTTP server, three routes, no framework.
+"""The OpenAI-compatible front door: aiohttp's low-level HTTP server, four routes, no framework.
 
 A second adapter onto the same engine as the gRPC servicer (``docs/openai.md``):
 HTTP → auth → domain Request (``convert``) → ``engine.complete`` → Outcome →
-``chat.completion`` JSON or SSE chunks. Auth, limits, cache, budgets, ledger and
+``chat.completion`` JSON or SSE chunks; ``/v1/embeddings`` the same way onto
+``engine.embed`` (``embeddings``). Auth, limits, cache, budgets, ledger and
 telemetry are the daemon's own; nothing here decides.
 """
 
@@ -25,16 +26,17 @@ from policyd.ids import new_id
 from policyd.plugin.specs import Progress
 from policyd.server.auth import AuthGate
 from policyd.server.convert import deadline_from
-from policyd.server.openai import response, sse
+from policyd.server.openai import embeddings, response, sse
 from policyd.server.openai.auth import HttpIdentity
-from policyd.server.openai.convert import metadata_of, request_from_body, resolve_model
+from policyd.server.openai.convert import Target, metadata_of, request_from_body, resolve_model
 from policyd.server.openai.errors import HttpError, http_error, outcome_error
-from policyd.server.openai.intent import read_intent
+from policyd.server.openai.intent import Intent, read_intent
 from policyd.types import Outcome, Request
 
 JSON = "application/json"
 CHAT = "/v1/chat/completions"
 MODELS = "/v1/models"
+EMBEDDINGS = "/v1/embeddings"
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -96,6 +98,9 @@ class FrontDoor:
         if path == CHAT:
             _method(method, "POST")
             return await self.chat(request)
+        if path == EMBEDDINGS:
+            _method(method, "POST")
+            return await self.embed(request)
         if path == MODELS or path.startswith(MODELS + "/"):
             _method(method, "GET")
             self.identity.identify(request)
@@ -130,21 +135,39 @@ class FrontDoor:
             raise InvalidArgument("body", "must be a JSON object")
         return body
 
-    def _request(self, request: web.BaseRequest, body: dict[str, Any]) -> Request:
+    def _caller(self, request: web.BaseRequest, body: dict[str, Any]) -> tuple[Intent, Target, str, float]:
+        """Who asks and what for: the intent, the policy (or direct model), the tenant and the deadline."""
         ident = self.identity.identify(request)
         config = self.daemon.config
         intent = read_intent(request.headers, metadata_of(body))
         target = resolve_model(config, body.get("model"), intent)
         defaults = config.defaults
+        tenant = self.identity.tenant(ident, target.policy, intent.tenant)
+        return intent, target, tenant, deadline_from(intent.deadline_s, defaults.deadline_ms, defaults.max_deadline_ms)
+
+    def _request(self, request: web.BaseRequest, body: dict[str, Any]) -> Request:
+        intent, target, tenant, deadline = self._caller(request, body)
+        request_id = intent.request_id or new_id()
         return request_from_body(
-            body,
-            intent,
-            target,
-            limits=self._limits(),
-            request_id=intent.request_id or new_id(),
-            tenant=self.identity.tenant(ident, target.policy, intent.tenant),
-            deadline=deadline_from(intent.deadline_s, defaults.deadline_ms, defaults.max_deadline_ms),
+            body, intent, target, limits=self._limits(), request_id=request_id, tenant=tenant, deadline=deadline
         )
+
+    async def embed(self, request: web.BaseRequest) -> web.Response:
+        body = await self._body(request)
+        intent, target, tenant, deadline = self._caller(request, body)
+        request_id = intent.request_id or new_id()
+        domain = embeddings.embed_request_from_body(
+            body, intent, target, request_id=request_id, tenant=tenant, deadline=deadline
+        )
+        try:
+            result = await self.daemon.engine.embed(domain)
+        except Exception as exc:
+            return error_response(http_error(exc), request_id)
+        if not result.vectors:
+            error = outcome_error(result.outcome) or http_error(RuntimeError("no vectors"))
+            return error_response(error, request_id)
+        payload = embeddings.embeddings_list(result, str(body["model"]), embeddings.encoding_of(body))
+        return json_response(payload, headers=response.headers(result.outcome))
 
     async def chat(self, request: web.BaseRequest) -> web.StreamResponse:
         body = await self._body(request)

@@ -14,6 +14,7 @@ import pytest
 from tests.daemon_process import ENV, ROOT, free_port, run, start, stop
 
 README = ROOT / "README.md"
+EMBEDDINGS_DOC = ROOT / "docs" / "embeddings.md"
 CURL_BLOCK = re.compile(r"^```sh\n(curl .*?)^```", re.S | re.M)
 README_PORT = "127.0.0.1:8080"
 
@@ -60,6 +61,18 @@ def test_readme_curl_example_runs(daemon: str, index: int):
         body = json.loads(out.stdout)
         assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"]
         assert body["policyd"]["explanation"]["rule"] == "coding-volume"
+
+
+def test_embeddings_doc_curl_example_runs(daemon: str):
+    (command,) = CURL_BLOCK.findall(EMBEDDINGS_DOC.read_text(encoding="utf-8"))
+    out = subprocess.run(
+        ["bash", "-c", command.replace(README_PORT, daemon)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    body = json.loads(out.stdout)
+    assert body["object"] == "list" and body["model"] == "nomic-embed-text-v1.5"
+    assert [(e["index"], len(e["embedding"])) for e in body["data"]] == [(0, 256), (1, 256)]
+    assert body["usage"]["prompt_tokens"] > 0 and body["policyd"]["explanation"]["rule"] == "embeddings"
 
 
 def test_http_listen_key_in_the_policy_file(tmp_path: Path):
