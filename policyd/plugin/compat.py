@@ -17,8 +17,10 @@ import re
 
 from policyd.errors import PluginError
 
-API_VERSION = "1.0"
-"""The plugin API this policyd provides. ``policyd.api`` and ``docs/plugins.md`` are that API."""
+API_VERSION = "1.1"
+"""The plugin API this policyd provides. ``policyd.api`` and ``docs/plugins.md`` are that API.
+
+1.1 added the embedding names, ``ToolChoice``, the router-file names and ``ExplainContext.excluded_by``/``allowed``."""
 
 API_ATTRIBUTE = "POLICYD_API"
 """The attribute a plugin declares its API version with."""
