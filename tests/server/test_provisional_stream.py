@@ -141,3 +141,21 @@ async def test_off_the_answer_is_one_delta_after_the_gate(live, scripted_host, s
     assert text_events(events) == [("delta", "13")]
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[-2:] == ["delta", "final"] and kinds.count("attempt") == 4, "one delta, after every attempt"
+
+
+async def test_a_draft_left_unjudged_by_the_budget_is_settled_by_the_answer(live, scripted_host):
+    script = {"gpt-oss-120b": ["13"], "claude-sonnet-4@validate": ['{"verdict": "accept"}']}
+    text = config(script, stream_draft="provisional", rounds=1)
+    prices = {"input_usd_per_mtok": 0, "output_usd_per_mtok": 0}
+    doc = yaml.safe_load(text)
+    doc["models"]["gpt-oss-120b"].update(prices)
+    doc["models"]["claude-sonnet-4"].update({"input_usd_per_mtok": 1000, "output_usd_per_mtok": 1000})
+    _, _, stub = await live(yaml.safe_dump(doc), host=scripted_host)
+    request = ask("a prime above 10")
+    request.constraints.max_cost_usd = 0.0001  # the free draft runs; its judge cannot be paid for
+    events = [e async for e in stub.StreamComplete(request)]
+
+    final = events[-1].final
+    assert final.status == pb.OUTCOME_STATUS_BUDGET_EXHAUSTED and final.output.content == "13"
+    assert text_events(events) == [("provisional", "13"), ("verdict", (True, ""))], "the best answer: no repeat"
+    assert events[-2].WhichOneof("event") == "provisional_verdict", "settled at the end, by the answer returned"
