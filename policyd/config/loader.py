@@ -192,6 +192,7 @@ class _Loader:
             cache_enabled=cfg.cache.enabled,
             cache_ttl_s=cfg.cache.ttl_s,
             max_cost_usd=cfg.max_cost_usd,
+            stream_draft=cfg.stream_draft,
         )
 
     def check_model(

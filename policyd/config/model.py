@@ -32,6 +32,8 @@ class Plan:
     cache_ttl_s: int | None = None
     """None: the ``cache:`` section's ``default_ttl_s``."""
     max_cost_usd: float | None = None
+    stream_draft: str = "off"
+    """``provisional``: a gated draft streams as provisional deltas its gate confirms or retracts."""
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ plugins registered and resolves it into the immutable :class:`~policyd.config.mo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from policyd.cache.settings import CacheSettings
 from policyd.config.retries import RetriesConfig
@@ -66,12 +66,24 @@ class CacheConfig(_Strict):
     """Lifetime of this plan's cached answers; None: ``cache.default_ttl_s``."""
 
 
+def _yaml_off(value: Any) -> Any:
+    return "off" if value is False else value
+
+
+StreamDraft = Annotated[Literal["off", "provisional"], BeforeValidator(_yaml_off)]
+"""How a gated draft reaches a streaming caller. YAML reads a bare ``off`` as false; that means off."""
+
+
 class PlanConfig(_Strict):
     strategy: str
     params: dict[str, Any] = {}
     transforms: list[TransformRef] = []
     cache: CacheConfig = CacheConfig()
     max_cost_usd: float | None = Field(default=None, gt=0)
+    stream_draft: StreamDraft = "off"
+    """``off``: a gated draft reaches a streaming caller as one delta once its gate passed;
+    ``provisional``: its deltas stream as they arrive, marked provisional, and the gate's
+    verdict confirms or retracts them."""
 
 
 class RuleConfig(_Strict):

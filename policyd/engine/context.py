@@ -118,6 +118,11 @@ class StrategyContext:
         self._handler = handler
         progress = turn.progress
         self._on_delta = progress.on_delta if progress else None
+        self._on_provisional = progress.on_provisional if progress else None
+        self._on_settle = progress.on_settle if progress else None
+        self._provisional: Message | None = None
+        """The draft whose text went out provisionally and awaits its gate's verdict."""
+        self._provisional_sent = False
         self._judging = False
         """A validator is running: its model calls are streamed once, with the verdict, when it ends."""
         self._clock = clock
@@ -196,11 +201,14 @@ class StrategyContext:
         timeout_s: float | None = None,
         sample_index: int = 0,
         tools: tuple[Tool, ...] | None = None,
+        provisional: bool = False,
     ) -> CallResult:
         """Call a model within the remaining deadline and budget; always records an Attempt.
 
         ``final=True`` marks a call whose answer goes to the caller as is: on a streaming
-        request its text is relayed as it arrives. Raises :class:`OutOfBudget` or
+        request its text is relayed as it arrives. ``provisional=True`` marks a draft a gate
+        will judge: when the plan has ``stream_draft: provisional`` its text is relayed as
+        provisional, and :meth:`validate` on that draft confirms or retracts it. Raises :class:`OutOfBudget` or
         :class:`OutOfTime` when the call cannot be paid for or finished; an upstream
         failure is returned as a failed :class:`CallResult`. ``tools`` replaces the
         request's tools (a judge is offered none).
@@ -237,12 +245,47 @@ class StrategyContext:
             cache_ttl_s=self.plan.cache_ttl_s,
         )
         sink = self._stream_sink() if final and self._on_delta is not None else None
+        tentative = not final and provisional and self._streams_drafts()
+        if tentative:
+            self._settle_provisional(False, "a new draft replaces it")
+            sink = self._provisional_sink()
         self.reserved_usd += worst
         try:
             sent = await self._send(call, sink, window)
         finally:
             self.reserved_usd -= worst
-        return sent if isinstance(sent, CallResult) else self._settle_call(call, *sent)
+        if isinstance(sent, CallResult):
+            if tentative:
+                self._settle_provisional(False, f"the draft from {model_id} failed")
+            return sent
+        result = self._settle_call(call, *sent)
+        if tentative and self._provisional_sent and result.response is not None:
+            self._provisional = result.response.message
+        return result
+
+    def _streams_drafts(self) -> bool:
+        return self.plan.stream_draft == "provisional" and self._on_provisional is not None
+
+    def _provisional_sink(self) -> DeltaSink:
+        assert self._on_provisional is not None
+        outer = self._on_provisional
+
+        def sink(text: str) -> None:
+            if text:
+                self._provisional_sent = True
+                outer(text)
+
+        return sink
+
+    def _settle_provisional(self, confirmed: bool, reason: str = "") -> None:
+        """Confirm (it is the answer) or retract the provisional text sent so far, if any."""
+        if not self._provisional_sent:
+            return
+        self._provisional_sent, self._provisional = False, None
+        if confirmed:
+            self.streamed = True
+        if self._on_settle is not None:
+            self._on_settle(confirmed, reason)
 
     def _price(
         self, model_id: str, msgs: tuple[Message, ...], gen: GenerationParams, effort: Effort, offered: tuple[Tool, ...]
@@ -461,6 +504,14 @@ class StrategyContext:
         if not verdict.validator:
             verdict = replace(verdict, validator=ref.name)
         self._attach_verdict(verdict, before)
+        if self._provisional is not None and draft is self._provisional:
+            accepted = verdict.kind is VerdictKind.ACCEPT
+            why = (
+                ""
+                if accepted
+                else f"{verdict.kind.value} by {verdict.validator}" + (f": {verdict.reason}" if verdict.reason else "")
+            )
+            self._settle_provisional(accepted, why)
         if verdict.kind is VerdictKind.REPAIR and verdict.repaired is not None:
             self.best_output = verdict.repaired
         elif not verdict.kind.passed:

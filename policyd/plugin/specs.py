@@ -44,6 +44,10 @@ class Progress:
     on_delta: DeltaSink | None = None
     on_attempt: Callable[[Attempt], None] | None = None
     """Called when an attempt is recorded, and again (same index) when its verdict is known."""
+    on_provisional: DeltaSink | None = None
+    """Draft text that its gate may still reject (a plan with ``stream_draft: provisional``)."""
+    on_settle: Callable[[bool, str], None] | None = None
+    """The provisional text so far is confirmed (True: it is the answer) or retracted (False, with why)."""
 
 
 def _yaml_off(value: Any) -> Any:
@@ -178,6 +182,7 @@ class StrategyContext(Protocol):
         timeout_s: float | None = None,
         sample_index: int = 0,
         tools: tuple[Tool, ...] | None = None,
+        provisional: bool = False,
     ) -> CallResult: ...
     def logprobs_of(self, message: Message) -> tuple[float, ...] | None: ...
     async def validate(self, ref: ValidatorRef, draft: Message) -> Verdict: ...

@@ -414,3 +414,8 @@ def models_to_proto(
         and (request.include_unservable or m.provider in providers)
     ]
     return pb.ListModelsResponse(models=chosen)
+
+
+def provisional_verdict(confirmed: bool, reason: str) -> pb.ProvisionalVerdict:
+    """The verdict on a stream's provisional draft text (``stream_draft: provisional``)."""
+    return pb.ProvisionalVerdict(confirmed=confirmed, reason="" if confirmed else reason)

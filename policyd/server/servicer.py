@@ -131,10 +131,13 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         progress = Progress(
             on_delta=lambda text: queue.put_nowait(("delta", text)),
             on_attempt=lambda attempt: queue.put_nowait(("attempt", attempt)),
+            on_provisional=lambda text: queue.put_nowait(("provisional", text)),
+            on_settle=lambda confirmed, reason: queue.put_nowait(("settle", (confirmed, reason))),
         )
         task = asyncio.create_task(self.daemon.engine.complete(domain, progress))
         task.add_done_callback(lambda _: queue.put_nowait(("done", None)))
         streamed = False
+        pending: list[str] = []  # provisional text not settled yet
         try:
             while True:
                 kind, item = await queue.get()
@@ -143,12 +146,26 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                 if kind == "delta":
                     streamed = True
                     yield pb.StreamCompleteResponse(delta=item)
+                elif kind == "provisional":
+                    pending.append(item)
+                    yield pb.StreamCompleteResponse(provisional_delta=item)
+                elif kind == "settle":
+                    confirmed, reason = item
+                    streamed = streamed or confirmed
+                    pending.clear()
+                    yield pb.StreamCompleteResponse(provisional_verdict=convert.provisional_verdict(confirmed, reason))
                 else:
                     attempt: Attempt = item
                     yield pb.StreamCompleteResponse(attempt=convert.attempt_to_proto(attempt))
             outcome = _answerable(task.result())
-            if not streamed and outcome.output is not None and outcome.output.content:
-                yield pb.StreamCompleteResponse(delta=outcome.output.content)
+            text = outcome.output.content if outcome.output is not None else ""
+            if pending:  # the strategy stopped before a verdict (budget, deadline): settle by the answer
+                kept = "".join(pending) == text and bool(text)
+                streamed = streamed or kept
+                reason = "" if kept else f"not the answer ({outcome.status.value})"
+                yield pb.StreamCompleteResponse(provisional_verdict=convert.provisional_verdict(kept, reason))
+            if not streamed and text:
+                yield pb.StreamCompleteResponse(delta=text)
             yield pb.StreamCompleteResponse(final=convert.outcome_to_proto(outcome))
         finally:
             if not task.done():

@@ -376,14 +376,26 @@ class CompleteResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., output: _Optional[_Union[Message, _Mapping]] = ..., status: _Optional[_Union[OutcomeStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., total_cost_usd: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., trace_id: _Optional[str] = ..., saved_usd: _Optional[float] = ..., tokens_saved: _Optional[int] = ..., decision_id: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class StreamCompleteResponse(_message.Message):
-    __slots__ = ("delta", "attempt", "final")
+    __slots__ = ("delta", "attempt", "final", "provisional_delta", "provisional_verdict")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONAL_DELTA_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONAL_VERDICT_FIELD_NUMBER: _ClassVar[int]
     delta: str
     attempt: Attempt
     final: CompleteResponse
-    def __init__(self, delta: _Optional[str] = ..., attempt: _Optional[_Union[Attempt, _Mapping]] = ..., final: _Optional[_Union[CompleteResponse, _Mapping]] = ...) -> None: ...
+    provisional_delta: str
+    provisional_verdict: ProvisionalVerdict
+    def __init__(self, delta: _Optional[str] = ..., attempt: _Optional[_Union[Attempt, _Mapping]] = ..., final: _Optional[_Union[CompleteResponse, _Mapping]] = ..., provisional_delta: _Optional[str] = ..., provisional_verdict: _Optional[_Union[ProvisionalVerdict, _Mapping]] = ...) -> None: ...
+
+class ProvisionalVerdict(_message.Message):
+    __slots__ = ("confirmed", "reason")
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    confirmed: bool
+    reason: str
+    def __init__(self, confirmed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("explanation",)

@@ -41,6 +41,15 @@ def test_valid_file_resolves_models_overrides_and_plans(make_config):
     assert rule.plan.params.models == ["glm-4.5", "my-local"]
 
 
+@pytest.mark.parametrize(
+    ("written", "read"), [("", "off"), (", stream_draft: off", "off"), (", stream_draft: provisional", "provisional")]
+)
+def test_stream_draft_is_off_unless_provisional(make_config, written, read):
+    plan = "params: {models: [glm-4.5, my-local]}"
+    config = make_config(GOOD.replace(plan + "}", plan + written + "}"))
+    assert config.policies["default"].rules[0].plan.stream_draft == read
+
+
 def test_version_defaults_to_a_hash_of_the_file(make_config):
     a = make_config(GOOD.replace("version: v7\n", ""))
     b = make_config(GOOD.replace("version: v7\n", "") + "\n# changed\n")
@@ -90,6 +99,11 @@ def test_version_defaults_to_a_hash_of_the_file(make_config):
             ("kind: simulated, latency_scale: 0", "kind: simulatd"),
             "providers.simulated.kind",
             "unknown provider kind 'simulatd'",
+        ),
+        (
+            ("params: {models: [glm-4.5, my-local]}}", "params: {models: [glm-4.5, my-local]}, stream_draft: eager}"),
+            "policies.default.rules[0].plan.stream_draft",
+            "'off' or 'provisional'",
         ),
         (("latency_scale: 0", "latency_scale: -1"), "providers.simulated.latency_scale", "greater than or equal to 0"),
         (("input_usd_per_mtok: 0.5", "input_usd_per_mtok: cheap"), "models.glm-4.5.input_usd_per_mtok", "valid number"),

@@ -1992,6 +1992,8 @@ type StreamCompleteResponse struct {
 	//	*StreamCompleteResponse_Delta
 	//	*StreamCompleteResponse_Attempt
 	//	*StreamCompleteResponse_Final
+	//	*StreamCompleteResponse_ProvisionalDelta
+	//	*StreamCompleteResponse_ProvisionalVerdict
 	Event         isStreamCompleteResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2061,6 +2063,24 @@ func (x *StreamCompleteResponse) GetFinal() *CompleteResponse {
 	return nil
 }
 
+func (x *StreamCompleteResponse) GetProvisionalDelta() string {
+	if x != nil {
+		if x, ok := x.Event.(*StreamCompleteResponse_ProvisionalDelta); ok {
+			return x.ProvisionalDelta
+		}
+	}
+	return ""
+}
+
+func (x *StreamCompleteResponse) GetProvisionalVerdict() *ProvisionalVerdict {
+	if x != nil {
+		if x, ok := x.Event.(*StreamCompleteResponse_ProvisionalVerdict); ok {
+			return x.ProvisionalVerdict
+		}
+	}
+	return nil
+}
+
 type isStreamCompleteResponse_Event interface {
 	isStreamCompleteResponse_Event()
 }
@@ -2080,11 +2100,86 @@ type StreamCompleteResponse_Final struct {
 	Final *CompleteResponse `protobuf:"bytes,3,opt,name=final,proto3,oneof"`
 }
 
+type StreamCompleteResponse_ProvisionalDelta struct {
+	// A piece of a draft's text that its validator has not judged yet, in
+	// order (a plan with `stream_draft: provisional` only). Hold it apart
+	// from `delta` text until the next `provisional_verdict`.
+	ProvisionalDelta string `protobuf:"bytes,4,opt,name=provisional_delta,json=provisionalDelta,proto3,oneof"`
+}
+
+type StreamCompleteResponse_ProvisionalVerdict struct {
+	// The validator's verdict on the provisional text sent since the last
+	// verdict.
+	ProvisionalVerdict *ProvisionalVerdict `protobuf:"bytes,5,opt,name=provisional_verdict,json=provisionalVerdict,proto3,oneof"`
+}
+
 func (*StreamCompleteResponse_Delta) isStreamCompleteResponse_Event() {}
 
 func (*StreamCompleteResponse_Attempt) isStreamCompleteResponse_Event() {}
 
 func (*StreamCompleteResponse_Final) isStreamCompleteResponse_Event() {}
+
+func (*StreamCompleteResponse_ProvisionalDelta) isStreamCompleteResponse_Event() {}
+
+func (*StreamCompleteResponse_ProvisionalVerdict) isStreamCompleteResponse_Event() {}
+
+// Settles the provisional text of a stream (StreamCompleteResponse).
+type ProvisionalVerdict struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True: the provisional text is the answer, and no `delta` repeats it.
+	// False: it is retracted; the caller discards it, and the answer (a
+	// repair, a next draft, an escalation's answer) follows, if any.
+	Confirmed bool `protobuf:"varint,1,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	// Why it was retracted, e.g. "reject by judge: too short"; empty when
+	// confirmed.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisionalVerdict) Reset() {
+	*x = ProvisionalVerdict{}
+	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisionalVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisionalVerdict) ProtoMessage() {}
+
+func (x *ProvisionalVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisionalVerdict.ProtoReflect.Descriptor instead.
+func (*ProvisionalVerdict) Descriptor() ([]byte, []int) {
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ProvisionalVerdict) GetConfirmed() bool {
+	if x != nil {
+		return x.Confirmed
+	}
+	return false
+}
+
+func (x *ProvisionalVerdict) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 // The decision for a request, without running it.
 type ExplainResponse struct {
@@ -2097,7 +2192,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2204,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[15]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2217,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{15}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExplainResponse) GetExplanation() *Explanation {
@@ -2152,7 +2247,7 @@ type ReportOutcomeRequest struct {
 
 func (x *ReportOutcomeRequest) Reset() {
 	*x = ReportOutcomeRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2259,7 @@ func (x *ReportOutcomeRequest) String() string {
 func (*ReportOutcomeRequest) ProtoMessage() {}
 
 func (x *ReportOutcomeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[16]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2272,7 @@ func (x *ReportOutcomeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportOutcomeRequest.ProtoReflect.Descriptor instead.
 func (*ReportOutcomeRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{16}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportOutcomeRequest) GetRequestId() string {
@@ -2219,7 +2314,7 @@ type ReportOutcomeResponse struct {
 
 func (x *ReportOutcomeResponse) Reset() {
 	*x = ReportOutcomeResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2326,7 @@ func (x *ReportOutcomeResponse) String() string {
 func (*ReportOutcomeResponse) ProtoMessage() {}
 
 func (x *ReportOutcomeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[17]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2339,7 @@ func (x *ReportOutcomeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportOutcomeResponse.ProtoReflect.Descriptor instead.
 func (*ReportOutcomeResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{17}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReportOutcomeResponse) GetChanged() bool {
@@ -2271,7 +2366,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2378,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[18]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2391,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{18}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetStatsRequest) GetWindowSeconds() int64 {
@@ -2369,7 +2464,7 @@ type StatsRow struct {
 
 func (x *StatsRow) Reset() {
 	*x = StatsRow{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2476,7 @@ func (x *StatsRow) String() string {
 func (*StatsRow) ProtoMessage() {}
 
 func (x *StatsRow) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[19]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2489,7 @@ func (x *StatsRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRow.ProtoReflect.Descriptor instead.
 func (*StatsRow) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{19}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatsRow) GetGroup() map[string]string {
@@ -2529,7 +2624,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2636,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[20]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2649,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{20}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetStatsResponse) GetRows() []*StatsRow {
@@ -2601,7 +2696,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +2708,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[21]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +2721,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{21}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListModelsRequest) GetProvider() string {
@@ -2683,7 +2778,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2790,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[22]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2803,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{22}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Model) GetId() string {
@@ -2799,7 +2894,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +2906,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[23]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +2919,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{23}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -2862,7 +2957,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[24]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2874,7 +2969,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[24]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2887,7 +2982,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{24}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EmbedRequest) GetRequestId() string {
@@ -2968,7 +3063,7 @@ type Embedding struct {
 
 func (x *Embedding) Reset() {
 	*x = Embedding{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[25]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2980,7 +3075,7 @@ func (x *Embedding) String() string {
 func (*Embedding) ProtoMessage() {}
 
 func (x *Embedding) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[25]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +3088,7 @@ func (x *Embedding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
 func (*Embedding) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{25}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Embedding) GetIndex() int32 {
@@ -3051,7 +3146,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_policyd_v1_policyd_proto_msgTypes[26]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3158,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_policyd_v1_policyd_proto_msgTypes[26]
+	mi := &file_policyd_v1_policyd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3171,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{26}
+	return file_policyd_v1_policyd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EmbedResponse) GetRequestId() string {
@@ -3310,12 +3405,17 @@ const file_policyd_v1_policyd_proto_rawDesc = "" +
 	"\vdecision_id\x18\n" +
 	" \x01(\tR\n" +
 	"decisionId\x12\x1a\n" +
-	"\breplayed\x18\v \x01(\bR\breplayed\"\xa0\x01\n" +
+	"\breplayed\x18\v \x01(\bR\breplayed\"\xa2\x02\n" +
 	"\x16StreamCompleteResponse\x12\x16\n" +
 	"\x05delta\x18\x01 \x01(\tH\x00R\x05delta\x12/\n" +
 	"\aattempt\x18\x02 \x01(\v2\x13.policyd.v1.AttemptH\x00R\aattempt\x124\n" +
-	"\x05final\x18\x03 \x01(\v2\x1c.policyd.v1.CompleteResponseH\x00R\x05finalB\a\n" +
-	"\x05event\"L\n" +
+	"\x05final\x18\x03 \x01(\v2\x1c.policyd.v1.CompleteResponseH\x00R\x05final\x12-\n" +
+	"\x11provisional_delta\x18\x04 \x01(\tH\x00R\x10provisionalDelta\x12Q\n" +
+	"\x13provisional_verdict\x18\x05 \x01(\v2\x1e.policyd.v1.ProvisionalVerdictH\x00R\x12provisionalVerdictB\a\n" +
+	"\x05event\"J\n" +
+	"\x12ProvisionalVerdict\x12\x1c\n" +
+	"\tconfirmed\x18\x01 \x01(\bR\tconfirmed\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
 	"\x0fExplainResponse\x129\n" +
 	"\vexplanation\x18\x01 \x01(\v2\x17.policyd.v1.ExplanationR\vexplanation\"\x99\x01\n" +
 	"\x14ReportOutcomeRequest\x12\x1d\n" +
@@ -3495,7 +3595,7 @@ func file_policyd_v1_policyd_proto_rawDescGZIP() []byte {
 }
 
 var file_policyd_v1_policyd_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_policyd_v1_policyd_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_policyd_v1_policyd_proto_goTypes = []any{
 	(Role)(0),                      // 0: policyd.v1.Role
 	(Stakes)(0),                    // 1: policyd.v1.Stakes
@@ -3522,21 +3622,22 @@ var file_policyd_v1_policyd_proto_goTypes = []any{
 	(*Explanation)(nil),            // 22: policyd.v1.Explanation
 	(*CompleteResponse)(nil),       // 23: policyd.v1.CompleteResponse
 	(*StreamCompleteResponse)(nil), // 24: policyd.v1.StreamCompleteResponse
-	(*ExplainResponse)(nil),        // 25: policyd.v1.ExplainResponse
-	(*ReportOutcomeRequest)(nil),   // 26: policyd.v1.ReportOutcomeRequest
-	(*ReportOutcomeResponse)(nil),  // 27: policyd.v1.ReportOutcomeResponse
-	(*GetStatsRequest)(nil),        // 28: policyd.v1.GetStatsRequest
-	(*StatsRow)(nil),               // 29: policyd.v1.StatsRow
-	(*GetStatsResponse)(nil),       // 30: policyd.v1.GetStatsResponse
-	(*ListModelsRequest)(nil),      // 31: policyd.v1.ListModelsRequest
-	(*Model)(nil),                  // 32: policyd.v1.Model
-	(*ListModelsResponse)(nil),     // 33: policyd.v1.ListModelsResponse
-	(*EmbedRequest)(nil),           // 34: policyd.v1.EmbedRequest
-	(*Embedding)(nil),              // 35: policyd.v1.Embedding
-	(*EmbedResponse)(nil),          // 36: policyd.v1.EmbedResponse
-	nil,                            // 37: policyd.v1.CompleteRequest.LabelsEntry
-	nil,                            // 38: policyd.v1.StatsRow.GroupEntry
-	nil,                            // 39: policyd.v1.EmbedRequest.LabelsEntry
+	(*ProvisionalVerdict)(nil),     // 25: policyd.v1.ProvisionalVerdict
+	(*ExplainResponse)(nil),        // 26: policyd.v1.ExplainResponse
+	(*ReportOutcomeRequest)(nil),   // 27: policyd.v1.ReportOutcomeRequest
+	(*ReportOutcomeResponse)(nil),  // 28: policyd.v1.ReportOutcomeResponse
+	(*GetStatsRequest)(nil),        // 29: policyd.v1.GetStatsRequest
+	(*StatsRow)(nil),               // 30: policyd.v1.StatsRow
+	(*GetStatsResponse)(nil),       // 31: policyd.v1.GetStatsResponse
+	(*ListModelsRequest)(nil),      // 32: policyd.v1.ListModelsRequest
+	(*Model)(nil),                  // 33: policyd.v1.Model
+	(*ListModelsResponse)(nil),     // 34: policyd.v1.ListModelsResponse
+	(*EmbedRequest)(nil),           // 35: policyd.v1.EmbedRequest
+	(*Embedding)(nil),              // 36: policyd.v1.Embedding
+	(*EmbedResponse)(nil),          // 37: policyd.v1.EmbedResponse
+	nil,                            // 38: policyd.v1.CompleteRequest.LabelsEntry
+	nil,                            // 39: policyd.v1.StatsRow.GroupEntry
+	nil,                            // 40: policyd.v1.EmbedRequest.LabelsEntry
 }
 var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	0,  // 0: policyd.v1.Message.role:type_name -> policyd.v1.Role
@@ -3549,7 +3650,7 @@ var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	12, // 7: policyd.v1.CompleteRequest.tools:type_name -> policyd.v1.Tool
 	15, // 8: policyd.v1.CompleteRequest.params:type_name -> policyd.v1.GenerationParams
 	1,  // 9: policyd.v1.CompleteRequest.stakes:type_name -> policyd.v1.Stakes
-	37, // 10: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
+	38, // 10: policyd.v1.CompleteRequest.labels:type_name -> policyd.v1.CompleteRequest.LabelsEntry
 	16, // 11: policyd.v1.CompleteRequest.constraints:type_name -> policyd.v1.Constraints
 	3,  // 12: policyd.v1.CompleteRequest.cache_mode:type_name -> policyd.v1.CacheMode
 	9,  // 13: policyd.v1.Verdict.kind:type_name -> policyd.v1.Verdict.Kind
@@ -3566,38 +3667,39 @@ var file_policyd_v1_policyd_proto_depIdxs = []int32{
 	22, // 24: policyd.v1.CompleteResponse.explanation:type_name -> policyd.v1.Explanation
 	19, // 25: policyd.v1.StreamCompleteResponse.attempt:type_name -> policyd.v1.Attempt
 	23, // 26: policyd.v1.StreamCompleteResponse.final:type_name -> policyd.v1.CompleteResponse
-	22, // 27: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
-	6,  // 28: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
-	38, // 29: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
-	29, // 30: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
-	29, // 31: policyd.v1.GetStatsResponse.embedding_rows:type_name -> policyd.v1.StatsRow
-	32, // 32: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
-	39, // 33: policyd.v1.EmbedRequest.labels:type_name -> policyd.v1.EmbedRequest.LabelsEntry
-	16, // 34: policyd.v1.EmbedRequest.constraints:type_name -> policyd.v1.Constraints
-	3,  // 35: policyd.v1.EmbedRequest.cache_mode:type_name -> policyd.v1.CacheMode
-	35, // 36: policyd.v1.EmbedResponse.embeddings:type_name -> policyd.v1.Embedding
-	4,  // 37: policyd.v1.EmbedResponse.status:type_name -> policyd.v1.OutcomeStatus
-	19, // 38: policyd.v1.EmbedResponse.attempts:type_name -> policyd.v1.Attempt
-	22, // 39: policyd.v1.EmbedResponse.explanation:type_name -> policyd.v1.Explanation
-	17, // 40: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
-	17, // 41: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
-	17, // 42: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
-	26, // 43: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
-	28, // 44: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
-	31, // 45: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
-	34, // 46: policyd.v1.PolicyService.Embed:input_type -> policyd.v1.EmbedRequest
-	23, // 47: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
-	24, // 48: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
-	25, // 49: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
-	27, // 50: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
-	30, // 51: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
-	33, // 52: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
-	36, // 53: policyd.v1.PolicyService.Embed:output_type -> policyd.v1.EmbedResponse
-	47, // [47:54] is the sub-list for method output_type
-	40, // [40:47] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	25, // 27: policyd.v1.StreamCompleteResponse.provisional_verdict:type_name -> policyd.v1.ProvisionalVerdict
+	22, // 28: policyd.v1.ExplainResponse.explanation:type_name -> policyd.v1.Explanation
+	6,  // 29: policyd.v1.GetStatsRequest.group_by:type_name -> policyd.v1.StatsGroup
+	39, // 30: policyd.v1.StatsRow.group:type_name -> policyd.v1.StatsRow.GroupEntry
+	30, // 31: policyd.v1.GetStatsResponse.rows:type_name -> policyd.v1.StatsRow
+	30, // 32: policyd.v1.GetStatsResponse.embedding_rows:type_name -> policyd.v1.StatsRow
+	33, // 33: policyd.v1.ListModelsResponse.models:type_name -> policyd.v1.Model
+	40, // 34: policyd.v1.EmbedRequest.labels:type_name -> policyd.v1.EmbedRequest.LabelsEntry
+	16, // 35: policyd.v1.EmbedRequest.constraints:type_name -> policyd.v1.Constraints
+	3,  // 36: policyd.v1.EmbedRequest.cache_mode:type_name -> policyd.v1.CacheMode
+	36, // 37: policyd.v1.EmbedResponse.embeddings:type_name -> policyd.v1.Embedding
+	4,  // 38: policyd.v1.EmbedResponse.status:type_name -> policyd.v1.OutcomeStatus
+	19, // 39: policyd.v1.EmbedResponse.attempts:type_name -> policyd.v1.Attempt
+	22, // 40: policyd.v1.EmbedResponse.explanation:type_name -> policyd.v1.Explanation
+	17, // 41: policyd.v1.PolicyService.Complete:input_type -> policyd.v1.CompleteRequest
+	17, // 42: policyd.v1.PolicyService.StreamComplete:input_type -> policyd.v1.CompleteRequest
+	17, // 43: policyd.v1.PolicyService.Explain:input_type -> policyd.v1.CompleteRequest
+	27, // 44: policyd.v1.PolicyService.ReportOutcome:input_type -> policyd.v1.ReportOutcomeRequest
+	29, // 45: policyd.v1.PolicyService.GetStats:input_type -> policyd.v1.GetStatsRequest
+	32, // 46: policyd.v1.PolicyService.ListModels:input_type -> policyd.v1.ListModelsRequest
+	35, // 47: policyd.v1.PolicyService.Embed:input_type -> policyd.v1.EmbedRequest
+	23, // 48: policyd.v1.PolicyService.Complete:output_type -> policyd.v1.CompleteResponse
+	24, // 49: policyd.v1.PolicyService.StreamComplete:output_type -> policyd.v1.StreamCompleteResponse
+	26, // 50: policyd.v1.PolicyService.Explain:output_type -> policyd.v1.ExplainResponse
+	28, // 51: policyd.v1.PolicyService.ReportOutcome:output_type -> policyd.v1.ReportOutcomeResponse
+	31, // 52: policyd.v1.PolicyService.GetStats:output_type -> policyd.v1.GetStatsResponse
+	34, // 53: policyd.v1.PolicyService.ListModels:output_type -> policyd.v1.ListModelsResponse
+	37, // 54: policyd.v1.PolicyService.Embed:output_type -> policyd.v1.EmbedResponse
+	48, // [48:55] is the sub-list for method output_type
+	41, // [41:48] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_policyd_v1_policyd_proto_init() }
@@ -3611,16 +3713,18 @@ func file_policyd_v1_policyd_proto_init() {
 		(*StreamCompleteResponse_Delta)(nil),
 		(*StreamCompleteResponse_Attempt)(nil),
 		(*StreamCompleteResponse_Final)(nil),
+		(*StreamCompleteResponse_ProvisionalDelta)(nil),
+		(*StreamCompleteResponse_ProvisionalVerdict)(nil),
 	}
-	file_policyd_v1_policyd_proto_msgTypes[16].OneofWrappers = []any{}
-	file_policyd_v1_policyd_proto_msgTypes[24].OneofWrappers = []any{}
+	file_policyd_v1_policyd_proto_msgTypes[17].OneofWrappers = []any{}
+	file_policyd_v1_policyd_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_policyd_v1_policyd_proto_rawDesc), len(file_policyd_v1_policyd_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -104,8 +104,15 @@ type PolicyServiceClient interface {
 	// status, never with a clean end and a truncated answer: UNAVAILABLE
 	// (STREAM_BROKEN, naming the `model` and `provider`) when the upstream
 	// broke, DEADLINE_EXCEEDED when the deadline ran out. The codes are those
-	// of Complete. A plan that validates its drafts streams no draft text: the
-	// accepted answer arrives as one delta after the validator's verdict.
+	// of Complete. A plan that validates its drafts streams no draft text by
+	// default: the accepted answer (the draft or the validator's repair)
+	// arrives as one delta after the validator's verdict. A plan with
+	// `stream_draft: provisional` streams each draft as it arrives in
+	// `provisional_delta` events, then one `provisional_verdict` event: it
+	// confirms them (they are the answer; no delta repeats them) or retracts
+	// them (discard that text; the answer follows in `delta` events, or a next
+	// draft in `provisional_delta` events again). Callers that ignore both
+	// events see the default behaviour.
 	StreamComplete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamCompleteResponse], error)
 	// Explain shows the decision the policy would make for this request (the
 	// plan, each step and the estimated cost range) without calling any model.
@@ -291,8 +298,15 @@ type PolicyServiceServer interface {
 	// status, never with a clean end and a truncated answer: UNAVAILABLE
 	// (STREAM_BROKEN, naming the `model` and `provider`) when the upstream
 	// broke, DEADLINE_EXCEEDED when the deadline ran out. The codes are those
-	// of Complete. A plan that validates its drafts streams no draft text: the
-	// accepted answer arrives as one delta after the validator's verdict.
+	// of Complete. A plan that validates its drafts streams no draft text by
+	// default: the accepted answer (the draft or the validator's repair)
+	// arrives as one delta after the validator's verdict. A plan with
+	// `stream_draft: provisional` streams each draft as it arrives in
+	// `provisional_delta` events, then one `provisional_verdict` event: it
+	// confirms them (they are the answer; no delta repeats them) or retracts
+	// them (discard that text; the answer follows in `delta` events, or a next
+	// draft in `provisional_delta` events again). Callers that ignore both
+	// events see the default behaviour.
 	StreamComplete(*CompleteRequest, grpc.ServerStreamingServer[StreamCompleteResponse]) error
 	// Explain shows the decision the policy would make for this request (the
 	// plan, each step and the estimated cost range) without calling any model.

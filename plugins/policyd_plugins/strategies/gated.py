@@ -56,7 +56,8 @@ async def gated_call(
     """Call ``model``, then judge its answer with ``gate`` (if any).
 
     Only an ungated answer streams to the caller as it arrives: a gated one may
-    still be rejected.
+    still be rejected. A plan with ``stream_draft: provisional`` streams the gated
+    draft too, marked provisional; its gate's verdict confirms or retracts it.
     """
     result = await ctx.call(
         model,
@@ -66,6 +67,7 @@ async def gated_call(
         logprobs=ctx.needs_logprobs(gate),
         final=gate is None,
         sample_index=sample_index,
+        provisional=gate is not None,
     )
     if result.response is None:
         return Step(None)
