@@ -86,7 +86,7 @@ image-test: setup helm-tools
 # The two test tiers (README, tests/tiers.py): unit and in-process tests; then everything that
 # starts a process (the daemon, the CLI, helm, the image's health check, the clients, the template).
 test-fast: setup
-	$(PY) -m pytest -q -m "not process"
+	$(PY) -m pytest -q -m "not process" -n auto
 
 pytest-process: setup helm-tools
 	POLICYD_HELM=$(HELM) POLICYD_REQUIRE_HELM=1 $(PY) -m pytest -q -m process

@@ -4,7 +4,8 @@
   (a real grpc.aio server on 127.0.0.1:0 inside the test process, real HTTP fakes, real caches);
 * process tier (``make test-slow``, ``pytest -m process``): tests that start ``policyd serve``
   or another program as a separate process (kill -9, SIGTERM/SIGHUP, the CLI's exit codes,
-  the image's health check, helm, the benchmark harness). The clients' live tests and the
+  the image's health check, helm, the benchmark harness), and the eval checks that replay the
+  whole shared research data (about a minute of CPU). The clients' live tests and the
   template plugin's (``make clients``, ``make plugin-template``) belong to it too.
 
 ``tests/conftest.py`` marks each collected test ``process`` when its folder, file or node id
@@ -33,8 +34,10 @@ PROCESS_TESTS = (
     "faults/test_malformed.py::test_invalid_utf8_in_a_string_field_is_invalid_argument",
     "faults/test_reload.py::test_sighup_and_a_file_change_reload_a_running_process",
     "faults/test_transport.py::test_unix_socket_listening_serves_and_the_socket_is_owner_and_group_only",
+    "eval/test_shared_data.py",
     "ledger/test_durability.py",
     "telemetry/test_otlp_e2e.py",
+    "telemetry/test_shutdown_bound.py",
     "telemetry/test_prometheus.py::test_serve_exits_with_the_error_when_the_port_is_taken",
     "server/openai/test_openai_readme.py",
     "test_packaging.py",
