@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from policyd.config.retries import RetriesConfig
 from policyd.embedding import EmbedCall, EmbeddingProvider, EmbedResponse
 from policyd.engine import tokens
-from policyd.engine.retry import MIN_ATTEMPT_S, Breaker, RetryLayer, _annotated
+from policyd.engine.retry import Breaker, RetryLayer
 from policyd.errors import UpstreamError
 from policyd.types import ModelSpec
 
@@ -136,20 +136,14 @@ async def _retrying(
     try:
         while True:
             attempt += 1
-            probe = layer._admit(breaker, model.provider, cfg)
+            probe = layer.admit(breaker, model.provider, cfg)
             timeout_s = None if deadline is None else max(0.0, deadline - layer.clock())
             layer.upstream_requests += 1
             batch.requests += 1
             try:
                 response = await provider.embed(_with_timeout(call, timeout_s))
             except UpstreamError as exc:
-                layer._failed(breaker, exc, cfg, probe)
-                why_not = layer._why_not(exc, attempt, False, holding, cfg)
-                delay = layer._delay(exc, attempt, cfg) if why_not is None else 0.0
-                if why_not is None and deadline is not None and layer.clock() + delay + MIN_ATTEMPT_S > deadline:
-                    why_not = f"a retry in {delay:.2f} s would not finish before the deadline"
-                if why_not is not None:
-                    raise _annotated(exc, attempt, why_not) from exc
+                delay = layer.after_failure(exc, breaker, cfg, attempt, probe, False, holding, deadline)
                 if not holding:
                     holding = True
                     layer.retrying += 1

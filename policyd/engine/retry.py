@@ -92,21 +92,13 @@ class RetryLayer:
         try:
             while True:
                 attempt += 1
-                probe = self._admit(breaker, provider, cfg)
+                probe = self.admit(breaker, provider, cfg)
                 timeout_s = None if deadline is None else max(0.0, deadline - self.clock())
                 self.upstream_requests += 1
                 try:
                     response = await inner(turn, replace(call, timeout_s=timeout_s), sink if on_delta else None)
                 except UpstreamError as exc:
-                    self._failed(breaker, exc, cfg, probe)
-                    why_not = self._why_not(exc, attempt, streamed, holding, cfg)
-                    if why_not is None and breaker.is_open(cfg.breaker.failures):
-                        why_not = "the circuit opened"  # this caller sees its own upstream error, not "circuit open"
-                    delay = self._delay(exc, attempt, cfg) if why_not is None else 0.0
-                    if why_not is None and deadline is not None and self.clock() + delay + MIN_ATTEMPT_S > deadline:
-                        why_not = f"a retry in {delay:.2f} s would not finish before the deadline"
-                    if why_not is not None:
-                        raise _annotated(exc, attempt, why_not) from exc
+                    delay = self.after_failure(exc, breaker, cfg, attempt, probe, streamed, holding, deadline)
                     if not holding:
                         holding = True
                         self.retrying += 1
@@ -128,7 +120,34 @@ class RetryLayer:
     def _settings(self, turn: Turn) -> RetriesConfig:
         return self.settings() if self.settings is not None else turn.config.raw.retries
 
-    def _admit(self, breaker: Breaker, provider: str, cfg: RetriesConfig) -> bool:
+    def after_failure(
+        self,
+        exc: UpstreamError,
+        breaker: Breaker,
+        cfg: RetriesConfig,
+        attempt: int,
+        probe: bool,
+        streamed: bool,
+        holding: bool,
+        deadline: float | None,
+    ) -> float:
+        """After a failed upstream request: the delay before the next try, or ``exc`` annotated with why not.
+
+        One rule for every caller of an upstream (completions here, embedding batches in
+        :mod:`policyd.engine.embed_calls`): the breaker counts the failure first.
+        """
+        self._failed(breaker, exc, cfg, probe)
+        why_not = self._why_not(exc, attempt, streamed, holding, cfg)
+        if why_not is None and breaker.is_open(cfg.breaker.failures):
+            why_not = "the circuit opened"  # this caller sees its own upstream error, not "circuit open"
+        delay = self._delay(exc, attempt, cfg) if why_not is None else 0.0
+        if why_not is None and deadline is not None and self.clock() + delay + MIN_ATTEMPT_S > deadline:
+            why_not = f"a retry in {delay:.2f} s would not finish before the deadline"
+        if why_not is not None:
+            raise _annotated(exc, attempt, why_not) from exc
+        return delay
+
+    def admit(self, breaker: Breaker, provider: str, cfg: RetriesConfig) -> bool:
         """Raises CircuitOpen when the circuit refuses the call; True when this call is the half-open probe."""
         if not breaker.is_open(cfg.breaker.failures):
             return False
