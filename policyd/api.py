@@ -14,6 +14,8 @@ Declare the API your plugin was written for with a module attribute::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from policyd import __version__ as POLICYD_VERSION
 from policyd.embedding import (
     EMBED_STRATEGY,
@@ -37,8 +39,6 @@ from policyd.errors import (
     PolicydError,
     UpstreamError,
 )
-from policyd.eval.routerfile import Router, Vectorizer
-from policyd.eval.routerfile import load as load_router
 from policyd.plugin import hookimpl
 from policyd.plugin.compat import API_VERSION
 from policyd.plugin.specs import (
@@ -96,6 +96,25 @@ from policyd.types import (
     Verdict,
     VerdictKind,
 )
+
+if TYPE_CHECKING:
+    from policyd.eval.routerfile import Router, Vectorizer
+    from policyd.eval.routerfile import load as load_router
+
+_ROUTER_FILE = {"Router": "Router", "Vectorizer": "Vectorizer", "load_router": "load"}
+"""Names of ``policyd.eval.routerfile`` served on first access (PEP 562): the daemon imports
+the eval package only when a router is used (docs/performance.md)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ROUTER_FILE:
+        from policyd.eval import routerfile
+
+        value = getattr(routerfile, _ROUTER_FILE[name])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "API_VERSION",

@@ -17,7 +17,24 @@ COMMANDS = ("serve", "check", "explain", "plugins", "cache", "health", "stats", 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand module ``argv`` names (``hash-token`` → ``hash_token``), or None when it names none
+    or asks for the top-level help or version: then every subcommand's parser is built."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--log-level":
+            next(tokens, None)
+        elif token.startswith("-") and not token.startswith("--log-level="):
+            return None  # -h, --help, --version or a typo: the full parser answers
+        elif not token.startswith("-"):
+            name = token.replace("-", "_")
+            return name if name in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``policyd`` parser; with ``only``, just that subcommand's (its module alone is imported, so
+    ``policyd serve`` never loads what ``eval`` or ``router`` need: docs/performance.md)."""
     parser = argparse.ArgumentParser(prog="policyd", description="LLM routing policy engine.")
     parser.add_argument("--version", action="version", version=f"policyd {__version__}")
     parser.add_argument(
@@ -29,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(LOG_LEVELS)} (default INFO)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         import_module(f"policyd.cli.{name}_cmd").add_parser(sub)
     return parser
 
@@ -42,7 +59,8 @@ def describe_os_error(exc: OSError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level),

@@ -7,19 +7,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policyd.config.model import Config
-from policyd.fleet.budgets import FleetBudgetLayer, ValkeyBudgetStore
-from policyd.fleet.cache import SharedCacheLayer
 from policyd.fleet.checks import check_fleet
-from policyd.fleet.postgres import PostgresLedger
-from policyd.fleet.ratelimit import ValkeyRateLimiter
 from policyd.fleet.settings import FleetSettings
-from policyd.fleet.valkey import connect, reason_of
-from policyd.ledger.budgets import recorded_usd_from
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.settings import LedgerSettings
+
+if TYPE_CHECKING:  # the fleet's modules load only when the policy file has ``fleet:`` (docs/performance.md)
+    from policyd.fleet.budgets import FleetBudgetLayer
+    from policyd.fleet.cache import SharedCacheLayer
+    from policyd.fleet.postgres import PostgresLedger
+    from policyd.fleet.ratelimit import ValkeyRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class FleetParts:
                 pending = self.budgets.store.pending() if self.budgets is not None else 0
                 states["valkey"] = "ok" if not pending else f"ok, {pending} settlement(s) being replayed"
             except Exception as exc:
+                from policyd.fleet.valkey import reason_of
+
                 states["valkey"] = f"unavailable: {reason_of(exc)}"
         if self.ledger is not None:
             states["postgres"] = await self.ledger.health()
@@ -60,6 +62,7 @@ def ledger_maker(config: Config) -> Callable[[Path, LedgerSettings], Ledger]:
         return Ledger
     pg = fleet.postgres
     check_fleet(config)  # an unset variable or a wrong address fails at start, naming the key
+    from policyd.fleet.postgres import PostgresLedger
 
     def make(data_dir: Path, settings: LedgerSettings) -> Ledger:
         return PostgresLedger(data_dir, settings, fleet=pg)
@@ -72,11 +75,26 @@ def fleet_of(config: Config) -> FleetSettings | None:
     return fleet
 
 
+def _shipped(fleet: FleetSettings | None, ledger: Ledger | None) -> PostgresLedger | None:
+    """The ledger when it ships to PostgreSQL (``ledger_maker`` made it for ``fleet.postgres``)."""
+    if fleet is None or fleet.postgres is None:
+        return None
+    from policyd.fleet.postgres import PostgresLedger
+
+    return ledger if isinstance(ledger, PostgresLedger) else None
+
+
 def open_fleet(config: Config, ledger: Ledger | None) -> FleetParts:
     fleet = fleet_of(config)
-    shipped = ledger if isinstance(ledger, PostgresLedger) else None
+    shipped = _shipped(fleet, ledger)
     if fleet is None or fleet.valkey is None:
         return FleetParts(ledger=shipped)
+    from policyd.fleet.budgets import FleetBudgetLayer, ValkeyBudgetStore
+    from policyd.fleet.cache import SharedCacheLayer
+    from policyd.fleet.ratelimit import ValkeyRateLimiter
+    from policyd.fleet.valkey import connect
+    from policyd.ledger.budgets import recorded_usd_from
+
     settings = fleet.valkey
     check_fleet(config)
     client = connect(settings)

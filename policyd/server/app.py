@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 import grpc.aio
@@ -17,13 +18,15 @@ from policyd.fleet.health import watch_fleet_stores
 from policyd.server import listen as listening
 from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
-from policyd.server.openai.server import start_http
 from policyd.server.reflection import enable_reflection
 from policyd.server.reload import Reloader
 from policyd.server.servicer import PolicyServicer
 from policyd.server.stats import stats_service
 from policyd.telemetry.rpc import server_interceptor
 from policyd.v1 import policyd_pb2, policyd_pb2_grpc
+
+if TYPE_CHECKING:
+    from policyd.server.openai.server import RunningHttp
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,13 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
     return RunningServer(server=server, port=port, health=health, servicer=servicer, reloader=reloader)
 
 
+async def _start_http(daemon: Daemon, listen: str, grace_s: float) -> RunningHttp:
+    """The HTTP front door, imported only when it is on: aiohttp costs ~0.1 s of start-up."""
+    from policyd.server.openai.server import start_http
+
+    return await start_http(daemon, listen, grace_s)
+
+
 async def serve(
     daemon: Daemon,
     listen: str = DEFAULT_LISTEN,
@@ -102,7 +112,7 @@ async def serve(
         f"(policy {daemon.config.source}, version {daemon.config.version})",
         flush=True,
     )
-    http = await start_http(daemon, http_listen, grace_s) if http_listen else None
+    http = await _start_http(daemon, http_listen, grace_s) if http_listen else None
     if http is not None and http_listen is not None:
         print(f"policyd OpenAI-compatible HTTP on {listening.address(http_listen, http.port)}", flush=True)
     stop = asyncio.Event()

@@ -20,11 +20,13 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
-from opentelemetry.sdk.metrics.export import MetricReader
-
 from policyd.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
 
 log = logging.getLogger(__name__)
 

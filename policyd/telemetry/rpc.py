@@ -18,7 +18,6 @@ import grpc.aio
 from grpc_health.v1 import health_pb2
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from policyd.telemetry.setup import Telemetry
 
@@ -30,6 +29,8 @@ NOT_TRACED = (HEALTH_SERVICE, "grpc.reflection.v1alpha.ServerReflection", "grpc.
 def server_interceptor(telemetry: Telemetry) -> grpc.aio.ServerInterceptor:
     if not telemetry.tracing:
         return TraceContextInterceptor()
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters  # only when tracing
+
     traced = filters.negate(filters.any_of(*(filters.service_name(name) for name in NOT_TRACED)))
     interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(
         tracer_provider=telemetry.tracer_provider, filter_=traced

@@ -24,26 +24,26 @@ import asyncio
 import importlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LoggerProvider as APILoggerProvider
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from policyd import __version__
 from policyd.errors import ConfigError
 from policyd.telemetry import semconv
-from policyd.telemetry.export import ScrubbingSpanExporter
 from policyd.telemetry.prometheus import PrometheusEndpoint, ScrapeAddress, address_from_env
 from policyd.telemetry.redact import SCRUBBER
+
+if TYPE_CHECKING:  # the SDK loads only for a signal that exports (docs/performance.md)
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import LogRecordExporter
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +150,11 @@ class Telemetry:
 
     @property
     def tracing(self) -> bool:
-        return isinstance(self.tracer_provider, TracerProvider)
+        return _sdk_instance(self.tracer_provider, "opentelemetry.sdk.trace", "TracerProvider")
 
     @property
     def metering(self) -> bool:
-        return isinstance(self.meter_provider, MeterProvider)
+        return _sdk_instance(self.meter_provider, "opentelemetry.sdk.metrics", "MeterProvider")
 
     @property
     def enabled(self) -> bool:
@@ -181,12 +181,21 @@ class Telemetry:
         await asyncio.to_thread(self.shutdown_sync)
 
 
+def _sdk_instance(provider: object, module: str, name: str) -> bool:
+    """``isinstance(provider, <module>.<name>)`` without importing the SDK: an SDK provider
+    cannot exist before its module was imported."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(provider, getattr(loaded, name))
+
+
 def disabled() -> Telemetry:
     """No SDK at all: the API's no-op providers."""
     return Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), None)
 
 
 def _resource(environ: Mapping[str, str]) -> Resource:
+    from opentelemetry.sdk.resources import Resource
+
     attrs: dict[str, Any] = {"service.version": __version__}
     if not environ.get("OTEL_SERVICE_NAME"):
         attrs["service.name"] = "policyd"
@@ -211,10 +220,17 @@ def build_telemetry(
     SCRUBBER.add_secrets_from_env(env)
     capture = capture_content or capture_from_env(env)
     flushers: list[Callable[[], Any]] = []
+    if not (choice.traces or span_exporters or choice.metrics or metric_readers or choice.logs or log_exporters):
+        return Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), None, capture)
     resource = _resource(env)
 
     tracer_provider: trace.TracerProvider = trace.NoOpTracerProvider()
     if choice.traces or span_exporters:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        from policyd.telemetry.export import ScrubbingSpanExporter
+
         sdk_tp = TracerProvider(resource=resource)
         for name in choice.traces:
             exporter = ScrubbingSpanExporter(_exporter("traces", name, choice.protocol["traces"]))
@@ -233,15 +249,22 @@ def build_telemetry(
             prometheus = PrometheusEndpoint(choice.prometheus or ScrapeAddress())
             readers.append(prometheus.reader)
         else:
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
             readers.append(PeriodicExportingMetricReader(_exporter("metrics", name, choice.protocol["metrics"])))
     readers += metric_readers
     if readers:
+        from opentelemetry.sdk.metrics import MeterProvider
+
         sdk_mp = MeterProvider(metric_readers=readers, resource=resource)
         flushers += [sdk_mp.force_flush, sdk_mp.shutdown]
         meter_provider = sdk_mp
 
     logger_provider: LoggerProvider | None = None
     if choice.logs or log_exporters:
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
+
         logger_provider = LoggerProvider(resource=resource)
         for name in choice.logs:
             log_exp = _exporter("logs", name, choice.protocol["logs"])

@@ -20,7 +20,6 @@ from policyd_plugins.http.classify import malformed
 from policyd_plugins.http.secrets import ApiKey
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.sse import SseEvent
-from policyd_plugins.http.transport import HttpTransport
 
 PARSE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
@@ -71,6 +70,8 @@ class HttpProvider:
         self.name = name
         self.settings = settings
         self.key: ApiKey | None = settings.api_key()
+        from policyd_plugins.http.transport import HttpTransport  # aiohttp: with the first HTTP provider
+
         self.transport = HttpTransport(name, settings, self.key)
 
     def __repr__(self) -> str:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from policyd.api import DeltaSink, Message, ModelCall, ModelResponse, ModelSpec, Role, UpstreamError, Usage
-from policyd.eval.records import (  # the recorded-dataset format of `policyd eval`
-    ITEM_LABEL,
-    Dataset,
-    Record,
-    variant_of,
-)
+
+if TYPE_CHECKING:  # the recorded-dataset format of `policyd eval`, loaded when a replay provider is used
+    from policyd.eval.records import Dataset, Record
 
 
 class ReplaySettings(BaseModel):
@@ -59,6 +57,8 @@ class ReplayProvider:
         return cls(name, load_dataset(settings.dataset, Path(settings.data) if settings.data else None))
 
     def _item(self, call: ModelCall) -> str:
+        from policyd.eval.records import ITEM_LABEL
+
         item = call.labels.get(ITEM_LABEL)
         if item:
             return item
@@ -75,6 +75,8 @@ class ReplayProvider:
         return found
 
     async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
+        from policyd.eval.records import variant_of
+
         item = self._item(call)
         variant = variant_of(call.effort, call.sample_index)
         rec = self.dataset.index.get((item, call.model.upstream, variant))

@@ -16,8 +16,6 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import jsonschema
-from jsonschema.exceptions import SchemaError, best_match
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policyd.api import Message, StrategyContext, ToolCall, ValidatorRef, Verdict, VerdictKind
@@ -36,6 +34,9 @@ class JsonSchemaParams(BaseModel):
     @classmethod
     def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            import jsonschema  # on first use: ~25 ms the daemon need not pay at start-up
+            from jsonschema.exceptions import SchemaError
+
             try:
                 jsonschema.validators.validator_for(value).check_schema(value)
             except SchemaError as exc:
@@ -45,6 +46,9 @@ class JsonSchemaParams(BaseModel):
 
 def schema_problem(instance: Any, schema: Mapping[str, Any]) -> str | None:
     """The most relevant violation of ``schema`` by ``instance`` as one line, or None when it conforms."""
+    import jsonschema  # on first use: ~25 ms the daemon need not pay at start-up
+    from jsonschema.exceptions import SchemaError, best_match
+
     try:
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from policyd.config.security import TlsConfig
 from policyd.daemon import Daemon
 from policyd.errors import ConfigError
 from policyd.server.auth import AuthGate
 from policyd.server.listen import check_address, unix_path
-from policyd.server.openai.app import FrontDoor
+
+if TYPE_CHECKING:  # aiohttp loads only when the HTTP door opens (docs/performance.md)
+    from aiohttp import web
+
+    from policyd.server.openai.app import FrontDoor
 
 ENV = "POLICYD_HTTP_LISTEN"
 
@@ -55,6 +58,10 @@ def http_listen_option(flag: str | None, daemon: Daemon) -> str | None:
 
 
 async def start_http(daemon: Daemon, listen: str, grace_s: float = 10.0) -> RunningHttp:
+    from aiohttp import web
+
+    from policyd.server.openai.app import FrontDoor
+
     try:
         check_address(listen)
     except ValueError as exc:
