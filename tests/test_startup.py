@@ -1,0 +1,113 @@
+"""Start-up stays lean: serving the offline default never imports what its requests do not use.
+
+Not timed (``bench/startup_bench.py`` measures exec → SERVING): a fresh interpreter imports the
+serve path as ``policyd serve`` does, builds the daemon on the offline default, starts the gRPC
+server, answers one Complete through a real stub, and reports which heavy modules it loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policyd.cli.main import COMMANDS, build_parser, chosen_command
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DEFERRED = (
+    "aiohttp",  # the HTTP front door (--http-listen) and the HTTP providers' transport
+    "opentelemetry.sdk",  # only for a signal with an exporter (OTEL_*)
+    "opentelemetry.exporter",
+    "opentelemetry.instrumentation",  # RPC spans, only when tracing
+    "prometheus_client",
+    "jsonschema",  # the json-schema validator's first check
+    "redis",  # a fleet's Valkey
+    "asyncpg",  # a fleet's PostgreSQL
+    "policyd.fleet.postgres",
+    "policyd.fleet.valkey",
+    "policyd.eval",  # policyd eval / router, and a route strategy's router file
+    "policyd.server.openai.app",
+    "numpy",
+    "sklearn",
+    "matplotlib",
+)
+
+SERVE_AND_ANSWER = """
+import asyncio, json, sys, tempfile
+from pathlib import Path
+
+from policyd.cli import main
+main.build_parser(main.chosen_command(["serve"]))  # what `policyd serve` imports before running
+
+import grpc.aio
+from policyd.daemon import DaemonOptions, build_daemon
+from policyd.server.app import start_server
+from policyd.v1 import policyd_pb2 as pb, policyd_pb2_grpc
+
+async def serve_one() -> str:
+    daemon = build_daemon(DaemonOptions(data_dir=Path(tempfile.mkdtemp()) / "data", entry_points=False))
+    running = await start_server(daemon, "127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = policyd_pb2_grpc.PolicyServiceStub(channel)
+            reply = await stub.Complete(pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content="hi")]))
+        return reply.output.content
+    finally:
+        await running.shutdown(0)
+        await daemon.aclose()
+
+output = asyncio.run(serve_one())
+print(json.dumps({"output": output, "modules": sorted(sys.modules)}))
+"""
+
+
+def loaded(modules: list[str], prefix: str) -> list[str]:
+    return [m for m in modules if m == prefix or m.startswith(prefix + ".")]
+
+
+@pytest.fixture(scope="module")
+def served() -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "plugins")])
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_ANSWER], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_offline_default_answers_its_first_complete(served):
+    assert "simulated" in str(served["output"]).lower()
+    assert {"policyd.daemon", "policyd.server.app", "policyd_plugins.simulated"} <= set(served["modules"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("module", DEFERRED)
+def test_serving_the_offline_default_never_imports(served, module):
+    modules = served["modules"]
+    assert isinstance(modules, list)
+    assert loaded(modules, module) == [], f"{module} was imported by serving the offline default"
+
+
+def test_the_serve_command_imports_only_its_own_subcommand_module():
+    assert chosen_command(["serve", "--listen", "127.0.0.1:0"]) == "serve"
+    assert chosen_command(["--log-level", "DEBUG", "hash-token", "--generate"]) == "hash_token"
+    assert chosen_command(["--log-level=DEBUG", "check"]) == "check"
+    sub = build_parser("serve")._subparsers
+    assert sub is not None
+    (action,) = [a for a in sub._group_actions if a.dest == "command"]
+    assert list(action.choices) == ["serve"]
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-h", "serve"], ["--version"], ["bogus"], ["--log-level", "INFO"]])
+def test_help_version_and_unknown_commands_get_every_subcommand(argv):
+    assert chosen_command(argv) is None
+    sub = build_parser(chosen_command(argv))._subparsers
+    assert sub is not None
+    (action,) = [a for a in sub._group_actions if a.dest == "command"]
+    assert [name.replace("-", "_") for name in action.choices] == list(COMMANDS)
