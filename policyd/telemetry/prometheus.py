@@ -21,11 +21,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
 
 from policyd.errors import ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded with the endpoint, when OTEL_METRICS_EXPORTER names prometheus
+    from wsgiref.simple_server import WSGIServer
+
     from opentelemetry.sdk.metrics.export import MetricReader
 
 log = logging.getLogger(__name__)
