@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+from bench import startup_bench  # noqa: E402
 from bench.scenarios import Scenario, scenarios  # noqa: E402
 from policyd.cli import event_loop  # noqa: E402
 
@@ -204,6 +205,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for proc in procs:
             if proc.popen.poll() is None:
                 proc.stop()
+    if wanted(args, "startup") and args.startup_runs > 0:  # alone: every daemon above has stopped
+        results["startup"] = startup_bench.measure(runs=args.startup_runs)
     results["load_after"] = os.getloadavg()[0]
     results["machine"] = machine()
     results["event_loop"] = event_loop.loop_factory()[0]  # the daemons' and the echo server's
@@ -241,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of each phase; the best is kept")
     p.add_argument("--soak", type=int, default=200_000, help="requests in the memory soak (0 skips it)")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0, help="the fake upstream's added latency")
+    p.add_argument("--startup-runs", type=int, default=5, help="daemons started for exec → SERVING (0 skips)")
     p.add_argument("--only", default="", help="comma-separated scenarios besides the echo baseline")
     p.add_argument("--out", type=Path, default=ROOT / "bench-out" / "results.json")
     args = p.parse_args(argv)
@@ -248,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(render(results))
+    if "startup" in results:
+        print(startup_bench.render(results["startup"]))
     print(f"wrote {args.out}")
     return 0
 

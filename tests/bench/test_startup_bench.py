@@ -1,0 +1,33 @@
+"""bench/startup_bench.py: starts the offline default, sees SERVING, and checks the first Complete answers.
+
+Figures are printed, never asserted (the machine is shared): the test checks the harness works.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.startup_bench import render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_startup_bench_reports_exec_to_serving_with_its_target():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "startup_bench.py"), "--runs", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["runs"] == 2 and len(figures["samples_s"]) == 2
+    assert 0 < figures["min_s"] <= figures["median_s"] <= figures["max_s"]
+    assert figures["target_s"] == 0.5
+    assert figures["heavy_loaded"] == []  # the offline default loads none of the deferred modules
+    assert render(figures) in proc.stdout
+    assert "target ≤ 0.5 s" in proc.stdout
