@@ -103,7 +103,7 @@ if TYPE_CHECKING:
 
 _ROUTER_FILE = {"Router": "Router", "Vectorizer": "Vectorizer", "load_router": "load"}
 """Names of ``policyd.eval.routerfile`` served on first access (PEP 562): the daemon imports
-the eval package only when a router is used (docs/performance.md)."""
+the eval package only when a router is used (docs/deploy.md, "Start-up")."""
 
 
 def __getattr__(name: str) -> Any:

@@ -34,7 +34,7 @@ def chosen_command(argv: Sequence[str]) -> str | None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The ``policyd`` parser; with ``only``, just that subcommand's (its module alone is imported, so
-    ``policyd serve`` never loads what ``eval`` or ``router`` need: docs/performance.md)."""
+    ``policyd serve`` never loads what ``eval`` or ``router`` need: docs/deploy.md, "Start-up")."""
     parser = argparse.ArgumentParser(prog="policyd", description="LLM routing policy engine.")
     parser.add_argument("--version", action="version", version=f"policyd {__version__}")
     parser.add_argument(

@@ -15,7 +15,7 @@ from policyd.fleet.settings import FleetSettings
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.settings import LedgerSettings
 
-if TYPE_CHECKING:  # the fleet's modules load only when the policy file has ``fleet:`` (docs/performance.md)
+if TYPE_CHECKING:  # the fleet's modules load only when the policy file has ``fleet:`` (docs/deploy.md, "Start-up")
     from policyd.fleet.budgets import FleetBudgetLayer
     from policyd.fleet.cache import SharedCacheLayer
     from policyd.fleet.postgres import PostgresLedger

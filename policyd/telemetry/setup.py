@@ -38,7 +38,7 @@ from policyd.telemetry import semconv
 from policyd.telemetry.prometheus import PrometheusEndpoint, ScrapeAddress, address_from_env
 from policyd.telemetry.redact import SCRUBBER
 
-if TYPE_CHECKING:  # the SDK loads only for a signal that exports (docs/performance.md)
+if TYPE_CHECKING:  # the SDK loads only for a signal that exports (docs/deploy.md, "Start-up")
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics.export import MetricReader

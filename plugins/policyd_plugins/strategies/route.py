@@ -39,7 +39,7 @@ from policyd.api import (
 from policyd_plugins.strategies.fail_fast import Rung, rung_window_s
 from policyd_plugins.strategies.gated import Planned, climb, estimate_ladder
 
-if TYPE_CHECKING:  # the router file's code loads with the first router (docs/performance.md)
+if TYPE_CHECKING:  # the router file's code loads with the first router (docs/deploy.md, "Start-up")
     from policyd.api import Router
 
 

@@ -18,7 +18,7 @@ from policyd.errors import ConfigError
 from policyd.server.auth import AuthGate
 from policyd.server.listen import check_address, unix_path
 
-if TYPE_CHECKING:  # aiohttp loads only when the HTTP door opens (docs/performance.md)
+if TYPE_CHECKING:  # aiohttp loads only when the HTTP door opens (docs/deploy.md, "Start-up")
     from aiohttp import web
 
     from policyd.server.openai.app import FrontDoor
