@@ -155,8 +155,8 @@ import json, sys, tempfile, time
 from pathlib import Path
 t0 = time.process_time()
 from policyd.cli import main
-only = main.chosen_command(["serve"]) if hasattr(main, "chosen_command") else None  # older checkouts: all
-main.build_parser(only) if only else main.build_parser()  # what `policyd serve` imports before it runs
+# What `policyd serve` imports before it runs (older checkouts: every subcommand, the collector on).
+main.command_parser(["serve"]) if hasattr(main, "command_parser") else main.build_parser()
 from policyd.daemon import DaemonOptions, build_daemon
 from policyd.server.app import start_server
 from policyd.cli import event_loop

@@ -7,6 +7,7 @@ server, answers one Complete through a real stub, and reports which heavy module
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from policyd.cli.main import COMMANDS, build_parser, chosen_command
+from policyd.cli import main
+from policyd.cli.main import COMMANDS, build_parser, chosen_command, command_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +44,7 @@ import asyncio, json, sys, tempfile
 from pathlib import Path
 
 from policyd.cli import main
-main.build_parser(main.chosen_command(["serve"]))  # what `policyd serve` imports before running
+main.command_parser(["serve"])  # what `policyd serve` imports before running
 
 import grpc.aio
 from policyd.daemon import DaemonOptions, build_daemon
@@ -111,3 +113,24 @@ def test_help_version_and_unknown_commands_get_every_subcommand(argv):
     assert sub is not None
     (action,) = [a for a in sub._group_actions if a.dest == "command"]
     assert [name.replace("-", "_") for name in action.choices] == list(COMMANDS)
+
+
+def test_the_collector_is_paused_while_the_command_is_imported_and_on_again_after(monkeypatch):
+    seen: list[tuple[str | None, bool]] = []
+
+    def spy(only: str | None = None):
+        seen.append((only, gc.isenabled()))
+        return build_parser(only)
+
+    monkeypatch.setattr(main, "build_parser", spy)
+    assert gc.isenabled()
+    command_parser(["check"]).parse_args(["check"])
+    assert seen == [("check", False)] and gc.isenabled()
+
+    def broken(only: str | None = None):
+        raise ImportError("a subcommand module failed to import")
+
+    monkeypatch.setattr(main, "build_parser", broken)
+    with pytest.raises(ImportError):
+        command_parser(["serve"])
+    assert gc.isenabled()
