@@ -25,7 +25,7 @@ from policyd.engine.retry import RetryLayer
 from policyd.fleet.wiring import FleetParts, ledger_maker, open_fleet
 from policyd.ledger.ledger import Ledger
 from policyd.ledger.wiring import LedgerParts, open_ledger
-from policyd.lifecycle import bounded_close, require_data_dir
+from policyd.lifecycle import bounded_close, collector_paused, require_data_dir
 from policyd.plugin.manager import PluginHost
 from policyd.plugin.settings import host_for
 from policyd.plugin.specs import Registered
@@ -134,6 +134,7 @@ def embedder(cache: ResponseCache | None, retry: RetryLayer, instr: Instrumentat
     return Embedder(vectors, retry, default_ttl_s=cache.settings.default_ttl_s, spans=spans)
 
 
+@collector_paused()  # start-up allocates much and frees little (docs/deploy.md, "Start-up")
 def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daemon:
     host = host or host_for(options.config_path, entry_points=options.entry_points)
     registered = host.collect()

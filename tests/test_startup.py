@@ -18,6 +18,7 @@ import pytest
 
 from policyd.cli import main
 from policyd.cli.main import COMMANDS, build_parser, chosen_command, command_parser
+from policyd.lifecycle import collector_paused
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,4 +134,16 @@ def test_the_collector_is_paused_while_the_command_is_imported_and_on_again_afte
     monkeypatch.setattr(main, "build_parser", broken)
     with pytest.raises(ImportError):
         command_parser(["serve"])
+    assert gc.isenabled()
+
+
+def test_a_paused_collector_is_restored_as_it_was_around_nested_pauses():
+    @collector_paused()
+    def inner() -> bool:
+        return gc.isenabled()
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert inner() is False
+        assert not gc.isenabled()  # the inner pause does not turn it on under the outer one
     assert gc.isenabled()

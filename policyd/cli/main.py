@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from importlib import import_module
 
 from policyd import __version__
 from policyd.errors import PolicydError
+from policyd.lifecycle import collector_paused
 
 COMMANDS = ("serve", "check", "explain", "plugins", "cache", "health", "stats", "eval", "router", "hash_token")
 """Subcommand modules under ``policyd.cli``; each has ``add_parser`` and ``run``."""
@@ -53,14 +53,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def command_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    """:func:`build_parser` for what ``argv`` names, with the garbage collector paused: importing a
-    command (``serve``: ~500 modules) allocates much and frees little, and the ~100 collections it
-    triggered were a tenth of ``policyd serve``'s start-up for nothing (docs/deploy.md, "Start-up")."""
-    gc.disable()
-    try:
+    """:func:`build_parser` for what ``argv`` names, the garbage collector paused while the command's
+    modules are imported (``serve``: ~500 of them; see :func:`policyd.lifecycle.collector_paused`)."""
+    with collector_paused():
         return build_parser(chosen_command(argv))
-    finally:
-        gc.enable()
 
 
 def describe_os_error(exc: OSError) -> str:
