@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 import grpc
@@ -88,11 +90,13 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
     return RunningServer(server=server, port=port, health=health, servicer=servicer, reloader=reloader)
 
 
-async def _start_http(daemon: Daemon, listen: str, grace_s: float) -> RunningHttp:
-    """The HTTP front door, imported only when it is on: aiohttp costs ~0.1 s of start-up."""
+def _http_door() -> Callable[[Daemon, str, float], Awaitable[RunningHttp]]:
+    """The HTTP front door's starter, imported only when the door is on (aiohttp costs ~0.1 s of
+    start-up), and before the gRPC server listens, so that both doors still open together."""
+    import_module("policyd.server.openai.app")  # the door, and aiohttp under it
     from policyd.server.openai.server import start_http
 
-    return await start_http(daemon, listen, grace_s)
+    return start_http
 
 
 async def serve(
@@ -106,13 +110,14 @@ async def serve(
 
     ``http_listen`` also serves the OpenAI-compatible front door (``policyd.server.openai``).
     """
+    start_http = _http_door() if http_listen else None
     running = await start_server(daemon, listen)
     print(
         f"policyd listening on {listening.address(listen, running.port)} "
         f"(policy {daemon.config.source}, version {daemon.config.version})",
         flush=True,
     )
-    http = await _start_http(daemon, http_listen, grace_s) if http_listen else None
+    http = await start_http(daemon, http_listen, grace_s) if start_http and http_listen else None
     if http is not None and http_listen is not None:
         print(f"policyd OpenAI-compatible HTTP on {listening.address(http_listen, http.port)}", flush=True)
     stop = asyncio.Event()
