@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from bench import frontdoor_bench, streaming_bench
 from bench.figures import Row, rows, summary
 
 
@@ -56,3 +57,32 @@ def test_the_runner_rows_compare_each_scenario_with_the_echo_server_by_cpu_per_r
     assert by_name["passthrough added p50 at 100 RPS"].measured == pytest.approx(0.8)
     assert by_name["cache hits vs echo, by CPU"].met is None, "no cache scenario ran"
     assert by_name["RSS peak over the soak"].note == "soak skipped (--soak 0)"
+
+
+def test_front_door_rows_give_the_litellm_ratio_when_its_leg_ran_and_how_to_install_it_when_not():
+    door = {"p50_ms": 1.9, "base_p50_ms": 1.2, "cpu_us": 800.0}
+    with_litellm = frontdoor_bench.rows({"legs": {"policyd": door, "litellm": {"cpu_us": 11200.0}}})
+    assert [(r.name, round(r.measured or 0, 2), r.met) for r in with_litellm] == [
+        ("front door added p50, c=1", 0.7, True),
+        ("LiteLLM CPU per request / policyd's (per core)", 14.0, False),
+    ]
+    [added, ratio] = frontdoor_bench.rows({"legs": {"policyd": door}})
+    assert added.met is True and ratio.met is None
+    assert ratio.note == f"not installed: {frontdoor_bench.INSTALL}"
+    [added, ratio] = frontdoor_bench.rows({"error": "policyd did not start"})
+    assert added.met is None and added.note == ratio.note == "front-door bench failed: policyd did not start"
+
+
+def test_streaming_rows_read_the_added_ttft_of_both_doors_at_both_concurrencies():
+    results = {
+        "concurrency": 16,
+        "c1": {"policyd grpc": {"added_ttft_ms": 0.4}, "policyd http": {"added_ttft_ms": 0.6}},
+        "c16": {"policyd grpc": {"added_ttft_ms": 3.0}},
+    }
+    got = [(r.name, r.measured, r.met) for r in streaming_bench.rows(results)]
+    assert got == [
+        ("streaming TTFT added, gRPC, c=1", 0.4, True),
+        ("streaming TTFT added, HTTP, c=1", 0.6, False),
+        ("streaming TTFT added, gRPC, c=16", 3.0, False),
+        ("streaming TTFT added, HTTP, c=16", None, None),
+    ]
