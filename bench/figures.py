@@ -74,10 +74,11 @@ def summary(rows: list[Row]) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     lines = []
     for i, (name, measured, target, verdict) in enumerate(table):
-        lines.append(f"{name.ljust(widths[0])}  {measured.rjust(widths[1])}  {target.rjust(widths[2])}  {verdict}")
+        line = f"{name.ljust(widths[0])}  {measured.rjust(widths[1])}  {target.rjust(widths[2])}  {verdict}"
+        lines.append(line.rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 12)
-    return "\n".join(lines).rstrip()
+    return "\n".join(lines)
 
 
 TARGETS = {
