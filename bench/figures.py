@@ -115,7 +115,8 @@ def render(results: dict[str, Any]) -> str:
     rows = [
         ("scenario", "p50 ms", "p99 ms", "+p50 vs b", "+p99 vs b", "+p50 vs a", "max RPS", "x(a)", "x(b)", "CPU us/req")
     ]
-    for key, title in TITLES.items():
+    titles = {**TITLES, **{key: key for key in sc if key not in TITLES}}  # a new scenario shows under its key
+    for key, title in titles.items():
         if key not in sc:
             continue
         o, c = sc[key]["open"], sc[key]["closed"]

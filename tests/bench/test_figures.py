@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bench import frontdoor_bench, streaming_bench
-from bench.figures import Row, rows, summary
+from bench.figures import Row, render, rows, summary
 
 
 def test_a_row_is_met_or_missed_by_its_comparator_and_unmeasured_without_a_value():
@@ -86,3 +86,10 @@ def test_streaming_rows_read_the_added_ttft_of_both_doors_at_both_concurrencies(
         ("streaming TTFT added, gRPC, c=16", 3.0, False),
         ("streaming TTFT added, HTTP, c=16", None, None),
     ]
+
+
+def test_the_scenario_table_shows_a_scenario_it_has_no_title_for_under_its_key():
+    phase = {"p50_ms": 2.0, "p99_ms": 5.0, "rps": 1000.0}
+    scenario = {"open": phase, "closed": phase, "cpu_us_per_req": 500.0}
+    table = render({"scenarios": {"echo": {**scenario, "cpu_us_per_req": 250.0}, "default-config": scenario}})
+    assert any(line.startswith("default-config ") for line in table.splitlines())
