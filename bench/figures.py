@@ -10,11 +10,12 @@ module that plugs in (one line in ``bench/run.py``'s ``MODULES``):
 * ``run(args: argparse.Namespace) -> dict``: measures (printing what it likes) and returns
   JSON-serializable figures; ``bench/run.py`` stores them under the module's key in
   ``results.json``. It reads its settings from ``args`` (``args.duration``, ``args.quick``,
-  its own flags).
+  its own flags). If it raises, the runner prints why, stores ``{"error": "..."}`` under its
+  key, and goes on with the other parts.
 * ``rows(results: dict) -> list[Row]``: the summary's rows, from what ``run`` returned (so a
-  saved ``results.json`` can be rendered again). A figure that was not measured is a row with
-  ``measured=None`` and a ``note`` saying why (e.g. ``"not installed: pip install ..."``):
-  the table shows it as not measured instead of failing.
+  saved ``results.json`` can be rendered again; ``{"error": ...}`` included). A figure that
+  was not measured is a row with ``measured=None`` and a ``note`` saying why (e.g.
+  ``"not installed: pip install ..."``): the table shows it as not measured, never fails.
 * optional ``add_arguments(parser)``: its own flags on ``bench/run.py``'s parser;
   optional ``render(results) -> str``: its detailed table, printed after ``run``.
 

@@ -257,7 +257,11 @@ def run_modules(args: argparse.Namespace, results: dict[str, Any]) -> None:
         if not wanted(args, key):
             continue
         module = importlib.import_module(name)
-        results[key] = module.run(args)
+        try:
+            results[key] = module.run(args)
+        except Exception as exc:  # one part failing leaves the others' figures, and says why
+            print(f"{key}: failed: {type(exc).__name__}: {exc}", flush=True)
+            results[key] = {"error": f"{type(exc).__name__}: {exc}"}
         if hasattr(module, "render") and "error" not in results[key]:
             print(module.render(results[key]), flush=True)
 

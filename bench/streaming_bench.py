@@ -246,15 +246,11 @@ def rows(results: dict[str, Any]) -> list[Row]:
     """This module's rows of the ``make bench`` summary (see :mod:`bench.figures`)."""
     out: list[Row] = []
     c = results.get("concurrency", 16)
+    why = f"streaming bench failed: {results['error']}" if "error" in results else ""
     for key, level in (("c1", 1), (f"c{c}", c)):
-        grpc_fig = results.get(key, {}).get("policyd grpc", {})
-        http_fig = results.get(key, {}).get("policyd http", {})
-        out.append(
-            Row(f"streaming TTFT added, gRPC, c={level}", grpc_fig.get("added_ttft_ms"), TTFT_TARGET_MS, "ms", "<=")
-        )
-        out.append(
-            Row(f"streaming TTFT added, HTTP, c={level}", http_fig.get("added_ttft_ms"), TTFT_TARGET_MS, "ms", "<=")
-        )
+        for leg, door in (("policyd grpc", "gRPC"), ("policyd http", "HTTP")):
+            added = results.get(key, {}).get(leg, {}).get("added_ttft_ms")
+            out.append(Row(f"streaming TTFT added, {door}, c={level}", added, TTFT_TARGET_MS, "ms", "<=", why))
     return out
 
 

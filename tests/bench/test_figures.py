@@ -93,3 +93,9 @@ def test_the_scenario_table_shows_a_scenario_it_has_no_title_for_under_its_key()
     scenario = {"open": phase, "closed": phase, "cpu_us_per_req": 500.0}
     table = render({"scenarios": {"echo": {**scenario, "cpu_us_per_req": 250.0}, "default-config": scenario}})
     assert any(line.startswith("default-config ") for line in table.splitlines())
+
+
+def test_a_failed_streaming_run_leaves_its_rows_unmeasured_with_the_reason():
+    got = streaming_bench.rows({"error": "RuntimeError: x did not start"})
+    assert len(got) == 4 and all(r.met is None for r in got)
+    assert {r.note for r in got} == {"streaming bench failed: RuntimeError: x did not start"}
