@@ -287,6 +287,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of closed-loop load per gateway")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--c1-requests", type=int, default=300, help="requests one at a time, per figure")
+    p.add_argument("--json", type=Path, default=None, help="also write each leg's figures as JSON (make bench)")
     args = p.parse_args()
     if LOAD_CPU:
         os.sched_setaffinity(0, {int(LOAD_CPU[-1])})
@@ -320,6 +321,8 @@ def main() -> None:
         else:
             print(f"litellm not found at {args.litellm}: its leg is skipped", file=sys.stderr)
     print(report(legs))
+    if args.json is not None:
+        args.json.write_text(json.dumps({name: leg.figures for name, leg in legs.items()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

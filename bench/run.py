@@ -9,6 +9,7 @@ and ``--soak`` requests for the memory soak.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from bench import startup_bench  # noqa: E402
+from bench.figures import Row, rows  # noqa: E402
 from bench.scenarios import Scenario, scenarios  # noqa: E402
 from policyd.cli import event_loop  # noqa: E402
 
@@ -75,10 +76,17 @@ if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
     SERVER_CPU = LOAD_CPU = []
 
 
-def start(name: str, cmd: list[str], ready: str, timeout_s: float = 30.0) -> Proc:
+def start(
+    name: str,
+    cmd: list[str],
+    ready: str,
+    timeout_s: float = 30.0,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> Proc:
     """Start a process (pinned to the server core) and wait for its ``<ready> HOST:PORT`` line."""
     cmd = [*SERVER_CPU, *cmd]
-    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT)
+    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env or ENV, cwd=cwd)
     deadline = time.monotonic() + timeout_s
     assert popen.stdout is not None
     while time.monotonic() < deadline:
@@ -205,8 +213,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for proc in procs:
             if proc.popen.poll() is None:
                 proc.stop()
-    if wanted(args, "startup") and args.startup_runs > 0:  # alone: every daemon above has stopped
-        results["startup"] = startup_bench.measure(runs=args.startup_runs)
     results["load_after"] = os.getloadavg()[0]
     results["machine"] = machine()
     results["event_loop"] = event_loop.loop_factory()[0]  # the daemons' and the echo server's
@@ -216,7 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def wanted(args: argparse.Namespace, key: str) -> bool:
-    return not args.only or key in args.only.split(",")
+    return (not args.only or key in args.only.split(",")) and key not in args.skip.split(",")
 
 
 def machine() -> str:
@@ -233,27 +239,82 @@ def machine() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from bench.figures import render
+MODULES: list[tuple[str, str]] = [
+    # (key in results.json, bench module): each module measures with ``run(args) -> dict`` and
+    # gives its summary rows with ``rows(results) -> list[Row]`` (the contract: bench/figures.py).
+    # A bench module plugs into ``make bench`` with one line here.
+    ("streaming", "bench.streaming_bench"),
+    ("frontdoor", "bench.frontdoor_bench"),
+    ("startup", "bench.startup_bench"),  # last: alone, after every other daemon has stopped
+]
 
+QUICK = {"duration": 1.0, "repeat": 1, "warmup": 50, "soak": 5_000, "rounds": 60, "c1_requests": 60, "startup_runs": 3}
+"""``--quick``: a smoke-sized run (about a minute); flags given explicitly still win."""
+
+
+def run_modules(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Each wanted bench module's figures under its key; its own table printed as it finishes."""
+    for key, name in MODULES:
+        if not wanted(args, key):
+            continue
+        module = importlib.import_module(name)
+        try:
+            results[key] = module.run(args)
+        except Exception as exc:  # one part failing leaves the others' figures, and says why
+            print(f"{key}: failed: {type(exc).__name__}: {exc}", flush=True)
+            results[key] = {"error": f"{type(exc).__name__}: {exc}"}
+        if hasattr(module, "render") and "error" not in results[key]:
+            print(module.render(results[key]), flush=True)
+
+
+def summary_rows(results: dict[str, Any]) -> list[Row]:
+    """The closing table's rows: this runner's scenarios, then each bench module's, in MODULES' order."""
+    out = rows(results)
+    for key, name in MODULES:
+        if key in results:
+            out += importlib.import_module(name).rows(results[key])
+        else:
+            out.append(Row(f"{key} figures", None, 0.0, note=f"skipped ({name} did not run)"))
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per open-loop and closed-loop phase")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per open-loop and closed-loop phase")
     p.add_argument("--rate", type=float, default=100.0, help="open-loop requests per second")
     p.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
     p.add_argument("--warmup", type=int, default=200, help="unmeasured requests before each phase")
-    p.add_argument("--repeat", type=int, default=3, help="runs of each phase; the best is kept")
-    p.add_argument("--soak", type=int, default=200_000, help="requests in the memory soak (0 skips it)")
+    p.add_argument("--repeat", type=int, default=2, help="runs of each phase; the best is kept")
+    p.add_argument("--soak", type=int, default=50_000, help="requests in the memory soak (0 skips it)")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0, help="the fake upstream's added latency")
-    p.add_argument("--startup-runs", type=int, default=5, help="daemons started for exec → SERVING (0 skips)")
-    p.add_argument("--only", default="", help="comma-separated scenarios besides the echo baseline")
+    p.add_argument("--only", default="", help="comma-separated scenarios and bench modules besides the echo baseline")
+    p.add_argument("--skip", default="", help="comma-separated scenarios and bench modules not to run")
+    p.add_argument("--quick", action="store_true", help="short phases and few requests: a smoke run of everything")
     p.add_argument("--out", type=Path, default=ROOT / "bench-out" / "results.json")
+    for _, name in MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.figures import render, summary
+
+    p = parser()
     args = p.parse_args(argv)
+    if args.quick:
+        for name, value in QUICK.items():
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
     results = run(args)
+    print(render(results), flush=True)
+    run_modules(args, results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(render(results))
-    if "startup" in results:
-        print(startup_bench.render(results["startup"]))
+    load = os.getloadavg()
+    print(f"\nsummary (load average {results['load_before']:.1f} at the start, {load[0]:.1f} now):")
+    print(summary(summary_rows(results)))
     print(f"wrote {args.out}")
     return 0
 

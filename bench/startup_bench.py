@@ -39,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 import grpc  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
+from bench.figures import Row  # noqa: E402
 from policyd.v1 import policyd_pb2, policyd_pb2_grpc  # noqa: E402
 
 TARGET_S = 0.5
@@ -238,6 +239,26 @@ def render(figures: dict[str, Any]) -> str:
             f"heavy modules loaded: {', '.join(figures['heavy_loaded']) or 'none'}; load avg {load[0]} → {load[1]}",
         )
     )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``make bench``'s flag for this module (the bench-module contract: bench/figures.py)."""
+    p.add_argument("--startup-runs", type=int, default=5, help="daemons started for exec → SERVING (0 skips)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run by ``bench/run.py`` last, alone: every other daemon has stopped."""
+    if args.startup_runs <= 0:
+        return {"error": "skipped (--startup-runs 0)"}
+    figures = measure(runs=args.startup_runs)
+    print(render(figures), flush=True)
+    return figures
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    why = f"start-up bench: {results['error']}" if "error" in results else ""
+    note = "" if why else f"CPU until SERVING {results['cpu_median_s']:.2f} s; load {results['load_avg_1m'][0]}"
+    return [Row("exec → SERVING, offline default", results.get("median_s"), TARGET_S, "s", "<=", why or note)]
 
 
 def main(argv: list[str] | None = None) -> int:

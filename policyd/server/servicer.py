@@ -56,6 +56,30 @@ def _answerable(outcome: Outcome) -> Outcome:
     return outcome
 
 
+async def _take(queue: asyncio.Queue[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The next event of a stream's queue and every one already waiting behind it."""
+    batch = [await queue.get()]
+    while not queue.empty():
+        batch.append(queue.get_nowait())
+    return batch
+
+
+def _coalesced(batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``batch`` with each run of text pieces of one kind joined into one piece, in order.
+
+    Text that arrived while the previous message was being sent goes out as one message
+    (gRPC pays per message: a burst of 15 chunks costs one send, not 15). A stream whose
+    pieces arrive apart, as a model generates them, sends each as it came.
+    """
+    out: list[tuple[str, Any]] = []
+    for kind, item in batch:
+        if out and kind in ("delta", "provisional") and out[-1][0] == kind:
+            out[-1] = (kind, out[-1][1] + item)
+        else:
+            out.append((kind, item))
+    return out
+
+
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
     def __init__(
         self,
@@ -139,24 +163,28 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         streamed = False
         pending: list[str] = []  # provisional text not settled yet
         try:
-            while True:
-                kind, item = await queue.get()
-                if kind == "done":
-                    break
-                if kind == "delta":
-                    streamed = True
-                    yield pb.StreamCompleteResponse(delta=item)
-                elif kind == "provisional":
-                    pending.append(item)
-                    yield pb.StreamCompleteResponse(provisional_delta=item)
-                elif kind == "settle":
-                    confirmed, reason = item
-                    streamed = streamed or confirmed
-                    pending.clear()
-                    yield pb.StreamCompleteResponse(provisional_verdict=convert.provisional_verdict(confirmed, reason))
-                else:
-                    attempt: Attempt = item
-                    yield pb.StreamCompleteResponse(attempt=convert.attempt_to_proto(attempt))
+            done = False
+            while not done:
+                for kind, item in _coalesced(await _take(queue)):
+                    if kind == "done":
+                        done = True
+                        break
+                    if kind == "delta":
+                        streamed = True
+                        yield pb.StreamCompleteResponse(delta=item)
+                    elif kind == "provisional":
+                        pending.append(item)
+                        yield pb.StreamCompleteResponse(provisional_delta=item)
+                    elif kind == "settle":
+                        confirmed, reason = item
+                        streamed = streamed or confirmed
+                        pending.clear()
+                        yield pb.StreamCompleteResponse(
+                            provisional_verdict=convert.provisional_verdict(confirmed, reason)
+                        )
+                    else:
+                        attempt: Attempt = item
+                        yield pb.StreamCompleteResponse(attempt=convert.attempt_to_proto(attempt))
             outcome = _answerable(task.result())
             text = outcome.output.content if outcome.output is not None else ""
             if pending:  # the strategy stopped before a verdict (budget, deadline): settle by the answer

@@ -37,9 +37,38 @@ async def test_fake_upstream_speaks_chat_completions_and_fails_on_request():
         await server.wait_closed()
 
 
+async def test_fake_upstream_streams_17_chunks_whose_pieces_are_the_whole_answer():
+    server = await asyncio.get_running_loop().create_server(fake_upstream.UpstreamProtocol, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            async with session.post(url, json={"model": "bench-model", "stream": True, "messages": []}) as resp:
+                assert resp.headers["Content-Type"] == "text/event-stream"
+                lines = [line async for line in resp.content if line.startswith(b"data: ")]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert lines[-1] == b"data: [DONE]\n"
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    with_choices = [c for c in chunks if c["choices"]]
+    assert len(with_choices) == 17 and with_choices[-1]["choices"][0]["finish_reason"] == "stop"
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in with_choices)
+    assert text == json.loads(fake_upstream.BODY)["choices"][0]["message"]["content"]
+    assert chunks[-1]["usage"] == {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
+
+
+def test_fake_upstream_spaces_a_streams_events_by_the_gap():
+    writes = fake_upstream.stream_writes(0.002)
+    assert [delay for delay, _ in writes] == [0.002 * i for i in range(len(fake_upstream.STREAM_EVENTS))]
+    assert b"".join(piece for _, piece in writes) == fake_upstream.STREAM
+    assert fake_upstream.stream_writes(0) == [(0.0, fake_upstream.STREAM)]
+
+
 def test_bench_run_measures_every_scenario(tmp_path):
     out = tmp_path / "results.json"
     args = ["--duration", "0.3", "--repeat", "1", "--warmup", "5", "--soak", "300", "--out", str(out)]
+    args += ["--rounds", "5", "--stream-concurrency", "2", "--stream-warmup", "2", "--skip", "frontdoor"]
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), *args], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
@@ -51,6 +80,11 @@ def test_bench_run_measures_every_scenario(tmp_path):
         assert phases["closed"]["count"] > 0 and phases["closed"]["errors"] == 0, key
     assert results["soak"]["count"] == 300 and results["soak"]["errors"] == 0
     assert 0 < results["soak"]["rss_start_mb"] <= results["soak"]["rss_peak_mb"]
+    for level in ("c1", "c2"):
+        for leg in ("direct", "policyd grpc", "policyd http"):
+            assert results["streaming"][level][leg]["count"] > 0 and results["streaming"][level][leg]["failed"] == 0
     assert "(f) soak: 300 requests" in proc.stdout
-    assert "targets:" in proc.stdout
     assert render(results) in proc.stdout
+    summary = proc.stdout.split("summary (load average")[1]
+    assert "streaming TTFT added, gRPC, c=1" in summary and "streaming TTFT added, HTTP, c=2" in summary
+    assert "frontdoor figures" in summary and "skipped" in summary

@@ -39,6 +39,17 @@ def test_sse_decoder_gives_the_same_events_however_the_bytes_are_split(cuts):
     assert events == whole.feed(STREAM) + whole.close()
 
 
+def test_sse_decoder_reads_data_fields_with_or_without_the_space_and_an_empty_data_line():
+    d = SseDecoder()
+    events = d.feed(b"data:a\ndata: b\ndata:  c\n\ndata\n\ndata:\ndata:\n\n: ping\n\nevent: x\n\n")
+    assert events == [
+        SseEvent("message", "a\nb\n c"),
+        SseEvent("message", ""),
+        SseEvent("message", "\n"),
+        SseEvent("x", ""),
+    ]
+
+
 def test_sse_decoder_refuses_an_endless_event():
     d = SseDecoder(max_event_bytes=100)
     with pytest.raises(ValueError, match="exceeded 100 bytes"):

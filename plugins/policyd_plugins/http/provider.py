@@ -117,10 +117,27 @@ class HttpProvider:
                 raise malformed(self.name, f"expected a JSON object, got {type(data).__name__}")
             response = self._guard(lambda: self.parse(call, data))
         else:
-            parser = self.stream(call, on_delta)
-            await self.transport.post_sse(
-                url, body, headers, call.timeout_s, lambda event: self._guard(lambda: parser.on_event(event))
-            )
+            relayed = False
+
+            def sink(text: str) -> None:
+                nonlocal relayed
+                relayed = True
+                on_delta(text)
+
+            def take(event: SseEvent) -> bool:
+                """Parse one event; True when it relayed text (the transport then lets the stream send it)."""
+                nonlocal relayed
+                relayed = False
+                try:
+                    parser.on_event(event)
+                except UpstreamError:
+                    raise
+                except PARSE_ERRORS as exc:
+                    raise malformed(self.name, f"unexpected shape ({type(exc).__name__}: {exc})") from None
+                return relayed
+
+            parser = self.stream(call, sink)
+            await self.transport.post_sse(url, body, headers, call.timeout_s, take)
             response = self._guard(parser.result)
         return _with_latency(response, (time.monotonic() - started) * 1000)
 

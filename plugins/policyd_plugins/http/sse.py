@@ -36,17 +36,31 @@ class SseDecoder:
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the LF of a CRLF split across two chunks
         self._after_cr = chunk.endswith(b"\r")
-        self._buffer += chunk
         self._size += len(chunk)
         if self._size > self._max:
             raise ValueError(f"an event-stream event exceeded {self._max} bytes")
-        events: list[SseEvent] = []
-        lines = self._buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
         self._buffer = lines.pop()
-        for raw in lines:
+        events: list[SseEvent] = []
+        data = self._data
+        for raw in lines:  # the common lines (data, the blank line ending an event) first, inline
+            if raw.startswith(b"data:"):
+                data.append(raw[6 if raw[5:6] == b" " else 5 :].decode("utf-8", errors="replace"))
+                continue
+            if not raw and data:
+                events.append(
+                    SseEvent(self._event or "message", data[0] if len(data) == 1 else "\n".join(data), self._id)
+                )
+                self._event, data, self._size = "", [], len(self._buffer)
+                self._data = data
+                continue
             event = self._line(raw.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
+                data = self._data
         return events
 
     def close(self) -> list[SseEvent]:

@@ -99,9 +99,16 @@ class HttpTransport:
         body: Mapping[str, Any],
         headers: Mapping[str, str],
         timeout_s: float | None,
-        on_event: Callable[[SseEvent], None],
+        on_event: Callable[[SseEvent], object],
     ) -> None:
-        """POST ``body`` and hand each server-sent event to ``on_event`` as it arrives."""
+        """POST ``body`` and hand each server-sent event to ``on_event`` as it arrives.
+
+        ``on_event`` returns true when the event relayed answer text to the caller: the first
+        such event of a read, and the read's last ones, are followed by one turn of the event
+        loop, so the caller's stream sends them before the next events are parsed. A read that
+        finds a burst already buffered returns without suspending; without the turn, the first
+        token would wait for the whole burst (and the end of the answer) to be handled.
+        """
 
         async def read(resp: aiohttp.ClientResponse, clock: _Clock) -> None:
             ctype = resp.headers.get("Content-Type", "")
@@ -120,10 +127,8 @@ class HttpTransport:
                     events = decoder.feed(chunk)
                 except ValueError as exc:
                     raise malformed(self.provider, str(exc)) from None
-                for event in events:
-                    on_event(event)
-            for event in decoder.close():
-                on_event(event)
+                await _relay(events, on_event)
+            await _relay(decoder.close(), on_event)
 
         await self._request(url, body, {**headers, "Accept": "text/event-stream"}, timeout_s, read)
 
@@ -194,3 +199,17 @@ class HttpTransport:
                     return b"".join(parts)  # an error body: its start says enough
                 raise malformed(self.provider, f"body larger than {cap} bytes")
             parts.append(chunk)
+
+
+async def _relay(events: list[SseEvent], on_event: Callable[[SseEvent], object]) -> None:
+    """Hand ``events`` to ``on_event``, yielding to the loop after the first that relayed text and at the end."""
+    first, pending = True, False
+    for event in events:
+        if on_event(event):
+            if first:
+                first = False
+                await asyncio.sleep(0)
+            else:
+                pending = True
+    if pending:
+        await asyncio.sleep(0)

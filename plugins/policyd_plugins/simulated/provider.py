@@ -55,8 +55,7 @@ class SimulatedProvider:
             delay = per_chunk_delay(b, len(pieces))
             for piece in pieces:
                 on_delta(piece)
-                if delay:
-                    await asyncio.sleep(delay)
+                await asyncio.sleep(delay)  # at zero latency still a turn of the loop: the stream sends the piece
         message = Message(role=Role.ASSISTANT, content=b.text, tool_calls=b.tool_calls)
         return ModelResponse(
             message=message,
