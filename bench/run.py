@@ -204,6 +204,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for proc in procs:
             if proc.popen.poll() is None:
                 proc.stop()
+    if wanted(args, "workers"):  # policyd serve --workers 2 against 1 (bench/workers_bench.py prints its figures)
+        from bench import workers_bench
+
+        results["workers"] = workers_bench.run(workers_bench.parse(["--duration", str(args.duration)]))
     results["load_after"] = os.getloadavg()[0]
     results["machine"] = machine()
     results["event_loop"] = event_loop.loop_factory()[0]  # the daemons' and the echo server's
@@ -241,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of each phase; the best is kept")
     p.add_argument("--soak", type=int, default=200_000, help="requests in the memory soak (0 skips it)")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0, help="the fake upstream's added latency")
-    p.add_argument("--only", default="", help="comma-separated scenarios besides the echo baseline")
+    p.add_argument(
+        "--only", default="", help="comma-separated scenarios besides the echo baseline (workers: --workers 2 vs 1)"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench-out" / "results.json")
     args = p.parse_args(argv)
     results = run(args)
