@@ -131,7 +131,9 @@ async def serve(
     watcher = loop.create_task(running.reloader.watch(reload_interval_s))
     if group is not None:  # the supervisor prints the group's address once every worker serves, then says so to all
         group.on_serving = lambda on: set_serving(running.health, on)
-        group.ready(policy=daemon.config.source, version=daemon.config.version)
+        scrape = daemon.telemetry.prometheus  # the supervisor serves every worker's metrics, merged
+        metrics_port = scrape.port if scrape is not None else None
+        group.ready(policy=daemon.config.source, version=daemon.config.version, metrics_port=metrics_port)
         orphaned = loop.create_task(group.gone.wait())  # the supervisor is gone: drain and exit
         orphaned.add_done_callback(lambda _: stop.set())
     await stop.wait()

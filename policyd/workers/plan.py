@@ -10,6 +10,7 @@ from pathlib import Path
 from policyd.errors import InvalidArgument
 from policyd.server.listen import unix_path
 from policyd.workers.count import available_cpus, requested_workers
+from policyd.workers.metrics import scrape_address
 from policyd.workers.ports import HeldPort, hold
 from policyd.workers.supervisor import Plan
 
@@ -53,6 +54,7 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
             )
     if workers == 1:
         return None
+    metrics = scrape_address()  # a bad OTEL_* variable fails here, naming it, before any port is held
     grpc_port = hold(args.listen, "--listen")
     http_port: HeldPort | None = None
     try:
@@ -67,4 +69,4 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
         argv += ["--config", str(args.config)]
     if args.data_dir is not None:
         argv += ["--data-dir", str(args.data_dir)]
-    return Plan(workers=workers, argv=argv, grpc=grpc_port, http=http_port, grace_s=args.grace)
+    return Plan(workers=workers, argv=argv, grpc=grpc_port, http=http_port, grace_s=args.grace, metrics=metrics)

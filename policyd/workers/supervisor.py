@@ -20,7 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from policyd.telemetry.prometheus import ScrapeAddress
 from policyd.workers.link import FD_ENV, INDEX_ENV, PARENT_ENV
+from policyd.workers.metrics import WORKER_ENV, GroupMetrics
 from policyd.workers.peer import Message, Peer
 from policyd.workers.ports import HeldPort
 from policyd.workers.state import GroupState
@@ -55,6 +57,8 @@ class Plan:
     grpc: HeldPort
     http: HeldPort | None
     grace_s: float
+    metrics: ScrapeAddress | None = None
+    """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
 
 
 class Supervisor:
@@ -67,6 +71,11 @@ class Supervisor:
         self.stop = asyncio.Event()
         self.failed: int | None = None
         """The exit code of a worker that could not start (the group gives up)."""
+        self.metrics = GroupMetrics(plan.metrics, self.metric_ports) if plan.metrics is not None else None
+
+    def metric_ports(self) -> dict[int, int]:
+        """Each serving worker's own loopback ``/metrics`` port."""
+        return {w.index: int(w.info["metrics_port"]) for w in self.workers if w.info.get("metrics_port")}
 
     def command(self) -> list[str]:
         argv = [*self.plan.argv, "--listen", self.plan.grpc.listen]
@@ -77,6 +86,8 @@ class Supervisor:
     async def spawn(self, worker: Worker) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {**os.environ, FD_ENV: str(child.fileno()), INDEX_ENV: str(worker.index), PARENT_ENV: str(os.getpid())}
+        if self.metrics is not None:
+            env.update(WORKER_ENV)  # each its own loopback endpoint; the supervisor serves the configured one
         try:
             worker.proc = await asyncio.create_subprocess_exec(
                 *self.command(),
@@ -144,6 +155,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.forward_sighup)
+        if self.metrics is not None:
+            self.metrics.start()  # a port in use stops the start before any worker runs
         for worker in self.workers:
             await self.spawn(worker)
         watchers = [loop.create_task(self.watch(w)) for w in self.workers]
@@ -158,6 +171,8 @@ class Supervisor:
         for task in watchers:
             task.cancel()
         self.plan.grpc.close()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.plan.http is not None:
             self.plan.http.close()
         return self.failed if self.failed is not None else 0

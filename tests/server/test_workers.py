@@ -289,3 +289,43 @@ def test_several_workers_cannot_share_a_unix_socket(tmp_path: Path):
     out = run_cli("serve", "--listen", f"unix://{tmp_path}/p.sock", "--workers", "2")
     assert out.returncode == 2
     assert "--workers" in out.stderr and "Unix socket" in out.stderr, out.stderr
+
+
+async def test_the_http_front_door_and_prometheus_metrics_are_one_address_for_the_group():
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.daemon_process import free_port
+
+    metrics_port = free_port()
+    env = {"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port)}
+    daemon = DaemonProcess(policy(), env=env, args=("--workers", "2", "--http-listen", "127.0.0.1:0"))
+    try:
+        assert daemon.proc.stdout is not None
+        http = daemon.proc.stdout.readline().split()[-1]
+        body = {"model": "policyd/default", "messages": [{"role": "user", "content": "hello"}]}
+        for _ in range(CONNECTIONS):  # a new session each time: a new connection, spread by the kernel
+            async with aiohttp.ClientSession() as session:
+                async with session.post(f"http://{http}/v1/chat/completions", json=body) as resp:
+                    assert resp.status == 200, await resp.text()
+        results, held = await spread(daemon, [request(f"grpc {i}") for i in range(CONNECTIONS)])
+        assert len(answered(results)) == CONNECTIONS and all(n > 0 for n in held.values()), held
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://localhost:{metrics_port}/metrics") as resp:
+                text = await resp.text()
+        families = list(text_string_to_metric_families(text))  # one valid exposition
+        workers = {s.labels.get("worker") for f in families for s in f.samples}
+        assert workers == {"0", "1"}, "every sample names its worker; both workers are there"
+        assert len({f.name for f in families}) == len(families), "each family once, merged over the workers"
+    finally:
+        daemon.stop()
+
+
+async def test_an_answer_cached_by_one_worker_is_a_hit_on_every_worker():
+    with group(policy()) as daemon:
+        (first,), _ = await spread(daemon, [request("the same question")])
+        assert isinstance(first, pb.CompleteResponse) and not first.attempts[0].cached
+        await asyncio.sleep(1.0)  # the cache's writer thread stores it off the response path
+        results, held = await spread(daemon, [request("the same question") for _ in range(CONNECTIONS)])
+        assert all(n > 0 for n in held.values()), held
+        assert all(r.attempts[0].cached for r in answered(results)) and len(answered(results)) == CONNECTIONS
