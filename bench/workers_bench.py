@@ -1,6 +1,7 @@
 """``policyd serve --workers N``: the scaling figure and the figures behind the group's design.
 
-1. **Scaling**: req/s of ``--workers 2`` against ``--workers 1``, the same closed-loop load
+1. **Scaling**: req/s (and the daemon's CPU per request, supervisor and workers together, the
+   figure least disturbed by other load) of ``--workers 2`` against ``--workers 1``, the same closed-loop load
    generator (bench/loadgen.py, several connections: the kernel spreads connections, not
    requests) on the passthrough policy to bench/fake_upstream.py. Nothing is pinned: on a
    2-core box the load generator shares the cores with the workers (target >= 1.3x; where it
@@ -71,6 +72,23 @@ def _stop(popen: subprocess.Popen[str]) -> None:
         popen.kill()
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (a supervisor and its workers)."""
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    total = 0.0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _loadgen(address: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--target", f"grpc://{address}", "--mode", "closed"]
     cmd += ["--concurrency", str(args.concurrency), "--connections", str(args.connections)]
@@ -88,6 +106,7 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
     passthrough = next(sc for sc in scenarios(f"http://{upstream_address}") if sc.key == "passthrough")
     assert passthrough.config is not None
     rps: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[float]] = {1: [], 2: []}
     loads: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="policyd-workers-bench-") as tmp:
@@ -100,7 +119,11 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
                     daemon, address = _start(cmd, "policyd listening on")
                     try:
                         loads.append(os.getloadavg()[0])
-                        rps[n].append(_loadgen(address, args)["rps"])
+                        cpu0 = _cpu_s(daemon.pid)
+                        result = _loadgen(address, args)
+                        served = result["count"] + result["errors"] + args.warmup
+                        cpu[n].append(round((_cpu_s(daemon.pid) - cpu0) * 1e6 / served, 1))
+                        rps[n].append(result["rps"])
                     finally:
                         _stop(daemon)
     finally:
@@ -111,6 +134,8 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
         "rps_2_workers": rps[2],
         "median_1": one,
         "median_2": two,
+        "cpu_us_per_req_1": cpu[1],
+        "cpu_us_per_req_2": cpu[2],
         "ratio": round(two / one, 2) if one else float("nan"),
         "target": TARGET_RATIO_2_CORES,
         "load_avg_1min": [round(x, 2) for x in loads],
@@ -340,6 +365,8 @@ def render(results: dict[str, Any]) -> str:
         f"  req/s  1 worker  {s['rps_1_worker']} -> median {s['median_1']}",
         f"  req/s  2 workers {s['rps_2_workers']} -> median {s['median_2']}",
         f"  2 workers / 1 worker = {s['ratio']}x   (target >= {s['target']}x on 2 shared cores)",
+        f"  CPU us per request (daemon and workers): 1 worker {s['cpu_us_per_req_1']}, "
+        f"2 workers {s['cpu_us_per_req_2']}",
         "ledger designs (2 writers, records/s | worker CPU us/record | writer process CPU us/record):",
         f"  per-worker batched writers, one WAL file: {per['records_per_s']} | {per['worker_cpu_us_per_record']} | -",
         f"  one writer process fed over a socket:     {one['records_per_s']} | "

@@ -44,7 +44,7 @@ class GroupState:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.peers: dict[int, Peer] = {}
-        """Live workers' links by worker index."""
+        """Live workers' links, by incarnation (each start of a worker has its own number)."""
         self.limiter = TenantRateLimiter(clock)
         self.spent: dict[str, float] = {}
         self.reserved: dict[str, float] = {}
@@ -209,7 +209,7 @@ class GroupState:
                     self.reserved[key] = max(0.0, self.reserved[key] - usd * count)
             released += count
         if released:
-            log.warning("worker %d exited with %d budget reservation(s) in flight: released", worker, released)
+            log.warning("a worker exited with %d budget reservation(s) in flight: released", released)
         for (tenant, request_id), entry in list(self.keys.items()):
             if entry.owner == worker and entry.answer is None:
                 self.answer({"tenant": tenant, "request_id": request_id})

@@ -46,6 +46,8 @@ class Worker:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     info: Message = field(default_factory=dict)
     failures: int = 0
+    incarnation: int = 0
+    """Which start of this worker: the shared state's key (a dead one's late message spares its successor)."""
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Supervisor:
         self.workers = [Worker(i) for i in range(plan.workers)]
         self.draining = False
         self.serving = False
+        self._incarnations = 0
         self.stop = asyncio.Event()
         self.failed: int | None = None
         """The exit code of a worker that could not start (the group gives up)."""
@@ -100,13 +103,16 @@ class Supervisor:
             child.close()
         worker.started = time.monotonic()
         worker.ready.clear()
+        worker.info = {}
+        self._incarnations += 1
+        worker.incarnation = self._incarnations
         worker.peer = await Peer.open(parent, self._handler(worker))
-        self.state.attach(worker.index, worker.peer)
+        self.state.attach(worker.incarnation, worker.peer)
         asyncio.get_running_loop().create_task(worker.peer.run())
         log.info("worker %d started (pid %d)", worker.index, worker.proc.pid)
 
     def _handler(self, worker: Worker) -> Any:
-        shared = self.state.handler(worker.index)
+        shared = self.state.handler(worker.incarnation)
 
         def handle(op: str, msg: Message) -> Any:
             if op == "ready":
@@ -125,7 +131,7 @@ class Supervisor:
         while True:
             assert worker.proc is not None
             code = await worker.proc.wait()
-            self.state.detach(worker.index)
+            self.state.detach(worker.incarnation)
             if self.draining:
                 return
             if not self.serving:  # it never served: the group cannot start (its error is on stderr)

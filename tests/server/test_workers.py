@@ -329,3 +329,15 @@ async def test_an_answer_cached_by_one_worker_is_a_hit_on_every_worker():
         results, held = await spread(daemon, [request("the same question") for _ in range(CONNECTIONS)])
         assert all(n > 0 for n in held.values()), held
         assert all(r.attempts[0].cached for r in answered(results)) and len(answered(results)) == CONNECTIONS
+
+
+async def test_report_outcome_finds_a_request_another_worker_answered_and_still_holds():
+    with group(policy()) as daemon:  # rows wait up to a minute in the worker that answered
+        msgs = [request(f"report me {i}", request_id=f"answered-{i}") for i in range(CONNECTIONS)]
+        results, held = await spread(daemon, msgs)
+        assert len(answered(results)) == CONNECTIONS and all(n > 0 for n in held.values()), held
+        stub = daemon.stub()  # one connection: one worker answers every report
+        for m in msgs:
+            assert stub.ReportOutcome(pb.ReportOutcomeRequest(request_id=m.request_id, success=False)).changed
+        stats = stub.GetStats(pb.GetStatsRequest(tenant="acme")).rows[0]
+        assert (stats.requests, stats.successes) == (CONNECTIONS, 0)
