@@ -14,7 +14,6 @@ from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_I
 from policyd.server.listen import check_address
 from policyd.server.openai.server import http_listen_option
 from policyd.workers.count import ENV as WORKERS_ENV
-from policyd.workers.link import GroupLink
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
                 check_address(value)
         except ValueError as exc:
             raise InvalidArgument(flag, str(exc)) from None
+    from policyd.workers.link import GroupLink
+
     group = GroupLink.from_environment()  # this process is one worker of a supervisor's group
     if group is None:
         from policyd.workers.plan import plan_workers

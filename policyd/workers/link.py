@@ -31,13 +31,11 @@ from policyd.ledger.wiring import LedgerParts
 from policyd.plugin.specs import BudgetLine, BudgetRefusal
 from policyd.types import Outcome
 from policyd.v1 import policyd_pb2 as pb
+from policyd.workers.env import FD_ENV, INDEX_ENV, PARENT_ENV
 from policyd.workers.peer import Message, Peer, PeerGone
 
 log = logging.getLogger(__name__)
 
-FD_ENV = "POLICYD_GROUP_FD"
-INDEX_ENV = "POLICYD_GROUP_WORKER"
-PARENT_ENV = "POLICYD_GROUP_PARENT"
 PR_SET_PDEATHSIG = 1
 LOCAL_STORE = "local"
 

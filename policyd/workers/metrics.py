@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
-import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policyd.errors import ConfigError
-from policyd.telemetry.prometheus import HOST_ENV, PORT_ENV, ScrapeAddress
+
+if TYPE_CHECKING:  # the supervisor imports no OTel SDK unless it serves metrics
+    from policyd.telemetry.prometheus import ScrapeAddress
 
 log = logging.getLogger(__name__)
 
+HOST_ENV = "OTEL_EXPORTER_PROMETHEUS_HOST"
+PORT_ENV = "OTEL_EXPORTER_PROMETHEUS_PORT"
 WORKER_LABEL = "worker"
 SCRAPE_TIMEOUT_S = 2.0
 WORKER_ENV = {HOST_ENV: "127.0.0.1", PORT_ENV: "0"}
@@ -34,6 +38,8 @@ class GroupCollector:
         self.ports = ports
 
     def collect(self) -> Iterator[Any]:
+        import urllib.request
+
         from prometheus_client.core import Metric
         from prometheus_client.parser import text_string_to_metric_families
 
@@ -93,8 +99,8 @@ class GroupMetrics:
 
 def scrape_address() -> ScrapeAddress | None:
     """Where the group serves ``/metrics``: the OTel environment's choice, when it names ``prometheus``."""
-    import os
-
+    if "prometheus" not in os.environ.get("OTEL_METRICS_EXPORTER", "").lower():
+        return None
     from policyd.telemetry.setup import exporters_from_env
 
     return exporters_from_env(os.environ).prometheus

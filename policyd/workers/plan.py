@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 from policyd.errors import InvalidArgument
-from policyd.server.listen import unix_path
 from policyd.workers.count import available_cpus, requested_workers
 from policyd.workers.metrics import scrape_address
 from policyd.workers.ports import HeldPort, hold
 from policyd.workers.supervisor import Plan
 
 log = logging.getLogger(__name__)
+
+UNIX_PREFIX = "unix:"
+"""As ``policyd.server.listen`` reads an address (not imported: it loads grpc, which the supervisor never needs)."""
 
 
 def policy_http_listen(config: str | None) -> str | None:
@@ -38,7 +40,7 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
     explicit ``--workers N`` (N > 1) is an error naming the flag."""
     requested = requested_workers(args.workers)
     http_listen = args.http_listen or policy_http_listen(args.config)
-    unix = next((a for a in (args.listen, http_listen) if a and unix_path(a) is not None), None)
+    unix = next((a for a in (args.listen, http_listen) if a and a.startswith(UNIX_PREFIX)), None)
     if requested is None:
         workers = available_cpus()
         if unix is not None and workers > 1:

@@ -14,8 +14,6 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from policyd.server.listen import address as printable
-
 
 @dataclass
 class HeldPort:
@@ -83,5 +81,5 @@ def hold(listen: str, flag: str = "--listen") -> HeldPort:
     except OSError as exc:
         held.close()
         raise OSError(f"cannot listen on {listen} ({flag}): {exc.strerror or exc}") from None
-    held.listen = printable(listen, held.port)
+    held.listen = f"{host}:{held.port}"
     return held

@@ -15,11 +15,13 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from policyd.engine.ratelimit import TenantRateLimiter
 from policyd.errors import ResourceExhausted
 from policyd.workers.peer import Message, Peer, PeerGone
+
+if TYPE_CHECKING:
+    from policyd.engine.ratelimit import TenantRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,21 @@ class GroupState:
         self.clock = clock
         self.peers: dict[int, Peer] = {}
         """Live workers' links, by incarnation (each start of a worker has its own number)."""
-        self.limiter = TenantRateLimiter(clock)
+        self._limiter: TenantRateLimiter | None = None
         self.spent: dict[str, float] = {}
         self.reserved: dict[str, float] = {}
         self.ends: dict[str, float] = {}
         self.holds: dict[int, Counter[tuple[tuple[str, ...], float]]] = {}
         self.keys: OrderedDict[tuple[str, str], _Key] = OrderedDict()
+
+    @property
+    def limiter(self) -> TenantRateLimiter:
+        """The tenants' buckets, made at the first rate-limited request (the supervisor starts light)."""
+        if self._limiter is None:
+            from policyd.engine.ratelimit import TenantRateLimiter
+
+            self._limiter = TenantRateLimiter(self.clock)
+        return self._limiter
 
     def handler(self, worker: int) -> Callable[[str, Message], Any]:
         def handle(op: str, msg: Message) -> Any:

@@ -18,14 +18,16 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from policyd.telemetry.prometheus import ScrapeAddress
-from policyd.workers.link import FD_ENV, INDEX_ENV, PARENT_ENV
+from policyd.workers.env import FD_ENV, INDEX_ENV, PARENT_ENV
 from policyd.workers.metrics import WORKER_ENV, GroupMetrics
 from policyd.workers.peer import Message, Peer
 from policyd.workers.ports import HeldPort
 from policyd.workers.state import GroupState
+
+if TYPE_CHECKING:
+    from policyd.telemetry.prometheus import ScrapeAddress
 
 log = logging.getLogger(__name__)
 
