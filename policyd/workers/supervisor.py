@@ -73,6 +73,7 @@ class Supervisor:
         self.draining = False
         self.serving = False
         self._incarnations = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self.stop = asyncio.Event()
         self.failed: int | None = None
         """The exit code of a worker that could not start (the group gives up)."""
@@ -110,7 +111,9 @@ class Supervisor:
         worker.incarnation = self._incarnations
         worker.peer = await Peer.open(parent, self._handler(worker))
         self.state.attach(worker.incarnation, worker.peer)
-        asyncio.get_running_loop().create_task(worker.peer.run())
+        reader = asyncio.get_running_loop().create_task(worker.peer.run())
+        self._tasks.add(reader)  # held until it ends (the loop keeps only weak references)
+        reader.add_done_callback(self._tasks.discard)
         log.info("worker %d started (pid %d)", worker.index, worker.proc.pid)
 
     def _handler(self, worker: Worker) -> Any:
