@@ -25,6 +25,7 @@ import pytest
 from policyd.testing.process import DaemonProcess, run_cli
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc
+from policyd.workers.count import available_cpus
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -341,3 +342,16 @@ async def test_report_outcome_finds_a_request_another_worker_answered_and_still_
             assert stub.ReportOutcome(pb.ReportOutcomeRequest(request_id=m.request_id, success=False)).changed
         stats = stub.GetStats(pb.GetStatsRequest(tenant="acme")).rows[0]
         assert (stats.requests, stats.successes) == (CONNECTIONS, 0)
+
+
+def test_a_unix_socket_gets_one_worker_by_default(tmp_path: Path):
+    sock = tmp_path / "p.sock"
+    daemon = DaemonProcess(policy(), env={"POLICYD_WORKERS": ""}, args=("--listen", f"unix://{sock}"))
+    try:
+        assert daemon.address == f"unix://{sock}"
+        assert "worker 0 started" not in daemon.log(), "no supervisor: the daemon itself serves"
+        if available_cpus() > 1:
+            assert "workers cannot share" in daemon.log()
+        assert daemon.stub().Complete(request("over the socket"), timeout=30).output.content
+    finally:
+        daemon.stop()
