@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from policyd.testing.process import DaemonProcess, run_cli
 from policyd.v1 import policyd_pb2 as pb
@@ -226,9 +227,21 @@ async def test_sigterm_drains_every_worker_and_exits_0():
         stubs = [policyd_pb2_grpc.PolicyServiceStub(c) for c in channels]
         await asyncio.gather(*(c.channel_ready() for c in channels))
         assert all(n > 0 for n in connections_by_worker(daemon).values())
+        health = [health_pb2_grpc.HealthStub(c) for c in channels]
+        statuses = await asyncio.gather(*(h.Check(health_pb2.HealthCheckRequest(), timeout=10) for h in health))
+        assert {s.status for s in statuses} == {health_pb2.HealthCheckResponse.SERVING}
         in_flight = [asyncio.ensure_future(s.Complete(request(f"slow {i}"), timeout=30)) for i, s in enumerate(stubs)]
         await asyncio.sleep(0.3)
         daemon.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        after = await asyncio.gather(
+            *(h.Check(health_pb2.HealthCheckRequest(), timeout=10) for h in health), return_exceptions=True
+        )
+        for answer in after:  # NOT_SERVING, or the worker already refuses new RPCs (it drains)
+            if isinstance(answer, grpc.aio.AioRpcError):
+                assert answer.code() == grpc.StatusCode.UNAVAILABLE
+            else:
+                assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING, "no worker answers SERVING"
         replies = await asyncio.gather(*in_flight)
         assert all(r.output.content for r in replies), "every request in flight at SIGTERM is answered"
         assert await asyncio.to_thread(daemon.proc.wait, 30) == 0
