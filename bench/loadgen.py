@@ -45,24 +45,35 @@ def summary(latencies_ms: list[float], errors: int, seconds: float) -> dict[str,
     }
 
 
-async def grpc_sender(target: str, labels: dict[str, str]) -> tuple[Send, Callable[[], Awaitable[None]]]:
+async def grpc_sender(
+    target: str, labels: dict[str, str], connections: int = 1
+) -> tuple[Send, Callable[[], Awaitable[None]]]:
+    """``connections`` > 1: that many channels, each its own TCP connection, used in turn (the workers of
+    ``policyd serve --workers N`` share connections, not requests)."""
+    import itertools
+
     import grpc.aio
 
     from policyd.v1 import policyd_pb2 as pb
     from policyd.v1 import policyd_pb2_grpc as pb_grpc
 
-    channel = grpc.aio.insecure_channel(target)
-    stub = pb_grpc.PolicyServiceStub(channel)
+    options = [("grpc.use_local_subchannel_pool", 1)] if connections > 1 else []
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(connections)]
+    stubs = itertools.cycle([pb_grpc.PolicyServiceStub(c) for c in channels])
     request = pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=PROMPT)], labels=labels)
 
     async def send() -> bool:
         try:
-            resp = await stub.Complete(request, timeout=10)
+            resp = await next(stubs).Complete(request, timeout=10)
         except grpc.aio.AioRpcError:
             return False
         return resp.status in (pb.OUTCOME_STATUS_ACCEPTED, pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED)
 
-    return send, channel.close
+    async def close() -> None:
+        for channel in channels:
+            await channel.close()
+
+    return send, close
 
 
 async def http_sender(url: str, concurrency: int) -> tuple[Send, Callable[[], Awaitable[None]]]:
@@ -140,7 +151,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.target.startswith("http://"):
         send, close = await http_sender(args.target, args.concurrency)
     else:
-        send, close = await grpc_sender(args.target.removeprefix("grpc://"), labels)
+        send, close = await grpc_sender(args.target.removeprefix("grpc://"), labels, args.connections)
     try:
         for _ in range(args.warmup):
             await send()
@@ -160,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds (closed loop without --requests)")
     p.add_argument("--requests", type=int, default=None, help="closed loop: stop after this many requests")
     p.add_argument("--warmup", type=int, default=50, help="requests sent first and not measured")
+    p.add_argument("--connections", type=int, default=1, help="gRPC: TCP connections the requests take in turn")
     p.add_argument("--label", action="append", default=[], help="KEY=VALUE request label (gRPC)")
     args = p.parse_args(argv)
     json.dump(asyncio.run(run(args)), sys.stdout)

@@ -245,6 +245,7 @@ MODULES: list[tuple[str, str]] = [
     # A bench module plugs into ``make bench`` with one line here.
     ("streaming", "bench.streaming_bench"),
     ("frontdoor", "bench.frontdoor_bench"),
+    ("workers", "bench.workers_bench"),  # policyd serve --workers 2 against 1
     ("startup", "bench.startup_bench"),  # last: alone, after every other daemon has stopped
 ]
 

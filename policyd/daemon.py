@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policyd.cache.embeddings import EmbeddingCache
 from policyd.cache.service import ResponseCache, open_cache
@@ -35,6 +36,9 @@ from policyd.telemetry.setup import Telemetry, build_telemetry, disabled
 from policyd.telemetry.spans import scrub_attempt
 from policyd.telemetry.wiring import Instrumentation, instrument
 
+if TYPE_CHECKING:
+    from policyd.workers.link import GroupLink
+
 log = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
@@ -49,6 +53,9 @@ class DaemonOptions:
     entry_points: bool = True
     telemetry: Telemetry | None = None
     """Providers to use (tests, benchmarks); None builds them from the OTEL_* environment."""
+    group: GroupLink | None = None
+    """This daemon is one worker of ``policyd serve --workers N``: rate limits, the ``local`` budget
+    store and idempotency keys are the group's, and ledger reads commit every worker's rows first."""
 
 
 @dataclass
@@ -70,6 +77,8 @@ class Daemon:
     """The decision log's queue and sinks (None without sinks)."""
     fleet: FleetParts = field(default_factory=FleetParts)
     """The shared stores of a fleet (``fleet:`` in the file); empty by default."""
+    group: GroupLink | None = None
+    """The worker group this daemon belongs to (``policyd serve --workers N``); None on its own."""
 
     @property
     def config(self) -> Config:
@@ -151,7 +160,12 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
     closers.extend(ledger.closers)
     fleet = open_fleet(config, ledger.ledger)  # shared rate limits and budgets when the file has ``fleet:``
     closers.extend(fleet.closers)
-    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, TenantRateLimiter(), fleet))
+    limiter = TenantRateLimiter()
+    if options.group is not None:  # one of N workers: the group's buckets, budgets and ledger
+        from policyd.workers.link import share_with_group
+
+        limiter = share_with_group(options.group, config, ledger)
+    engine = Engine(config, registered, pipeline=pipeline(instr, cache, ledger, limiter, fleet))
     engine.embedder = embedder(cache, engine.pipeline.step("retry"), instr, closers)
     return Daemon(
         host=host,
@@ -165,4 +179,5 @@ def build_daemon(options: DaemonOptions, host: PluginHost | None = None) -> Daem
         ledger=ledger.ledger,
         decisions=instr.decisions,
         fleet=fleet,
+        group=options.group,
     )

@@ -12,6 +12,9 @@ import grpc.aio
 import pytest
 
 os.environ["POLICYD_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+# Daemons the tests start serve in one process unless a test asks for workers (``--workers N``,
+# tests/server/test_workers.py); the default (one worker per core) is what the image runs.
+os.environ.setdefault("POLICYD_WORKERS", "1")
 
 from policyd.config import Config, load_text
 from policyd.daemon import Daemon, DaemonOptions, build_daemon

@@ -40,6 +40,7 @@ PROCESS_TESTS = (
     "telemetry/test_shutdown_bound.py",
     "telemetry/test_prometheus.py::test_serve_exits_with_the_error_when_the_port_is_taken",
     "server/openai/test_openai_readme.py",
+    "server/test_workers.py",
     "test_packaging.py",
 )
 """Files (``folder/test_x.py``) or tests (``folder/test_x.py::name``, parameters included) in the process tier."""

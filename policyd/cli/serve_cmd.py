@@ -13,6 +13,7 @@ from policyd.errors import InvalidArgument
 from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, serve
 from policyd.server.listen import check_address
 from policyd.server.openai.server import http_listen_option
+from policyd.workers.count import ENV as WORKERS_ENV
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=float(os.environ.get("POLICYD_RELOAD_INTERVAL_S", DEFAULT_RELOAD_INTERVAL_S)),
         help=f"seconds between policy file checks; 0: reload on SIGHUP only (default {DEFAULT_RELOAD_INTERVAL_S})",
     )
+    p.add_argument(
+        "--workers",
+        default=None,
+        metavar="N",
+        help=f"serving processes behind the one address (default ${WORKERS_ENV}, else the cores this process may "
+        "use, under a cgroup CPU quota; 1 for a unix:// address); see docs/workers.md",
+    )
     p.set_defaults(func=run)
 
 
@@ -54,7 +62,18 @@ def run(args: argparse.Namespace) -> int:
                 check_address(value)
         except ValueError as exc:
             raise InvalidArgument(flag, str(exc)) from None
-    daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir))
+    from policyd.workers.link import GroupLink
+
+    group = GroupLink.from_environment()  # this process is one worker of a supervisor's group
+    if group is None:
+        from policyd.workers.plan import plan_workers
+
+        plan = plan_workers(args)
+        if plan is not None:
+            from policyd.workers.supervisor import supervise
+
+            return supervise(plan)
+    daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir, group=group))
     http_listen = http_listen_option(args.http_listen, daemon)
     log.info("event loop: %s", loop_name)
     event_loop.run(serve(daemon, args.listen, args.grace, args.reload_interval, http_listen), factory)

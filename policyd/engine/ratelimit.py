@@ -67,20 +67,33 @@ class TenantRateLimiter:
     def admit(self, request: Request, limits: LimitsConfig) -> tuple[TokenBucket | None, int]:
         """Take the request's share or raise RESOURCE_EXHAUSTED; returns the token bucket and the reservation."""
         rate: RateConfig = limits.rate_for(request.tenant)
-        now = self._clock()
-        requests = self._bucket(request.tenant, "requests", rate.requests_per_minute, now)
-        toks = self._bucket(request.tenant, "tokens", rate.tokens_per_minute, now)
         estimate = tokens.input_tokens(request.messages, request.tools)
+        return self.draw(request.tenant, rate.requests_per_minute, rate.tokens_per_minute, estimate), estimate
+
+    def draw(
+        self, tenant: str, requests_per_minute: int | None, tokens_per_minute: int | None, estimate: int
+    ) -> TokenBucket | None:
+        """Take one request and ``estimate`` tokens from ``tenant``'s buckets or raise RESOURCE_EXHAUSTED;
+        returns the token bucket (None without a token limit). A group of workers draws here, in its supervisor."""
+        now = self._clock()
+        requests = self._bucket(tenant, "requests", requests_per_minute, now)
+        toks = self._bucket(tenant, "tokens", tokens_per_minute, now)
         if requests is not None and requests.level < 1:
-            raise _refused(request.tenant, f"{requests.per_minute} requests per minute", requests.wait_s(1))
+            raise refused(tenant, f"{requests.per_minute} requests per minute", requests.wait_s(1))
         if toks is not None:
             need = min(estimate, toks.per_minute)  # a request larger than a minute's worth waits for a full bucket
             if toks.level < need or toks.level <= 0:
-                raise _refused(request.tenant, f"{toks.per_minute} tokens per minute", toks.wait_s(max(need, 1)))
+                raise refused(tenant, f"{toks.per_minute} tokens per minute", toks.wait_s(max(need, 1)))
             toks.level -= estimate
         if requests is not None:
             requests.level -= 1
-        return toks, estimate
+        return toks
+
+    def adjust(self, tenant: str, used_more: float) -> None:
+        """Settle ``tenant``'s tokens: ``used_more`` than reserved leaves the bucket (negative: given back)."""
+        bucket = self._buckets.get((tenant, "tokens"))
+        if bucket is not None:
+            bucket.level -= used_more
 
     def take(self, request: Request, limits: LimitsConfig) -> Callable[[Outcome | None], None] | None:
         """Admit ``request``; returns how to settle its tokens at the real usage (None: nothing to settle)."""
@@ -98,7 +111,7 @@ class TenantRateLimiter:
         return self.take(turn.request, turn.config.raw.limits)
 
 
-def _refused(tenant: str, limit: str, wait_s: float) -> ResourceExhausted:
+def refused(tenant: str, limit: str, wait_s: float) -> ResourceExhausted:
     """RATE_LIMITED with a RetryInfo of the time until the bucket holds the request's share."""
     return ResourceExhausted(
         f"tenant {tenant!r} is over its rate limit of {limit}; retry in {math.ceil(wait_s)} s",

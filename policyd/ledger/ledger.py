@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from policyd.engine.turn import Observe, TurnFinished
-from policyd.errors import InvalidArgument
+from policyd.errors import InvalidArgument, NotFound
 from policyd.ledger import stats as stats_mod
 from policyd.ledger.records import outcome_record
 from policyd.ledger.settings import LedgerSettings
@@ -37,6 +37,8 @@ class Ledger:
             max_batch=self.settings.max_batch,
             max_pending=self.settings.max_pending,
         )
+        self.peers: Callable[[], Awaitable[None]] | None = None
+        """Commits the other workers' queued rows (``policyd serve --workers N``): reads then see the group's."""
 
     @property
     def sync(self) -> bool:
@@ -59,6 +61,12 @@ class Ledger:
     async def flush(self) -> None:
         await self.writer.flush()
 
+    async def flush_all(self) -> None:
+        """This process's queued rows, and every other worker's, committed (what a read must see)."""
+        await self.flush()
+        if self.peers is not None:
+            await self.peers()
+
     async def aclose(self) -> None:
         await asyncio.to_thread(self.writer.close)
 
@@ -74,16 +82,22 @@ class Ledger:
             raise InvalidArgument("request_id", "is required")
         if report.score is not None and not (math.isfinite(report.score) and 0.0 <= report.score <= 1.0):
             raise InvalidArgument("score", f"must be in [0, 1] (got {report.score})")
-        return bool(await self.writer.commit(report))
+        try:
+            return bool(await self.writer.commit(report))
+        except NotFound:
+            if self.peers is None:
+                raise
+            await self.peers()  # the outcome may still wait in another worker's queue
+            return bool(await self.writer.commit(report))
 
     async def stats(self, query: stats_mod.StatsQuery) -> list[stats_mod.StatsRow]:
         """Stats over everything answered so far (queued outcomes are committed first)."""
-        await self.flush()
+        await self.flush_all()
         return await asyncio.to_thread(read_stats, self.path, query)
 
     async def spent(self, *, since: float, tenant: str | None = None, policy: str | None = None) -> float:
         """USD recorded since ``since`` for a tenant and/or policy (queued outcomes included)."""
-        await self.flush()
+        await self.flush_all()
 
         def read() -> float:
             conn = connect(self.path, create=False)

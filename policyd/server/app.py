@@ -52,7 +52,9 @@ class RunningServer:
         await self.server.stop(grace_s)
 
 
-async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningServer:
+async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN, *, serving: bool = True) -> RunningServer:
+    """Start the gRPC server on ``listen``; ``serving=False`` leaves its health NOT_SERVING (a worker
+    waits for its group). A worker of a group binds its address with ``SO_REUSEPORT``."""
     raw = daemon.config.raw
     limits = raw.limits
     gate = AuthGate(lambda: daemon.config)
@@ -61,7 +63,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
         options=[
             ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
             ("grpc.max_send_message_length", limits.max_send_message_bytes),
-            *listening.SERVER_OPTIONS,
+            *listening.server_options(shared=daemon.group is not None),
         ],
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
@@ -82,8 +84,7 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN) -> RunningS
     port = listening.bind(server, listen, tls, daemon.config.source)
     await server.start()
     listening.restrict_socket(listen)
-    await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    await set_serving(health, serving)
     reloader = Reloader(daemon, health)
     await reloader.start()
     await watch_fleet_stores(daemon, health)  # policyd.store.valkey / .postgres, when the file has ``fleet:``
@@ -99,6 +100,12 @@ def _http_door() -> Callable[[Daemon, str, float], Awaitable[RunningHttp]]:
     return start_http
 
 
+async def set_serving(health: health_aio.HealthServicer, serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    await health.set("", status)
+    await health.set(SERVICE_NAME, status)
+
+
 async def serve(
     daemon: Daemon,
     listen: str = DEFAULT_LISTEN,
@@ -111,17 +118,21 @@ async def serve(
     ``http_listen`` also serves the OpenAI-compatible front door (``policyd.server.openai``).
     """
     start_http = _http_door() if http_listen else None
-    running = await start_server(daemon, listen)
-    print(
-        f"policyd listening on {listening.address(listen, running.port)} "
-        f"(policy {daemon.config.source}, version {daemon.config.version})",
-        flush=True,
-    )
+    group = daemon.group
+    if group is not None:
+        await group.start()
+    running = await start_server(daemon, listen, serving=group is None)
     http = await start_http(daemon, http_listen, grace_s) if start_http and http_listen else None
-    if http is not None and http_listen is not None:
-        print(f"policyd OpenAI-compatible HTTP on {listening.address(http_listen, http.port)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if group is None:
+        print(
+            f"policyd listening on {listening.address(listen, running.port)} "
+            f"(policy {daemon.config.source}, version {daemon.config.version})",
+            flush=True,
+        )
+        if http is not None and http_listen is not None:
+            print(f"policyd OpenAI-compatible HTTP on {listening.address(http_listen, http.port)}", flush=True)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[bool]] = set()
@@ -133,6 +144,13 @@ async def serve(
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     watcher = loop.create_task(running.reloader.watch(reload_interval_s))
+    if group is not None:  # the supervisor prints the group's address once every worker serves, then says so to all
+        group.on_serving = lambda on: set_serving(running.health, on)
+        scrape = daemon.telemetry.prometheus  # the supervisor serves every worker's metrics, merged
+        metrics_port = scrape.port if scrape is not None else None
+        group.ready(policy=daemon.config.source, version=daemon.config.version, metrics_port=metrics_port)
+        orphaned = loop.create_task(group.gone.wait())  # the supervisor is gone: drain and exit
+        orphaned.add_done_callback(lambda _: stop.set())
     await stop.wait()
     log.info("shutting down: draining for up to %.1f s", grace_s)
     watcher.cancel()
@@ -141,4 +159,6 @@ async def serve(
     await asyncio.gather(running.shutdown(grace_s), *([http.shutdown()] if http is not None else []))
     await running.reloader.aclose()
     await daemon.aclose()
+    if group is not None:
+        await group.aclose()
     log.info("stopped")

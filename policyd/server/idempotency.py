@@ -7,7 +7,9 @@ ALREADY_EXISTS (``REQUEST_ID_REUSED``). A duplicate that arrives while the first
 running waits for it. A first request that ends in an error releases its key, so a retry runs
 afresh. Keys live in this daemon's memory (``limits.idempotency_window_s``, 0 turns it off;
 at most ``limits.idempotency_max_keys``, oldest dropped first): replicas behind a load balancer
-each keep their own, as docs/clients.md says.
+each keep their own, as docs/clients.md says. The workers of one ``policyd serve --workers N``
+share theirs through the supervisor (:class:`GroupKeys`, ``docs/workers.md``): a retry that lands
+on another worker is replayed too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from policyd.errors import AlreadyExists
 from policyd.v1 import policyd_pb2 as pb
@@ -38,6 +41,20 @@ class _Entry:
     expires: float
 
 
+class GroupKeys(Protocol):
+    """The keys of a group of workers (``policyd.workers.link``), asked after this worker's own."""
+
+    async def claim(
+        self, tenant: str, request_id: str, fingerprint: bytes, window_s: float, max_keys: int
+    ) -> pb.CompleteResponse | bool | None:
+        """True: this worker runs the request; False: the id was used for another request;
+        a response: the group's first answer to replay; None: the first failed, ask again.
+        Waits while another worker runs it."""
+
+    def answer(self, tenant: str, request_id: str, response: pb.CompleteResponse | None) -> None:
+        """The owner's answer, or None when it failed (the key is forgotten, duplicates run)."""
+
+
 class IdempotencyKeys:
     """The daemon's idempotency keys; one instance per server."""
 
@@ -46,16 +63,18 @@ class IdempotencyKeys:
         window_s: Callable[[], float],
         max_keys: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
+        group: GroupKeys | None = None,
     ) -> None:
         self._window_s = window_s
         self._max_keys = max_keys
         self._clock = clock
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self.group = group
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def claim(self, tenant: str, msg: pb.CompleteRequest) -> Claim | None:
+    async def claim(self, tenant: str, msg: pb.CompleteRequest) -> Claim | None:
         """None when ``msg`` is no idempotency key (no caller-set id, or keys are off); else the
         claim: the owner runs the request and settles it, a duplicate awaits :meth:`Claim.replay`.
         Raises ALREADY_EXISTS when the id was used for a different request within the window."""
@@ -75,7 +94,33 @@ class IdempotencyKeys:
             return Claim(self, key, entry, owner=False)
         entry = _Entry(mark, asyncio.get_running_loop().create_future(), self._clock() + window)
         self._remember(key, entry)
-        return Claim(self, key, entry, owner=True)
+        if self.group is None:
+            return Claim(self, key, entry, owner=True)
+        return await self._claim_in_group(key, entry, window)
+
+    async def _claim_in_group(self, key: tuple[str, str], entry: _Entry, window: float) -> Claim:
+        """This worker holds the key: ask the group whether another worker does (duplicates here wait on it)."""
+        assert self.group is not None
+        claim = Claim(self, key, entry, owner=True)
+        try:
+            verdict = None
+            while verdict is None:  # None: the first ended in an error on another worker, ask again
+                verdict = await self.group.claim(key[0], key[1], entry.fingerprint, window, self._max_keys())
+        except BaseException as exc:
+            claim.fail(exc, tell_group=False)
+            raise
+        if verdict is True:
+            return claim
+        if verdict is False:
+            reused = AlreadyExists(
+                f"request_id {key[1]!r} was used for a different request within the last "
+                f"{window:g} s; use a new id for a new request",
+                metadata={"request_id": key[1]},
+            )
+            claim.fail(reused, tell_group=False)
+            raise reused
+        entry.answer.set_result(verdict)  # another worker's answer: replayed here, and to duplicates here
+        return Claim(self, key, entry, owner=False)
 
     async def run(
         self,
@@ -84,7 +129,7 @@ class IdempotencyKeys:
         first: Callable[[], Awaitable[pb.CompleteResponse]],
     ) -> pb.CompleteResponse:
         """The response for ``msg``: ``first()`` for the owner, the first response (replayed) for a duplicate."""
-        claim = self.claim(tenant, msg)
+        claim = await self.claim(tenant, msg)
         if claim is None:
             return await first()
         if not claim.owner:
@@ -131,11 +176,16 @@ class Claim:
     def settle(self, response: pb.CompleteResponse) -> None:
         if not self.entry.answer.done():
             self.entry.answer.set_result(response)
+        if self.owner and self.keys.group is not None:
+            self.keys.group.answer(self.key[0], self.key[1], response)
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException, *, tell_group: bool = True) -> None:
         """A failed or abandoned first request is not remembered: a retry runs afresh. Duplicates
-        waiting on it get the same error, or (if it was cancelled) run themselves."""
+        waiting on it get the same error, or (if it was cancelled) run themselves; those waiting
+        on another worker run themselves."""
         self.keys._forget(self.key, self.entry)
+        if tell_group and self.owner and self.keys.group is not None:
+            self.keys.group.answer(self.key[0], self.key[1], None)
         if self.entry.answer.done():
             return
         if isinstance(exc, Exception):

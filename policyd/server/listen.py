@@ -23,6 +23,11 @@ SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
 """grpc enables SO_REUSEPORT by default: a second daemon on a busy port would bind and share it."""
 
 
+def server_options(*, shared: bool) -> list[tuple[str, int]]:
+    """One daemon binds its port alone; a worker of ``--workers N`` shares the port its supervisor holds."""
+    return [("grpc.so_reuseport", 1)] if shared else SERVER_OPTIONS
+
+
 def unix_path(listen: str) -> str | None:
     """The socket path of ``unix:///run/p.sock`` or ``unix:relative.sock``, else None."""
     if not listen.startswith(UNIX_PREFIX):
@@ -60,7 +65,8 @@ def bind(server: grpc.aio.Server, listen: str, tls: TlsConfig | None, source: st
     """Add the listening port; returns the TCP port (for a Unix socket, grpc's non-zero marker).
 
     The server is created without SO_REUSEPORT (see ``SERVER_OPTIONS``), so a port another
-    process holds is an error here instead of two daemons silently sharing the traffic.
+    process holds is an error here instead of two daemons silently sharing the traffic; a
+    worker of a group shares the port its supervisor holds (``policyd.workers.ports``).
     """
     try:
         check_address(listen)

@@ -20,6 +20,7 @@ from policyd.server.limits import check_request_limits
 from policyd.types import Attempt, Outcome, OutcomeStatus, Request
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc as pb_grpc
+from policyd.workers.link import GroupIdempotency
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self.operator = operator or (lambda: True)
         """Whether the caller may see operator details (GetStats.config_error)."""
         self.keys = IdempotencyKeys(
-            lambda: self._limits().idempotency_window_s, lambda: self._limits().idempotency_max_keys
+            lambda: self._limits().idempotency_window_s,
+            lambda: self._limits().idempotency_max_keys,
+            group=GroupIdempotency(daemon.group) if daemon.group is not None else None,
         )
 
     def _limits(self) -> LimitsConfig:
@@ -131,14 +134,14 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamCompleteResponse]:
         domain = self._request(request, context)
-        claim = self.keys.claim(domain.tenant, request)
+        claim = await self.keys.claim(domain.tenant, request)
         while claim is not None and not claim.owner:  # a duplicate: replay the first answer
             answer = await claim.replay()
             if answer is not None:
                 for event in replay_events(answer):
                     yield event
                 return
-            claim = self.keys.claim(domain.tenant, request)  # the first was abandoned: run it
+            claim = await self.keys.claim(domain.tenant, request)  # the first was abandoned: run it
         try:
             async with aclosing(self._stream(domain)) as events:  # closed at once if the caller leaves
                 async for event in events:

@@ -170,6 +170,7 @@ def test_daemon_with_the_image_environment_passes_the_image_healthcheck(stages: 
     """The image's ENV, entrypoint and HEALTHCHECK, run here against the real daemon (port 0, local dirs)."""
     final = stages[-1]
     env = {**daemon_process.ENV, **env_of(final)}
+    env.pop("POLICYD_WORKERS", None)  # not in the image: its default, one worker per core (docs/workers.md)
     env["PATH"] = daemon_process.ENV["PATH"]
     env["POLICYD_DATA_DIR"] = str(tmp_path / "data")
     env["HOME"] = str(tmp_path)

@@ -104,6 +104,12 @@ def test_unix_socket_is_shared_between_policyd_and_the_application(helm: Helm, s
     assert {"name": "policyd-socket", "emptyDir": {}} in spec["volumes"]
 
 
+def test_several_workers_are_refused_on_a_unix_socket(helm: Helm, sidecar_app: Any) -> None:
+    values = {"policyd": {"sidecar": {"unixSocket": {"enabled": True}}, "daemon": {"workers": 2}}}
+    error = helm.template_error(values, chart=sidecar_app(None))
+    assert "daemon.workers (2)" in error and "Unix socket" in error
+
+
 def test_native_sidecar_is_an_init_container_that_keeps_running(helm: Helm, sidecar_app: Any) -> None:
     spec = app_pod(helm, sidecar_app, {"sidecar": {"native": True}})[1]["spec"]
     assert [c["name"] for c in spec["containers"]] == ["app"]

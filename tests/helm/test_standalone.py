@@ -220,3 +220,11 @@ def test_image_digest_pins_the_image(helm: Helm) -> None:
 def test_fullname_override_renames_every_resource(helm: Helm) -> None:
     rendered = helm.template({"fullnameOverride": "router", "policy": {"inline": POLICY}})
     assert {d["metadata"]["name"] for d in rendered.docs} == {"router", "router-policy"}
+
+
+def test_workers_default_to_the_daemons_choice_and_a_set_count_reaches_policyd_workers(helm: Helm) -> None:
+    assert "POLICYD_WORKERS" not in env_of(container(pod_spec(helm.template()), "policyd"))
+    c = container(pod_spec(helm.template({"daemon": {"workers": 3}})), "policyd")
+    assert env_of(c)["POLICYD_WORKERS"] == "3"
+    for bad in (0, -1, "two"):
+        assert "workers" in helm.template_error({"daemon": {"workers": bad}})

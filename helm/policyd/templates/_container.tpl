@@ -9,6 +9,10 @@ application's own volumes.
   value: {{ include "policyd.listen" . | quote }}
 - name: POLICYD_GRACE_S
   value: {{ .Values.daemon.grace | quote }}
+{{- if not (eq (toString .Values.daemon.workers) "<nil>") }}
+- name: POLICYD_WORKERS
+  value: {{ .Values.daemon.workers | quote }}
+{{- end }}
 {{- if .Values.http.enabled }}
 - name: POLICYD_HTTP_LISTEN
   value: {{ printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" (eq .Values.mode "standalone")) (int .Values.http.port) | quote }}

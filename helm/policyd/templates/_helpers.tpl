@@ -129,4 +129,7 @@ fails the render with a message naming the values to change.
 {{- if and (eq .Values.mode "standalone") .Values.sidecar.unixSocket.enabled }}
 {{- fail "sidecar.unixSocket.enabled applies to mode=sidecar only (a standalone Service needs a TCP port)" }}
 {{- end }}
+{{- if and (eq .Values.mode "sidecar") .Values.sidecar.unixSocket.enabled (gt (int (default 1 .Values.daemon.workers)) 1) }}
+{{- fail (printf "daemon.workers (%d) must be 1 or null with sidecar.unixSocket.enabled: workers share a TCP port, never a Unix socket (docs/workers.md)" (int .Values.daemon.workers)) }}
+{{- end }}
 {{- end }}

@@ -79,7 +79,9 @@ async def start_http(daemon: Daemon, listen: str, grace_s: float = 10.0) -> Runn
         site = web.UnixSite(runner, path, ssl_context=context)
     else:
         host, _, port = listen.rpartition(":")
-        site = web.TCPSite(runner, host.strip("[]") or None, int(port), ssl_context=context, reuse_port=False)
+        site = web.TCPSite(
+            runner, host.strip("[]") or None, int(port), ssl_context=context, reuse_port=daemon.group is not None
+        )
     await site.start()
     bound = 0
     if path is None:
