@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,10 @@ def summary(latencies_ms: list[float], errors: int, seconds: float) -> dict[str,
     }
 
 
-async def grpc_sender(target: str, labels: dict[str, str]) -> tuple[Send, Callable[[], Awaitable[None]]]:
+async def grpc_sender(
+    target: str, labels: dict[str, str], unique: bool = False
+) -> tuple[Send, Callable[[], Awaitable[None]]]:
+    """``unique``: every request's prompt differs (a counter appended), so none is a cache hit."""
     import grpc.aio
 
     from policyd.v1 import policyd_pb2 as pb
@@ -54,10 +58,18 @@ async def grpc_sender(target: str, labels: dict[str, str]) -> tuple[Send, Callab
     channel = grpc.aio.insecure_channel(target)
     stub = pb_grpc.PolicyServiceStub(channel)
     request = pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=PROMPT)], labels=labels)
+    sent, run_id = 0, os.urandom(4).hex()  # distinct across runs against one daemon too
 
     async def send() -> bool:
+        nonlocal sent
+        req = request
+        if unique:
+            sent += 1
+            req = pb.CompleteRequest(
+                messages=[pb.Message(role=pb.ROLE_USER, content=f"{PROMPT} #{run_id}-{sent}")], labels=labels
+            )
         try:
-            resp = await stub.Complete(request, timeout=10)
+            resp = await stub.Complete(req, timeout=10)
         except grpc.aio.AioRpcError:
             return False
         return resp.status in (pb.OUTCOME_STATUS_ACCEPTED, pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED)
@@ -140,7 +152,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.target.startswith("http://"):
         send, close = await http_sender(args.target, args.concurrency)
     else:
-        send, close = await grpc_sender(args.target.removeprefix("grpc://"), labels)
+        send, close = await grpc_sender(args.target.removeprefix("grpc://"), labels, args.unique)
     try:
         for _ in range(args.warmup):
             await send()
@@ -161,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--requests", type=int, default=None, help="closed loop: stop after this many requests")
     p.add_argument("--warmup", type=int, default=50, help="requests sent first and not measured")
     p.add_argument("--label", action="append", default=[], help="KEY=VALUE request label (gRPC)")
+    p.add_argument("--unique", action="store_true", help="gRPC: a different prompt each request (no cache hits)")
     args = p.parse_args(argv)
     json.dump(asyncio.run(run(args)), sys.stdout)
     print()

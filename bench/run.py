@@ -74,10 +74,20 @@ if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
     SERVER_CPU = LOAD_CPU = []
 
 
-def start(name: str, cmd: list[str], ready: str, timeout_s: float = 30.0) -> Proc:
-    """Start a process (pinned to the server core) and wait for its ``<ready> HOST:PORT`` line."""
+def start(
+    name: str,
+    cmd: list[str],
+    ready: str,
+    timeout_s: float = 30.0,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> Proc:
+    """Start a process (pinned to the server core) and wait for its ``<ready> HOST:PORT`` line.
+
+    ``python -m`` puts ``cwd`` first on ``sys.path``: to run another source tree, give it as ``cwd``.
+    """
     cmd = [*SERVER_CPU, *cmd]
-    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT)
+    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env or ENV, cwd=cwd)
     deadline = time.monotonic() + timeout_s
     assert popen.stdout is not None
     while time.monotonic() < deadline:

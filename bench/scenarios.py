@@ -110,3 +110,22 @@ def scenarios(upstream_url: str) -> list[Scenario]:
             "; ".join(n for n in (note, ladder_note) if n),
         ),
     ]
+
+
+def hotpath_scenarios(upstream_url: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Issue #21's hot-path scenarios: (key, policy file, extra load-generator flags).
+
+    ``default`` is what users get: the default config (cache and ledger on) with every
+    prompt distinct, so each request misses the cache, calls the upstream and stores the
+    answer. ``nocache`` is (c) above (the cache off); ``cache`` is (d) (every request a hit).
+    """
+    section, _, _ = _provider(upstream_url, _available()[0])
+    good = MODEL.format(name="bench-model", provider="fake", upstream="bench-model", options="{}")
+    single = "{strategy: single, params: {model: bench-model}}"
+    off = "{strategy: single, params: {model: bench-model}, cache: {enabled: false}}"
+    return [
+        ("default", _config(section, good, single), ("--unique",)),
+        ("nocache", _config(section, good, off), ()),
+        ("nocacheu", _config(section, good, off), ("--unique",)),
+        ("cache", _config(section, good, single), ()),
+    ]

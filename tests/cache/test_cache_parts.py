@@ -312,13 +312,13 @@ def test_the_decoded_memo_stays_bounded():
 async def test_a_hit_is_served_before_the_writer_stored_it(cache):
     calls, next_ = upstream_counting()
     release = threading.Event()
-    real_set = cache.store.set
+    real_set = cache.store.set_many
 
     def slow_set(*args, **kwargs):
         release.wait(5)
         return real_set(*args, **kwargs)
 
-    cache.store.set = slow_set
+    cache.store.set_many = slow_set
     await cache.layer(NO_TURN, BASE, None, next_)
     hit = await cache.layer(NO_TURN, BASE, None, next_)
     assert hit.cached and len(calls) == 1
