@@ -43,10 +43,16 @@ ROWS_PER_STATEMENT = 200
 
 
 class Row(Protocol):
-    key: str
-    value: bytes
-    expire_s: float
-    tenant: str
+    """One entry to store (``policyd.cache.writer.Write``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def expire_s(self) -> float: ...
+    @property
+    def tenant(self) -> str: ...
 
 
 class ShardRows:
