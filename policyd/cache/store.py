@@ -114,6 +114,8 @@ class ResponseStore:
         self._rows: dict[int, ShardRows] = {}
         """The batch writer's connections, one per shard (used from the writer thread only)."""
         self._next_cull = 0.0
+        self.generation = 0
+        """Bumped by every removal made through this store (clear, corrupt eviction): remembered entries go."""
         self._last_warning = -WARN_EVERY_S
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -232,6 +234,7 @@ class ResponseStore:
                 self._io_error("cull", exc)
 
     def evict_corrupt(self, key: str, why: str) -> None:
+        self.generation += 1
         self.stats.add("corrupt_evicted")
         log.warning("cache: evicting a corrupt entry (%s)", why)
         if self._cache is None:
@@ -243,6 +246,7 @@ class ResponseStore:
 
     def clear(self, tenant: str | None = None) -> int:
         """Remove every entry, or a tenant's; returns how many were removed."""
+        self.generation += 1
         if self._cache is None:
             return 0
         if tenant is None:
