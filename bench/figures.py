@@ -18,6 +18,7 @@ TITLES = {
     "echo": "(a) bare grpc.aio echo",
     "direct": "(b) direct HTTP to upstream",
     "passthrough": "(c) policyd passthrough",
+    "default": "(c') passthrough, default config",
     "cache": "(d) policyd cache hits",
     "failfast": "(e) policyd, failing rung",
 }
@@ -75,7 +76,7 @@ def render(results: dict[str, Any]) -> str:
         )
     for key, note in results.get("notes", {}).items():
         lines.append(f"note ({key}): {note}")
-    lines += ["targets:", *verdicts(results)]
+    lines += ["targets:", *verdicts(results), *hotpath_lines(results)]
     return "\n".join(lines)
 
 
@@ -141,4 +142,31 @@ def verdicts(results: dict[str, Any]) -> list[str]:
         False,
         "{:.2f}%",
     )
+    return out
+
+
+HOTPATH_TARGETS = {"default": 0.50, "cache": 0.70}
+"""Issue #21: the echo server's CPU per request ÷ policyd's, with the default config and for cache hits."""
+HOTPATH_ROWS = {
+    "default": "passthrough, default config (cache + ledger on)",
+    "passthrough": "passthrough, cache off",
+    "cache": "cache hits",
+}
+
+
+def hotpath_lines(results: dict[str, Any]) -> list[str]:
+    """Issue #21's hot path: server CPU µs per request and its ratio to the echo server, with targets."""
+    sc = results["scenarios"]
+    echo = sc.get("echo", {}).get("cpu_us_per_req")
+    if not echo:
+        return []
+    out = ["hot path (server CPU per request, closed loop; ratio = echo's CPU per request / policyd's):"]
+    for key, title in HOTPATH_ROWS.items():
+        if key not in sc:
+            continue
+        cpu = sc[key]["cpu_us_per_req"]
+        ratio = echo / cpu
+        target = HOTPATH_TARGETS.get(key)
+        verdict = f" (target >= {target:.2f}) {'ok' if ratio >= target else 'MISSED'}" if target else ""
+        out.append(f"  {title}: {cpu:.0f} us/req, {ratio:.2f} of echo ({echo:.0f} us/req){verdict}")
     return out

@@ -33,6 +33,8 @@ class Scenario:
     config: str | None
     """Policy file text; None when the scenario cannot run in this build."""
     note: str = ""
+    loadgen_args: tuple[str, ...] = ()
+    """Extra flags of the load generator (``--unique``: no prompt repeated)."""
 
 
 def _available() -> tuple[set[str], set[str]]:
@@ -95,8 +97,16 @@ def scenarios(upstream_url: str) -> list[Scenario]:
         )
         ladder = f"{{strategy: fail-fast, params: {{rungs: {rungs}}}, cache: {{enabled: false}}}}"
         ladder_note = ""
+    default = _config(section, good, "{strategy: single, params: {model: bench-model}}")
     return [
         Scenario("passthrough", "(c) policyd, single-model passthrough", passthrough, note),
+        Scenario(
+            "default",
+            "(c') policyd passthrough, default config (cache and ledger on, no prompt repeated)",
+            default if has_cache else None,
+            note,
+            ("--unique",),
+        ),
         Scenario(
             "cache",
             "(d) policyd, cache hits",
@@ -126,6 +136,5 @@ def hotpath_scenarios(upstream_url: str) -> list[tuple[str, str, tuple[str, ...]
     return [
         ("default", _config(section, good, single), ("--unique",)),
         ("nocache", _config(section, good, off), ()),
-        ("nocacheu", _config(section, good, off), ("--unique",)),
         ("cache", _config(section, good, single), ()),
     ]

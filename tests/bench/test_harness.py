@@ -45,7 +45,7 @@ def test_bench_run_measures_every_scenario(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())
-    for key in ("echo", "direct", "passthrough", "cache", "failfast"):
+    for key in ("echo", "direct", "passthrough", "default", "cache", "failfast"):
         phases = results["scenarios"][key]
         assert phases["open"]["count"] > 0 and phases["open"]["errors"] == 0, key
         assert phases["closed"]["count"] > 0 and phases["closed"]["errors"] == 0, key
@@ -53,4 +53,5 @@ def test_bench_run_measures_every_scenario(tmp_path):
     assert 0 < results["soak"]["rss_start_mb"] <= results["soak"]["rss_peak_mb"]
     assert "(f) soak: 300 requests" in proc.stdout
     assert "targets:" in proc.stdout
+    assert "passthrough, default config (cache + ledger on):" in proc.stdout and "of echo" in proc.stdout
     assert render(results) in proc.stdout

@@ -149,6 +149,14 @@ async def test_broken_answers_are_retryable_upstream_errors(server, reply, messa
     assert info.value.retryable
 
 
+async def test_a_header_with_a_line_break_is_refused_before_sending(server):
+    t = transport(server)
+    with pytest.raises(UpstreamError, match="request header X-Bad holds a line break") as info:
+        await t.post_json(f"http://127.0.0.1:{server.port}/v1/chat", {}, {"X-Bad": "a\r\nInjected: 1"}, 5.0)
+    await t.aclose()
+    assert not info.value.retryable and server.requests == []
+
+
 async def test_a_body_over_the_limit_is_refused(server):
     big = json.dumps({"x": "a" * 5000}).encode()
     server.replies = [ok(big)]

@@ -190,8 +190,16 @@ class LeanClient:
         self._idle.clear()
 
 
+class BadHeader(ValueError):
+    """A request header a caller set holds a line break (it would split the request)."""
+
+
 def _headers(headers: Mapping[str, str], length: int) -> bytes:
-    lines = [f"{k}: {v}\r\n" for k, v in headers.items() if "\r" not in v and "\n" not in v]
+    lines = []
+    for k, v in headers.items():
+        if any(c in k or c in v for c in "\r\n"):
+            raise BadHeader(k)
+        lines.append(f"{k}: {v}\r\n")
     lines.append(f"Content-Length: {length}\r\nAccept-Encoding: gzip, deflate\r\n\r\n")
     return "".join(lines).encode("latin-1")
 

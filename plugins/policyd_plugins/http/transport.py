@@ -20,7 +20,15 @@ import aiohttp
 
 from policyd.api import UpstreamError, inject_headers
 from policyd_plugins.http.classify import classify_status, malformed
-from policyd_plugins.http.lean import BadHttp, BodyTooLarge, CannotConnect, ConnectTimeout, Disconnected, LeanClient
+from policyd_plugins.http.lean import (
+    BadHeader,
+    BadHttp,
+    BodyTooLarge,
+    CannotConnect,
+    ConnectTimeout,
+    Disconnected,
+    LeanClient,
+)
 from policyd_plugins.http.secrets import ApiKey
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.sse import SseDecoder, SseEvent
@@ -132,6 +140,8 @@ class HttpTransport:
             raise malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes") from None
         except BadHttp as exc:
             raise malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}") from None
+        except BadHeader as exc:
+            raise UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False) from None
         except CannotConnect as exc:
             raise self._error(f"cannot connect to {self.host}: {exc}") from None
         except OSError as exc:
