@@ -92,6 +92,7 @@ TARGETS = {
 VS_ECHO: list[tuple[str, str, float]] = [
     # (scenario key, figure, target): the scenario's efficiency against the bare echo server,
     # by server CPU per request (echo's / the scenario's). One line per scenario.
+    ("default", "passthrough, default config (cache + ledger on) vs echo, by CPU", 0.50),
     ("passthrough", "passthrough (cache off) vs echo, by CPU", 0.50),
     ("cache", "cache hits vs echo, by CPU", 0.70),
 ]
@@ -101,6 +102,7 @@ TITLES = {
     "echo": "(a) bare grpc.aio echo",
     "direct": "(b) direct HTTP to upstream",
     "passthrough": "(c) policyd passthrough",
+    "default": "(c') passthrough, default config",
     "cache": "(d) policyd cache hits",
     "failfast": "(e) policyd, failing rung",
 }

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -46,10 +47,11 @@ def summary(latencies_ms: list[float], errors: int, seconds: float) -> dict[str,
 
 
 async def grpc_sender(
-    target: str, labels: dict[str, str], connections: int = 1
+    target: str, labels: dict[str, str], connections: int = 1, unique: bool = False
 ) -> tuple[Send, Callable[[], Awaitable[None]]]:
     """``connections`` > 1: that many channels, each its own TCP connection, used in turn (the workers of
-    ``policyd serve --workers N`` share connections, not requests)."""
+    ``policyd serve --workers N`` share connections, not requests). ``unique``: every request's prompt
+    differs (a counter appended), so none is a cache hit."""
     import itertools
 
     import grpc.aio
@@ -61,10 +63,18 @@ async def grpc_sender(
     channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(connections)]
     stubs = itertools.cycle([pb_grpc.PolicyServiceStub(c) for c in channels])
     request = pb.CompleteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=PROMPT)], labels=labels)
+    sent, run_id = 0, os.urandom(4).hex()  # distinct across runs against one daemon too
 
     async def send() -> bool:
+        nonlocal sent
+        req = request
+        if unique:
+            sent += 1
+            req = pb.CompleteRequest(
+                messages=[pb.Message(role=pb.ROLE_USER, content=f"{PROMPT} #{run_id}-{sent}")], labels=labels
+            )
         try:
-            resp = await next(stubs).Complete(request, timeout=10)
+            resp = await next(stubs).Complete(req, timeout=10)
         except grpc.aio.AioRpcError:
             return False
         return resp.status in (pb.OUTCOME_STATUS_ACCEPTED, pb.OUTCOME_STATUS_ACCEPTED_UNVALIDATED)
@@ -151,7 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.target.startswith("http://"):
         send, close = await http_sender(args.target, args.concurrency)
     else:
-        send, close = await grpc_sender(args.target.removeprefix("grpc://"), labels, args.connections)
+        send, close = await grpc_sender(args.target.removeprefix("grpc://"), labels, args.connections, args.unique)
     try:
         for _ in range(args.warmup):
             await send()
@@ -173,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=50, help="requests sent first and not measured")
     p.add_argument("--connections", type=int, default=1, help="gRPC: TCP connections the requests take in turn")
     p.add_argument("--label", action="append", default=[], help="KEY=VALUE request label (gRPC)")
+    p.add_argument("--unique", action="store_true", help="gRPC: a different prompt each request (no cache hits)")
     args = p.parse_args(argv)
     json.dump(asyncio.run(run(args)), sys.stdout)
     print()

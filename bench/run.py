@@ -84,7 +84,10 @@ def start(
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
 ) -> Proc:
-    """Start a process (pinned to the server core) and wait for its ``<ready> HOST:PORT`` line."""
+    """Start a process (pinned to the server core) and wait for its ``<ready> HOST:PORT`` line.
+
+    ``python -m`` puts ``cwd`` first on ``sys.path``: to run another source tree, give it as ``cwd``.
+    """
     cmd = [*SERVER_CPU, *cmd]
     popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env or ENV, cwd=cwd)
     deadline = time.monotonic() + timeout_s
@@ -106,14 +109,14 @@ def loadgen(target: str, *args: str, timeout_s: float = 900.0) -> dict[str, Any]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(target: str, args: argparse.Namespace, server: Proc) -> dict[str, Any]:
+def measure(target: str, args: argparse.Namespace, server: Proc, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Open loop at the fixed rate, then closed loop; the best of ``--repeat`` runs of each.
 
     Best-of (lowest p50, highest RPS) because other work on a shared machine only ever
     makes a run slower. The server's CPU time per request in the closed loop is the
     figure least disturbed by other load.
     """
-    common = ["--warmup", str(args.warmup)]
+    common = ["--warmup", str(args.warmup), *extra]
     opens, closeds = [], []
     for _ in range(args.repeat):
         opens.append(
@@ -205,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 proc = daemon(sc, Path(tmp))
                 procs.append(proc)
-                results["scenarios"][sc.key] = measure(f"grpc://{proc.address}", args, proc)
+                results["scenarios"][sc.key] = measure(f"grpc://{proc.address}", args, proc, sc.loadgen_args)
                 if sc.key == "passthrough" and args.soak > 0:
                     results["soak"] = soak(proc, args)
                 proc.stop()

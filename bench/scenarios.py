@@ -33,6 +33,8 @@ class Scenario:
     config: str | None
     """Policy file text; None when the scenario cannot run in this build."""
     note: str = ""
+    loadgen_args: tuple[str, ...] = ()
+    """Extra flags of the load generator (``--unique``: no prompt repeated)."""
 
 
 def _available() -> tuple[set[str], set[str]]:
@@ -95,8 +97,16 @@ def scenarios(upstream_url: str) -> list[Scenario]:
         )
         ladder = f"{{strategy: fail-fast, params: {{rungs: {rungs}}}, cache: {{enabled: false}}}}"
         ladder_note = ""
+    default = _config(section, good, "{strategy: single, params: {model: bench-model}}")
     return [
         Scenario("passthrough", "(c) policyd, single-model passthrough", passthrough, note),
+        Scenario(
+            "default",
+            "(c') policyd passthrough, default config (cache and ledger on, no prompt repeated)",
+            default if has_cache else None,
+            note,
+            ("--unique",),
+        ),
         Scenario(
             "cache",
             "(d) policyd, cache hits",
@@ -109,4 +119,22 @@ def scenarios(upstream_url: str) -> list[Scenario]:
             _config(section, good + failing, ladder),
             "; ".join(n for n in (note, ladder_note) if n),
         ),
+    ]
+
+
+def hotpath_scenarios(upstream_url: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Issue #21's hot-path scenarios: (key, policy file, extra load-generator flags).
+
+    ``default`` is what users get: the default config (cache and ledger on) with every
+    prompt distinct, so each request misses the cache, calls the upstream and stores the
+    answer. ``nocache`` is (c) above (the cache off); ``cache`` is (d) (every request a hit).
+    """
+    section, _, _ = _provider(upstream_url, _available()[0])
+    good = MODEL.format(name="bench-model", provider="fake", upstream="bench-model", options="{}")
+    single = "{strategy: single, params: {model: bench-model}}"
+    off = "{strategy: single, params: {model: bench-model}, cache: {enabled: false}}"
+    return [
+        ("default", _config(section, good, single), ("--unique",)),
+        ("nocache", _config(section, good, off), ()),
+        ("cache", _config(section, good, single), ()),
     ]

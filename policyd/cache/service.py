@@ -31,7 +31,13 @@ class ResponseCache:
         self.writer = BackgroundWriter(
             self.store, self.stats, max_pending=settings.max_pending_writes, stats_dir=stats_dir
         )
-        self.layer = CacheLayer(self.store, self.writer, self.stats, default_ttl_s=settings.default_ttl_s)
+        self.layer = CacheLayer(
+            self.store,
+            self.writer,
+            self.stats,
+            default_ttl_s=settings.default_ttl_s,
+            reread_after_s=settings.reread_after_s,
+        )
 
     def counters(self) -> Counters:
         """This process's counts since it started."""

@@ -18,6 +18,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import diskcache
 from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW
 
 from policyd.cache.codec import CorruptEntry
+from policyd.cache.rows import Row, ShardRows
 from policyd.cache.settings import CacheSettings
 from policyd.cache.stats import CacheStats
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 LAYOUT_FILE = "layout.json"
 WARN_EVERY_S = 60.0
 SQLITE_TIMEOUT_S = 0.1
+CULL_EVERY_S = 1.0
 """How long one operation waits for a shard's lock before it counts as failed."""
 
 
@@ -108,6 +111,11 @@ class ResponseStore:
         self.size_limit = int(settings.size_limit_mb * 2**20)
         self.shards = settings.shards
         self._cache: diskcache.FanoutCache | None = None
+        self._rows: dict[int, ShardRows] = {}
+        """The batch writer's connections, one per shard (used from the writer thread only)."""
+        self._next_cull = 0.0
+        self.generation = 0
+        """Bumped by every removal made through this store (clear, corrupt eviction): remembered entries go."""
         self._last_warning = -WARN_EVERY_S
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -164,7 +172,69 @@ class ResponseStore:
             self._io_error("write", TimeoutError("shard locked"))
         return done
 
+    def set_many(self, rows: Sequence[Row]) -> int:
+        """Store a batch (the writer thread's): one transaction per shard; returns how many were stored.
+
+        Small entries go in with :class:`~policyd.cache.rows.ShardRows`; large ones (kept
+        in files by diskcache) and shards of an unexpected layout through ``set``. A
+        shard whose transaction fails (locked, disk full) loses its part of the batch,
+        counted in ``io_errors`` like a failed ``set``.
+        """
+        if self._cache is None or not rows:
+            return 0
+        by_shard: dict[int, list[Row]] = {}
+        one_by_one: list[Row] = []
+        small = self._cache.disk_min_file_size
+        for row in rows:
+            if len(row.value) < small:
+                by_shard.setdefault(self._cache.disk.hash(row.key) % self.shards, []).append(row)
+            else:
+                one_by_one.append(row)
+        stored = 0
+        now = time.time()
+        for index, batch in by_shard.items():
+            shard = self._shard_rows(index)
+            if shard is None or not shard.usable:
+                one_by_one += batch
+                continue
+            try:
+                left = shard.write(batch, now)
+            except sqlite3.Error as exc:
+                self._io_error("write", exc)
+                continue
+            stored += len({row.key for row in batch}) - len(left)
+            one_by_one += left
+        stored += sum(self.set(row.key, row.value, expire_s=row.expire_s, tenant=row.tenant) for row in one_by_one)
+        self._cull_now_and_then()
+        return stored
+
+    def _shard_rows(self, index: int) -> ShardRows | None:
+        shard = self._rows.get(index)
+        if shard is None:
+            try:
+                shard = self._rows[index] = ShardRows(self.directory / f"{index:03d}", SQLITE_TIMEOUT_S)
+            except sqlite3.Error as exc:
+                self._io_error("open", exc)
+                return None
+        return shard
+
+    def _cull_now_and_then(self) -> None:
+        """Expired entries out and the size limit kept, at most once a second (``set`` culls on each call)."""
+        now = time.monotonic()
+        if self._cache is None or now < self._next_cull:
+            return
+        self._next_cull = now + CULL_EVERY_S
+        # Shard by shard, each given up when locked (FanoutCache.cull retries a locked shard forever).
+        for shard in getattr(self._cache, "_shards", ()):
+            try:
+                shard.cull(retry=False)
+            except diskcache.Timeout:
+                continue
+            except (sqlite3.Error, OSError) as exc:
+                self._io_error("cull", exc)
+
     def evict_corrupt(self, key: str, why: str) -> None:
+        self.generation += 1
         self.stats.add("corrupt_evicted")
         log.warning("cache: evicting a corrupt entry (%s)", why)
         if self._cache is None:
@@ -176,6 +246,7 @@ class ResponseStore:
 
     def clear(self, tenant: str | None = None) -> int:
         """Remove every entry, or a tenant's; returns how many were removed."""
+        self.generation += 1
         if self._cache is None:
             return 0
         if tenant is None:
@@ -210,5 +281,8 @@ class ResponseStore:
         return out
 
     def close(self) -> None:
+        for shard in self._rows.values():
+            shard.close()
+        self._rows.clear()
         if self._cache is not None:
             self._cache.close()

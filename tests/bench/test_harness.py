@@ -74,7 +74,7 @@ def test_bench_run_measures_every_scenario(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())
-    for key in ("echo", "direct", "passthrough", "cache", "failfast"):
+    for key in ("echo", "direct", "passthrough", "default", "cache", "failfast"):
         phases = results["scenarios"][key]
         assert phases["open"]["count"] > 0 and phases["open"]["errors"] == 0, key
         assert phases["closed"]["count"] > 0 and phases["closed"]["errors"] == 0, key
@@ -84,6 +84,7 @@ def test_bench_run_measures_every_scenario(tmp_path):
         for leg in ("direct", "policyd grpc", "policyd http"):
             assert results["streaming"][level][leg]["count"] > 0 and results["streaming"][level][leg]["failed"] == 0
     assert "(f) soak: 300 requests" in proc.stdout
+    assert "passthrough, default config (cache + ledger on) vs echo" in proc.stdout
     assert render(results) in proc.stdout
     summary = proc.stdout.split("summary (load average")[1]
     assert "streaming TTFT added, gRPC, c=1" in summary and "streaming TTFT added, HTTP, c=2" in summary

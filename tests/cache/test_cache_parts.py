@@ -312,13 +312,13 @@ def test_the_decoded_memo_stays_bounded():
 async def test_a_hit_is_served_before_the_writer_stored_it(cache):
     calls, next_ = upstream_counting()
     release = threading.Event()
-    real_set = cache.store.set
+    real_set = cache.store.set_many
 
     def slow_set(*args, **kwargs):
         release.wait(5)
         return real_set(*args, **kwargs)
 
-    cache.store.set = slow_set
+    cache.store.set_many = slow_set
     await cache.layer(NO_TURN, BASE, None, next_)
     hit = await cache.layer(NO_TURN, BASE, None, next_)
     assert hit.cached and len(calls) == 1
@@ -357,3 +357,38 @@ async def test_error_finish_and_exceptions_are_not_stored(cache):
         await cache.layer(NO_TURN, dataclasses.replace(BASE, sample_index=1), lambda t: None, raising)
     cache.writer.flush()
     assert cache.usage().entries == 0
+
+
+async def test_a_hot_entry_is_answered_from_memory_and_another_process_change_is_seen_after_the_window(cache):
+    _calls, next_ = upstream_counting()
+    now = [0.0]
+    cache.layer.recent.reread_after_s, cache.layer.recent.clock = 1.0, lambda: now[0]
+    await cache.layer(NO_TURN, BASE, None, next_)
+    cache.writer.flush()
+    reads: list[str] = []
+    real_get = cache.store.get
+    cache.store.get = lambda key: reads.append(key) or real_get(key)
+    assert (await cache.layer(NO_TURN, BASE, None, next_)).cached and len(reads) == 1, "first hit: read from disk"
+    assert (await cache.layer(NO_TURN, BASE, None, next_)).cached and len(reads) == 1, "within the window: memory"
+    other = ResponseCache(cache.directory, CacheSettings(shards=2))  # another process's handle on the directory
+    other.store.clear()
+    other.close()
+    assert (await cache.layer(NO_TURN, BASE, None, next_)).cached, "another process's clear: not seen yet"
+    now[0] += 1.5
+    assert not (await cache.layer(NO_TURN, BASE, None, next_)).cached, "seen once the window has passed"
+    assert len(reads) == 2
+
+
+async def test_reread_after_zero_reads_the_disk_on_every_hit(tmp_path: Path):
+    c = ResponseCache(tmp_path, CacheSettings(shards=2, reread_after_s=0))
+    try:
+        _calls, next_ = upstream_counting()
+        await c.layer(NO_TURN, BASE, None, next_)
+        c.writer.flush()
+        assert (await c.layer(NO_TURN, BASE, None, next_)).cached
+        other = ResponseCache(tmp_path, CacheSettings(shards=2))
+        other.store.clear()
+        other.close()
+        assert not (await c.layer(NO_TURN, BASE, None, next_)).cached, "a clear elsewhere is seen at once"
+    finally:
+        c.close()

@@ -20,6 +20,15 @@ import aiohttp
 
 from policyd.api import UpstreamError, inject_headers
 from policyd_plugins.http.classify import classify_status, malformed
+from policyd_plugins.http.lean import (
+    BadHeader,
+    BadHttp,
+    BodyTooLarge,
+    CannotConnect,
+    ConnectTimeout,
+    Disconnected,
+    LeanClient,
+)
 from policyd_plugins.http.secrets import ApiKey
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.sse import SseDecoder, SseEvent
@@ -49,6 +58,7 @@ class HttpTransport:
         self.key = key
         self.host = urlsplit(settings.base_url).netloc
         self._session: aiohttp.ClientSession | None = None
+        self._lean: LeanClient | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session, created on first use inside the running event loop."""
@@ -61,6 +71,9 @@ class HttpTransport:
         return self._session
 
     async def aclose(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
+            self._lean = None
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -84,14 +97,58 @@ class HttpTransport:
     ) -> Any:
         """POST ``body`` as JSON and return the answer parsed by ``loads`` (any ValueError is malformed)."""
 
-        async def read(resp: aiohttp.ClientResponse, clock: _Clock) -> Any:
-            raw = await self._read_body(resp, clock)
-            try:
-                return loads(raw)
-            except ValueError:
-                raise malformed(self.provider, f"body is not JSON ({len(raw)} bytes)") from None
+        raw = await self._post_lean(url, body, headers, timeout_s)
+        try:
+            return loads(raw)
+        except ValueError:
+            raise malformed(self.provider, f"body is not JSON ({len(raw)} bytes)") from None
 
-        return await self._request(url, body, headers, timeout_s, read)
+    def lean(self) -> LeanClient:
+        """The keep-alive pool of whole-body POSTs, made on first use inside the running event loop."""
+        if self._lean is None:
+            s = self.settings
+            self._lean = LeanClient(s.base_url, pool_size=s.pool_size, connect_s=s.timeouts.connect_s)
+        return self._lean
+
+    async def _post_lean(
+        self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout_s: float | None
+    ) -> bytes:
+        """POST through :class:`LeanClient`, under the same clocks and error classes as the aiohttp path."""
+        total_s = self._total(timeout_s)
+        t = self.settings.timeouts
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        send = {"Content-Type": "application/json", **headers}
+        inject_headers(send)  # W3C traceparent of the model-call span: the upstream call joins the trace
+        clock: _Clock | None = None
+        try:
+            async with asyncio.timeout(total_s) as total, asyncio.timeout(None) as phase:
+                clock = _Clock(phase, t.first_byte_s, t.between_chunks_s)
+                resp = await self.lean().post(
+                    url, data, send, limit=self.settings.max_body_bytes, got_bytes=clock.got_bytes
+                )
+        except TimeoutError:
+            if total.expired() or clock is None:
+                raise self._error(f"no complete answer within {total_s:.3g} s (total timeout)") from None
+            raise self._error(clock.phase) from None
+        except ConnectTimeout:
+            raise self._error(f"could not connect to {self.host} within {t.connect_s:g} s") from None
+        except Disconnected as exc:
+            if exc.cut:
+                raise self._error(f"the response body from {self.host} was cut short") from None
+            raise self._error(f"{self.host} closed the connection before answering in full") from None
+        except BodyTooLarge:
+            raise malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes") from None
+        except BadHttp as exc:
+            raise malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}") from None
+        except BadHeader as exc:
+            raise UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False) from None
+        except CannotConnect as exc:
+            raise self._error(f"cannot connect to {self.host}: {exc}") from None
+        except OSError as exc:
+            raise self._error(f"connection to {self.host} failed: {exc.strerror or type(exc).__name__}") from None
+        if resp.status >= 400:
+            raise classify_status(self.provider, resp.status, resp.body, resp.headers, redact=self._redact)
+        return resp.body
 
     async def post_sse(
         self,

@@ -1,0 +1,239 @@
+"""The lean keep-alive client under the providers' whole-JSON POSTs, against a raw HTTP/1.1 server.
+
+Each test scripts the server's bytes exactly (framings, closes, odd heads) and checks what
+the provider's transport makes of them: the parsed answer, or the error a caller sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from policyd_plugins.http.settings import HttpSettings
+from policyd_plugins.http.transport import HttpTransport
+
+from policyd.errors import UpstreamError
+
+ANSWER = json.dumps({"ok": True, "text": "é"}).encode()
+
+
+class RawServer:
+    """Answers each request with the next scripted reply (bytes, or a callable given the writer)."""
+
+    def __init__(self) -> None:
+        self.replies: list[bytes | Callable[[asyncio.StreamWriter], None]] = []
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(v for k, v in _headers(head) if k == "content-length"))
+                self.requests.append(head + await reader.readexactly(length))
+                reply = self.replies.pop(0)
+                if callable(reply):
+                    reply(writer)
+                    return
+                writer.write(reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _headers(head: bytes) -> list[tuple[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines if line)]
+
+
+def ok(body: bytes = ANSWER, extra: str = "") -> bytes:
+    return (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode()
+        + body
+    )
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RawServer]:
+    s = RawServer()
+    srv = await asyncio.start_server(s.handle, "127.0.0.1", 0)
+    s.port = srv.sockets[0].getsockname()[1]
+    yield s
+    srv.close()
+
+
+def transport(server: RawServer, **settings: object) -> HttpTransport:
+    return HttpTransport("p", HttpSettings(base_url=f"http://127.0.0.1:{server.port}/v1", **settings))  # type: ignore[arg-type]
+
+
+async def post(t: HttpTransport, server: RawServer) -> object:
+    return await t.post_json(f"http://127.0.0.1:{server.port}/v1/chat", {"q": "é"}, {"X-Extra": "1"}, 5.0)
+
+
+async def test_keep_alive_carries_requests_on_one_connection_with_the_body_and_headers_sent(server):
+    server.replies = [ok(), ok()]
+    t = transport(server)
+    assert await post(t, server) == {"ok": True, "text": "é"}
+    assert await post(t, server) == {"ok": True, "text": "é"}
+    await t.aclose()
+    assert server.connections == 1
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1/chat HTTP/1.1\r\n")
+    sent = dict(_headers(head + b"\r\n\r\n"))
+    assert sent["host"] == f"127.0.0.1:{server.port}" and sent["x-extra"] == "1"
+    assert sent["content-type"] == "application/json" and json.loads(body) == {"q": "é"}
+
+
+async def test_chunked_gzip_and_close_delimited_bodies_are_read_whole(server):
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (ANSWER[:5], ANSWER[5:])) + b"0\r\n\r\n"
+    packed = gzip.compress(ANSWER)
+    server.replies = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks,
+        ok(packed, "Content-Encoding: gzip\r\n"),
+        lambda w: w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + ANSWER),
+    ]
+    t = transport(server)
+    for _ in range(3):
+        assert await post(t, server) == {"ok": True, "text": "é"}
+    await t.aclose()
+
+
+async def test_a_continue_head_before_the_answer_is_skipped(server):
+    server.replies = [b"HTTP/1.1 100 Continue\r\n\r\n" + ok()]
+    t = transport(server)
+    assert await post(t, server) == {"ok": True, "text": "é"}
+    await t.aclose()
+
+
+async def test_a_pooled_connection_the_server_closed_is_not_reused(server):
+    server.replies = [ok(extra="Connection: close\r\n"), ok()]
+    t = transport(server)
+    await post(t, server)
+    await post(t, server)
+    await t.aclose()
+    assert server.connections == 2
+
+
+async def test_an_error_status_is_classified_with_its_retry_after(server):
+    body = b'{"error": {"message": "slow down"}}'
+    server.replies = [f"HTTP/1.1 429 Too Many\r\nRetry-After: 2\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body]
+    t = transport(server)
+    with pytest.raises(UpstreamError, match="slow down") as info:
+        await post(t, server)
+    await t.aclose()
+    assert info.value.status == 429 and info.value.retryable and info.value.retry_after_s == 2.0
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (b"SPDY/9 200 OK\r\n\r\n", "malformed response: invalid HTTP from 127.0.0.1:"),
+        (lambda w: w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{}"), "was cut short"),
+        (lambda w: w.close(), "closed the connection before answering in full"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}", "unsupported Content-Encoding"),
+    ],
+)
+async def test_broken_answers_are_retryable_upstream_errors(server, reply, message):
+    server.replies = [reply]
+    t = transport(server)
+    with pytest.raises(UpstreamError, match=message) as info:
+        await post(t, server)
+    await t.aclose()
+    assert info.value.retryable
+
+
+async def test_a_header_with_a_line_break_is_refused_before_sending(server):
+    t = transport(server)
+    with pytest.raises(UpstreamError, match="request header X-Bad holds a line break") as info:
+        await t.post_json(f"http://127.0.0.1:{server.port}/v1/chat", {}, {"X-Bad": "a\r\nInjected: 1"}, 5.0)
+    await t.aclose()
+    assert not info.value.retryable and server.requests == []
+
+
+async def test_a_body_over_the_limit_is_refused(server):
+    big = json.dumps({"x": "a" * 5000}).encode()
+    server.replies = [ok(big)]
+    t = transport(server, max_body_bytes=1024)
+    with pytest.raises(UpstreamError, match="body larger than 1024 bytes"):
+        await post(t, server)
+    await t.aclose()
+
+
+async def test_the_pool_bounds_concurrent_connections(server):
+    server.replies = [ok() for _ in range(6)]
+    t = transport(server, pool_size=2)
+    results = await asyncio.gather(*(post(t, server) for _ in range(6)))
+    await t.aclose()
+    assert all(r == {"ok": True, "text": "é"} for r in results)
+    assert server.connections <= 2
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (made with ``cryptography``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+async def tls_server(certificate) -> tuple[RawServer, asyncio.Server]:
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*certificate)
+    s = RawServer()
+    srv = await asyncio.start_server(s.handle, "127.0.0.1", 0, ssl=ctx)
+    s.port = srv.sockets[0].getsockname()[1]
+    return s, srv
+
+
+async def test_tls_checks_the_certificate_and_speaks_https_once_trusted(certificate, monkeypatch):
+    s, srv = await tls_server(certificate)
+    url = f"https://127.0.0.1:{s.port}/v1"
+    try:
+        untrusted = HttpTransport("p", HttpSettings(base_url=url))
+        with pytest.raises(UpstreamError, match=f"cannot connect to 127.0.0.1:{s.port}: .*CERTIFICATE_VERIFY_FAILED"):
+            await untrusted.post_json(f"{url}/chat", {}, {}, 5.0)
+        await untrusted.aclose()
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the default context's CA file
+        s.replies = [ok(), ok()]
+        trusted = HttpTransport("p", HttpSettings(base_url=url))
+        assert await trusted.post_json(f"{url}/chat", {}, {}, 5.0) == {"ok": True, "text": "é"}
+        assert await trusted.post_json(f"{url}/chat", {}, {}, 5.0) == {"ok": True, "text": "é"}
+        await trusted.aclose()
+        assert s.connections == 1, "two requests over one kept-alive connection"
+    finally:
+        srv.close()
