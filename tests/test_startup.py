@@ -100,6 +100,23 @@ argv = ["--log-level", "WARNING", "serve", "--workers", "2", "--listen", "127.0.
 sys.exit(main(argv))
 """
 
+SERVE_ALONE = """
+import json, sys
+from policyd.cli import event_loop
+from policyd.cli.main import main
+
+def record(serving, factory):  # what `policyd serve --workers 1` loaded when its server would start
+    serving.close()
+    print(json.dumps(sorted(sys.modules)), flush=True)
+
+event_loop.run = record
+argv = ["--log-level", "WARNING", "serve", "--workers", "1", "--listen", "127.0.0.1:0", "--data-dir", sys.argv[1]]
+sys.exit(main(argv))
+"""
+
+ALONE_NEVER = ("policyd.workers.supervisor", "policyd.workers.state", "policyd.workers.spawn", "policyd.workers.link")
+"""One worker is one daemon: no supervisor, and none of a group's parts."""
+
 SUPERVISOR_NEVER = (
     "grpc",
     "grpc_health",
@@ -171,6 +188,24 @@ def test_a_group_supervisor_never_imports_what_only_its_workers_use(supervised, 
 def test_a_group_supervisor_starts_its_workers_before_its_event_loop(supervised, module):
     assert loaded(supervised["at_spawn"], module) == [], f"{module} was imported before the workers started"
     assert loaded(supervised["serving"], module) != []  # then it was: the supervisor runs on it
+
+
+def test_one_worker_serves_alone_without_a_groups_parts(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "POLICYD_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "plugins")])
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE_ALONE, str(tmp_path / "data")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "policyd.daemon" in modules  # it got as far as serving
+    for module in ALONE_NEVER:
+        assert loaded(modules, module) == [], f"policyd serve --workers 1 imported {module}"
 
 
 def test_the_offline_default_answers_its_first_complete(served):
