@@ -10,18 +10,18 @@
 - :func:`collector_paused`: start-up (importing ~500 modules, building plugins, config and
   stores) allocates much and frees little; the garbage collector's ~120 passes over it were
   about a tenth of ``policyd serve``'s start-up, for nothing (docs/deploy.md, "Start-up").
+
+The CLI imports this module first: asyncio, tempfile and threading load where they are used,
+so a group's supervisor starts its workers before it loads asyncio.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import gc
 import logging
 import os
-import tempfile
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +70,8 @@ def require_data_dir(data_dir: Path, config: Config) -> None:
     With ``cache.enabled: false`` and ``ledger.enabled: false`` in the policy file nothing
     lives there, and an unusable directory is only logged.
     """
+    import tempfile
+
     needed = _stores_on(config)
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -123,6 +125,9 @@ def bounded_close(instr: Instrumentation, limit_s: float | None = None) -> Calla
     async def close() -> None:
         if not instr.telemetry.enabled and instr.decisions is None:
             return
+        import asyncio
+        import threading
+
         done = asyncio.get_running_loop().create_future()
 
         def settle() -> None:

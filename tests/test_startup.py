@@ -3,6 +3,8 @@
 Not timed (``bench/startup_bench.py`` measures exec → SERVING): a fresh interpreter imports the
 serve path as ``policyd serve`` does, builds the daemon on the offline default, starts the gRPC
 server, answers one Complete through a real stub, and reports which heavy modules it loaded.
+A real group of two workers shows what its supervisor had loaded when it started them and
+when the group served: its workers serve; it only holds the address and the group's state.
 """
 
 from __future__ import annotations
@@ -69,6 +71,79 @@ print(json.dumps({"output": output, "modules": sorted(sys.modules)}))
 """
 
 
+SUPERVISE_A_GROUP = """
+import json, os, signal, sys
+from policyd.workers import spawn
+
+start_group, seen = spawn.start_group, {}
+
+def recording_start(plan):
+    seen["at_spawn"] = sorted(sys.modules)
+    started = start_group(plan)
+    from policyd.workers import supervisor
+
+    announce = supervisor.Supervisor.announce
+
+    def announced(self):
+        announce(self)
+        seen["serving"] = sorted(sys.modules)
+        print(json.dumps(seen), flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)  # the group drains and the supervisor exits 0
+
+    supervisor.Supervisor.announce = announced
+    return started
+
+spawn.start_group = recording_start
+from policyd.cli.main import main
+
+argv = ["--log-level", "WARNING", "serve", "--workers", "2", "--listen", "127.0.0.1:0", "--data-dir", sys.argv[1]]
+sys.exit(main(argv))
+"""
+
+SERVE_ALONE = """
+import json, sys
+from policyd.cli import event_loop
+from policyd.cli.main import main
+
+def record(serving, factory):  # what `policyd serve --workers 1` loaded when its server would start
+    serving.close()
+    print(json.dumps(sorted(sys.modules)), flush=True)
+
+event_loop.run = record
+argv = ["--log-level", "WARNING", "serve", "--workers", "1", "--listen", "127.0.0.1:0", "--data-dir", sys.argv[1]]
+sys.exit(main(argv))
+"""
+
+ALONE_NEVER = ("policyd.workers.supervisor", "policyd.workers.state", "policyd.workers.spawn", "policyd.workers.link")
+"""One worker is one daemon: no supervisor, and none of a group's parts."""
+
+SUPERVISOR_NEVER = (
+    "grpc",
+    "grpc_health",
+    "google.protobuf",
+    "policyd.v1",
+    "policyd.daemon",
+    "policyd.engine",
+    "policyd.config",
+    "policyd.plugin",
+    "policyd.cache",
+    "policyd.ledger",
+    "policyd.telemetry",
+    "policyd.server.app",
+    "policyd.server.listen",
+    "policyd.workers.link",
+    "yaml",
+    "pydantic",
+    "diskcache",
+    "uvloop",
+    *DEFERRED,
+)
+"""What a group's supervisor (no policy file, no ``OTEL_*``) never loads: its workers serve."""
+
+BEFORE_THE_WORKERS_START = ("asyncio", "policyd.workers.supervisor", "policyd.workers.state", "policyd.workers.peer")
+"""The workers are started before the supervisor loads its event loop and its shared state."""
+
+
 def loaded(modules: list[str], prefix: str) -> list[str]:
     return [m for m in modules if m == prefix or m.startswith(prefix + ".")]
 
@@ -83,6 +158,54 @@ def served() -> dict[str, object]:
     assert out.returncode == 0, out.stderr
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+@pytest.fixture(scope="module")
+def supervised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "POLICYD_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "plugins")])
+    data = tmp_path_factory.mktemp("group") / "data"
+    out = subprocess.run(
+        [sys.executable, "-c", SUPERVISE_A_GROUP, str(data)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "(policy " in out.stdout and "2 workers)" in out.stdout  # the group served: every worker was up
+    result: dict[str, list[str]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("module", SUPERVISOR_NEVER)
+def test_a_group_supervisor_never_imports_what_only_its_workers_use(supervised, module):
+    assert loaded(supervised["serving"], module) == [], f"the supervisor of a group imported {module}"
+
+
+@pytest.mark.parametrize("module", BEFORE_THE_WORKERS_START)
+def test_a_group_supervisor_starts_its_workers_before_its_event_loop(supervised, module):
+    assert loaded(supervised["at_spawn"], module) == [], f"{module} was imported before the workers started"
+    assert loaded(supervised["serving"], module) != []  # then it was: the supervisor runs on it
+
+
+def test_one_worker_serves_alone_without_a_groups_parts(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "POLICYD_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "plugins")])
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE_ALONE, str(tmp_path / "data")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "policyd.daemon" in modules  # it got as far as serving
+    for module in ALONE_NEVER:
+        assert loaded(modules, module) == [], f"policyd serve --workers 1 imported {module}"
 
 
 def test_the_offline_default_answers_its_first_complete(served):

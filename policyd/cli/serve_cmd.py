@@ -1,19 +1,27 @@
-"""``policyd serve``: run the gRPC daemon."""
+"""``policyd serve``: run the gRPC daemon.
+
+Its parser and the choice between serving here and supervising a group of workers import no
+grpc, daemon or engine: a supervisor (``--workers N``, N > 1, the default on a multi-core
+machine) starts its workers before anything heavy, and never loads what only they use
+(docs/deploy.md, "Start-up"). The daemon's modules are imported once this process serves.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from policyd.cli import event_loop
 from policyd.cli.common import add_config_option, add_data_dir_option
-from policyd.daemon import DaemonOptions, build_daemon
 from policyd.errors import InvalidArgument
-from policyd.server.app import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, serve
-from policyd.server.listen import check_address
-from policyd.server.openai.server import http_listen_option
+from policyd.server.address import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, check_address
 from policyd.workers.count import ENV as WORKERS_ENV
+from policyd.workers.env import FD_ENV
+
+if TYPE_CHECKING:
+    from policyd.workers.link import GroupLink
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +63,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    loop_name, factory = event_loop.loop_factory()  # a bad POLICYD_EVENT_LOOP fails before anything starts
+    event_loop.checked_choice()  # a bad POLICYD_EVENT_LOOP fails before anything starts (imports nothing)
     for flag, value in (("--listen", args.listen), ("--http-listen", args.http_listen)):
         try:  # before building the daemon, which opens the cache and the ledger
             if value is not None:
                 check_address(value)
         except ValueError as exc:
             raise InvalidArgument(flag, str(exc)) from None
-    from policyd.workers.link import GroupLink
+    group: GroupLink | None = None
+    if os.environ.get(FD_ENV):  # this process is one worker of a supervisor's group
+        from policyd.workers.link import GroupLink
 
-    group = GroupLink.from_environment()  # this process is one worker of a supervisor's group
-    if group is None:
+        group = GroupLink.from_environment()
+    else:
         from policyd.workers.plan import plan_workers
 
         plan = plan_workers(args)
         if plan is not None:
+            from policyd.workers.spawn import start_group
+
+            started = start_group(plan)  # first: they import while this process loads asyncio and its own state
             from policyd.workers.supervisor import supervise
 
-            return supervise(plan)
+            return supervise(plan, started)
+    return serve_here(args, group)
+
+
+def serve_here(args: argparse.Namespace, group: GroupLink | None) -> int:
+    """Serve in this process: on its own, or as one worker of a group."""
+    loop_name, factory = event_loop.loop_factory()
+    from policyd.daemon import DaemonOptions, build_daemon
+    from policyd.server.app import serve
+    from policyd.server.openai.server import http_listen_option
+
     daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir, group=group))
     http_listen = http_listen_option(args.http_listen, daemon)
     log.info("event loop: %s", loop_name)

@@ -18,6 +18,7 @@ from grpc_health.v1.health import aio as health_aio
 from policyd.daemon import Daemon
 from policyd.fleet.health import watch_fleet_stores
 from policyd.server import listen as listening
+from policyd.server.address import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S
 from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
 from policyd.server.errors import ErrorInterceptor
 from policyd.server.reflection import enable_reflection
@@ -33,9 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = policyd_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name
-DEFAULT_LISTEN = "127.0.0.1:50051"
-DEFAULT_GRACE_S = 10.0
-DEFAULT_RELOAD_INTERVAL_S = 2.0
 
 
 @dataclass

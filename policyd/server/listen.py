@@ -16,8 +16,10 @@ import grpc.aio
 
 from policyd.config.security import TlsConfig
 from policyd.errors import ConfigError
+from policyd.server.address import UNIX_PREFIX, check_address, unix_path
 
-UNIX_PREFIX = "unix:"
+__all__ = ["UNIX_PREFIX", "address", "bind", "check_address", "restrict_socket", "server_options", "unix_path"]
+
 SOCKET_MODE = 0o660
 SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
 """grpc enables SO_REUSEPORT by default: a second daemon on a busy port would bind and share it."""
@@ -26,14 +28,6 @@ SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
 def server_options(*, shared: bool) -> list[tuple[str, int]]:
     """One daemon binds its port alone; a worker of ``--workers N`` shares the port its supervisor holds."""
     return [("grpc.so_reuseport", 1)] if shared else SERVER_OPTIONS
-
-
-def unix_path(listen: str) -> str | None:
-    """The socket path of ``unix:///run/p.sock`` or ``unix:relative.sock``, else None."""
-    if not listen.startswith(UNIX_PREFIX):
-        return None
-    rest = listen[len(UNIX_PREFIX) :]
-    return rest[2:] if rest.startswith("//") else rest
 
 
 def _read(source: str, key: str, path: str) -> bytes:
@@ -48,17 +42,6 @@ def server_credentials(tls: TlsConfig, source: str) -> grpc.ServerCredentials:
     cert = _read(source, "auth.tls.cert_file", tls.cert_file)
     ca = _read(source, "auth.tls.client_ca_file", tls.client_ca_file) if tls.client_ca_file else None
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
-
-
-def check_address(address: str) -> None:
-    """Refuse what grpc would misread: no port, or a port past 65535 (grpc wraps 99999 to 34463)."""
-    if unix_path(address) is not None:
-        if not unix_path(address):
-            raise ValueError(f"{address!r}: expected unix:///path/to.sock")
-        return
-    _, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{address!r}: expected HOST:PORT with a port from 0 to 65535, or unix:///path/to.sock")
 
 
 def bind(server: grpc.aio.Server, listen: str, tls: TlsConfig | None, source: str) -> int:

@@ -15,12 +15,11 @@ from policyd.daemon import Daemon
 from policyd.errors import DeadlineExceeded
 from policyd.plugin.specs import Progress
 from policyd.server import convert, embed_convert
-from policyd.server.idempotency import IdempotencyKeys, replay_events
+from policyd.server.idempotency import GroupKeys, IdempotencyKeys, replay_events
 from policyd.server.limits import check_request_limits
 from policyd.types import Attempt, Outcome, OutcomeStatus, Request
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc as pb_grpc
-from policyd.workers.link import GroupIdempotency
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self.keys = IdempotencyKeys(
             lambda: self._limits().idempotency_window_s,
             lambda: self._limits().idempotency_max_keys,
-            group=GroupIdempotency(daemon.group) if daemon.group is not None else None,
+            group=_group_keys(daemon),
         )
 
     def _limits(self) -> LimitsConfig:
@@ -241,3 +240,12 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         if self.operator():  # the reload error names the policy file's path: operators only
             resp.config_error = self.daemon.config_error or ""
         return resp
+
+
+def _group_keys(daemon: Daemon) -> GroupKeys | None:
+    """A worker of a group asks the group's keys too; a daemon on its own never loads the group's link."""
+    if daemon.group is None:
+        return None
+    from policyd.workers.link import GroupIdempotency
+
+    return GroupIdempotency(daemon.group)

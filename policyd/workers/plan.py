@@ -5,18 +5,40 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policyd.errors import InvalidArgument
+from policyd.server.address import UNIX_PREFIX
 from policyd.workers.count import available_cpus, requested_workers
 from policyd.workers.metrics import scrape_address
 from policyd.workers.ports import HeldPort, hold
-from policyd.workers.supervisor import Plan
+
+if TYPE_CHECKING:
+    from policyd.telemetry.prometheus import ScrapeAddress
 
 log = logging.getLogger(__name__)
 
-UNIX_PREFIX = "unix:"
-"""As ``policyd.server.listen`` reads an address (not imported: it loads grpc, which the supervisor never needs)."""
+
+@dataclass
+class Plan:
+    """What the supervisor runs: the worker command (less the address flags) and the held ports."""
+
+    workers: int
+    argv: list[str]
+    grpc: HeldPort
+    http: HeldPort | None
+    grace_s: float
+    metrics: ScrapeAddress | None = None
+    """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
+
+    def command(self) -> list[str]:
+        """A worker's command line: the plan's, with the held addresses."""
+        argv = [*self.argv, "--listen", self.grpc.listen]
+        if self.http is not None:
+            argv += ["--http-listen", self.http.listen]
+        return argv
 
 
 def policy_http_listen(config: str | None) -> str | None:

@@ -1,10 +1,11 @@
 """The supervisor of ``policyd serve --workers N``: one address, N serving processes, one daemon's behaviour.
 
-It holds the listening ports (:mod:`.ports`), starts each worker as ``python -m policyd serve`` with
-one end of a Unix socket pair, hosts the group's shared state (:mod:`.state`) and prints the
-address once every worker serves. SIGHUP is forwarded to every worker; SIGTERM or SIGINT turns
-every worker NOT_SERVING at once, then drains them all within the grace, and it exits 0. A worker
-that exits on its own is restarted, after a backoff that doubles while it keeps failing fast.
+It holds the listening ports (:mod:`.ports`), adopts the workers :mod:`.spawn` started before
+its event loop (each ``python -m policyd serve`` with one end of a Unix socket pair), hosts the
+group's shared state (:mod:`.state`) and prints the address once every worker serves. SIGHUP is
+forwarded to every worker; SIGTERM or SIGINT turns every worker NOT_SERVING at once, then drains
+them all within the grace, and it exits 0. A worker that exits on its own is restarted, after a
+backoff that doubles while it keeps failing fast.
 """
 
 from __future__ import annotations
@@ -12,22 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
-import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from policyd.workers.env import FD_ENV, INDEX_ENV, PARENT_ENV
-from policyd.workers.metrics import WORKER_ENV, GroupMetrics
+from policyd.workers.metrics import GroupMetrics
 from policyd.workers.peer import Message, Peer
-from policyd.workers.ports import HeldPort
+from policyd.workers.plan import Plan
+from policyd.workers.spawn import Child, start_worker
 from policyd.workers.state import GroupState
 
-if TYPE_CHECKING:
-    from policyd.telemetry.prometheus import ScrapeAddress
+__all__ = ["Plan", "Supervisor", "Worker", "supervise"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ EXIT_MARGIN_S = 10.0
 @dataclass
 class Worker:
     index: int
-    proc: asyncio.subprocess.Process | None = None
+    proc: Child | None = None
     peer: Peer | None = None
     started: float = 0.0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -52,22 +50,11 @@ class Worker:
     """Which start of this worker: the shared state's key (a dead one's late message spares its successor)."""
 
 
-@dataclass
-class Plan:
-    """What the supervisor runs: the worker command (less the address flags) and the held ports."""
-
-    workers: int
-    argv: list[str]
-    grpc: HeldPort
-    http: HeldPort | None
-    grace_s: float
-    metrics: ScrapeAddress | None = None
-    """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
-
-
 class Supervisor:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, started: Sequence[Child] = ()) -> None:
         self.plan = plan
+        self.prestarted = list(started)
+        """Workers :func:`.spawn.start_group` started before this loop ran, adopted in order."""
         self.state = GroupState()
         self.workers = [Worker(i) for i in range(plan.workers)]
         self.draining = False
@@ -83,33 +70,15 @@ class Supervisor:
         """Each serving worker's own loopback ``/metrics`` port."""
         return {w.index: int(w.info["metrics_port"]) for w in self.workers if w.info.get("metrics_port")}
 
-    def command(self) -> list[str]:
-        argv = [*self.plan.argv, "--listen", self.plan.grpc.listen]
-        if self.plan.http is not None:
-            argv += ["--http-listen", self.plan.http.listen]
-        return argv
-
     async def spawn(self, worker: Worker) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = {**os.environ, FD_ENV: str(child.fileno()), INDEX_ENV: str(worker.index), PARENT_ENV: str(os.getpid())}
-        if self.metrics is not None:
-            env.update(WORKER_ENV)  # each its own loopback endpoint; the supervisor serves the configured one
-        try:
-            worker.proc = await asyncio.create_subprocess_exec(
-                *self.command(),
-                env=env,
-                pass_fds=(child.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=sys.stderr.fileno(),  # the supervisor's stdout carries only its own lines
-            )
-        finally:
-            child.close()
+        """Adopt the worker started for this slot before the loop ran, else start one now (a restart)."""
+        worker.proc = self.prestarted.pop(0) if self.prestarted else start_worker(self.plan, worker.index)
         worker.started = time.monotonic()
         worker.ready.clear()
         worker.info = {}
         self._incarnations += 1
         worker.incarnation = self._incarnations
-        worker.peer = await Peer.open(parent, self._handler(worker))
+        worker.peer = await Peer.open(worker.proc.sock, self._handler(worker))
         self.state.attach(worker.incarnation, worker.peer)
         reader = asyncio.get_running_loop().create_task(worker.peer.run())
         self._tasks.add(reader)  # held until it ends (the loop keeps only weak references)
@@ -246,5 +215,6 @@ def _status(code: int) -> str:
     return f"code {code}"
 
 
-def supervise(plan: Plan) -> int:
-    return asyncio.run(Supervisor(plan).run())
+def supervise(plan: Plan, started: Sequence[Child] = ()) -> int:
+    """Run the group until SIGTERM; ``started``: its workers, already running (:func:`.spawn.start_group`)."""
+    return asyncio.run(Supervisor(plan, started).run())

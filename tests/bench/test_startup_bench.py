@@ -28,6 +28,9 @@ def test_startup_bench_reports_exec_to_serving_with_its_target():
     assert figures["runs"] == 2 and len(figures["samples_s"]) == 2
     assert 0 < figures["min_s"] <= figures["median_s"] <= figures["max_s"]
     assert figures["target_s"] == 0.5
+    assert figures["workers"] == "default"  # one per core: with more than one, a supervisor and its workers
+    split = figures["cpu_main_median_s"] + figures["cpu_children_median_s"]
+    assert figures["cpu_median_s"] > 0 and abs(figures["cpu_median_s"] - split) <= 0.1 * split + 0.02
     assert figures["heavy_loaded"] == []  # the offline default loads none of the deferred modules
     assert render(figures) in proc.stdout
     assert "target ≤ 0.5 s" in proc.stdout
