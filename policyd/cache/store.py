@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 LAYOUT_FILE = "layout.json"
 WARN_EVERY_S = 60.0
 SQLITE_TIMEOUT_S = 0.1
+"""How long one operation on the response path waits for a shard's lock before it counts as failed."""
+BATCH_LOCK_TIMEOUT_S = 2.0
+"""How long the writer thread's batch waits for a shard's lock: it is off the response path, and a
+batch given up is answers paid for again, so it waits out another worker's commit or a slow fsync."""
 CULL_EVERY_S = 1.0
-"""How long one operation waits for a shard's lock before it counts as failed."""
 
 
 class BytesDisk(diskcache.Disk):
@@ -212,7 +215,7 @@ class ResponseStore:
         shard = self._rows.get(index)
         if shard is None:
             try:
-                shard = self._rows[index] = ShardRows(self.directory / f"{index:03d}", SQLITE_TIMEOUT_S)
+                shard = self._rows[index] = ShardRows(self.directory / f"{index:03d}", BATCH_LOCK_TIMEOUT_S)
             except sqlite3.Error as exc:
                 self._io_error("open", exc)
                 return None

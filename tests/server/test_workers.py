@@ -9,6 +9,7 @@ a connection is read from /proc: the workers' sockets connected to the group's p
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -335,11 +336,22 @@ async def test_the_http_front_door_and_prometheus_metrics_are_one_address_for_th
         daemon.stop()
 
 
+async def stored_on_disk(daemon: DaemonProcess, entries: int, timeout_s: float = 15.0) -> None:
+    """Wait until the shared disk cache holds ``entries`` answers (``policyd cache stats``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = run_cli("cache", "stats", "--json", "--data-dir", str(daemon.folder / "data"))
+        if done.returncode == 0 and json.loads(done.stdout)["usage"]["entries"] >= entries:
+            return
+        assert time.monotonic() < deadline, f"the cache never held {entries} entries: {done.stdout}{done.stderr}"
+        await asyncio.sleep(0.1)
+
+
 async def test_an_answer_cached_by_one_worker_is_a_hit_on_every_worker():
     with group(policy()) as daemon:
         (first,), _ = await spread(daemon, [request("the same question")])
         assert isinstance(first, pb.CompleteResponse) and not first.attempts[0].cached
-        await asyncio.sleep(1.0)  # the cache's writer thread stores it off the response path
+        await stored_on_disk(daemon, entries=1)  # the cache's writer thread stores it off the response path
         results, held = await spread(daemon, [request("the same question") for _ in range(CONNECTIONS)])
         assert all(n > 0 for n in held.values()), held
         assert all(r.attempts[0].cached for r in answered(results)) and len(answered(results)) == CONNECTIONS
