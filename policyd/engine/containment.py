@@ -141,12 +141,21 @@ class Containment:
     def __init__(self, registered: Registered, section: PluginsConfig | None = None) -> None:
         self.registered = registered
         self.section = section if section is not None else PluginsConfig()
+        self._limits: dict[tuple[str, str], float | None] = {}
+        """:meth:`limit_s` by (kind, name): the section is immutable, one Containment serves a whole config."""
 
     def label(self, kind: str, name: str) -> str:
         return self.registered.plugin_label(kind, name)
 
     def limit_s(self, kind: str, name: str) -> float | None:
         """The own-time (wall time for transforms) limit of ``name``, from its plugin's settings."""
+        key = (kind, name)
+        if key in self._limits:
+            return self._limits[key]
+        limit = self._limits[key] = self._limit_s(kind, name)
+        return limit
+
+    def _limit_s(self, kind: str, name: str) -> float | None:
         field = FIELDS[kind]
         plugin = self.registered.origins.get((kind, name), "")
         override: PluginTimeouts | None = self.section.per_plugin.get(plugin)

@@ -77,6 +77,7 @@ class Engine:
         """Requests running per runtime (by id), so a retired runtime closes only when it is idle."""
         self._idle: dict[int, asyncio.Event] = {}
         self._chain: tuple[Pipeline | None, CallNext] = (None, call_provider)
+        self._contain: tuple[Runtime | None, Containment | None] = (None, None)
         self.embedder = Embedder()
         """The ``run`` step of Embed requests (the daemon gives it the cache and the retry layer)."""
 
@@ -181,7 +182,7 @@ class Engine:
 
     async def _run(self, turn: Turn) -> Outcome:
         """transform, then run the plan's strategy over a context on the Turn."""
-        contain = Containment(self.registered, turn.config.raw.plugins)
+        contain = self._containment(turn.runtime)
         await self._transform(turn, contain)
         ctx = StrategyContext(turn, self.call_handler(), contain)
         name = turn.plan.strategy
@@ -194,6 +195,14 @@ class Engine:
             log.info("request %s stopped: %s", turn.request.request_id, stop)
             result = ctx.outcome(stop.status)
         return self._answer(turn, expect(result, Outcome, label, f"strategy {name!r}"))
+
+    def _containment(self, runtime: Runtime) -> Containment:
+        """The plugin limits of ``runtime``'s config, built once per runtime (the latest one is kept)."""
+        built_for, contain = self._contain
+        if built_for is not runtime or contain is None:
+            contain = Containment(self.registered, runtime.config.raw.plugins)
+            self._contain = (runtime, contain)
+        return contain
 
     async def _transform(self, turn: Turn, contain: Containment) -> None:
         for tspec, tparams in turn.plan.transforms:

@@ -159,3 +159,15 @@ def test_evolve_is_dataclasses_replace():
         evolve(outcome, no_such_field=1)
     call = ModelCall(model=None, messages=(), effort=Effort.LOW)  # type: ignore[arg-type]
     assert evolve(call, timeout_s=1.0) == dataclasses.replace(call, timeout_s=1.0)
+
+
+def test_plugin_limits_are_read_once_per_runtime_and_again_after_a_reload(make_config, registered):
+    engine = Engine(make_config(SEED), registered)
+    first = engine._containment(engine.runtime)
+    assert engine._containment(engine.runtime) is first
+    assert first.limit_s("strategies", "single") == 5.0 and first.limit_s("providers", "simulated") is None
+    engine.swap(make_config("plugins: {timeouts: {strategy_ms: 250, provider_ms: 900}}\n" + SEED))
+    second = engine._containment(engine.runtime)
+    assert second is not first
+    assert second.limit_s("strategies", "single") == 0.25 and second.limit_s("providers", "simulated") == 0.9
+    assert first.limit_s("strategies", "single") == 5.0, "a request still on the old runtime keeps its limits"
