@@ -76,15 +76,22 @@ class RetryLayer:
         cfg = self._settings(turn)
         provider = call.model.provider
         circuit = provider if cfg.breaker.scope == "provider" else f"{provider}/{call.model.upstream}"
-        breaker = self.breakers.setdefault(circuit, Breaker())
+        breaker = self.breakers.get(circuit)
+        if breaker is None:
+            breaker = self.breakers[circuit] = Breaker()
         deadline = None if call.timeout_s is None else self.clock() + call.timeout_s
         streamed = False
 
-        def sink(text: str) -> None:
-            nonlocal streamed
-            streamed = streamed or bool(text)
-            assert on_delta is not None
-            on_delta(text)
+        sink: DeltaSink | None = None
+        if on_delta is not None:  # a closure only where a stream needs one
+
+            def relay(text: str) -> None:
+                nonlocal streamed
+                streamed = streamed or bool(text)
+                assert on_delta is not None
+                on_delta(text)
+
+            sink = relay
 
         self.in_flight += 1
         holding = False
@@ -96,7 +103,7 @@ class RetryLayer:
                 timeout_s = None if deadline is None else max(0.0, deadline - self.clock())
                 self.upstream_requests += 1
                 try:
-                    response = await inner(turn, evolve(call, timeout_s=timeout_s), sink if on_delta else None)
+                    response = await inner(turn, evolve(call, timeout_s=timeout_s), sink)
                 except UpstreamError as exc:
                     delay = self.after_failure(exc, breaker, cfg, attempt, probe, streamed, holding, deadline)
                     if not holding:
