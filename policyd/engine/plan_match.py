@@ -146,7 +146,10 @@ class MatchMemo:
         key = self.key(request)
         if key is None:
             return decide(self.config, request)
-        found = self._matches.get(key)
+        try:
+            found = self._matches.get(key)
+        except TypeError:  # an unhashable field (constraints built from lists by a plugin): not remembered
+            return decide(self.config, request)
         if found is None:
             found = decide(self.config, request)
             if len(self._matches) >= MEMO_ENTRIES:

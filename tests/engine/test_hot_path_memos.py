@@ -171,3 +171,10 @@ def test_plugin_limits_are_read_once_per_runtime_and_again_after_a_reload(make_c
     assert second is not first
     assert second.limit_s("strategies", "single") == 0.25 and second.limit_s("providers", "simulated") == 0.9
     assert first.limit_s("strategies", "single") == 5.0, "a request still on the old runtime keeps its limits"
+
+
+def test_a_request_with_unhashable_constraints_is_matched_without_the_memo(make_config):
+    memo = MatchMemo(make_config(SEED))
+    odd = Constraints(allowed_licenses=["apache-2.0"])  # type: ignore[arg-type]  # a list, as a careless plugin may
+    match = memo.match(_request(task="chat", constraints=odd), match_request)
+    assert match.rule.name == "catch-all" and len(memo) == 0
