@@ -65,11 +65,14 @@ async def main():
     d = build_daemon(DaemonOptions(config_path=config, data_dir=Path(data), entry_points=False))
     engine = d.engine
     n = 0
+    failed = []
     async def one(i):
         prompt = f"benchmark prompt number {i} of a run" if unique else "the same benchmark prompt"
         request = Request(request_id=str(i), messages=(Message(role=Role.USER, content=prompt),),
                           deadline=time.monotonic() + 10.0)
-        await engine.complete(request)
+        outcome = await engine.complete(request)
+        if not outcome.status.is_success:
+            failed.append(outcome.status.value)
     async def worker(w, total):
         nonlocal n
         while n < total:
@@ -82,7 +85,7 @@ async def main():
     await run(count)
     used = time.process_time() - start
     await d.aclose()
-    print(json.dumps({"cpu_us": used * 1e6 / count}))
+    print(json.dumps({"cpu_us": used * 1e6 / count, "failed": len(failed)}))
 
 try:
     import uvloop  # the loop ``policyd serve`` runs on when it is installed
@@ -106,7 +109,10 @@ def measure(tree: Path, scenario: str, count: int, concurrency: int, tmp: Path) 
     out = subprocess.run(
         [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, cwd=tree, check=True
     )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["cpu_us"])
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    if figures["failed"]:
+        raise RuntimeError(f"{tree} {scenario}: {figures['failed']} requests did not succeed")
+    return float(figures["cpu_us"])
 
 
 def main(argv: list[str] | None = None) -> int:
