@@ -7,9 +7,12 @@ never see gRPC. The server translates between the two (``policyd.server.convert`
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class Role(enum.StrEnum):
@@ -336,3 +339,22 @@ class Outcome:
     tenant: str = "default"
     task: str = ""
     latency_ms: float = 0.0
+
+
+# ---------------------------------------------------------------- copies
+
+_INIT_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+
+
+def evolve(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for the hot path: the same result (a new object through ``__init__``),
+    with the class's field names and a getter of them looked up once per class instead of per copy."""
+    cls = type(obj)
+    known = _INIT_FIELDS.get(cls)
+    if known is None:
+        names = tuple(f.name for f in fields(cls) if f.init)  # type: ignore[arg-type]
+        getter = attrgetter(*names) if len(names) > 1 else (lambda o, _n=names[0]: (getattr(o, _n),))
+        known = _INIT_FIELDS[cls] = (names, getter)
+    values = dict(zip(known[0], known[1](obj), strict=True))
+    values.update(changes)
+    return cls(**values)

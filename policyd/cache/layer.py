@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from policyd.cache.codec import CorruptEntry, Entry, decode, encode
 from policyd.cache.keys import call_key
@@ -33,7 +32,7 @@ from policyd.engine.pipeline import CallNext
 from policyd.engine.turn import Turn
 from policyd.errors import NotFound
 from policyd.plugin.specs import DeltaSink
-from policyd.types import CacheMode, ModelCall, ModelResponse
+from policyd.types import CacheMode, ModelCall, ModelResponse, evolve
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +168,7 @@ class CacheLayer:
         self.stats.add("saved_usd", call.model.cost_usd(usage.input_tokens, usage.output_tokens))
         if on_delta is not None and response.message.content:
             on_delta(response.message.content)
-        return replace(response, cached=True, latency_ms=(time.perf_counter() - started) * 1000)
+        return evolve(response, cached=True, latency_ms=(time.perf_counter() - started) * 1000)
 
     def _store(self, key: str, call: ModelCall, response: ModelResponse) -> None:
         now = self.clock()

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -63,10 +63,15 @@ class OwnTime:
     A validator run from a strategy is nested: the strategy waits while it runs.
     """
 
-    def __init__(self, kind: str, name: str, limit_s: float | None) -> None:
+    def __init__(self, kind: str, name: str, limit_s: float | None, hard: float | None = None) -> None:
         self.kind = kind
         self.name = name
         self.limit_s = limit_s
+        self.hard = hard
+        """When the request's deadline stops the plugin (on the loop's clock), or None: the outermost
+        plugin's one timeout serves both its own-time limit and the deadline, whichever comes first."""
+        self.own_armed = False
+        """The timeout is set for the own-time limit (not the deadline): what it means if it fires."""
         self.used_s = 0.0
         self.busy = 0
         self.cancelled_waiting = False
@@ -82,31 +87,42 @@ class OwnTime:
         self._arm()
 
     def _arm(self) -> None:
-        if self._timeout is None or self.limit_s is None or self._timeout.expired():
+        timeout = self._timeout
+        if timeout is None or timeout.expired():
             return
-        left = self.limit_s - self.used_s
-        self._timeout.reschedule(asyncio.get_running_loop().time() + max(0.0, left))
+        hard = self.hard
+        if self.limit_s is None:
+            if hard is not None and timeout.when() != hard:
+                timeout.reschedule(hard)
+            return
+        when = asyncio.get_running_loop().time() + max(0.0, self.limit_s - self.used_s)
+        self.own_armed = hard is None or when <= hard
+        timeout.reschedule(when if self.own_armed else hard)
 
     def _disarm(self) -> None:
         self.used_s += time.monotonic() - self._since
-        if self._timeout is not None and not self._timeout.expired():
-            self._timeout.reschedule(None)
+        timeout = self._timeout
+        if self.own_armed and timeout is not None and not timeout.expired():
+            self.own_armed = False
+            timeout.reschedule(self.hard)
 
-    @contextlib.contextmanager
-    def wait(self) -> Iterator[None]:
+    def wait(self) -> OwnTime:
+        """``with own.wait():`` the clock stops for the block (the OwnTime is its own context manager:
+        a generator-based one per model call showed in the hot path's profile)."""
+        return self
+
+    def __enter__(self) -> None:
         if self.busy == 0:
             self._disarm()
         self.busy += 1
-        try:
-            yield
-        except asyncio.CancelledError:
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is not None and issubclass(kind, asyncio.CancelledError):
             self.cancelled_waiting = True
-            raise
-        finally:
-            self.busy -= 1
-            if self.busy == 0:
-                self._since = time.monotonic()
-                self._arm()
+        self.busy -= 1
+        if self.busy == 0:
+            self._since = time.monotonic()
+            self._arm()
 
     def blame(self) -> OwnTime | None:
         """Who was running its own code when a cancellation (the deadline) came: None if policyd was working.
@@ -124,15 +140,13 @@ class OwnTime:
 _running: contextvars.ContextVar[OwnTime | None] = contextvars.ContextVar("policyd_plugin_own_time", default=None)
 
 
-@contextlib.contextmanager
-def waiting() -> Iterator[None]:
-    """Stop the running plugin's own-time clock while policyd works for it."""
+_NOT_TIMED = contextlib.nullcontext()
+
+
+def waiting() -> contextlib.AbstractContextManager[None]:
+    """``with waiting():`` stops the running plugin's own-time clock while policyd works for it."""
     own = _running.get()
-    if own is None:
-        yield
-        return
-    with own.wait():
-        yield
+    return _NOT_TIMED if own is None else own
 
 
 class Containment:
@@ -141,12 +155,21 @@ class Containment:
     def __init__(self, registered: Registered, section: PluginsConfig | None = None) -> None:
         self.registered = registered
         self.section = section if section is not None else PluginsConfig()
+        self._limits: dict[tuple[str, str], float | None] = {}
+        """:meth:`limit_s` by (kind, name): the section is immutable, one Containment serves a whole config."""
 
     def label(self, kind: str, name: str) -> str:
         return self.registered.plugin_label(kind, name)
 
     def limit_s(self, kind: str, name: str) -> float | None:
         """The own-time (wall time for transforms) limit of ``name``, from its plugin's settings."""
+        key = (kind, name)
+        if key in self._limits:
+            return self._limits[key]
+        limit = self._limits[key] = self._limit_s(kind, name)
+        return limit
+
+    def _limit_s(self, kind: str, name: str) -> float | None:
         field = FIELDS[kind]
         plugin = self.registered.origins.get((kind, name), "")
         override: PluginTimeouts | None = self.section.per_plugin.get(plugin)
@@ -162,38 +185,37 @@ class Containment:
         that is the request running out of time (:class:`OutOfTime`), not a hang.
         """
         outer = _running.get()
-        own = OwnTime(kind, name, self.limit_s(kind, name))
-        bound = None
+        hard = None
         if outer is None and deadline is not None:
-            bound = max(0.0, deadline - time.monotonic() - DEADLINE_GRACE_S)
+            hard = asyncio.get_running_loop().time() + max(0.0, deadline - time.monotonic() - DEADLINE_GRACE_S)
+        own = OwnTime(kind, name, self.limit_s(kind, name), hard)
         token = _running.set(own)
         try:
-            with outer.wait() if outer is not None else contextlib.nullcontext():
-                async with asyncio.timeout(bound) as at_deadline:
-                    async with asyncio.timeout(None) as own_limit:
-                        own.start(own_limit)
-                        return await call()
+            with outer if outer is not None else _NOT_TIMED:
+                async with asyncio.timeout(None) as limit:  # one timer: the own-time limit or the deadline
+                    own.start(limit)
+                    return await call()
         except asyncio.CancelledError:
             if outer is not None and outer.blamed is None:
                 outer.blamed = own.blame()
             raise
         except TimeoutError:
-            if own_limit.expired():
+            if not limit.expired():
+                raise
+            if own.own_armed:
                 limit_ms = (own.limit_s or 0) * 1000
                 raise PluginTimeout(
                     self.label(kind, name),
                     f"{NOUNS[kind]} {name!r} ran {limit_ms:.0f} ms of its own time without finishing "
                     f"(limit: plugins.timeouts.{FIELDS[kind]}; time waiting on models does not count)",
                 ) from None
-            if at_deadline.expired():
-                hung = own.blame()
-                if hung is None:
-                    raise OutOfTime("the request's deadline expired while a model was answering") from None
-                raise PluginTimeout(
-                    self.label(hung.kind, hung.name),
-                    f"{NOUNS[hung.kind]} {hung.name!r} was still running its own code when the request's deadline came",
-                ) from None
-            raise
+            hung = own.blame()
+            if hung is None:
+                raise OutOfTime("the request's deadline expired while a model was answering") from None
+            raise PluginTimeout(
+                self.label(hung.kind, hung.name),
+                f"{NOUNS[hung.kind]} {hung.name!r} was still running its own code when the request's deadline came",
+            ) from None
         finally:
             _running.reset(token)
 

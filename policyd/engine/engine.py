@@ -12,11 +12,10 @@ Turn pinned when it started.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -32,7 +31,7 @@ from policyd.errors import Unavailable
 from policyd.ids import new_id
 from policyd.plugin.attribution import attributed, build, expect, plugin_label
 from policyd.plugin.specs import DeltaSink, Progress, Provider, Registered
-from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request
+from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request, evolve
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +77,7 @@ class Engine:
         """Requests running per runtime (by id), so a retired runtime closes only when it is idle."""
         self._idle: dict[int, asyncio.Event] = {}
         self._chain: tuple[Pipeline | None, CallNext] = (None, call_provider)
+        self._contain: tuple[Runtime | None, Containment | None] = (None, None)
         self.embedder = Embedder()
         """The ``run`` step of Embed requests (the daemon gives it the cache and the retry layer)."""
 
@@ -102,19 +102,18 @@ class Engine:
         for provider in old.providers.values():
             await provider.aclose()
 
-    @contextlib.contextmanager
-    def _using(self, runtime: Runtime) -> Iterator[None]:
+    def _enter(self, runtime: Runtime) -> None:
+        """A request starts on ``runtime`` (paired with :meth:`_leave` in a ``finally``)."""
+        self._in_flight[id(runtime)] += 1
+
+    def _leave(self, runtime: Runtime) -> None:
         key = id(runtime)
-        self._in_flight[key] += 1
-        try:
-            yield
-        finally:
-            self._in_flight[key] -= 1
-            if not self._in_flight[key]:
-                del self._in_flight[key]
-                idle = self._idle.pop(key, None)
-                if idle is not None:
-                    idle.set()
+        self._in_flight[key] -= 1
+        if not self._in_flight[key]:
+            del self._in_flight[key]
+            idle = self._idle.pop(key, None)
+            if idle is not None:
+                idle.set()
 
     # ------------------------------------------------------------ decisions
 
@@ -131,11 +130,15 @@ class Engine:
     async def complete(self, request: Request, progress: Progress | None = None) -> Outcome:
         turn = self.turn(request, progress)
         events = turn.events
-        with self._using(turn.runtime):
+        runtime = turn.runtime
+        self._enter(runtime)
+        try:
             if events.started:
                 await _notify(events.started, TurnStarted(turn))
             outcome = await self._admit(turn, self.pipeline.admit, 0)
-        outcome = replace(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
+        finally:
+            self._leave(runtime)
+        outcome = evolve(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
         if events.finished:
             await _notify(events.finished, TurnFinished(turn, outcome))
         return outcome
@@ -143,10 +146,14 @@ class Engine:
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         """An Embed request through the same pipeline; only the ``run`` step is the embedder's."""
         turn = EmbedTurn(self.runtime, self.registered, request, self.pipeline.events)
-        with self._using(turn.runtime):
+        runtime = turn.runtime
+        self._enter(runtime)
+        try:
             await _notify(turn.events.started, TurnStarted(turn))
             outcome = await self._admit(turn, self.pipeline.admit, 0, self.embedder.run)
-        outcome = replace(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
+        finally:
+            self._leave(runtime)
+        outcome = evolve(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
         await _notify(turn.events.finished, TurnFinished(turn, outcome))
         return turn.result(outcome)
 
@@ -175,7 +182,7 @@ class Engine:
 
     async def _run(self, turn: Turn) -> Outcome:
         """transform, then run the plan's strategy over a context on the Turn."""
-        contain = Containment(self.registered, turn.config.raw.plugins)
+        contain = self._containment(turn.runtime)
         await self._transform(turn, contain)
         ctx = StrategyContext(turn, self.call_handler(), contain)
         name = turn.plan.strategy
@@ -188,6 +195,14 @@ class Engine:
             log.info("request %s stopped: %s", turn.request.request_id, stop)
             result = ctx.outcome(stop.status)
         return self._answer(turn, expect(result, Outcome, label, f"strategy {name!r}"))
+
+    def _containment(self, runtime: Runtime) -> Containment:
+        """The plugin limits of ``runtime``'s config, built once per runtime (the latest one is kept)."""
+        built_for, contain = self._contain
+        if built_for is not runtime or contain is None:
+            contain = Containment(self.registered, runtime.config.raw.plugins)
+            self._contain = (runtime, contain)
+        return contain
 
     async def _transform(self, turn: Turn, contain: Containment) -> None:
         for tspec, tparams in turn.plan.transforms:
@@ -213,7 +228,7 @@ class Engine:
             attempts = tuple(redact(a) for a in outcome.attempts)
             if any(a is not b for a, b in zip(attempts, outcome.attempts, strict=True)):
                 changes["attempts"] = attempts
-        return replace(outcome, **changes) if changes else outcome  # type: ignore[arg-type]
+        return evolve(outcome, **changes) if changes else outcome
 
     # The call chain is built once per pipeline: closures made on every request showed
     # in the benchmark's profile. Layers get the Turn with every call instead.

@@ -7,6 +7,7 @@ model they may use.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from policyd.config.model import Config, Plan, Policy, Rule
@@ -103,3 +104,55 @@ def match_request(config: Config, request: Request, *, embedding: bool = False) 
         reason="NO_MATCHING_RULE",
         metadata={"policy": policy.name, "task": request.task, "stakes": request.stakes.value},
     )
+
+
+MEMO_ENTRIES = 4096
+"""Matches remembered per config; the memo starts afresh when it is full."""
+
+
+class MatchMemo:
+    """The matches decided on one config, by the request attributes that matching reads.
+
+    A match depends on the config and on the request's policy, task, stakes, tenant,
+    constraints and the labels the policy's rules name, nothing else (not the messages):
+    requests alike in those get the same :class:`Match`. The memo belongs to one config
+    (the engine's ``Runtime``), so a reload starts a new one.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._matches: dict[Hashable, Match] = {}
+        self._label_keys: dict[str, tuple[str, ...]] = {}
+        """Per policy: the label keys its rules match on."""
+
+    def __len__(self) -> int:
+        return len(self._matches)
+
+    def key(self, request: Request, embedding: bool = False) -> Hashable | None:
+        """What matching reads of ``request``; None when the policy is unknown (no memo: the error is raised)."""
+        name = request.policy or self.config.defaults.policy
+        keys = self._label_keys.get(name)
+        if keys is None:
+            policy = self.config.policies.get(name)
+            if policy is None:
+                return None
+            keys = self._label_keys[name] = tuple(sorted({k for rule in policy.rules for k in rule.match.labels}))
+        labels = request.labels
+        seen = tuple(labels.get(k) for k in keys) if keys else ()
+        return (name, request.task, request.stakes, request.tenant, seen, request.constraints, embedding)
+
+    def match(self, request: Request, decide: Callable[[Config, Request], Match]) -> Match:
+        """The remembered match for requests like ``request``, else ``decide(config, request)``, remembered."""
+        key = self.key(request)
+        if key is None:
+            return decide(self.config, request)
+        try:
+            found = self._matches.get(key)
+        except TypeError:  # an unhashable field (constraints built from lists by a plugin): not remembered
+            return decide(self.config, request)
+        if found is None:
+            found = decide(self.config, request)
+            if len(self._matches) >= MEMO_ENTRIES:
+                self._matches.clear()
+            self._matches[key] = found
+        return found

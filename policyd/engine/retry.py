@@ -21,14 +21,14 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from policyd.config.retries import RetriesConfig
 from policyd.engine.pipeline import CallNext
 from policyd.engine.turn import Turn
 from policyd.errors import UpstreamError
 from policyd.plugin.specs import DeltaSink
-from policyd.types import ModelCall, ModelResponse
+from policyd.types import ModelCall, ModelResponse, evolve
 
 MIN_ATTEMPT_S = 0.05
 """A retry is not started with less time than this left for it."""
@@ -76,15 +76,22 @@ class RetryLayer:
         cfg = self._settings(turn)
         provider = call.model.provider
         circuit = provider if cfg.breaker.scope == "provider" else f"{provider}/{call.model.upstream}"
-        breaker = self.breakers.setdefault(circuit, Breaker())
+        breaker = self.breakers.get(circuit)
+        if breaker is None:
+            breaker = self.breakers[circuit] = Breaker()
         deadline = None if call.timeout_s is None else self.clock() + call.timeout_s
         streamed = False
 
-        def sink(text: str) -> None:
-            nonlocal streamed
-            streamed = streamed or bool(text)
-            assert on_delta is not None
-            on_delta(text)
+        sink: DeltaSink | None = None
+        if on_delta is not None:  # a closure only where a stream needs one
+
+            def relay(text: str) -> None:
+                nonlocal streamed
+                streamed = streamed or bool(text)
+                assert on_delta is not None
+                on_delta(text)
+
+            sink = relay
 
         self.in_flight += 1
         holding = False
@@ -96,7 +103,7 @@ class RetryLayer:
                 timeout_s = None if deadline is None else max(0.0, deadline - self.clock())
                 self.upstream_requests += 1
                 try:
-                    response = await inner(turn, replace(call, timeout_s=timeout_s), sink if on_delta else None)
+                    response = await inner(turn, evolve(call, timeout_s=timeout_s), sink)
                 except UpstreamError as exc:
                     delay = self.after_failure(exc, breaker, cfg, attempt, probe, streamed, holding, deadline)
                     if not holding:

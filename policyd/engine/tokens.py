@@ -46,5 +46,22 @@ def tool_tokens(tools: Iterable[Tool]) -> int:
     )
 
 
+RECENT_INPUTS = 64
+_recent: dict[tuple[int, int], tuple[object, object, int]] = {}
+"""Estimates of the latest message and tool tuples, by identity (each request's are estimated several
+times: its rate-limit share, its explanation, the price of its call). The tuples of frozen messages and
+tools are immutable, and the memo holds them, so an ``id`` is never reused while it is remembered."""
+
+
 def input_tokens(messages: Iterable[Message], tools: Iterable[Tool] = ()) -> int:
-    return message_tokens(messages) + tool_tokens(tools)
+    if type(messages) is not tuple or type(tools) is not tuple:
+        return message_tokens(messages) + tool_tokens(tools)
+    key = (id(messages), id(tools))
+    known = _recent.get(key)
+    if known is not None and known[0] is messages and known[1] is tools:
+        return known[2]
+    total = message_tokens(messages) + tool_tokens(tools)
+    if len(_recent) >= RECENT_INPUTS:
+        del _recent[next(iter(_recent))]  # the oldest
+    _recent[key] = (messages, tools, total)
+    return total

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policyd.config.model import Config, Plan
 from policyd.engine.explain import explain
-from policyd.engine.plan_match import Match, match_request
+from policyd.engine.plan_match import Match, MatchMemo, match_request
 from policyd.plugin.specs import Progress, Provider, Registered
 from policyd.types import Attempt, Explanation, ModelCall, Outcome, Request
 
@@ -32,6 +32,11 @@ class Runtime:
 
     config: Config
     providers: Mapping[str, Provider]
+    matches: MatchMemo = field(init=False, repr=False, compare=False)
+    """The policy matches decided on this config (a reload's new Runtime starts with none)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matches", MatchMemo(self.config))
 
 
 # ---------------------------------------------------------------- events
@@ -144,7 +149,7 @@ class Turn:
     def match(self) -> Match:
         match = self._match
         if match is None:
-            match = self._match = match_request(self.runtime.config, self.request)
+            match = self._match = self.runtime.matches.match(self.request, match_request)
         return match
 
     @property
