@@ -150,53 +150,44 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _record(i: int, tag: str) -> Any:
-    from policyd.ledger.records import AttemptRecord, OutcomeRecord
+    """A finished one-attempt request, as the ledger's writer receives it."""
+    from policyd.ledger.records import Finished
+    from policyd.types import (
+        Attempt,
+        AttemptRole,
+        Effort,
+        Explanation,
+        Message,
+        Outcome,
+        OutcomeStatus,
+        Request,
+        Role,
+    )
 
-    attempt = AttemptRecord(
+    attempt = Attempt(
         index=0,
-        role="draft",
+        role=AttemptRole.DRAFT,
         model="bench-model",
         provider="fake",
-        effort="off",
+        effort=Effort.OFF,
         input_tokens=20,
         output_tokens=5,
         cost_usd=0.00001,
-        saved_usd=0.0,
         latency_ms=0.8,
-        cached=False,
-        verdict="",
-        validator="",
-        verdict_reason="",
-        error="",
     )
-    return OutcomeRecord(
+    outcome = Outcome(
         request_id=f"{tag}-{i}",
-        ts=time.time(),
-        tenant="acme",
-        policy="default",
-        rule="bench",
-        task="",
-        strategy="single",
-        policy_version="bench",
-        models=("bench-model",),
-        final_model="bench-model",
-        status="accepted-unvalidated",
-        default_success=True,
-        cost_usd=0.00001,
-        saved_usd=0.0,
-        tokens_saved=0,
-        input_tokens=20,
-        output_tokens=5,
-        latency_ms=0.8,
-        cached=False,
-        escalated=False,
-        validations=0,
-        validations_passed=0,
-        failed_attempts=0,
-        decision_id=f"d-{tag}-{i}",
-        trace_id="",
+        status=OutcomeStatus.ACCEPTED_UNVALIDATED,
+        output=Message(role=Role.ASSISTANT, content="42"),
         attempts=(attempt,),
+        explanation=Explanation(policy="default", rule="bench", strategy="single", reason="", policy_version="bench"),
+        total_cost_usd=0.00001,
+        decision_id=f"d-{tag}-{i}",
+        tenant="acme",
+        latency_ms=0.8,
     )
+    request = Request(request_id=f"{tag}-{i}", messages=(Message(role=Role.USER, content="q"),), tenant="acme")
+    return Finished(request, outcome, time.time())
 
 
 def _writer(path: str, tag: str, count: int, out: Any) -> None:

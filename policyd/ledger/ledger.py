@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from policyd.engine.turn import Observe, TurnFinished
 from policyd.errors import InvalidArgument, NotFound
 from policyd.ledger import stats as stats_mod
-from policyd.ledger.records import outcome_record
+from policyd.ledger.records import Finished
 from policyd.ledger.settings import LedgerSettings
 from policyd.ledger.store import Report, connect, ledger_path, spent_usd
 from policyd.ledger.writer import LedgerWriter
@@ -51,12 +52,12 @@ class Ledger:
         return {TurnFinished: self.commit if self.sync else self.enqueue}
 
     def enqueue(self, event: TurnFinished) -> None:
-        """``durability: batch``: queue the outcome, never wait."""
-        self.writer.enqueue(outcome_record(event.turn.received, event.outcome))
+        """``durability: batch``: queue the outcome, never wait (the writer thread makes its rows)."""
+        self.writer.enqueue(Finished(event.turn.received, event.outcome, time.time()))
 
     async def commit(self, event: TurnFinished) -> None:
         """``durability: sync``: commit the outcome before it is answered (concurrent turns share a commit)."""
-        await self.writer.commit(outcome_record(event.turn.received, event.outcome))
+        await self.writer.commit(Finished(event.turn.received, event.outcome, time.time()))
 
     async def flush(self) -> None:
         await self.writer.flush()

@@ -1,132 +1,134 @@
 """What the ledger keeps of a finished request: one outcome row and one row per attempt.
 
 Derived values the stats need (escalated?, validations, the final model) are computed
-once here, when the record is made, so queries stay plain sums.
+once here, when the row is made, so queries stay plain sums.
+
+The request path only queues a :class:`Finished` (the request, its outcome and the time
+it finished: three references, no copying); the writer thread turns it into rows with
+:func:`outcome_row` and :func:`attempt_rows`. Request and Outcome are frozen, so reading
+them from that thread is safe, and the event loop spends no time on the rows' dozens
+of fields or the models' JSON.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from policyd.types import Attempt, AttemptRole, Outcome, Request
 
+OUTCOME_COLUMNS = (
+    "seq", "request_id", "ts", "tenant", "policy", "rule", "task", "strategy", "policy_version", "models",
+    "final_model", "status", "default_success", "cost_usd", "saved_usd", "tokens_saved", "input_tokens",
+    "output_tokens", "latency_ms", "cached", "escalated", "validations", "validations_passed", "attempts",
+    "failed_attempts", "decision_id", "trace_id",
+)  # fmt: skip
+"""The columns :func:`outcome_row` fills, in its order (the reported_* ones stay NULL until a report)."""
+ATTEMPT_COLUMNS = (
+    "outcome_seq", "idx", "role", "model", "provider", "effort", "input_tokens", "output_tokens", "cost_usd",
+    "saved_usd", "latency_ms", "cached", "verdict", "validator", "verdict_reason", "error",
+)  # fmt: skip
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    index: int
-    role: str
-    model: str
-    provider: str
-    effort: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    saved_usd: float
-    latency_ms: float
-    cached: bool
-    verdict: str
-    validator: str
-    verdict_reason: str
-    error: str
+Row = tuple[object, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomeRecord:
-    request_id: str
+class Finished(NamedTuple):
+    """A finished request, queued for the ledger."""
+
+    request: Request
+    """As received (the ledger records what the caller asked)."""
+    outcome: Outcome
     ts: float
     """Unix seconds when the request finished."""
-    tenant: str
-    policy: str
-    rule: str
-    task: str
-    strategy: str
-    policy_version: str
-    models: tuple[str, ...]
-    """Models called, in order, each once."""
-    final_model: str
-    """The model of the last successful non-validation call (the answer's), or ''."""
-    status: str
-    default_success: bool
-    cost_usd: float
-    saved_usd: float
-    tokens_saved: int
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-    cached: bool
-    escalated: bool
-    validations: int
-    validations_passed: int
-    failed_attempts: int
-    decision_id: str
-    trace_id: str
-    attempts: tuple[AttemptRecord, ...]
-
-    @property
-    def models_json(self) -> str:
-        return json.dumps(list(self.models))
 
 
-def _attempt(a: Attempt) -> AttemptRecord:
-    v = a.verdict
-    return AttemptRecord(
-        index=a.index,
-        role=a.role.value,
-        model=a.model,
-        provider=a.provider,
-        effort=a.effort.value,
-        input_tokens=a.input_tokens,
-        output_tokens=a.output_tokens,
-        cost_usd=a.cost_usd,
-        saved_usd=a.saved_usd,
-        latency_ms=a.latency_ms,
-        cached=a.cached,
-        verdict=v.kind.value if v else "",
-        validator=v.validator if v else "",
-        verdict_reason=v.reason if v else "",
-        error=a.error,
-    )
+def finished(request: Request, outcome: Outcome, *, now: float | None = None) -> Finished:
+    return Finished(request, outcome, time.time() if now is None else now)
 
 
 def _final_model(attempts: tuple[Attempt, ...]) -> str:
+    """The model of the last successful non-validation call (the answer's), or ''."""
     for a in reversed(attempts):
         if a.role is not AttemptRole.VALIDATE and a.model and not a.error:
             return a.model
     return ""
 
 
-def outcome_record(request: Request, outcome: Outcome, *, now: float | None = None) -> OutcomeRecord:
-    """The ledger's view of a finished request."""
+def outcome_row(seq: int, f: Finished) -> Row:
+    """The ``outcomes`` row of ``f`` (:data:`OUTCOME_COLUMNS`), numbered ``seq``."""
+    request, outcome = f.request, f.outcome
     attempts = outcome.attempts
-    verdicts = [a.verdict for a in attempts if a.verdict is not None]
     e = outcome.explanation
-    return OutcomeRecord(
-        request_id=outcome.request_id or request.request_id,
-        ts=time.time() if now is None else now,
-        tenant=outcome.tenant or request.tenant,
-        policy=e.policy,
-        rule=e.rule,
-        task=outcome.task or request.task,
-        strategy=e.strategy,
-        policy_version=e.policy_version,
-        models=tuple(dict.fromkeys(a.model for a in attempts if a.model)),
-        final_model=_final_model(attempts),
-        status=outcome.status.value,
-        default_success=outcome.status.is_success,
-        cost_usd=outcome.total_cost_usd,
-        saved_usd=outcome.saved_usd,
-        tokens_saved=outcome.tokens_saved,
-        input_tokens=sum(a.input_tokens for a in attempts),
-        output_tokens=sum(a.output_tokens for a in attempts),
-        latency_ms=outcome.latency_ms,
-        cached=any(a.cached for a in attempts),
-        escalated=any(a.role is AttemptRole.ESCALATE for a in attempts),
-        validations=len(verdicts),
-        validations_passed=sum(1 for v in verdicts if v.kind.passed),
-        failed_attempts=sum(1 for a in attempts if a.error),
-        decision_id=outcome.decision_id,
-        trace_id=outcome.trace_id,
-        attempts=tuple(_attempt(a) for a in attempts),
+    input_tokens = output_tokens = validations = passed = failed = 0
+    cached = escalated = False
+    models: dict[str, None] = {}  # called, in order, each once
+    for a in attempts:
+        input_tokens += a.input_tokens
+        output_tokens += a.output_tokens
+        cached = cached or a.cached
+        escalated = escalated or a.role is AttemptRole.ESCALATE
+        if a.model:
+            models[a.model] = None
+        if a.verdict is not None:
+            validations += 1
+            passed += a.verdict.kind.passed
+        if a.error:
+            failed += 1
+    return (
+        seq,
+        outcome.request_id or request.request_id,
+        f.ts,
+        outcome.tenant or request.tenant,
+        e.policy,
+        e.rule,
+        outcome.task or request.task,
+        e.strategy,
+        e.policy_version,
+        json.dumps(list(models)),
+        _final_model(attempts),
+        outcome.status.value,
+        int(outcome.status.is_success),
+        outcome.total_cost_usd,
+        outcome.saved_usd,
+        outcome.tokens_saved,
+        input_tokens,
+        output_tokens,
+        outcome.latency_ms,
+        int(cached),
+        int(escalated),
+        validations,
+        passed,
+        len(attempts),
+        failed,
+        outcome.decision_id,
+        outcome.trace_id,
     )
+
+
+def attempt_rows(seq: int, outcome: Outcome) -> list[Row]:
+    """The ``attempts`` rows of the outcome numbered ``seq`` (:data:`ATTEMPT_COLUMNS`)."""
+    rows: list[Row] = []
+    for a in outcome.attempts:
+        v = a.verdict
+        rows.append(
+            (
+                seq,
+                a.index,
+                a.role.value,
+                a.model,
+                a.provider,
+                a.effort.value,
+                a.input_tokens,
+                a.output_tokens,
+                a.cost_usd,
+                a.saved_usd,
+                a.latency_ms,
+                int(a.cached),
+                v.kind.value if v else "",
+                v.validator if v else "",
+                v.reason if v else "",
+                a.error,
+            )
+        )
+    return rows

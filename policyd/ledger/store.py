@@ -9,12 +9,12 @@ killed process; batching is what keeps that cheap.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from policyd.errors import NotFound
-from policyd.ledger.records import OutcomeRecord
+from policyd.ledger.records import ATTEMPT_COLUMNS, OUTCOME_COLUMNS, Finished, Row, attempt_rows, outcome_row
 
 LEDGER_FILE = "ledger.sqlite3"
 SCHEMA_VERSION = "1"
@@ -77,14 +77,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 
-_INSERT_OUTCOME = """
-INSERT INTO outcomes (request_id, ts, tenant, policy, rule, task, strategy, policy_version, models,
-    final_model, status, default_success, cost_usd, saved_usd, tokens_saved, input_tokens, output_tokens,
-    latency_ms, cached, escalated, validations, validations_passed, attempts, failed_attempts, decision_id,
-    trace_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_INSERT_ATTEMPT = "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+PARAMETERS_PER_STATEMENT = 30_000
+"""Bound parameters per multi-row INSERT: below SQLite's default limit of 32766 (3.32+)."""
 
 
 @dataclass(frozen=True)
@@ -118,63 +112,34 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     return conn
 
 
-def insert_outcome(conn: sqlite3.Connection, r: OutcomeRecord) -> None:
-    cur = conn.execute(
-        _INSERT_OUTCOME,
-        (
-            r.request_id,
-            r.ts,
-            r.tenant,
-            r.policy,
-            r.rule,
-            r.task,
-            r.strategy,
-            r.policy_version,
-            r.models_json,
-            r.final_model,
-            r.status,
-            int(r.default_success),
-            r.cost_usd,
-            r.saved_usd,
-            r.tokens_saved,
-            r.input_tokens,
-            r.output_tokens,
-            r.latency_ms,
-            int(r.cached),
-            int(r.escalated),
-            r.validations,
-            r.validations_passed,
-            len(r.attempts),
-            r.failed_attempts,
-            r.decision_id,
-            r.trace_id,
-        ),
-    )
-    seq = cur.lastrowid
-    conn.executemany(
-        _INSERT_ATTEMPT,
-        [
-            (
-                seq,
-                a.index,
-                a.role,
-                a.model,
-                a.provider,
-                a.effort,
-                a.input_tokens,
-                a.output_tokens,
-                a.cost_usd,
-                a.saved_usd,
-                a.latency_ms,
-                int(a.cached),
-                a.verdict,
-                a.validator,
-                a.verdict_reason,
-                a.error,
-            )
-            for a in r.attempts
-        ],
-    )
+def insert_outcomes(conn: sqlite3.Connection, items: Sequence[Finished]) -> None:
+    """Insert the outcomes and their attempts with one multi-row INSERT per table (per
+    :data:`PARAMETERS_PER_STATEMENT`), inside the caller's write transaction.
+
+    Each statement is one ``sqlite3_step``, so one GIL hand-off, whatever the batch's size
+    (``executemany`` steps, and hands the GIL over, once a row). The ``seq`` numbers are
+    given here, following the table's AUTOINCREMENT counter: the transaction holds the
+    write lock, so no other writer (another worker's) can take them meanwhile.
+    """
+    last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outcomes'").fetchone()
+    seq = int(last[0]) if last is not None else 0
+    outcomes: list[Row] = []
+    attempts: list[Row] = []
+    for item in items:
+        seq += 1
+        outcomes.append(outcome_row(seq, item))
+        attempts += attempt_rows(seq, item.outcome)
+    _insert_rows(conn, "outcomes", OUTCOME_COLUMNS, outcomes)
+    _insert_rows(conn, "attempts", ATTEMPT_COLUMNS, attempts)
+
+
+def _insert_rows(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[Row]) -> None:
+    per_statement = PARAMETERS_PER_STATEMENT // len(columns)
+    row_marks = "(" + ", ".join("?" * len(columns)) + ")"
+    for i in range(0, len(rows), per_statement):
+        chunk = rows[i : i + per_statement]
+        params = [value for row in chunk for value in row]
+        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_marks] * len(chunk))}", params)
 
 
 def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:

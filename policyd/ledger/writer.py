@@ -6,14 +6,16 @@ the SQLite writer connection and commits whatever is queued as one transaction w
 when someone waits on the result (a ReportOutcome, a flush, ``durability: sync``).
 
 Items commit in the order they were queued, so a report queued after its outcome (the
-reply is built after the outcome is queued) always finds it: no false NOT_FOUND.
+reply is built after the outcome is queued) always finds it: no false NOT_FOUND. The
+thread also makes the rows (:mod:`policyd.ledger.records`): a queued outcome is a
+:class:`~policyd.ledger.records.Finished`, and each run of them in a batch is stored with
+one multi-row INSERT per table (:func:`~policyd.ledger.store.insert_outcomes`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from policyd.errors import Unavailable
-from policyd.ledger.records import OutcomeRecord
-from policyd.ledger.store import Report, apply_report, connect, insert_outcome
+from policyd.ledger.records import Finished
+from policyd.ledger.store import Report, apply_report, connect, insert_outcomes
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Item:
-    payload: OutcomeRecord | Report | None
+    payload: Finished | Report | None
     """None is a flush marker."""
     future: asyncio.Future[Any] | None = None
     enqueued: float = field(default_factory=time.monotonic)
@@ -54,7 +56,7 @@ class LedgerWriter:
 
     # ------------------------------------------------------------ producers
 
-    def enqueue(self, record: OutcomeRecord) -> bool:
+    def enqueue(self, record: Finished) -> bool:
         """Queue an outcome for the next batch; False (and a log line) when the queue is full."""
         with self._cv:
             if self._closing or len(self._items) >= self.max_pending:
@@ -67,7 +69,7 @@ class LedgerWriter:
                 self._cv.notify()  # start the interval's clock, or commit a full batch now
             return True
 
-    async def commit(self, payload: OutcomeRecord | Report | None) -> Any:
+    async def commit(self, payload: Finished | Report | None) -> Any:
         """Queue ``payload`` and wait until the batch holding it has committed; returns its result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         with self._cv:
@@ -120,24 +122,28 @@ class LedgerWriter:
 
     def _commit(self, batch: list[_Item]) -> None:
         results: list[tuple[Any, BaseException | None]] = []
+        run: list[Finished] = []  # outcomes queued back to back: one INSERT per table
         records = 0
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             now = time.time()
             for item in batch:
-                if isinstance(item.payload, OutcomeRecord):
-                    insert_outcome(self._conn, item.payload)
-                    records += 1
+                if isinstance(item.payload, Finished):
+                    run.append(item.payload)
                     results.append((None, None))
-                elif isinstance(item.payload, Report):
+                    continue
+                records += self._insert(run)
+                if isinstance(item.payload, Report):
                     try:
                         results.append((apply_report(self._conn, item.payload, now), None))
                     except Exception as exc:  # NotFound, answered to its caller only
                         results.append((None, exc))
                 else:
                     results.append((None, None))
+            records += self._insert(run)
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # sqlite3.Error; anything else would be a bug in the rows, logged
+            records = sum(isinstance(item.payload, Finished) for item in batch)
             log.exception("ledger batch of %d records failed to commit; they are lost", records)
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
@@ -149,6 +155,14 @@ class LedgerWriter:
         for item, (value, error) in zip(batch, results, strict=True):
             if item.future is not None:
                 _resolve(item.future, value, error)
+
+    def _insert(self, run: list[Finished]) -> int:
+        """Insert the outcomes of ``run`` in the open transaction and empty it; returns how many."""
+        count = len(run)
+        if count:
+            insert_outcomes(self._conn, run)
+            run.clear()
+        return count
 
 
 def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

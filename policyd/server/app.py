@@ -19,8 +19,8 @@ from policyd.daemon import Daemon
 from policyd.fleet.health import watch_fleet_stores
 from policyd.server import listen as listening
 from policyd.server.address import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S
-from policyd.server.auth import AuthGate, AuthIdentity, AuthInterceptor
-from policyd.server.errors import ErrorInterceptor
+from policyd.server.auth import AuthGate, AuthIdentity
+from policyd.server.gate import Gate, add_service
 from policyd.server.reflection import enable_reflection
 from policyd.server.reload import Reloader
 from policyd.server.servicer import PolicyServicer
@@ -56,8 +56,9 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN, *, serving:
     raw = daemon.config.raw
     limits = raw.limits
     gate = AuthGate(lambda: daemon.config)
+    tracing = server_interceptor(daemon.telemetry)  # None with tracing off: no interceptor at all
     server = grpc.aio.server(
-        interceptors=[server_interceptor(daemon.telemetry), ErrorInterceptor(), AuthInterceptor(gate)],
+        interceptors=[tracing] if tracing is not None else None,
         options=[
             ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
             ("grpc.max_send_message_length", limits.max_send_message_bytes),
@@ -74,7 +75,8 @@ async def start_server(daemon: Daemon, listen: str = DEFAULT_LISTEN, *, serving:
         report_scope=identity.report_tenant,
         operator=identity.operator,
     )
-    policyd_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)
+    door = Gate(gate, trace_context=tracing is None)  # auth, errors and the caller's trace context
+    add_service(policyd_pb2_grpc.add_PolicyServiceServicer_to_server, servicer, server, door)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)

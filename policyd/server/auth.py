@@ -7,8 +7,8 @@ timing. The tenant then comes only from the credential: the request body's
 ``tenant`` and any other header are ignored. Health and reflection stay open (a
 probe has no token; reflection reveals only the public contract).
 
-The interceptor resolves the identity before the servicer runs and leaves it in a
-context variable; :class:`AuthIdentity` is the servicer's ``identity`` injection
+The gate (:mod:`policyd.server.gate`) resolves the identity before the servicer runs
+and leaves it in a context variable; :class:`AuthIdentity` is the servicer's ``identity`` injection
 point and adds the per-tenant policy check (PERMISSION_DENIED).
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,7 @@ import grpc.aio
 from policyd.config.model import Config
 from policyd.config.security import AuthConfig
 from policyd.errors import PermissionDenied, Unauthenticated
-from policyd.server.wrap import around_handler
 from policyd.v1 import policyd_pb2 as pb
-
-PROTECTED_PREFIX = "/policyd.v1.PolicyService/"
-"""Methods that need credentials; everything else (health, reflection) is open."""
 
 
 def hash_token(token: str) -> str:
@@ -117,28 +113,15 @@ class AuthGate:
         return self._auth
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects PolicyService calls without valid credentials; records who called."""
-
-    def __init__(self, gate: AuthGate) -> None:
-        self.gate = gate
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or not str(details.method).startswith(PROTECTED_PREFIX):
-            return handler
-        return around_handler(handler, self._authenticate)
-
-    async def _authenticate(self, request: Any, context: grpc.aio.ServicerContext) -> None:
-        auth = self.gate.current()
-        if auth is None:
+def authenticate(gate: AuthGate, context: grpc.aio.ServicerContext) -> None:
+    """Resolve the caller's identity before a PolicyService method runs (``policyd.server.gate``);
+    raises UNAUTHENTICATED without valid credentials. The identity stays in the call's context."""
+    auth = gate.current()
+    if auth is None:
+        if _current.get() is not None:
             _current.set(None)
-            return
-        _current.set(auth.identify(context.invocation_metadata() or (), context.auth_context()))
+        return
+    _current.set(auth.identify(context.invocation_metadata() or (), context.auth_context()))
 
 
 class AuthIdentity:
@@ -152,7 +135,7 @@ class AuthIdentity:
         config = self._config()
         ident = _current.get()
         if ident is None:
-            if self._gate.current() is not None:  # fail closed if the interceptor did not run
+            if self._gate.current() is not None:  # fail closed if the gate did not run
                 raise Unauthenticated("missing credentials", reason="MISSING_CREDENTIALS")
             return msg.tenant or config.defaults.tenant
         policy = msg.policy or config.defaults.policy

@@ -1,16 +1,16 @@
-"""One interceptor maps domain errors to gRPC status codes.
+"""Domain errors mapped to gRPC status codes, in one place.
 
-Servicers raise :mod:`policyd.errors`; this turns them into statuses with the
-message the caller needs and, for programs, ``google.rpc`` details in the
-``grpc-status-details-bin`` trailer (:mod:`policyd.server.details`). Anything else is
-INTERNAL with a generic message and an incident id, and its cause goes to the log only.
+Servicers raise :mod:`policyd.errors`; the PolicyService's gate (:mod:`policyd.server.gate`,
+around every method) turns them into statuses with the message the caller needs and, for
+programs, ``google.rpc`` details in the ``grpc-status-details-bin`` trailer
+(:mod:`policyd.server.details`). Anything else is INTERNAL with a generic message and an
+incident id, and its cause goes to the log only.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from google.rpc import status_pb2
 from policyd import errors
 from policyd.engine.context import StreamBroken
 from policyd.server import details
-from policyd.server.wrap import Deserializer, rewrap, stream_items
+from policyd.server.wrap import Deserializer
 from policyd.telemetry.redact import scrub
 
 log = logging.getLogger(__name__)
@@ -79,29 +79,9 @@ def answer_for(exc: BaseException) -> Answer:
     )
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
-        """Wrapped handlers by method: built once, not on every RPC (a hot-path cost the benchmark showed)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        cached = self._wrapped.get(handler_call_details.method)
-        if cached is not None:
-            return cached
-        handler = await continuation(handler_call_details)
-        wrapped = self._wrap(handler)
-        if wrapped is not None and wrapped is not handler:
-            self._wrapped[handler_call_details.method] = wrapped
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        if handler is None:
-            return handler
-        return rewrap(handler, _wrap_unary, _wrap_stream, _tolerant)
+async def trap(exc: Exception, context: grpc.aio.ServicerContext) -> None:
+    """End the call with the status ``exc`` maps to."""
+    await answer_for(exc).abort(context)
 
 
 @dataclass(frozen=True)
@@ -115,7 +95,9 @@ class Unreadable:
     problem: str
 
 
-def _tolerant(deserialize: Deserializer) -> Deserializer:
+def tolerant(deserialize: Deserializer) -> Deserializer:
+    """``deserialize`` that returns :class:`Unreadable` for a body protobuf cannot parse."""
+
     def parse(data: bytes) -> Any:
         try:
             return deserialize(data)
@@ -125,37 +107,9 @@ def _tolerant(deserialize: Deserializer) -> Deserializer:
     return parse
 
 
-async def _refuse_unreadable(request: Any, context: grpc.aio.ServicerContext) -> None:
-    if isinstance(request, Unreadable):
-        await answer(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"request: cannot be parsed ({request.problem}); string fields must be valid UTF-8",
-            "MALFORMED_REQUEST",
-        ).abort(context)
-
-
-def _wrap_unary(inner: Any) -> Any:
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await _refuse_unreadable(request, context)
-        try:
-            return await inner(request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await answer_for(exc).abort(context)
-
-    return unary
-
-
-def _wrap_stream(inner: Any) -> Any:
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await _refuse_unreadable(request, context)
-        try:
-            async for item in stream_items(inner, request, context):
-                yield item
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await answer_for(exc).abort(context)
-
-    return stream
+async def refuse(request: Unreadable, context: grpc.aio.ServicerContext) -> None:
+    await answer(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"request: cannot be parsed ({request.problem}); string fields must be valid UTF-8",
+        "MALFORMED_REQUEST",
+    ).abort(context)

@@ -123,6 +123,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     async def Complete(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
         domain = self._request(request, context)
+        if not request.request_id:  # no idempotency key to claim: most calls
+            return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
 
         async def first() -> pb.CompleteResponse:
             return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))

@@ -1,13 +1,12 @@
-"""Rebuilding a grpc method handler around its behaviour, for the server's interceptors.
+"""Rebuilding a grpc method handler around its behaviour (the PolicyService's gate).
 
-grpc.aio interceptors receive a handler and return one; wrapping its behaviour keeps
-the (de)serializers and works the same for unary and server-streaming methods,
-which are the only kinds the PolicyService has.
+Wrapping a handler's behaviour keeps the (de)serializers and works the same for unary
+and server-streaming methods, which are the only kinds the PolicyService has.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -15,7 +14,6 @@ import grpc.aio
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 Deserializer = Callable[[bytes], Any]
-Prelude = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
 
 
 async def stream_items(inner: Behaviour, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -56,24 +54,3 @@ def rewrap(
             response_serializer=handler.response_serializer,
         )
     return handler
-
-
-def around_handler(handler: grpc.RpcMethodHandler, prelude: Prelude) -> grpc.RpcMethodHandler:
-    """Run ``prelude`` in the RPC's own task before its behaviour; a raise ends the call there."""
-
-    def unary(inner: Behaviour) -> Behaviour:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await prelude(request, context)
-            return await inner(request, context)
-
-        return call
-
-    def stream(inner: Behaviour) -> Behaviour:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await prelude(request, context)
-            async for item in stream_items(inner, request, context):
-                yield item
-
-        return call
-
-    return rewrap(handler, unary, stream)
