@@ -92,8 +92,12 @@ class Supervisor:
             if op == "ready":
                 worker.info = msg
                 worker.ready.set()
-                if self.serving and worker.peer is not None:  # a restarted worker joins a serving group
+                # SERVING at once: the kernel hands connections only to workers that listen, so the
+                # address serves from its first ready worker (the group's start is as fast as one
+                # daemon's); the "listening" line still waits for every worker.
+                if not self.draining and worker.peer is not None:
                     worker.peer.notify("serving", serving=True)
+                if self.serving:
                     log.info("worker %d rejoined the group (pid %s)", worker.index, msg.get("pid"))
                 return None
             return shared(op, msg)
