@@ -294,9 +294,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run by ``bench/run.py`` last, alone: every other daemon has stopped."""
     if args.startup_runs <= 0:
         return {"error": "skipped (--startup-runs 0)"}
-    figures = measure(runs=args.startup_runs)
-    print(render(figures), flush=True)
-    return figures
+    return measure(runs=args.startup_runs)  # the runner prints ``render`` of it
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
