@@ -116,9 +116,7 @@ class HttpTransport:
         """POST through :class:`LeanClient`, under the same clocks and error classes as the aiohttp path."""
         total_s = self._total(timeout_s)
         t = self.settings.timeouts
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        send = {"Content-Type": "application/json", **headers}
-        inject_headers(send)  # W3C traceparent of the model-call span: the upstream call joins the trace
+        data, send = _request(body, headers)
         clock: _Clock | None = None
         try:
             async with asyncio.timeout(total_s) as total, asyncio.timeout(None) as phase:
@@ -199,9 +197,7 @@ class HttpTransport:
     ) -> Any:
         total_s = self._total(timeout_s)
         t = self.settings.timeouts
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        send = {"Content-Type": "application/json", **headers}
-        inject_headers(send)  # W3C traceparent of the model-call span: the upstream call joins the trace
+        data, send = _request(body, headers)
         clock: _Clock | None = None
         try:
             async with asyncio.timeout(total_s) as total, asyncio.timeout(None) as phase:
@@ -270,3 +266,11 @@ async def _relay(events: list[SseEvent], on_event: Callable[[SseEvent], object])
                 pending = True
     if pending:
         await asyncio.sleep(0)
+
+
+def _request(body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
+    """The JSON body and the headers of a POST, with the W3C traceparent of the model-call span
+    (the upstream call joins the trace): the same for the lean client and aiohttp."""
+    send = {"Content-Type": "application/json", **headers}
+    inject_headers(send)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), send
