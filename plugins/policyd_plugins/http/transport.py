@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import orjson
+
 from policyd.api import UpstreamError, inject_headers
 from policyd_plugins.http.classify import classify_status, malformed
 from policyd_plugins.http.lean import (
@@ -38,18 +40,84 @@ T = TypeVar("T")
 
 
 class _Clock:
-    """The phase clock: which phase the request is in and when it must end."""
+    """The total and phase clocks of one request, as one timer: ``async with _Clock(...) as clock``.
 
-    def __init__(self, timeout: asyncio.Timeout, first_byte_s: float, between_s: float) -> None:
-        self.timeout = timeout
-        self.between_s = between_s
-        self.phase = f"no response within {first_byte_s:g} s"
+    ``got_bytes`` moves the phase's deadline (a float), and re-arms the one timer only when
+    that deadline comes before it; a timer that fires early re-arms itself, so a stream of
+    many small reads costs no timer churn. When a deadline passes, the task is cancelled
+    and the block raises ``TimeoutError``; ``phase`` then says which clock ran out
+    (``None``: the total).
+    """
+
+    __slots__ = (
+        "_armed_at",
+        "_cancelling",
+        "_handle",
+        "_loop",
+        "_phase_at",
+        "_task",
+        "_total_at",
+        "between_s",
+        "fired",
+        "phase",
+    )
+
+    def __init__(self, total_s: float, first_byte_s: float, between_s: float) -> None:
         self._loop = asyncio.get_running_loop()
-        timeout.reschedule(self._loop.time() + first_byte_s)
+        now = self._loop.time()
+        self._total_at = now + total_s
+        self._phase_at = now + first_byte_s
+        self.between_s = between_s
+        self.phase: str | None = f"no response within {first_byte_s:g} s"
+        self.fired = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> _Clock:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._arm(min(self._total_at, self._phase_at))
+        return self
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed_at = when
+        self._handle = self._loop.call_at(when, self._due)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.fired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+            raise TimeoutError from None
 
     def got_bytes(self) -> None:
-        self.phase = f"stalled for {self.between_s:g} s between chunks"
-        self.timeout.reschedule(self._loop.time() + self.between_s)
+        if self.phase is not _STALLED:
+            self.phase = _STALLED
+        self._phase_at = at = self._loop.time() + self.between_s
+        if at < self._armed_at and self._handle is not None:
+            self._arm(at)
+
+    def _due(self) -> None:
+        now = self._loop.time()
+        due = min(self._total_at, self._phase_at)
+        if now < due:  # the phase moved on since the timer was armed
+            self._handle = None
+            self._arm(due)
+            return
+        self._handle = None
+        if self._total_at <= now:
+            self.phase = None
+        elif self.phase is _STALLED:
+            self.phase = f"stalled for {self.between_s:g} s between chunks"
+        self.fired = True
+        self._task.cancel()
+
+
+_STALLED = "stalled"
+"""``phase`` while the body is arriving (the message is made only when the clock runs out)."""
 
 
 class HttpTransport:
@@ -160,13 +228,12 @@ class HttpTransport:
         :class:`UpstreamError`\\ s naming the phase (an ``UpstreamError`` raised by ``run`` passes as is)."""
         total_s = self._total(timeout_s)
         t = self.settings.timeouts
-        clock: _Clock | None = None
+        clock = _Clock(total_s, t.first_byte_s, t.between_chunks_s)
         try:
-            async with asyncio.timeout(total_s) as total, asyncio.timeout(None) as phase:
-                clock = _Clock(phase, t.first_byte_s, t.between_chunks_s)
+            async with clock:
                 return await run(clock)
         except TimeoutError:
-            if total.expired() or clock is None:
+            if clock.phase is None:
                 raise self._error(f"no complete answer within {total_s:.3g} s (total timeout)") from None
             raise self._error(clock.phase) from None
         except ConnectTimeout:
@@ -209,4 +276,4 @@ def _request(body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[bytes
     (the upstream call joins the trace): the same for whole-JSON POSTs and streams."""
     send = {"Content-Type": "application/json", **headers}
     inject_headers(send)
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), send
+    return orjson.dumps(body), send  # compact UTF-8, as json.dumps(ensure_ascii=False) with tight separators
