@@ -4,12 +4,17 @@ A reply is the bytes to write; a list of pieces (bytes written in turn, a float 
 seconds) after which the connection stays open for the next request; or a callable given
 the writer, after which the connection is closed. The server records each request and counts
 connections, and notices a client that leaves before a scripted reply was written in full.
+The ``server`` fixture (``conftest.py``) starts one on 127.0.0.1:0; :func:`transport` is a
+provider's transport pointed at it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+from policyd_plugins.http.settings import HttpSettings
+from policyd_plugins.http.transport import HttpTransport
 
 Reply = bytes | list[bytes | float] | Callable[[asyncio.StreamWriter], None]
 
@@ -49,3 +54,7 @@ class RawServer:
 def headers_of(head: bytes) -> list[tuple[str, str]]:
     lines = head.decode("latin-1").split("\r\n")[1:]
     return [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines if line)]
+
+
+def transport(server: RawServer, **settings: object) -> HttpTransport:
+    return HttpTransport("p", HttpSettings(base_url=f"http://127.0.0.1:{server.port}/v1", **settings))  # type: ignore[arg-type]

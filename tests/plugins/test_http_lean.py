@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.transport import HttpTransport
-from raw_server import RawServer, headers_of
+from raw_server import RawServer, headers_of, transport
 
 from policyd.errors import UpstreamError
 
@@ -26,19 +25,6 @@ def ok(body: bytes = ANSWER, extra: str = "") -> bytes:
         f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode()
         + body
     )
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[RawServer]:
-    s = RawServer()
-    srv = await asyncio.start_server(s.handle, "127.0.0.1", 0)
-    s.port = srv.sockets[0].getsockname()[1]
-    yield s
-    srv.close()
-
-
-def transport(server: RawServer, **settings: object) -> HttpTransport:
-    return HttpTransport("p", HttpSettings(base_url=f"http://127.0.0.1:{server.port}/v1", **settings))  # type: ignore[arg-type]
 
 
 async def post(t: HttpTransport, server: RawServer) -> object:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import zlib
-from collections.abc import AsyncIterator
 
 import pytest
-from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.sse import SseEvent
 from policyd_plugins.http.transport import HttpTransport
 from policyd_plugins.openai.provider import OpenAIProvider, OpenAISettings
-from raw_server import RawServer, headers_of
+from raw_server import RawServer, headers_of, transport
 
 from policyd.errors import UpstreamError
 from policyd.types import Message, ModelCall, ModelSpec, Role
@@ -33,19 +31,6 @@ def chunked(*pieces: bytes) -> list[bytes]:
 
 def sized(body: bytes) -> bytes:
     return f"{SSE_HEAD}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[RawServer]:
-    s = RawServer()
-    srv = await asyncio.start_server(s.handle, "127.0.0.1", 0)
-    s.port = srv.sockets[0].getsockname()[1]
-    yield s
-    srv.close()
-
-
-def transport(server: RawServer, **settings: object) -> HttpTransport:
-    return HttpTransport("p", HttpSettings(base_url=f"http://127.0.0.1:{server.port}/v1", **settings))  # type: ignore[arg-type]
 
 
 async def stream(t: HttpTransport, server: RawServer, events: list[SseEvent] | None = None) -> list[SseEvent]:
