@@ -120,6 +120,21 @@ async def test_a_stall_between_events_and_a_silent_upstream_time_out_by_phase(se
     await t.aclose()
 
 
+async def test_a_stream_that_keeps_trickling_stops_at_the_calls_total_time(server):
+    head = f"{SSE_HEAD}Transfer-Encoding: chunked\r\n\r\n".encode()
+    trickle: list[bytes | float] = [head]
+    for _ in range(40):
+        trickle += [chunked(b": keep-alive\n\n")[0], 0.05]
+    server.replies = [trickle]
+    t = transport(server, timeouts={"between_chunks_s": 0.2})
+    got: list[SseEvent] = []
+    url = f"http://127.0.0.1:{server.port}/v1/chat"
+    with pytest.raises(UpstreamError, match=r"no complete answer within 0\.3 s \(total timeout\)"):
+        await asyncio.wait_for(t.post_sse(url, {}, {}, 0.3, got.append), 3)
+    await t.aclose()
+    assert got == [], "comments are no events"
+
+
 async def test_a_stream_its_caller_leaves_closes_its_connection_and_the_next_call_opens_another(server):
     head = f"{SSE_HEAD}Transfer-Encoding: chunked\r\n\r\n".encode()
     server.replies = [[head, chunked(EVENTS[:15])[0], 1.0, *chunked(EVENTS[15:]), b"0\r\n\r\n"], sized(EVENTS)]
