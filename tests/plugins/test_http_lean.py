@@ -9,48 +9,15 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.transport import HttpTransport
+from raw_server import RawServer, headers_of, transport
 
 from policyd.errors import UpstreamError
 
 ANSWER = json.dumps({"ok": True, "text": "é"}).encode()
-
-
-class RawServer:
-    """Answers each request with the next scripted reply (bytes, or a callable given the writer)."""
-
-    def __init__(self) -> None:
-        self.replies: list[bytes | Callable[[asyncio.StreamWriter], None]] = []
-        self.requests: list[bytes] = []
-        self.connections = 0
-        self.port = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(next(v for k, v in _headers(head) if k == "content-length"))
-                self.requests.append(head + await reader.readexactly(length))
-                reply = self.replies.pop(0)
-                if callable(reply):
-                    reply(writer)
-                    return
-                writer.write(reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-def _headers(head: bytes) -> list[tuple[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")[1:]
-    return [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines if line)]
 
 
 def ok(body: bytes = ANSWER, extra: str = "") -> bytes:
@@ -58,19 +25,6 @@ def ok(body: bytes = ANSWER, extra: str = "") -> bytes:
         f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode()
         + body
     )
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[RawServer]:
-    s = RawServer()
-    srv = await asyncio.start_server(s.handle, "127.0.0.1", 0)
-    s.port = srv.sockets[0].getsockname()[1]
-    yield s
-    srv.close()
-
-
-def transport(server: RawServer, **settings: object) -> HttpTransport:
-    return HttpTransport("p", HttpSettings(base_url=f"http://127.0.0.1:{server.port}/v1", **settings))  # type: ignore[arg-type]
 
 
 async def post(t: HttpTransport, server: RawServer) -> object:
@@ -86,7 +40,7 @@ async def test_keep_alive_carries_requests_on_one_connection_with_the_body_and_h
     assert server.connections == 1
     head, _, body = server.requests[0].partition(b"\r\n\r\n")
     assert head.startswith(b"POST /v1/chat HTTP/1.1\r\n")
-    sent = dict(_headers(head + b"\r\n\r\n"))
+    sent = dict(headers_of(head + b"\r\n\r\n"))
     assert sent["host"] == f"127.0.0.1:{server.port}" and sent["x-extra"] == "1"
     assert sent["content-type"] == "application/json" and json.loads(body) == {"q": "é"}
 

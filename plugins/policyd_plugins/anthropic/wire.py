@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from policyd.api import (
     Effort,
     Message,
@@ -190,7 +192,7 @@ class EventAccumulator:
         self.stopped = False
 
     def take(self, event: SseEvent) -> str:
-        return self.event(event.event, json.loads(event.data))
+        return self.event(event.event, orjson.loads(event.data))
 
     def event(self, kind: str, data: Mapping[str, Any]) -> str:
         """Takes one event; returns the answer text it adds."""

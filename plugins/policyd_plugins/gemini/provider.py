@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import orjson
 from pydantic import Field, field_validator
 
 from policyd.api import DeltaSink, ModelCall, ModelResponse
@@ -55,4 +55,6 @@ class GeminiProvider(GeminiEmbeddings):
 
     def stream(self, call: ModelCall, on_delta: DeltaSink) -> EventStream:
         acc = ResponseAccumulator(self.name, call)
-        return EventStream(lambda event: acc.chunk(json.loads(event.data)), lambda: acc.result(streamed=True), on_delta)
+        return EventStream(
+            lambda event: acc.chunk(orjson.loads(event.data)), lambda: acc.result(streamed=True), on_delta
+        )

@@ -33,7 +33,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``HttpTransport`` (and aiohttp under it) is imported on first use, not when a plugin imports this package."""
+    """``HttpTransport`` is imported on first use, not when a plugin imports this package."""
     if name == "HttpTransport":
         from policyd_plugins.http.transport import HttpTransport
 

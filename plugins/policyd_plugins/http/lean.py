@@ -1,18 +1,21 @@
-"""A lean HTTP/1.1 client for the providers' whole-JSON POSTs: keep-alive pool, no framework.
+"""A lean HTTP/1.1 client for the providers' POSTs: keep-alive pool, no framework.
 
 aiohttp costs ~125 µs of CPU per call on this stack (request and response objects,
 header multidicts, payload writers, stream readers, tracing hooks); the same POST over
 a bare ``asyncio.Protocol`` costs ~20 µs. This client does only what a provider's
-non-streaming call needs: ``POST`` a body, read a response framed by
-``Content-Length``, ``chunked`` or the connection's end, over plain TCP or TLS
-(``ssl.create_default_context()``: the system's CAs, the host name checked, as aiohttp
-does), with up to ``pool_size`` connections kept alive for 30 s. It raises plain
-exceptions (:class:`ConnectTimeout`, :class:`CannotConnect`, ``OSError``, :class:`Disconnected`,
-:class:`BadHttp`); the transport turns them into ``UpstreamError``\\ s. Streaming
-(server-sent events) stays on aiohttp.
+calls need: ``POST`` a body, read a response framed by ``Content-Length``, ``chunked``
+or the connection's end, over plain TCP or TLS (``ssl.create_default_context()``: the
+system's CAs, the host name checked, as aiohttp does), with up to ``pool_size``
+connections kept alive for 30 s. :meth:`LeanClient.post` reads a whole body;
+:meth:`LeanClient.stream` opens a response whose body is read piece by piece as it
+arrives (server-sent events), and hands the connection back to the pool only when the
+body was read to its end. It raises plain exceptions (:class:`ConnectTimeout`,
+:class:`CannotConnect`, ``OSError``, :class:`Disconnected`, :class:`BadHttp`); the
+transport turns them into ``UpstreamError``\\ s.
 
 The caller's phase clock is told of every chunk of the body (``got_bytes``); a request
-that fails or is cancelled closes its connection, so the upstream sees the abort.
+that fails or is cancelled, or a stream left before its end, closes its connection, so
+the upstream sees the abort.
 """
 
 from __future__ import annotations
@@ -139,25 +142,32 @@ class LeanClient:
         async with self._slots:
             conn = await self._checkout()
             try:
-                conn.transport.write(self._head(url) + _headers(headers, len(body)) + body)  # type: ignore[union-attr]
+                conn.transport.write(self._request(url, body, headers))  # type: ignore[union-attr]
                 response, keep = await _read(conn, limit, got_bytes)
             except BaseException:
                 conn.close()
                 raise
-            if keep:
-                conn.idle_since = time.monotonic()
-                self._idle.append(conn)
-            else:
-                conn.close()
+            self._release(conn, keep)
             return response
 
-    def _head(self, url: str) -> bytes:
+    def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> Stream:
+        """POST ``body`` and read the answer as it comes: ``async with client.stream(...) as resp``."""
+        return Stream(self, self._request(url, body, headers))
+
+    def _request(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
         head = self._heads.get(url)
         if head is None:
             parts = urlsplit(url)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             head = self._heads[url] = f"POST {target} HTTP/1.1\r\nHost: {self.netloc}\r\n".encode("latin-1")
-        return head
+        return head + _headers(headers, len(body)) + body
+
+    def _release(self, conn: _Conn, keep: bool) -> None:
+        if keep:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            conn.close()
 
     async def _checkout(self) -> _Conn:
         now = time.monotonic()
@@ -190,6 +200,163 @@ class LeanClient:
         self._idle.clear()
 
 
+_SIZE_LINE, _CHUNK_END, _TRAILERS = -1, -2, -3
+"""States of a chunked body between chunks: a size line, the CRLF after a chunk's data, the trailers."""
+MAX_SIZE_LINE = 4096
+
+
+class Stream:
+    """One streamed answer: ``status`` and ``headers``, then :meth:`read` for each piece of the body.
+
+    The pool's slot is held from ``__aenter__`` to ``__aexit__``. The connection goes back
+    to the pool only when the body was read to its end and its framing allows it; an error,
+    a cancellation or a caller that leaves early closes it.
+    """
+
+    __slots__ = ("_client", "_conn", "_ended", "_inflate", "_keep", "_left", "_mode", "_request", "headers", "status")
+
+    def __init__(self, client: LeanClient, request: bytes) -> None:
+        self._client = client
+        self._request = request
+        self._conn: _Conn | None = None
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self._keep = False
+        self._ended = False
+        self._mode = "close"
+        self._left = 0
+        self._inflate: zlib._Decompress | None = None
+
+    async def __aenter__(self) -> Stream:
+        client = self._client
+        await client._slots.acquire()
+        try:
+            conn = self._conn = await client._checkout()
+            conn.transport.write(self._request)  # type: ignore[union-attr]
+            status, version, headers = await _read_head(conn)
+            self._frame(headers)
+        except BaseException:
+            self._finish(keep=False)
+            raise
+        self.status, self.headers = status, headers
+        self._keep = _keeps(version, status, headers)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._finish(keep=exc[0] is None and self._ended and self._keep and not self._conn_buffered())
+
+    def _frame(self, headers: dict[str, str]) -> None:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._mode, self._left = "chunked", _SIZE_LINE
+        elif "content-length" in headers:
+            self._mode, self._left = "sized", _length(headers)
+            self._ended = self._left == 0
+        encoding = _encoding(headers)
+        if encoding != "identity":
+            self._inflate = zlib.decompressobj(_WBITS[encoding])
+
+    def _conn_buffered(self) -> bool:
+        return self._conn is not None and bool(self._conn.buf)
+
+    def _finish(self, keep: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._client._release(conn, keep)
+        self._client._slots.release()
+
+    async def read(self) -> bytes:
+        """The body's next bytes, as many as have arrived (decoded); ``b""`` once it ended."""
+        conn = self._conn
+        assert conn is not None, "read outside of async with"
+        while True:
+            if conn.buf and not self._ended:
+                piece = self._take(conn.buf)
+                if piece:
+                    if self._inflate is not None:
+                        piece = self._inflated(piece)
+                        if not piece:
+                            continue
+                    return piece
+            if self._ended:
+                return self._inflated(b"", end=True) if self._inflate is not None else b""
+            if not await conn.more():
+                if self._mode != "close":
+                    raise Disconnected(cut=True)
+                self._ended = True
+
+    async def read_all(self, limit: int, got_bytes: Callable[[], None]) -> bytes:
+        """The rest of the body in one piece (an error's, or one that is not a stream), cut at ``limit``
+        for an error status, refused above it; the connection is not reused after it."""
+        conn = self._conn
+        assert conn is not None, "read_all outside of async with"
+        self._keep = False
+        body, _ = await _read_body(conn, self.status, self.headers, limit, got_bytes)
+        return body
+
+    def _inflated(self, piece: bytes, end: bool = False) -> bytes:
+        assert self._inflate is not None
+        try:
+            return self._inflate.flush() if end else self._inflate.decompress(piece)
+        except zlib.error:
+            raise BadHttp(f"body is not valid {self.headers.get('content-encoding')}") from None
+
+    def _take(self, buf: bytearray) -> bytes:
+        """Removes what the framing allows from ``buf``: the body's bytes it holds."""
+        if self._mode == "sized":
+            n = min(self._left, len(buf))
+            piece = bytes(buf[:n])
+            del buf[:n]
+            self._left -= n
+            self._ended = self._left == 0
+            return piece
+        if self._mode == "close":
+            piece = bytes(buf)
+            buf.clear()
+            return piece
+        return self._take_chunked(buf)
+
+    def _take_chunked(self, buf: bytearray) -> bytes:
+        parts: list[bytes] = []
+        while buf and not self._ended:
+            left = self._left
+            if left > 0:
+                n = min(left, len(buf))
+                parts.append(bytes(buf[:n]))
+                del buf[:n]
+                self._left = left - n or _CHUNK_END
+            elif left == _CHUNK_END:
+                if len(buf) < 2:
+                    break
+                if buf[:2] != b"\r\n":
+                    raise BadHttp("a chunk does not end with CRLF")
+                del buf[:2]
+                self._left = _SIZE_LINE
+            else:
+                eol = buf.find(b"\r\n")
+                if eol < 0:
+                    if len(buf) > MAX_SIZE_LINE:
+                        raise BadHttp("bad chunk size")
+                    break
+                line = bytes(buf[:eol])
+                del buf[: eol + 2]
+                if left == _TRAILERS:
+                    self._ended = not line  # the empty line after the last chunk (and its trailers)
+                else:
+                    self._left = _chunk_size(line) or _TRAILERS
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _chunk_size(line: bytes) -> int:
+    text = line.split(b";", 1)[0].strip()
+    try:
+        n = int(text, 16)
+    except ValueError:
+        raise BadHttp("bad chunk size") from None
+    if n < 0 or text[:1] in (b"+", b"-") or text[:2].lower() == b"0x":
+        raise BadHttp("bad chunk size")
+    return n
+
+
 class BadHeader(ValueError):
     """A request header a caller set holds a line break (it would split the request)."""
 
@@ -197,7 +364,7 @@ class BadHeader(ValueError):
 def _headers(headers: Mapping[str, str], length: int) -> bytes:
     lines = []
     for k, v in headers.items():
-        if any(c in k or c in v for c in "\r\n"):
+        if "\n" in k or "\r" in k or "\n" in v or "\r" in v:
             raise BadHeader(k)
         lines.append(f"{k}: {v}\r\n")
     lines.append(f"Content-Length: {length}\r\nAccept-Encoding: gzip, deflate\r\n\r\n")
@@ -206,6 +373,12 @@ def _headers(headers: Mapping[str, str], length: int) -> bytes:
 
 async def _read(conn: _Conn, limit: int, got_bytes: Callable[[], None]) -> tuple[Response, bool]:
     """The response, and whether the connection may carry another request."""
+    status, version, headers = await _read_head(conn)
+    body, keep = await _read_body(conn, status, headers, limit, got_bytes)
+    return Response(status, headers, body), keep and _keeps(version, status, headers)
+
+
+async def _read_head(conn: _Conn) -> tuple[int, str, dict[str, str]]:
     while True:
         end = conn.buf.find(b"\r\n\r\n")
         if end >= 0:
@@ -213,35 +386,62 @@ async def _read(conn: _Conn, limit: int, got_bytes: Callable[[], None]) -> tuple
             del conn.buf[: end + 4]
             if 100 <= status < 200:  # 100 Continue and the like: the real answer follows
                 continue
-            break
+            return status, version, headers
         if len(conn.buf) > MAX_HEAD_BYTES:
             raise BadHttp(f"response head larger than {MAX_HEAD_BYTES} bytes")
         if not await conn.more():
             raise Disconnected(cut=bool(conn.buf))
+
+
+def _keeps(version: str, status: int, headers: dict[str, str]) -> bool:
+    """Whether the connection may carry another request once this answer's body is read in full.
+
+    An error answer's connection is not reused: its body may have been cut at the cap."""
+    return version == "HTTP/1.1" and status < 400 and "close" not in headers.get("connection", "").lower()
+
+
+async def _read_body(
+    conn: _Conn, status: int, headers: dict[str, str], limit: int, got_bytes: Callable[[], None]
+) -> tuple[bytes, bool]:
+    """The whole (decoded) body, and whether it was framed so that the connection may be reused."""
     cap = limit if status < 400 else min(limit, 64 * 1024)
-    # An error answer's connection is not reused: its body may have been cut at the cap.
-    keep = version == "HTTP/1.1" and status < 400 and "close" not in headers.get("connection", "").lower()
+    keep = True
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = await _chunked(conn, cap, status >= 400, got_bytes)
     elif "content-length" in headers:
-        try:
-            length = int(headers["content-length"])
-        except ValueError:
-            raise BadHttp("invalid Content-Length") from None
+        length = _length(headers)
         body = await _sized(conn, length, cap, status >= 400, got_bytes)
-        keep = keep and len(body) == length
+        keep = len(body) == length
     else:
         body = await _until_close(conn, cap, status >= 400, got_bytes)
         keep = False
-    encoding = headers.get("content-encoding", "identity").lower()
-    if encoding in ("gzip", "deflate"):
+    encoding = _encoding(headers)
+    if encoding != "identity":
         try:
-            body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+            body = zlib.decompress(body, _WBITS[encoding])
         except zlib.error:
             raise BadHttp(f"body is not valid {encoding}") from None
-    elif encoding != "identity":
+    return body, keep
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _encoding(headers: dict[str, str]) -> str:
+    encoding = headers.get("content-encoding", "identity").lower()
+    if encoding != "identity" and encoding not in _WBITS:
         raise BadHttp(f"unsupported Content-Encoding {encoding!r}")
-    return Response(status, headers, body), keep
+    return encoding
+
+
+def _length(headers: dict[str, str]) -> int:
+    try:
+        length = int(headers["content-length"])
+    except ValueError:
+        raise BadHttp("invalid Content-Length") from None
+    if length < 0:
+        raise BadHttp("invalid Content-Length")
+    return length
 
 
 def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:

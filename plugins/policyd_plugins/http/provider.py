@@ -70,7 +70,7 @@ class HttpProvider:
         self.name = name
         self.settings = settings
         self.key: ApiKey | None = settings.api_key()
-        from policyd_plugins.http.transport import HttpTransport  # aiohttp: with the first HTTP provider
+        from policyd_plugins.http.transport import HttpTransport  # with the first HTTP provider
 
         self.transport = HttpTransport(name, settings, self.key)
 

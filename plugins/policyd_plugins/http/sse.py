@@ -3,20 +3,23 @@
 Bytes go in as they arrive, in pieces of any size; complete events come out. Lines
 end in LF, CRLF or CR; ``data`` lines of one event are joined with newlines; comment
 lines (``:``) such as keep-alives are dropped. The decoder does no I/O, so the
-transport owns every timeout.
+transport owns every timeout. :meth:`SseDecoder.events` hands the events out one by
+one as it finds them, so a reader can pass the first on before it splits the rest of a burst.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from typing import NamedTuple
 
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
+class SseEvent(NamedTuple):
+    """One event: ``event`` is the ``event:`` field (``message`` when absent), ``data`` its
+    ``data`` lines joined with newlines, ``id`` the last ``id:`` seen."""
+
     event: str
-    """The ``event:`` field; ``message`` when absent."""
     data: str
     id: str = ""
 
@@ -33,6 +36,12 @@ class SseDecoder:
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Decode ``chunk``; returns the events it completed, in order."""
+        return list(self.events(chunk))
+
+    def events(self, chunk: bytes) -> Iterator[SseEvent]:
+        """Decode ``chunk``, yielding each event it completes as soon as it is found.
+
+        Iterate it to its end before the next call: the events after a pause are split then."""
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the LF of a CRLF split across two chunks
         self._after_cr = chunk.endswith(b"\r")
@@ -42,26 +51,26 @@ class SseDecoder:
         buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
-        events: list[SseEvent] = []
-        data = self._data
-        for raw in lines:  # the common lines (data, the blank line ending an event) first, inline
+        end = buffer.rfind(b"\n")
+        self._buffer = buffer[end + 1 :]
+        if end < 0:
+            return
+        start = 0
+        while start <= end:  # the common lines (data, the blank line ending an event) first, inline
+            stop = buffer.index(b"\n", start)
+            raw = buffer[start:stop]
+            start = stop + 1
             if raw.startswith(b"data:"):
-                data.append(raw[6 if raw[5:6] == b" " else 5 :].decode("utf-8", errors="replace"))
+                self._data.append(raw[6 if raw[5:6] == b" " else 5 :].decode("utf-8", errors="replace"))
                 continue
-            if not raw and data:
-                events.append(
-                    SseEvent(self._event or "message", data[0] if len(data) == 1 else "\n".join(data), self._id)
-                )
-                self._event, data, self._size = "", [], len(self._buffer)
-                self._data = data
+            if not raw and self._data:
+                name, data = self._event or "message", self._data
+                self._event, self._data, self._size = "", [], len(self._buffer)
+                yield SseEvent(name, data[0] if len(data) == 1 else "\n".join(data), self._id)
                 continue
             event = self._line(raw.decode("utf-8", errors="replace"))
             if event is not None:
-                events.append(event)
-                data = self._data
-        return events
+                yield event
 
     def close(self) -> list[SseEvent]:
         """End of stream: an event without its blank line still counts (some servers omit it)."""

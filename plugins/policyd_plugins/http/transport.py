@@ -1,22 +1,24 @@
-"""One pooled aiohttp session per provider instance, with phase timeouts and error classes.
+"""One pooled keep-alive client per provider instance, with phase timeouts and error classes.
 
+Whole-JSON POSTs and event streams both go through :class:`~policyd_plugins.http.lean.LeanClient`.
 Every request runs under two clocks: the **total** (the instance's ``total_s`` cut to
 the call's remaining time) and a **phase** clock: ``first_byte_s`` until the first
 byte of the body arrives, then ``between_chunks_s`` between reads. ``connect_s`` bounds
 opening a connection. Whatever goes wrong leaves as an
-:class:`~policyd.errors.UpstreamError` naming the phase, never a bare aiohttp error,
-and a cancelled request closes its connection, so the upstream sees the abort.
+:class:`~policyd.errors.UpstreamError` naming the phase, never a bare socket error,
+and a cancelled request (or a stream its caller left) closes its connection, so the
+upstream sees the abort.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
+import orjson
 
 from policyd.api import UpstreamError, inject_headers
 from policyd_plugins.http.classify import classify_status, malformed
@@ -28,27 +30,94 @@ from policyd_plugins.http.lean import (
     ConnectTimeout,
     Disconnected,
     LeanClient,
+    Response,
 )
 from policyd_plugins.http.secrets import ApiKey
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.sse import SseDecoder, SseEvent
 
-READ_SIZE = 64 * 1024
+T = TypeVar("T")
 
 
 class _Clock:
-    """The phase clock: which phase the request is in and when it must end."""
+    """The total and phase clocks of one request, as one timer: ``async with _Clock(...) as clock``.
 
-    def __init__(self, timeout: asyncio.Timeout, first_byte_s: float, between_s: float) -> None:
-        self.timeout = timeout
-        self.between_s = between_s
-        self.phase = f"no response within {first_byte_s:g} s"
+    ``got_bytes`` moves the phase's deadline (a float), and re-arms the one timer only when
+    that deadline comes before it; a timer that fires early re-arms itself, so a stream of
+    many small reads costs no timer churn. When a deadline passes, the task is cancelled
+    and the block raises ``TimeoutError``; ``phase`` then says which clock ran out
+    (``None``: the total).
+    """
+
+    __slots__ = (
+        "_armed_at",
+        "_cancelling",
+        "_handle",
+        "_loop",
+        "_phase_at",
+        "_task",
+        "_total_at",
+        "between_s",
+        "fired",
+        "phase",
+    )
+
+    def __init__(self, total_s: float, first_byte_s: float, between_s: float) -> None:
         self._loop = asyncio.get_running_loop()
-        timeout.reschedule(self._loop.time() + first_byte_s)
+        now = self._loop.time()
+        self._total_at = now + total_s
+        self._phase_at = now + first_byte_s
+        self.between_s = between_s
+        self.phase: str | None = f"no response within {first_byte_s:g} s"
+        self.fired = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> _Clock:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._arm(min(self._total_at, self._phase_at))
+        return self
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed_at = when
+        self._handle = self._loop.call_at(when, self._due)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.fired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+            raise TimeoutError from None
 
     def got_bytes(self) -> None:
-        self.phase = f"stalled for {self.between_s:g} s between chunks"
-        self.timeout.reschedule(self._loop.time() + self.between_s)
+        if self.phase is not _STALLED:
+            self.phase = _STALLED
+        self._phase_at = at = self._loop.time() + self.between_s
+        if at < self._armed_at and self._handle is not None:
+            self._arm(at)
+
+    def _due(self) -> None:
+        now = self._loop.time()
+        due = min(self._total_at, self._phase_at)
+        if now < due:  # the phase moved on since the timer was armed
+            self._handle = None
+            self._arm(due)
+            return
+        self._handle = None
+        if self._total_at <= now:
+            self.phase = None
+        elif self.phase is _STALLED:
+            self.phase = f"stalled for {self.between_s:g} s between chunks"
+        self.fired = True
+        self._task.cancel()
+
+
+_STALLED = "stalled"
+"""``phase`` while the body is arriving (the message is made only when the clock runs out)."""
 
 
 class HttpTransport:
@@ -57,26 +126,12 @@ class HttpTransport:
         self.settings = settings
         self.key = key
         self.host = urlsplit(settings.base_url).netloc
-        self._session: aiohttp.ClientSession | None = None
         self._lean: LeanClient | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        """The shared session, created on first use inside the running event loop."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.settings.pool_size, limit_per_host=self.settings.pool_size, keepalive_timeout=30
-            )
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.timeouts.connect_s)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
-        return self._session
 
     async def aclose(self) -> None:
         if self._lean is not None:
             self._lean.close()
             self._lean = None
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
 
     def _redact(self, text: str) -> str:
         return self.key.redact(text) if self.key is not None else text
@@ -104,7 +159,7 @@ class HttpTransport:
             raise malformed(self.provider, f"body is not JSON ({len(raw)} bytes)") from None
 
     def lean(self) -> LeanClient:
-        """The keep-alive pool of whole-body POSTs, made on first use inside the running event loop."""
+        """The keep-alive pool, made on first use inside the running event loop."""
         if self._lean is None:
             s = self.settings
             self._lean = LeanClient(s.base_url, pool_size=s.pool_size, connect_s=s.timeouts.connect_s)
@@ -113,37 +168,14 @@ class HttpTransport:
     async def _post_lean(
         self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout_s: float | None
     ) -> bytes:
-        """POST through :class:`LeanClient`, under the same clocks and error classes as the aiohttp path."""
-        total_s = self._total(timeout_s)
-        t = self.settings.timeouts
+        """POST through :class:`LeanClient` and return the whole body of a success."""
         data, send = _request(body, headers)
-        clock: _Clock | None = None
-        try:
-            async with asyncio.timeout(total_s) as total, asyncio.timeout(None) as phase:
-                clock = _Clock(phase, t.first_byte_s, t.between_chunks_s)
-                resp = await self.lean().post(
-                    url, data, send, limit=self.settings.max_body_bytes, got_bytes=clock.got_bytes
-                )
-        except TimeoutError:
-            if total.expired() or clock is None:
-                raise self._error(f"no complete answer within {total_s:.3g} s (total timeout)") from None
-            raise self._error(clock.phase) from None
-        except ConnectTimeout:
-            raise self._error(f"could not connect to {self.host} within {t.connect_s:g} s") from None
-        except Disconnected as exc:
-            if exc.cut:
-                raise self._error(f"the response body from {self.host} was cut short") from None
-            raise self._error(f"{self.host} closed the connection before answering in full") from None
-        except BodyTooLarge:
-            raise malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes") from None
-        except BadHttp as exc:
-            raise malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}") from None
-        except BadHeader as exc:
-            raise UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False) from None
-        except CannotConnect as exc:
-            raise self._error(f"cannot connect to {self.host}: {exc}") from None
-        except OSError as exc:
-            raise self._error(f"connection to {self.host} failed: {exc.strerror or type(exc).__name__}") from None
+        limit = self.settings.max_body_bytes
+
+        async def post(clock: _Clock) -> Response:
+            return await self.lean().post(url, data, send, limit=limit, got_bytes=clock.got_bytes)
+
+        resp = await self._clocked(timeout_s, post)
         if resp.status >= 400:
             raise classify_status(self.provider, resp.status, resp.body, resp.headers, redact=self._redact)
         return resp.body
@@ -164,97 +196,68 @@ class HttpTransport:
         finds a burst already buffered returns without suspending; without the turn, the first
         token would wait for the whole burst (and the end of the answer) to be handled.
         """
+        data, send = _request(body, {**headers, "Accept": "text/event-stream"})
 
-        async def read(resp: aiohttp.ClientResponse, clock: _Clock) -> None:
-            ctype = resp.headers.get("Content-Type", "")
-            if not ctype.startswith("text/event-stream"):
-                raw = await self._read_body(resp, clock)
-                raise malformed(
-                    self.provider, f"expected text/event-stream, got {ctype or 'no type'} ({len(raw)} bytes)"
-                )
-            decoder = SseDecoder(self.settings.max_body_bytes)
-            while True:
-                chunk = await resp.content.readany()
-                if not chunk:
-                    break
-                clock.got_bytes()
-                try:
-                    events = decoder.feed(chunk)
-                except ValueError as exc:
-                    raise malformed(self.provider, str(exc)) from None
-                await _relay(events, on_event)
-            await _relay(decoder.close(), on_event)
+        async def read(clock: _Clock) -> None:
+            async with self.lean().stream(url, data, send) as resp:
+                if resp.status >= 400:
+                    raw = await resp.read_all(64 * 1024, clock.got_bytes)
+                    raise classify_status(self.provider, resp.status, raw, resp.headers, redact=self._redact)
+                ctype = resp.headers.get("content-type", "")
+                if not ctype.startswith("text/event-stream"):
+                    raw = await resp.read_all(self.settings.max_body_bytes, clock.got_bytes)
+                    raise malformed(
+                        self.provider, f"expected text/event-stream, got {ctype or 'no type'} ({len(raw)} bytes)"
+                    )
+                decoder = SseDecoder(self.settings.max_body_bytes)
+                while chunk := await resp.read():
+                    clock.got_bytes()
+                    await _relay(self._events(decoder, chunk), on_event)
+                await _relay(decoder.close(), on_event)
 
-        await self._request(url, body, {**headers, "Accept": "text/event-stream"}, timeout_s, read)
+        await self._clocked(timeout_s, read)
 
-    async def _request(
-        self,
-        url: str,
-        body: Mapping[str, Any],
-        headers: Mapping[str, str],
-        timeout_s: float | None,
-        read: Callable[[aiohttp.ClientResponse, _Clock], Any],
-    ) -> Any:
+    def _events(self, decoder: SseDecoder, chunk: bytes) -> Iterator[SseEvent]:
+        try:
+            yield from decoder.events(chunk)
+        except ValueError as exc:
+            raise malformed(self.provider, str(exc)) from None
+
+    async def _clocked(self, timeout_s: float | None, run: Callable[[_Clock], Awaitable[T]]) -> T:
+        """``run(clock)`` under the total and phase clocks; the lean client's failures become
+        :class:`UpstreamError`\\ s naming the phase (an ``UpstreamError`` raised by ``run`` passes as is)."""
         total_s = self._total(timeout_s)
         t = self.settings.timeouts
-        data, send = _request(body, headers)
-        clock: _Clock | None = None
+        clock = _Clock(total_s, t.first_byte_s, t.between_chunks_s)
         try:
-            async with asyncio.timeout(total_s) as total, asyncio.timeout(None) as phase:
-                clock = _Clock(phase, t.first_byte_s, t.between_chunks_s)
-                async with self.session().post(url, data=data, headers=send) as resp:
-                    try:
-                        if resp.status >= 400:
-                            raw = await self._read_body(resp, clock, limit=64 * 1024)
-                            raise classify_status(self.provider, resp.status, raw, resp.headers, redact=self._redact)
-                        return await read(resp, clock)
-                    except BaseException:
-                        resp.close()  # never hand a half-read connection back to the pool
-                        raise
-        except UpstreamError:
-            raise
-        except aiohttp.ConnectionTimeoutError:
-            raise self._error(f"could not connect to {self.host} within {t.connect_s:g} s") from None
+            async with clock:
+                return await run(clock)
         except TimeoutError:
-            if total.expired() or clock is None:
+            if clock.phase is None:
                 raise self._error(f"no complete answer within {total_s:.3g} s (total timeout)") from None
             raise self._error(clock.phase) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise self._error(f"cannot connect to {self.host}: {exc.strerror or type(exc).__name__}") from None
-        except aiohttp.ServerDisconnectedError:
+        except ConnectTimeout:
+            raise self._error(f"could not connect to {self.host} within {t.connect_s:g} s") from None
+        except Disconnected as exc:
+            if exc.cut:
+                raise self._error(f"the response body from {self.host} was cut short") from None
             raise self._error(f"{self.host} closed the connection before answering in full") from None
-        except aiohttp.ClientPayloadError:
-            raise self._error(f"the response body from {self.host} was cut short") from None
-        except aiohttp.InvalidURL:
-            raise UpstreamError(self.provider, f"invalid URL for {self.host}", retryable=False) from None
-        except (aiohttp.ClientOSError, ConnectionError) as exc:
+        except BodyTooLarge:
+            raise malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes") from None
+        except BadHttp as exc:
+            raise malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}") from None
+        except BadHeader as exc:
+            raise UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False) from None
+        except CannotConnect as exc:
+            raise self._error(f"cannot connect to {self.host}: {exc}") from None
+        except OSError as exc:
             raise self._error(f"connection to {self.host} failed: {exc.strerror or type(exc).__name__}") from None
-        except aiohttp.ClientResponseError as exc:
-            raise malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(exc.message)}") from None
-        except aiohttp.ClientError as exc:
-            raise self._error(f"request to {self.host} failed: {type(exc).__name__}") from None
 
     def _error(self, message: str) -> UpstreamError:
         return UpstreamError(self.provider, message, retryable=True)
 
-    async def _read_body(self, resp: aiohttp.ClientResponse, clock: _Clock, limit: int | None = None) -> bytes:
-        cap = limit or self.settings.max_body_bytes
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await resp.content.readany()
-            if not chunk:
-                return b"".join(parts)
-            clock.got_bytes()
-            size += len(chunk)
-            if size > cap:
-                if limit is not None:
-                    return b"".join(parts)  # an error body: its start says enough
-                raise malformed(self.provider, f"body larger than {cap} bytes")
-            parts.append(chunk)
 
-
-async def _relay(events: list[SseEvent], on_event: Callable[[SseEvent], object]) -> None:
+async def _relay(events: Iterable[SseEvent], on_event: Callable[[SseEvent], object]) -> None:
     """Hand ``events`` to ``on_event``, yielding to the loop after the first that relayed text and at the end."""
     first, pending = True, False
     for event in events:
@@ -270,7 +273,7 @@ async def _relay(events: list[SseEvent], on_event: Callable[[SseEvent], object])
 
 def _request(body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
     """The JSON body and the headers of a POST, with the W3C traceparent of the model-call span
-    (the upstream call joins the trace): the same for the lean client and aiohttp."""
+    (the upstream call joins the trace): the same for whole-JSON POSTs and streams."""
     send = {"Content-Type": "application/json", **headers}
     inject_headers(send)
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), send
+    return orjson.dumps(body), send  # compact UTF-8, as json.dumps(ensure_ascii=False) with tight separators

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from policyd.api import Effort, Message, ModelCall, ModelResponse, Role, ToolCall, ToolChoice, UpstreamError, Usage
 from policyd_plugins.http.classify import classify_status, refused
 from policyd_plugins.http.provider import estimated_usage
@@ -188,7 +190,7 @@ class ChunkAccumulator:
         if event.data.strip() == "[DONE]":
             self.done = True
             return ""
-        return self.chunk(json.loads(event.data))
+        return self.chunk(orjson.loads(event.data))
 
     def chunk(self, data: Mapping[str, Any]) -> str:
         """Takes one chunk; returns the answer text it adds."""

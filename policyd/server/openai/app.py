@@ -207,30 +207,32 @@ class FrontDoor:
                         done = True
                         break
                     pieces.append(more)
-                if resp is None:
-                    resp = await self._open_stream(request, domain.request_id, chunks)
+                head = b""
+                if resp is None:  # the head, the role chunk and the first text go out in one write
+                    resp, head = await self._open_stream(request, domain.request_id), chunks.role()
                 streamed = True
-                await resp.write(b"".join(chunks.content(p) for p in pieces))
+                await resp.write(head + b"".join([chunks.content(p) for p in pieces]))
             outcome, error = _settled(task)
+            head = b""
             if resp is None:
                 if error is not None:
                     return error_response(error, domain.request_id)
-                resp = await self._open_stream(request, domain.request_id, chunks)
+                resp, head = await self._open_stream(request, domain.request_id), chunks.role()
             if error is not None or outcome is None or outcome.output is None:
-                await resp.write(sse.error_event(error or http_error(RuntimeError("no output"))))
+                await resp.write(head + sse.error_event(error or http_error(RuntimeError("no output"))))
             else:
-                await resp.write(chunks.ending(outcome, outcome.output, streamed))
+                await resp.write(head + chunks.ending(outcome, outcome.output, streamed))
             await resp.write_eof()
             return resp
         finally:
             if not task.done():
                 task.cancel()  # the client went away: abort the upstream calls
 
-    async def _open_stream(self, request: web.BaseRequest, request_id: str, chunks: sse.Chunks) -> web.StreamResponse:
+    async def _open_stream(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        """The stream's response, prepared: aiohttp sends its head with the first write."""
         headers = {**sse.HEADERS, "x-request-id": request_id, "x-policyd-request-id": request_id}
         resp = web.StreamResponse(status=200, headers=headers)
         await resp.prepare(request)
-        await resp.write(chunks.role())
         return resp
 
 

@@ -10,7 +10,6 @@ for a short one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,22 +30,32 @@ def event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+_MARK = "\x00policyd-content\x00"
+"""Stands for a content chunk's text while its two fixed pieces are made (JSON escapes it as \\u0000...)."""
+
+
 def error_event(error: HttpError) -> bytes:
     return event(error.body())
 
 
-@dataclass
 class Chunks:
     """Builds one stream's chunks; every chunk carries the same id, created time and model.
 
     The model is the one the caller asked for: which catalog model answers is known
-    only at the end (``policyd.attempts`` of the finishing chunk says).
+    only at the end (``policyd.attempts`` of the finishing chunk says). A content chunk
+    is its text's JSON between two pieces made once per stream: the same bytes as the
+    whole chunk's ``orjson.dumps``, without building the chunk's dicts per piece.
     """
 
-    request_id: str
-    model: str
-    created: int
-    include_usage: bool
+    __slots__ = ("_after", "_before", "created", "include_usage", "model", "request_id")
+
+    def __init__(self, request_id: str, model: str, created: int, include_usage: bool) -> None:
+        self.request_id = request_id
+        self.model = model
+        self.created = created
+        self.include_usage = include_usage
+        # The text is the chunk's last caller-set string (the model and id come before it).
+        self._before, _, self._after = self._chunk({"content": _MARK}).rpartition(orjson.dumps(_MARK))
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         payload: dict[str, Any] = {
@@ -65,7 +74,7 @@ class Chunks:
         return self._chunk({"role": "assistant", "content": ""})
 
     def content(self, text: str) -> bytes:
-        return self._chunk({"content": text})
+        return self._before + orjson.dumps(text) + self._after
 
     def ending(self, outcome: Outcome, output: Message, streamed: bool) -> bytes:
         """What follows the last delta: unstreamed text, tool calls, the finish, usage, ``[DONE]``."""
