@@ -146,7 +146,9 @@ def _go_run(config: Path, data_dir: Path, n: int, args: argparse.Namespace, upst
     from bench.workers_cpu import one_run
 
     load = [str(args.go_loadgen), "-concurrency", str(args.concurrency), "-connections", str(args.connections)]
-    load += ["-duration", f"{args.duration}s", "-warmup", str(args.warmup)]
+    load += ["-duration", f"{args.duration}s", "-warmup", str(args.warmup)] + (
+        ["-raw"] if args.go_client == "raw" else []
+    )
     out = one_run(config, data_dir, n, load, upstream, log)
     cpu = out["cpu_us_per_req"]
     out["daemon_cpu_us"] = round(sum(v for k, v in cpu.items() if "." not in k and k not in ("upstream", "loadgen")), 1)
@@ -190,7 +192,9 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
         "load_avg_1min": [x["load_avg"] for n in (1, 2) for x in runs[n]],
         "cores": len(os.sched_getaffinity(0)),
         "connections": args.connections,
-        "loadgen": "go (clients/go/cmd/policyd-load)" if args.go_loadgen is not None else "python (bench/loadgen.py)",
+        "loadgen": f"go (clients/go/cmd/policyd-load, {args.go_client} client)"
+        if args.go_loadgen is not None
+        else "python (bench/loadgen.py)",
         "concurrency": args.concurrency,
     }
     if args.go_loadgen is not None:
@@ -485,6 +489,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument(
         "--loadgen", choices=["go", "python"], default="go", help="load generator (go falls back to python without Go)"
+    )
+    p.add_argument(
+        "--go-client",
+        choices=["raw", "grpc"],
+        default="raw",
+        help="the Go load generator's client: raw (-raw: the same HTTP/2 call, frames encoded once; about half "
+        "grpc-go's CPU per request on the shared cores) or grpc (grpc-go)",
     )
     p.add_argument("--ledger-records", type=int, default=20_000, help="records per writer in the ledger comparison")
     p.add_argument("--only", choices=["scaling", "ledger", "calls"], default=None)

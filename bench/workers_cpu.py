@@ -172,6 +172,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     assert text is not None, f"{key} cannot run in this build"
                     config.write_text(text + extra, encoding="utf-8")
                     common = [str(binary), "-connections", str(args.connections), "-warmup", "300"]
+                    common += ["-raw"] if args.go_client == "raw" else []
                     common += ["-duration", f"{args.duration}s"] + (["-unique"] if setup == "default" else [])
                     loads = {"open": ["-rate", str(args.rate)], "closed": ["-concurrency", str(args.concurrency)]}
                     for mode in args.modes.split(","):
@@ -227,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="open,closed", help="open (fixed --rate), closed (saturation)")
     p.add_argument("--rate", type=float, default=400.0, help="open loop: requests per second")
     p.add_argument("--concurrency", type=int, default=32, help="closed loop: requests in flight")
-    p.add_argument("--connections", type=int, default=8, help="the load generator's TCP connections")
+    p.add_argument("--connections", type=int, default=16, help="the load generator's TCP connections")
     p.add_argument("--duration", type=float, default=6.0)
+    p.add_argument("--go-client", choices=["raw", "grpc"], default="raw", help="policyd-load -raw, or grpc-go")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--json", default=None, help="also write every run's figures to this file")
     args = p.parse_args(argv)
