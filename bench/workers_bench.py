@@ -199,6 +199,7 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.go_loadgen is not None:
         out["processes"] = {n: _process_medians(runs[n]) for n in (1, 2)}
+        out["ceiling"] = ceiling(out["processes"], out["cores"])
         out["requests_per_worker"] = [list(w["requests"] for w in x["per_worker"].values()) for x in runs[2]]
         out["connections_per_worker"] = [list(w["connections"] for w in x["per_worker"].values()) for x in runs[2]]
     return out
@@ -472,7 +473,21 @@ def _process_lines(s: dict[str, Any]) -> list[str]:
     lines.append(
         f"  2 workers: requests per worker {s['requests_per_worker']}, connections {s['connections_per_worker']}"
     )
+    c = s["ceiling"]
+    lines.append(
+        f"  CPU-bound ceiling on {s['cores']} free cores (an estimate, not the figure): 1 worker <= {c['rps_1']} req/s "
+        f"(its event loop), 2 workers <= {c['rps_2']} req/s -> {c['ratio']}x"
+    )
     return lines
+
+
+def ceiling(processes: dict[int, dict[str, float]], cores: int) -> dict[str, float]:
+    """What the CPU per request allows on ``cores`` idle cores: one worker is bound by its event loop (one
+    thread) or by all the processes' CPU, whichever is lower; two by all the processes' CPU."""
+    one, two = processes[1], processes[2]
+    rps_1 = min(1e6 / one["loops"], cores * 1e6 / one["all"]) if one["loops"] and one["all"] else float("nan")
+    rps_2 = cores * 1e6 / two["all"] if two["all"] else float("nan")
+    return {"rps_1": round(rps_1), "rps_2": round(rps_2), "ratio": round(rps_2 / rps_1, 2)}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

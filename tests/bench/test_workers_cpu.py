@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from bench.workers_bench import _process_medians
+from bench.workers_bench import _process_medians, ceiling
 from bench.workers_cpu import peer_ports, roles, snapshot
 
 
@@ -46,3 +46,10 @@ def test_process_medians_add_every_worker_and_leave_the_event_loops_out_of_the_t
         "loadgen": 100.0,
         "all": 1041.0,
     }
+
+
+def test_the_ceiling_binds_one_worker_by_its_event_loop_and_two_by_all_the_cpu_per_request():
+    processes = {1: {"loops": 500.0, "all": 800.0}, 2: {"loops": 550.0, "all": 800.0}}
+    assert ceiling(processes, 2) == {"rps_1": 2000, "rps_2": 2500, "ratio": 1.25}
+    one_bound_by_cores = {1: {"loops": 500.0, "all": 1600.0}, 2: {"loops": 500.0, "all": 1600.0}}
+    assert ceiling(one_bound_by_cores, 2) == {"rps_1": 1250, "rps_2": 1250, "ratio": 1.0}
