@@ -88,6 +88,10 @@ func dialRaw(addr string, request []byte, c *conn) (*rawConn, error) {
 	return r, nil
 }
 
+// Sending does not track the server's flow-control window: a call's DATA is about 60 bytes
+// and policyd's gRPC server returns the window as it reads (2,945 calls on one connection, no
+// error), so a bench never comes near it.
+
 // call sends one Complete (request: its message, or nil for the one given at dial) and waits
 // for its whole answer; true when it was accepted.
 func (r *rawConn) call(request []byte) bool {
