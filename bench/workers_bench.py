@@ -51,8 +51,14 @@ TARGET_RATIO_2_CORES = 1.3
 # ---------------------------------------------------------------- processes
 
 
-def _start(cmd: list[str], ready: str, timeout_s: float = 60.0) -> tuple[subprocess.Popen[str], str]:
-    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT)
+def _start(
+    cmd: list[str], ready: str, timeout_s: float = 60.0, stderr: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """Start ``cmd`` and wait for its ``<ready> HOST:PORT`` line; ``stderr``: a file that keeps its log."""
+    err = subprocess.DEVNULL if stderr is None else stderr.open("ab")
+    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=ENV, cwd=ROOT)
+    if stderr is not None:
+        err.close()  # type: ignore[union-attr]
     assert popen.stdout is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -118,53 +124,103 @@ def _loadgen(address: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _python_run(config: Path, data_dir: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One closed-loop run with the Python load generator: req/s and the daemon's CPU per request."""
+    cmd = [sys.executable, "-m", "policyd", "--log-level", "WARNING", "serve", "--config", str(config)]
+    cmd += ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--workers", str(n)]
+    daemon, address = _start(cmd, "policyd listening on")
+    try:
+        load_avg = os.getloadavg()[0]
+        cpu0 = _cpu_s(daemon.pid)
+        result = _loadgen(address, args)
+        served = result["count"] + result["errors"] + args.warmup
+        daemon_us = round((_cpu_s(daemon.pid) - cpu0) * 1e6 / served, 1)
+    finally:
+        _stop(daemon)
+    return {"rps": result["rps"], "daemon_cpu_us": daemon_us, "load_avg": round(load_avg, 2)}
+
+
+def _go_run(config: Path, data_dir: Path, n: int, args: argparse.Namespace, upstream: int, log: Path) -> dict[str, Any]:
+    """One closed-loop run with the Go load generator: req/s, every process's CPU per request over the
+    measured phase (bench/workers_cpu.py), and the requests each worker answered."""
+    from bench.workers_cpu import one_run
+
+    load = [str(args.go_loadgen), "-concurrency", str(args.concurrency), "-connections", str(args.connections)]
+    load += ["-duration", f"{args.duration}s", "-warmup", str(args.warmup)] + (
+        ["-raw"] if args.go_client == "raw" else []
+    )
+    out = one_run(config, data_dir, n, load, upstream, log)
+    cpu = out["cpu_us_per_req"]
+    out["daemon_cpu_us"] = round(sum(v for k, v in cpu.items() if "." not in k and k not in ("upstream", "loadgen")), 1)
+    return out
+
+
 def scaling(args: argparse.Namespace) -> dict[str, Any]:
-    """Median req/s of N=1 and N=2, interleaved runs; the ratio and the load averages seen."""
+    """Median req/s of N=1 and N=2, interleaved runs; the ratio, the CPU per request of every process
+    (with the Go load generator) and the load averages seen."""
     upstream, upstream_address = _start(
         [sys.executable, str(ROOT / "bench" / "fake_upstream.py"), "--latency-ms", "0"], "fake upstream listening on"
     )
     passthrough = next(sc for sc in scenarios(f"http://{upstream_address}") if sc.key == "passthrough")
     assert passthrough.config is not None
-    rps: dict[int, list[float]] = {1: [], 2: []}
-    cpu: dict[int, list[float]] = {1: [], 2: []}
-    loads: list[float] = []
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     try:
         with tempfile.TemporaryDirectory(prefix="policyd-workers-bench-") as tmp:
             args.go_loadgen = go_loadgen(Path(tmp)) if args.loadgen == "go" else None
             config = Path(tmp) / "passthrough.yaml"
             config.write_text(passthrough.config, encoding="utf-8")
-            for _ in range(args.repeat):
+            for r in range(args.repeat):
                 for n in (1, 2):
-                    cmd = [sys.executable, "-m", "policyd", "--log-level", "WARNING", "serve", "--config", str(config)]
-                    cmd += ["--listen", "127.0.0.1:0", "--data-dir", str(Path(tmp) / f"data-{n}"), "--workers", str(n)]
-                    daemon, address = _start(cmd, "policyd listening on")
-                    try:
-                        loads.append(os.getloadavg()[0])
-                        cpu0 = _cpu_s(daemon.pid)
-                        result = _loadgen(address, args)
-                        served = result["count"] + result["errors"] + args.warmup
-                        cpu[n].append(round((_cpu_s(daemon.pid) - cpu0) * 1e6 / served, 1))
-                        rps[n].append(result["rps"])
-                    finally:
-                        _stop(daemon)
+                    data = Path(tmp) / f"data-{n}"
+                    if args.go_loadgen is None:
+                        runs[n].append(_python_run(config, data, n, args))
+                    else:
+                        runs[n].append(_go_run(config, data, n, args, upstream.pid, Path(tmp) / f"{n}-{r}.log"))
     finally:
         _stop(upstream)
+    rps = {n: [round(x["rps"]) for x in runs[n]] for n in runs}
     one, two = statistics.median(rps[1]), statistics.median(rps[2])
-    return {
+    out: dict[str, Any] = {
         "rps_1_worker": rps[1],
         "rps_2_workers": rps[2],
         "median_1": one,
         "median_2": two,
-        "cpu_us_per_req_1": cpu[1],
-        "cpu_us_per_req_2": cpu[2],
+        "cpu_us_per_req_1": [x["daemon_cpu_us"] for x in runs[1]],
+        "cpu_us_per_req_2": [x["daemon_cpu_us"] for x in runs[2]],
         "ratio": round(two / one, 2) if one else float("nan"),
         "target": TARGET_RATIO_2_CORES,
-        "load_avg_1min": [round(x, 2) for x in loads],
+        "load_avg_1min": [x["load_avg"] for n in (1, 2) for x in runs[n]],
         "cores": len(os.sched_getaffinity(0)),
         "connections": args.connections,
-        "loadgen": "go (clients/go/cmd/policyd-load)" if args.go_loadgen is not None else "python (bench/loadgen.py)",
+        "loadgen": f"go (clients/go/cmd/policyd-load, {args.go_client} client)"
+        if args.go_loadgen is not None
+        else "python (bench/loadgen.py)",
         "concurrency": args.concurrency,
     }
+    if args.go_loadgen is not None:
+        out["processes"] = {n: _process_medians(runs[n]) for n in (1, 2)}
+        out["ceiling"] = ceiling(out["processes"], out["cores"])
+        out["requests_per_worker"] = [list(w["requests"] for w in x["per_worker"].values()) for x in runs[2]]
+        out["connections_per_worker"] = [list(w["connections"] for w in x["per_worker"].values()) for x in runs[2]]
+    return out
+
+
+def _process_medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Median CPU us per request of each process role: supervisor, workers (all), their event loops,
+    the fake upstream, the load generator."""
+
+    def part(run: dict[str, Any], pick: str) -> float:
+        cpu = run["cpu_us_per_req"]
+        if pick == "workers":
+            return float(sum(v for k, v in cpu.items() if k.startswith("worker") and "." not in k))
+        if pick == "loops":
+            return float(sum(v for k, v in cpu.items() if k.endswith(".loop")))
+        return float(cpu.get(pick, 0.0))
+
+    picks = ("supervisor", "workers", "loops", "upstream", "loadgen")
+    medians = {p: round(statistics.median(part(r, p) for r in runs), 1) for p in picks}
+    medians["all"] = round(sum(medians[p] for p in picks if p != "loops"), 1)
+    return medians
 
 
 # ---------------------------------------------------------------- ledger designs
@@ -394,6 +450,7 @@ def render(results: dict[str, Any]) -> str:
         f"  2 workers / 1 worker = {s['ratio']}x   (target >= {s['target']}x on 2 shared cores)",
         f"  CPU us per request (daemon and workers): 1 worker {s['cpu_us_per_req_1']}, "
         f"2 workers {s['cpu_us_per_req_2']}",
+        *_process_lines(s),
         "ledger designs (2 writers, records/s | worker CPU us/record | writer process CPU us/record):",
         f"  per-worker batched writers, one WAL file: {per['records_per_s']} | {per['worker_cpu_us_per_record']} | -",
         f"  one writer process fed over a socket:     {one['records_per_s']} | "
@@ -404,15 +461,56 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _process_lines(s: dict[str, Any]) -> list[str]:
+    if "processes" not in s:
+        return []
+    lines = ["  CPU us per request, medians (supervisor | workers (their event loops) | upstream | loadgen | all):"]
+    for n, p in s["processes"].items():
+        lines.append(
+            f"    {n} worker(s): {p['supervisor']} | {p['workers']} ({p['loops']}) | {p['upstream']} | "
+            f"{p['loadgen']} | {p['all']}"
+        )
+    lines.append(
+        f"  2 workers: requests per worker {s['requests_per_worker']}, connections {s['connections_per_worker']}"
+    )
+    c = s["ceiling"]
+    lines.append(
+        f"  CPU-bound ceiling on {s['cores']} free cores (an estimate, not the figure): 1 worker <= {c['rps_1']} req/s "
+        f"(its event loop), 2 workers <= {c['rps_2']} req/s -> {c['ratio']}x"
+    )
+    return lines
+
+
+def ceiling(processes: dict[int, dict[str, float]], cores: int) -> dict[str, float]:
+    """What the CPU per request allows on ``cores`` idle cores: one worker is bound by its event loop (one
+    thread) or by all the processes' CPU, whichever is lower; two by all the processes' CPU."""
+    one, two = processes[1], processes[2]
+    rps_1 = min(1e6 / one["loops"], cores * 1e6 / one["all"]) if one["loops"] and one["all"] else float("nan")
+    rps_2 = cores * 1e6 / two["all"] if two["all"] else float("nan")
+    return {"rps_1": round(rps_1), "rps_2": round(rps_2), "ratio": round(rps_2 / rps_1, 2)}
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=8.0, help="seconds per closed-loop run")
     p.add_argument("--repeat", type=int, default=3, help="interleaved runs of N=1 and N=2; medians are compared")
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--connections", type=int, default=8, help="the load generator's TCP connections")
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=16,
+        help="the load generator's TCP connections (SO_REUSEPORT spreads connections: 8 per worker at N=2)",
+    )
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument(
         "--loadgen", choices=["go", "python"], default="go", help="load generator (go falls back to python without Go)"
+    )
+    p.add_argument(
+        "--go-client",
+        choices=["raw", "grpc"],
+        default="raw",
+        help="the Go load generator's client: raw (-raw: the same HTTP/2 call, frames encoded once; about half "
+        "grpc-go's CPU per request on the shared cores) or grpc (grpc-go)",
     )
     p.add_argument("--ledger-records", type=int, default=20_000, help="records per writer in the ledger comparison")
     p.add_argument("--only", choices=["scaling", "ledger", "calls"], default=None)

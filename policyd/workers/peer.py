@@ -26,10 +26,52 @@ class PeerGone(ConnectionError):
     """The other end of the group link closed (its process exited)."""
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps`` with these separators builds a new encoder per call; one is enough."""
+
+
+class _Wire(asyncio.Protocol):
+    """Splits what arrives into lines and hands each, decoded, to its peer as it comes: no reader
+    task and no ``readline`` per message (the rate-limit and budget calls are on a request's path)."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer + data if self.buffer else data
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            line, start = buf[start:end], end + 1
+            try:
+                message = json.loads(line)
+            except ValueError as exc:
+                self._broken(f"group link read failed: {exc}")
+                return
+            self.peer._dispatch(message)
+        self.buffer = buf[start:]
+        if len(self.buffer) > LINE_LIMIT:
+            self._broken(f"group link read failed: a line longer than {LINE_LIMIT} bytes")
+
+    def _broken(self, why: str) -> None:
+        log.debug("%s", why)
+        self.buffer = b""
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.debug("group link read failed: %s", exc)
+        self.peer._lost()
+
+
 class Peer:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handle: Handler) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, handle: Handler) -> None:
+        self._wire = _Wire(self)
         self._handle = handle
         self._next = 0
         self._waiting: dict[int, asyncio.Future[Message]] = {}
@@ -38,13 +80,15 @@ class Peer:
 
     @classmethod
     async def open(cls, sock: socket.socket, handle: Handler) -> Peer:
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
-        return cls(reader, writer, handle)
+        peer = cls(handle)
+        await asyncio.get_running_loop().create_unix_connection(lambda: peer._wire, sock=sock)
+        return peer
 
     def _send(self, message: Message) -> None:
-        if self.closed.is_set() or self._writer.is_closing():
+        transport = self._wire.transport
+        if self.closed.is_set() or transport is None or transport.is_closing():
             raise PeerGone("the group link is closed")
-        self._writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        transport.write(_encode(message).encode() + b"\n")
 
     async def call(self, op: str, **args: Any) -> Message:
         """Send ``op`` and wait for its answer; PeerGone when the other end goes away first."""
@@ -66,23 +110,16 @@ class Peer:
         self._send({"op": op, **args})
 
     async def run(self) -> None:
-        """Read and dispatch until the other end closes; then fail every call still waiting."""
-        try:
-            while True:
-                line = await self._reader.readline()
-                if not line:
-                    break
-                self._dispatch(json.loads(line))
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
-            log.debug("group link read failed: %s", exc)
-        finally:
-            self.closed.set()
-            for future in self._waiting.values():
-                if not future.done():
-                    future.set_exception(PeerGone("the other end of the group link exited"))
-            self._waiting.clear()
-            with contextlib.suppress(Exception):
-                self._writer.close()
+        """Wait until the other end closes (messages are dispatched as they arrive); by then every
+        call still waiting has failed with PeerGone."""
+        await self.closed.wait()
+
+    def _lost(self) -> None:
+        self.closed.set()
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(PeerGone("the other end of the group link exited"))
+        self._waiting.clear()
 
     def _dispatch(self, message: Message) -> None:
         ident = message.pop("re", None)
@@ -119,6 +156,7 @@ class Peer:
             self._send({"re": ident, **answer})
 
     async def aclose(self) -> None:
+        if self._wire.transport is not None:
+            self._wire.transport.close()
         with contextlib.suppress(Exception):
-            self._writer.close()
-            await self._writer.wait_closed()
+            await asyncio.wait_for(self.closed.wait(), 5.0)
