@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
 def serve_here(args: argparse.Namespace, group: GroupLink | None) -> int:
     """Serve in this process: on its own, or as one worker of a group."""
     loop_name, factory = event_loop.loop_factory()
+    if not os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
+        from policyd import discovery
+
+        discovery.adopt()  # one entry-point pass for pydantic and the plugin host, before the first model
     from policyd.daemon import DaemonOptions, build_daemon
     from policyd.server.app import serve
     from policyd.server.openai.server import http_listen_option
