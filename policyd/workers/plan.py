@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,17 +20,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class Plan:
-    """What the supervisor runs: the worker command (less the address flags) and the held ports."""
+    """What the supervisor runs: the worker command (less the address flags) and the held ports.
 
-    workers: int
-    argv: list[str]
-    grpc: HeldPort
-    http: HeldPort | None
-    grace_s: float
-    metrics: ScrapeAddress | None = None
-    """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
+    A plain class, as :class:`.ports.HeldPort` and :class:`.spawn.Child`: nothing the supervisor
+    imports before it starts its workers loads ``dataclasses`` (docs/deploy.md, "Start-up")."""
+
+    def __init__(
+        self,
+        workers: int,
+        argv: list[str],
+        grpc: HeldPort,
+        http: HeldPort | None,
+        grace_s: float,
+        metrics: ScrapeAddress | None = None,
+    ) -> None:
+        self.workers = workers
+        self.argv = argv
+        self.grpc = grpc
+        self.http = http
+        self.grace_s = grace_s
+        self.metrics = metrics
+        """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
 
     def command(self) -> list[str]:
         """A worker's command line: the plan's, with the held addresses."""
