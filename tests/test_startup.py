@@ -148,8 +148,10 @@ BEFORE_THE_WORKERS_START = (
     "policyd.workers.state",
     "policyd.workers.peer",
     "dataclasses",  # with inspect, a fifth of what the supervisor would import before its workers start
+    "logging",  # set up once they have started (policyd.cli.common.configure_logging)
 )
-"""The workers are started before the supervisor loads its event loop, its shared state and ``dataclasses``."""
+"""The workers are started before the supervisor loads its event loop, its shared state, ``dataclasses``
+and ``logging``."""
 
 
 def loaded(modules: list[str], prefix: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,8 +15,6 @@ from policyd.workers.ports import HeldPort, hold
 
 if TYPE_CHECKING:
     from policyd.telemetry.prometheus import ScrapeAddress
-
-log = logging.getLogger(__name__)
 
 
 class Plan:
@@ -65,6 +62,16 @@ def policy_http_listen(config: str | None) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _note(args: argparse.Namespace, message: str) -> None:
+    """Log ``message`` (INFO): on the one-worker path only, where nothing is started before logging is set up."""
+    import logging
+
+    from policyd.cli.common import configure_logging
+
+    configure_logging(args.log_level)
+    logging.getLogger(__name__).info("%s", message)
+
+
 def plan_workers(args: argparse.Namespace) -> Plan | None:
     """None for one worker (today's single process, no supervisor); else the group's plan, ports held.
 
@@ -76,7 +83,7 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
     if requested is None:
         workers = available_cpus()
         if unix is not None and workers > 1:
-            log.info("one worker: %s is a Unix socket, which workers cannot share (docs/workers.md)", unix)
+            _note(args, f"one worker: {unix} is a Unix socket, which workers cannot share (docs/workers.md)")
             workers = 1
     else:
         workers = requested
@@ -97,7 +104,7 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
     except OSError:
         grpc_port.close()
         raise
-    argv = [sys.executable, "-m", "policyd", "--log-level", logging.getLevelName(logging.getLogger().level)]
+    argv = [sys.executable, "-m", "policyd", "--log-level", str(args.log_level)]
     argv += ["serve", "--workers", "1", "--grace", repr(args.grace), "--reload-interval", repr(args.reload_interval)]
     if args.config:
         argv += ["--config", str(args.config)]
