@@ -17,7 +17,9 @@ imports, ``build_daemon`` (plugins, config, cache, ledger, telemetry) and ``star
 until SERVING, and which heavy modules (aiohttp, the OTel SDK, jsonschema, redis, asyncpg,
 the eval package, numpy) were loaded by then. ``--root`` runs another checkout (A/B).
 The target is the issue's: ready in ≤ 0.5 s (median). The machine is shared, so the load
-average is printed with the figures; compare medians of runs made side by side.
+average is printed with the figures; compare medians of runs made side by side. On a busy
+machine ``--instructions`` counts instead (valgrind) what a worker executes until its server
+starts and a group's supervisor until its first worker starts: the same figure at any load.
 """
 
 from __future__ import annotations
@@ -224,6 +226,76 @@ def phases(env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+WORKER_UNTIL_SERVE = """
+import os
+from policyd.cli import event_loop
+def stop(serving, factory):  # where `policyd serve --workers 1` starts its server: the rest is the same
+    serving.close()
+    print("server would start", flush=True)
+    os._exit(0)
+event_loop.run = stop
+from policyd.cli.main import main
+main(["--log-level", "WARNING", "serve", "--workers", "1", "--listen", "127.0.0.1:0",
+      "--data-dir", os.path.join(os.getcwd(), "data")])
+"""
+"""A worker's (or ``--workers 1``'s) start-up: exec to the moment its server would start."""
+
+SUPERVISOR_UNTIL_SPAWN = """
+import os, subprocess
+def stop(*args, **kwargs):  # the supervisor's first Popen is its first worker's start
+    print("first worker would start", flush=True)
+    os._exit(0)
+subprocess.Popen = stop
+from policyd.cli.main import main
+main(["--log-level", "WARNING", "serve", "--workers", "2", "--listen", "127.0.0.1:0",
+      "--data-dir", os.path.join(os.getcwd(), "data")])
+"""
+"""A group's supervisor: exec to the start of its first worker (the part of the group's start-up it delays)."""
+
+
+VALGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
+
+
+def instructions(env: dict[str, str], script: str) -> int:
+    """Instructions ``python -c script`` executes in a fresh temporary directory (valgrind's cachegrind
+    without its cache model): the same count however busy the machine is, unlike any time."""
+    with tempfile.TemporaryDirectory(prefix="policyd-startup-") as tmp:
+        out = subprocess.run(
+            [*VALGRIND, sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            check=False,
+        )
+    return parse_instructions(out.stderr)
+
+
+def parse_instructions(report: str) -> int:
+    """The ``I refs`` total of a cachegrind report (``==12== I   refs:      1,670,404,451``)."""
+    for line in report.splitlines():
+        head, _, count = line.partition("refs:")
+        if count and head.rstrip().endswith(" I"):
+            return int(count.strip().replace(",", ""))
+    raise RuntimeError(f"no instruction count from valgrind:\n{report[-2000:]}")
+
+
+def count_instructions(root: Path) -> dict[str, Any]:
+    """Instruction counts of a worker's and a supervisor's start-up, and of a bare interpreter, for ``root``."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on PATH")
+    with tempfile.TemporaryDirectory(prefix="policyd-pycache-") as pycache:
+        env = child_env(root, Path(pycache))
+        with tempfile.TemporaryDirectory(prefix="policyd-startup-") as tmp:  # writes the bytecode cache
+            warm = [sys.executable, "-c", WORKER_UNTIL_SERVE]
+            subprocess.run(warm, env=env, check=True, capture_output=True, cwd=tmp)
+        return {
+            "worker_minstr": round(instructions(env, WORKER_UNTIL_SERVE) / 1e6, 1),
+            "supervisor_minstr": round(instructions(env, SUPERVISOR_UNTIL_SPAWN) / 1e6, 1),
+            "bare_python_minstr": round(instructions(env, "pass") / 1e6, 1),
+        }
+
+
 def measure(
     runs: int = 5,
     interval_ms: float = 20.0,
@@ -326,7 +398,24 @@ def main(argv: list[str] | None = None) -> int:
         help="compile every source at each start (a checkout under PYTHONDONTWRITEBYTECODE=1) instead of "
         "caching bytecode in a temp dir as an installed package has it",
     )
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead: count the instructions (valgrind) of a worker's start-up until its server starts, of a "
+        "group's supervisor until its first worker starts, and of a bare interpreter; the same however busy "
+        "the machine (about 20-60 s)",
+    )
     args = p.parse_args(argv)
+    if args.instructions:
+        counts = count_instructions(args.root.resolve())
+        print(
+            f"instructions (millions), {args.root}: worker until its server starts {counts['worker_minstr']:,.1f}; "
+            f"supervisor until its first worker starts {counts['supervisor_minstr']:,.1f}; "
+            f"python -c pass {counts['bare_python_minstr']:,.1f}"
+        )
+        if args.json:
+            print(json.dumps(counts))
+        return 0
     figures = measure(
         args.runs, args.interval_ms, args.console_script, args.root.resolve(), not args.no_bytecode_cache, args.workers
     )

@@ -12,15 +12,17 @@ into ``google.rpc`` details (:mod:`policyd.server.details`); the reasons are lis
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DOMAIN = "policyd.dev"
 """The ``ErrorInfo.domain`` of every error the daemon answers."""
 
 
-@dataclass(frozen=True)
-class QuotaViolation:
-    """A limit that refused the request: ``subject`` names it (``budget:tenant/acme/daily``)."""
+class QuotaViolation(NamedTuple):
+    """A limit that refused the request: ``subject`` names it (``budget:tenant/acme/daily``).
+
+    A named tuple, not a dataclass: a group's supervisor imports this module before it starts its
+    workers, and ``dataclasses`` (with ``inspect``) is most of what that import would cost."""
 
     subject: str
     description: str

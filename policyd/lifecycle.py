@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
-import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -29,10 +28,19 @@ from typing import TYPE_CHECKING
 from policyd.errors import FailedPrecondition
 
 if TYPE_CHECKING:
+    import logging
+
     from policyd.config import Config
     from policyd.telemetry.wiring import Instrumentation
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger (``logging`` loads at first use: a group's supervisor imports this module
+    before it starts its workers)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 DEFAULT_TELEMETRY_FLUSH_S = 5.0
 """Default total limit of the telemetry flush at shutdown: with the chart's defaults (5 s preStop,
@@ -80,7 +88,7 @@ def require_data_dir(data_dir: Path, config: Config) -> None:
     except OSError as exc:
         why = exc.strerror or str(exc)
         if not needed:
-            log.info("data directory %s is not usable (%s); cache and ledger are off", data_dir, why)
+            _log().info("data directory %s is not usable (%s); cache and ledger are off", data_dir, why)
             return
         user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
         raise DataDirError(
@@ -147,7 +155,7 @@ def bounded_close(instr: Instrumentation, limit_s: float | None = None) -> Calla
         except TimeoutError:
             for step in instr.telemetry.flushers:
                 atexit.unregister(step)
-            log.warning(
+            _log().warning(
                 "telemetry flush did not finish within %.1f s (POLICYD_TELEMETRY_FLUSH_S): is the collector "
                 "down? spans, metric points and decision events still buffered are dropped",
                 limit,

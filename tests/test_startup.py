@@ -10,6 +10,7 @@ when the group served: its workers serve; it only holds the address and the grou
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -101,13 +102,14 @@ sys.exit(main(argv))
 """
 
 SERVE_ALONE = """
-import json, sys
+import json, os, sys
 from policyd.cli import event_loop
 from policyd.cli.main import main
 
 def record(serving, factory):  # what `policyd serve --workers 1` loaded when its server would start
     serving.close()
-    print(json.dumps(sorted(sys.modules)), flush=True)
+    switch = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    print(json.dumps({"modules": sorted(sys.modules), "pydantic_switch": switch}), flush=True)
 
 event_loop.run = record
 argv = ["--log-level", "WARNING", "serve", "--workers", "1", "--listen", "127.0.0.1:0", "--data-dir", sys.argv[1]]
@@ -140,8 +142,16 @@ SUPERVISOR_NEVER = (
 )
 """What a group's supervisor (no policy file, no ``OTEL_*``) never loads: its workers serve."""
 
-BEFORE_THE_WORKERS_START = ("asyncio", "policyd.workers.supervisor", "policyd.workers.state", "policyd.workers.peer")
-"""The workers are started before the supervisor loads its event loop and its shared state."""
+BEFORE_THE_WORKERS_START = (
+    "asyncio",
+    "policyd.workers.supervisor",
+    "policyd.workers.state",
+    "policyd.workers.peer",
+    "dataclasses",  # with inspect, a fifth of what the supervisor would import before its workers start
+    "logging",  # set up once they have started (policyd.cli.common.configure_logging)
+)
+"""The workers are started before the supervisor loads its event loop, its shared state, ``dataclasses``
+and ``logging``."""
 
 
 def loaded(modules: list[str], prefix: str) -> list[str]:
@@ -202,10 +212,14 @@ def test_one_worker_serves_alone_without_a_groups_parts(tmp_path):
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr
-    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    modules = result["modules"]
     assert "policyd.daemon" in modules  # it got as far as serving
     for module in ALONE_NEVER:
         assert loaded(modules, module) == [], f"policyd serve --workers 1 imported {module}"
+    # One entry-point pass before the first model: with no pydantic plugin installed, pydantic skips its own.
+    pydantic_plugins = list(importlib.metadata.entry_points(group="pydantic"))
+    assert result["pydantic_switch"] == (None if pydantic_plugins else "__all__")
 
 
 def test_the_offline_default_answers_its_first_complete(served):

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr from ``level`` (``INFO``...) up. ``policyd serve`` calls it itself: a group's supervisor
+    only once its workers have started, so that ``logging`` is not among what it imports before them."""
+    import logging
+
+    logging.basicConfig(
+        level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

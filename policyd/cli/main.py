@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from importlib import import_module
 
 from policyd import __version__
+from policyd.cli.common import configure_logging
 from policyd.errors import PolicydError
 from policyd.lifecycle import collector_paused
 
@@ -69,17 +69,16 @@ def describe_os_error(exc: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = command_parser(argv).parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if not getattr(args, "configures_logging", False):  # serve: when its workers have started
+        configure_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
     except PolicydError as exc:
         print(f"policyd: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file, directory or address the command was given
+        import logging
+
         logging.getLogger("policyd.cli").debug("OS error", exc_info=True)
         print(f"policyd: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2

@@ -9,12 +9,11 @@ machine) starts its workers before anything heavy, and never loads what only the
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import TYPE_CHECKING
 
 from policyd.cli import event_loop
-from policyd.cli.common import add_config_option, add_data_dir_option
+from policyd.cli.common import add_config_option, add_data_dir_option, configure_logging
 from policyd.errors import InvalidArgument
 from policyd.server.address import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, check_address
 from policyd.workers.count import ENV as WORKERS_ENV
@@ -22,8 +21,6 @@ from policyd.workers.env import FD_ENV
 
 if TYPE_CHECKING:
     from policyd.workers.link import GroupLink
-
-log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"serving processes behind the one address (default ${WORKERS_ENV}, else the cores this process may "
         "use, under a cgroup CPU quota; 1 for a unix:// address); see docs/workers.md",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, configures_logging=True)  # a supervisor's, once its workers have started
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,30 +71,39 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get(FD_ENV):  # this process is one worker of a supervisor's group
         from policyd.workers.link import GroupLink
 
+        configure_logging(args.log_level)
         group = GroupLink.from_environment()
     else:
         from policyd.workers.plan import plan_workers
 
-        plan = plan_workers(args)
+        plan = plan_workers(args)  # configures logging where it has something to say (one worker)
         if plan is not None:
             from policyd.workers.spawn import start_group
 
             started = start_group(plan)  # first: they import while this process loads asyncio and its own state
+            configure_logging(args.log_level)
             from policyd.workers.supervisor import supervise
 
             return supervise(plan, started)
+        configure_logging(args.log_level)
     return serve_here(args, group)
 
 
 def serve_here(args: argparse.Namespace, group: GroupLink | None) -> int:
     """Serve in this process: on its own, or as one worker of a group."""
     loop_name, factory = event_loop.loop_factory()
+    if not os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
+        from policyd import discovery
+
+        discovery.adopt()  # one entry-point pass for pydantic and the plugin host, before the first model
     from policyd.daemon import DaemonOptions, build_daemon
     from policyd.server.app import serve
     from policyd.server.openai.server import http_listen_option
 
     daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir, group=group))
     http_listen = http_listen_option(args.http_listen, daemon)
-    log.info("event loop: %s", loop_name)
+    import logging
+
+    logging.getLogger(__name__).info("event loop: %s", loop_name)
     event_loop.run(serve(daemon, args.listen, args.grace, args.reload_interval, http_listen), factory)
     return 0

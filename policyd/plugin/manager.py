@@ -28,7 +28,6 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-import importlib.metadata
 import inspect
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -39,7 +38,7 @@ from typing import Any
 
 import pluggy
 
-from policyd import __version__
+from policyd import __version__, discovery
 from policyd.errors import PluginError
 from policyd.plugin import PROJECT, hookspecs
 from policyd.plugin.compat import check_api
@@ -130,18 +129,16 @@ class PluginHost:
         if os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
             return
         allow = _env_list("POLICYD_PLUGINS_ALLOW")
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in discovery.entry_points(ENTRY_POINT_GROUP):  # ``policyd serve`` scanned it already
             if (allow and ep.name not in allow) or (self.allow is not None and ep.name not in self.allow):
                 continue
             if ep.name in self.deny:
                 continue
-            dist = ep.dist.name if ep.dist is not None else "unknown"
-            version = ep.dist.version if ep.dist is not None else "unknown"
             try:
                 plugin = ep.load()
             except Exception as exc:
-                raise PluginError(f"{ep.name} {version}", f"failed to load: {exc!r}") from exc
-            self.add(plugin, ep.name, version=version, origin=f"entry-point:{dist}")
+                raise PluginError(f"{ep.name} {ep.version}", f"failed to load: {exc!r}") from exc
+            self.add(plugin, ep.name, version=ep.version, origin=f"entry-point:{ep.dist}")
 
     def hook_names(self) -> list[str]:
         """The hooks this host specifies (every ``policyd_*`` hook in :mod:`policyd.plugin.hookspecs`)."""

@@ -10,7 +10,6 @@ sample labelled ``worker`` (its index): ``sum without (worker) (...)`` is the da
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -19,9 +18,17 @@ from typing import TYPE_CHECKING, Any
 from policyd.errors import ConfigError
 
 if TYPE_CHECKING:  # the supervisor imports no OTel SDK unless it serves metrics
+    import logging
+
     from policyd.telemetry.prometheus import ScrapeAddress
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger (``logging`` is imported once the supervisor has started its workers)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 HOST_ENV = "OTEL_EXPORTER_PROMETHEUS_HOST"
 PORT_ENV = "OTEL_EXPORTER_PROMETHEUS_PORT"
@@ -49,7 +56,7 @@ class GroupCollector:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=SCRAPE_TIMEOUT_S) as resp:
                     text = resp.read().decode("utf-8")
             except OSError as exc:
-                log.warning("worker %d's metrics (port %d) did not answer: %s", index, port, exc)
+                _log().warning("worker %d's metrics (port %d) did not answer: %s", index, port, exc)
                 continue
             for family in text_string_to_metric_families(text):
                 into = merged.get(family.name)
@@ -84,7 +91,7 @@ class GroupMetrics:
             raise ConfigError(
                 "environment", var, f"cannot serve Prometheus metrics on {host}:{port}: {exc.strerror or exc}"
             ) from None
-        log.info("Prometheus metrics of every worker on http://%s:%d/metrics", host, self.port)
+        _log().info("Prometheus metrics of every worker on http://%s:%d/metrics", host, self.port)
 
     @property
     def port(self) -> int:

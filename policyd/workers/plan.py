@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,20 +16,29 @@ from policyd.workers.ports import HeldPort, hold
 if TYPE_CHECKING:
     from policyd.telemetry.prometheus import ScrapeAddress
 
-log = logging.getLogger(__name__)
 
-
-@dataclass
 class Plan:
-    """What the supervisor runs: the worker command (less the address flags) and the held ports."""
+    """What the supervisor runs: the worker command (less the address flags) and the held ports.
 
-    workers: int
-    argv: list[str]
-    grpc: HeldPort
-    http: HeldPort | None
-    grace_s: float
-    metrics: ScrapeAddress | None = None
-    """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
+    A plain class, as :class:`.ports.HeldPort` and :class:`.spawn.Child`: nothing the supervisor
+    imports before it starts its workers loads ``dataclasses`` (docs/deploy.md, "Start-up")."""
+
+    def __init__(
+        self,
+        workers: int,
+        argv: list[str],
+        grpc: HeldPort,
+        http: HeldPort | None,
+        grace_s: float,
+        metrics: ScrapeAddress | None = None,
+    ) -> None:
+        self.workers = workers
+        self.argv = argv
+        self.grpc = grpc
+        self.http = http
+        self.grace_s = grace_s
+        self.metrics = metrics
+        """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
 
     def command(self) -> list[str]:
         """A worker's command line: the plan's, with the held addresses."""
@@ -55,6 +62,16 @@ def policy_http_listen(config: str | None) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _note(args: argparse.Namespace, message: str) -> None:
+    """Log ``message`` (INFO): on the one-worker path only, where nothing is started before logging is set up."""
+    import logging
+
+    from policyd.cli.common import configure_logging
+
+    configure_logging(args.log_level)
+    logging.getLogger(__name__).info("%s", message)
+
+
 def plan_workers(args: argparse.Namespace) -> Plan | None:
     """None for one worker (today's single process, no supervisor); else the group's plan, ports held.
 
@@ -66,7 +83,7 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
     if requested is None:
         workers = available_cpus()
         if unix is not None and workers > 1:
-            log.info("one worker: %s is a Unix socket, which workers cannot share (docs/workers.md)", unix)
+            _note(args, f"one worker: {unix} is a Unix socket, which workers cannot share (docs/workers.md)")
             workers = 1
     else:
         workers = requested
@@ -87,7 +104,7 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
     except OSError:
         grpc_port.close()
         raise
-    argv = [sys.executable, "-m", "policyd", "--log-level", logging.getLevelName(logging.getLogger().level)]
+    argv = [sys.executable, "-m", "policyd", "--log-level", str(args.log_level)]
     argv += ["serve", "--workers", "1", "--grace", repr(args.grace), "--reload-interval", repr(args.reload_interval)]
     if args.config:
         argv += ["--config", str(args.config)]

@@ -11,16 +11,18 @@ the group's while workers restart. Unix sockets cannot be shared this way (see `
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
 class HeldPort:
-    listen: str
-    """What the workers bind: ``HOST:PORT`` with the real port."""
-    port: int
-    sockets: list[socket.socket] = field(default_factory=list)
+    """An address held for the group (a plain class: the supervisor imports no ``dataclasses`` before
+    it starts its workers; docs/deploy.md, "Start-up")."""
+
+    def __init__(self, listen: str, port: int) -> None:
+        self.listen = listen
+        """What the workers bind: ``HOST:PORT`` with the real port."""
+        self.port = port
+        self.sockets: list[socket.socket] = []
 
     def close(self) -> None:
         for s in self.sockets:

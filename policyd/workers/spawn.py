@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from policyd.workers.env import FD_ENV, INDEX_ENV, PARENT_ENV
@@ -25,13 +24,13 @@ if TYPE_CHECKING:
     from policyd.workers.plan import Plan
 
 
-@dataclass
 class Child:
     """A started worker and the supervisor's end of its socket pair."""
 
-    popen: subprocess.Popen[bytes]
-    sock: socket.socket
-    _exit: asyncio.Future[int] | None = None
+    def __init__(self, popen: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        self.popen = popen
+        self.sock = sock
+        self._exit: asyncio.Future[int] | None = None
 
     @property
     def pid(self) -> int:

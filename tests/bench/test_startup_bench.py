@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.startup_bench import render
+import pytest
+
+from bench.startup_bench import SUPERVISOR_UNTIL_SPAWN, WORKER_UNTIL_SERVE, child_env, parse_instructions, render
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +36,24 @@ def test_startup_bench_reports_exec_to_serving_with_its_target():
     assert figures["heavy_loaded"] == []  # the offline default loads none of the deferred modules
     assert render(figures) in proc.stdout
     assert "target ≤ 0.5 s" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "reached"),
+    [(WORKER_UNTIL_SERVE, "server would start"), (SUPERVISOR_UNTIL_SPAWN, "first worker would start")],
+)
+def test_the_counted_start_ups_reach_their_end_point(script: str, reached: str, tmp_path: Path):
+    """``--instructions`` counts these two scripts under valgrind; here they run plainly, to their stop."""
+    env = child_env(ROOT, None)  # no POLICYD_* or OTEL_* variable: the offline default
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == reached
+
+
+def test_the_instruction_count_is_read_from_cachegrinds_summary():
+    report = "==7== Cachegrind, a high-precision tracing profiler\n==7== \n==7== I   refs:      1,670,404,451\n"
+    assert parse_instructions(report) == 1_670_404_451
+    with pytest.raises(RuntimeError, match="no instruction count"):
+        parse_instructions("valgrind: command not found")
