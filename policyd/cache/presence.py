@@ -38,11 +38,19 @@ from dataclasses import dataclass
 BITS = 1 << 23
 """Bits of the filter (1 MiB)."""
 HASHES = 4
+"""Bits set per key (``_bits_of``)."""
 REBUILD_AFTER = 1_000_000
 SCAN_CHUNK = 1000
 """Keys added since the last build after which the filter is built again from disk."""
 
 _MASK = BITS - 1
+
+
+def _bits_of(key: str) -> tuple[int, int, int, int]:
+    """The filter's bits for ``key``: double hashing of the str's own 64-bit hash (cached on the str)."""
+    h = hash(key) & 0xFFFFFFFFFFFFFFFF
+    a, b = h & 0xFFFFFFFF, (h >> 32) | 1
+    return a & _MASK, (a + b) & _MASK, (a + 2 * b) & _MASK, (a + 3 * b) & _MASK
 
 
 class Bloom:
@@ -55,12 +63,8 @@ class Bloom:
         self.count = 0
 
     def add(self, key: str) -> None:
-        # The bits: double hashing of the str's own 64-bit hash (computed once, cached on the str).
         bits = self.bits
-        h = hash(key) & 0xFFFFFFFFFFFFFFFF
-        a, b = h & 0xFFFFFFFF, (h >> 32) | 1
-        for i in range(HASHES):
-            p = (a + i * b) & _MASK
+        for p in _bits_of(key):
             bits[p >> 3] |= 1 << (p & 7)
         self.count += 1
 
@@ -70,13 +74,7 @@ class Bloom:
 
     def __contains__(self, key: str) -> bool:
         bits = self.bits
-        h = hash(key) & 0xFFFFFFFFFFFFFFFF
-        a, b = h & 0xFFFFFFFF, (h >> 32) | 1
-        for i in range(HASHES):
-            p = (a + i * b) & _MASK
-            if not bits[p >> 3] & (1 << (p & 7)):
-                return False
-        return True
+        return all(bits[p >> 3] & (1 << (p & 7)) for p in _bits_of(key))
 
 
 Connect = Callable[[int], "sqlite3.Connection | None"]
