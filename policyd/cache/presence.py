@@ -2,7 +2,7 @@
 
 With the default config every new prompt is a miss, and a miss paid a SQLite read:
 a call that releases the GIL, so the busy event loop then waits to get it back from
-the other threads (measured in the daemon: ~80 µs of CPU per request). :class:`KnownKeys`
+the other threads (measured in the daemon: ~90 µs of CPU per request). :class:`KnownKeys`
 is a Bloom filter of the keys stored in the cache directory, by any process; a key it
 has never seen is not on disk, and the read is skipped.
 
