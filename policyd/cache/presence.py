@@ -8,14 +8,16 @@ has never seen is not on disk, and the read is skipped.
 
 It never serves wrong data: it only ever says "absent" (skip the read, call the model)
 or "maybe" (read the disk as before, which decides). A false "maybe" costs the read it
-would have cost anyway. A false "absent" costs one extra upstream call, and can only
-happen for a key another process stored less than ``reread_after_s`` ago (1 s by
-default, the window in which the cache already sees other processes' changes):
+would have cost anyway. A false "absent" costs one extra upstream call (at most one per process and key: the
+answer this process then stores is known to it), and can only happen for a key another
+process stored less than ``reread_after_s`` ago (1 s by default, the window in which the
+cache already sees other processes' changes), in practice less than 0.1 s ago:
 
 * the keys this process stores are added when they are submitted, before they reach disk;
 * the cache writer thread reads the keys other processes stored (each shard's rows past
-  the newest ``rowid`` it has read, on the primary key) every ``reread_after_s / 2``
-  while lookups come; a lookup on a filter not synced within ``reread_after_s`` reads the disk;
+  the newest ``rowid`` it has read, on the primary key) every 0.1 s while lookups come
+  (:data:`SYNC_EVERY_S`): the usual window is that; a lookup on a filter not synced within
+  ``reread_after_s`` reads the disk;
 * ``rowid`` values only grow while the newest row stays: the sync checks that the newest
   row it read still holds the same key, and reads the whole shard again when it does not
   (after ``policyd cache clear``, an eviction of the newest entry), so rows given a
@@ -39,6 +41,9 @@ BITS = 1 << 23
 """Bits of the filter (1 MiB)."""
 HASHES = 4
 """Bits set per key (``_bits_of``)."""
+SYNC_EVERY_S = 0.1
+"""How often lookups ask the writer thread to read the keys other processes stored (at most
+half of ``reread_after_s``): the usual window of a duplicate upstream call across processes."""
 REBUILD_AFTER = 1_000_000
 SCAN_CHUNK = 1000
 """Keys added since the last build after which the filter is built again from disk."""
@@ -108,6 +113,7 @@ class KnownKeys:
         self.request_sync = request_sync
         self.clock = clock
         self.enabled = fresh_for_s > 0
+        self.sync_every_s = min(SYNC_EVERY_S, fresh_for_s / 2)
         self._bloom = Bloom()
         self._lock = threading.Lock()
         self._marks = [_Mark() for _ in range(shards)]
@@ -128,8 +134,8 @@ class KnownKeys:
             return True
         synced = self._synced_at
         now = self.clock()
-        if now >= self._next_ask and (synced is None or now - synced >= self.fresh_for_s / 2):
-            self._next_ask = now + self.fresh_for_s / 2  # asked ahead of time: the filter stays fresh
+        if now >= self._next_ask and (synced is None or now - synced >= self.sync_every_s):
+            self._next_ask = now + self.sync_every_s
             self.request_sync()
         if synced is None or now - synced >= self.fresh_for_s:
             return True

@@ -158,10 +158,13 @@ async def test_a_stale_filter_reads_the_disk_and_asks_for_a_sync(tmp_path: Path)
     finally:
         c.close()
     assert not known.maybe("v1:x"), "fresh and never stored: absent"
-    now[0] += 0.6
-    assert not known.maybe("v1:x") and len(asked) == 2, "half the window gone: still used, a sync asked ahead"
+    now[0] += 0.05
+    assert not known.maybe("v1:x") and len(asked) == 1, "within 0.1 s: no sync asked"
+    now[0] += 0.55
+    assert not known.maybe("v1:x") and len(asked) == 2, "the sync lags: the filter is still used, a sync asked"
+    assert not known.maybe("v1:x") and len(asked) == 2, "asked once per 0.1 s, not per lookup"
     now[0] += 0.5
-    assert known.maybe("v1:x"), "stale: the disk decides"
+    assert known.maybe("v1:x"), "not synced within reread_after_s: the disk decides"
 
 
 async def test_reread_after_zero_turns_the_filter_off(tmp_path: Path):
