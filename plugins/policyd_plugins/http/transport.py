@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 
 from policyd.api import UpstreamError, inject_headers
 from policyd_plugins.http.classify import classify_status, malformed
@@ -274,7 +273,4 @@ def _request(body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[bytes
     (the upstream call joins the trace): the same for the lean client and aiohttp."""
     send = {"Content-Type": "application/json", **headers}
     inject_headers(send)
-    try:
-        return orjson.dumps(body), send  # the stdlib's compact JSON, 5-10x faster
-    except TypeError:  # what orjson refuses (a non-str key, an int beyond 64 bits in provider options)
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), send
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), send
