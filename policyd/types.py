@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -343,18 +343,27 @@ class Outcome:
 
 # ---------------------------------------------------------------- copies
 
-_INIT_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+_INIT_FIELDS: dict[type, tuple[dict[str, int], Callable[[Any], Any]]] = {}
 
 
 def evolve(obj: _T, **changes: Any) -> _T:
     """``dataclasses.replace`` for the hot path: the same result (a new object through ``__init__``),
-    with the class's field names and a getter of them looked up once per class instead of per copy."""
+    with the class's field positions and a getter of them looked up once per class instead of per
+    copy, and the fields passed by position (keyword arguments cost a dict per copy)."""
     cls = type(obj)
     known = _INIT_FIELDS.get(cls)
     if known is None:
-        names = tuple(f.name for f in fields(cls) if f.init)  # type: ignore[arg-type]
+        init = [f for f in fields(cls) if f.init]  # type: ignore[arg-type]
+        if any(f.kw_only for f in init):
+            return replace(obj, **changes)  # type: ignore[type-var]
+        names = tuple(f.name for f in init)
         getter = attrgetter(*names) if len(names) > 1 else (lambda o, _n=names[0]: (getattr(o, _n),))
-        known = _INIT_FIELDS[cls] = (names, getter)
-    values = dict(zip(known[0], known[1](obj), strict=True))
-    values.update(changes)
-    return cls(**values)
+        known = _INIT_FIELDS[cls] = ({name: i for i, name in enumerate(names)}, getter)
+    positions, get = known
+    values = list(get(obj))
+    for name, value in changes.items():
+        try:
+            values[positions[name]] = value
+        except KeyError:
+            raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {name!r}") from None
+    return cls(*values)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from policyd.types import Message, ModelResponse, Role, ToolCall, Usage
 
 FORMAT = 1
@@ -62,7 +64,9 @@ def encode(entry: Entry) -> bytes:
         "response_model": r.response_model,
         "logprobs": list(r.logprobs) if r.logprobs is not None else None,
     }
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    if r.logprobs is not None:  # may hold -Infinity, which orjson would write as null
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(doc)  # the same JSON, in a fraction of the time (floats may be spelled 1e-5 for 1e-05)
 
 
 def _get(doc: Any, name: str, kind: type | tuple[type, ...]) -> Any:

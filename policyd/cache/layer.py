@@ -149,6 +149,8 @@ class CacheLayer:
             entry = self.recent.fresh(key, tenant, generation)
             if entry is not None:
                 return entry.response if entry.expires_at > self.clock() else None
+            if not self.writer.known.maybe(key):
+                return None  # never stored, by any process (as of the last sync): no disk read
             data = self.store.get(key)
         if data is None:
             return None

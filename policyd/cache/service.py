@@ -29,7 +29,11 @@ class ResponseCache:
         self.store = ResponseStore(directory, settings, self.stats)
         stats_dir = directory if self.store.available else None
         self.writer = BackgroundWriter(
-            self.store, self.stats, max_pending=settings.max_pending_writes, stats_dir=stats_dir
+            self.store,
+            self.stats,
+            max_pending=settings.max_pending_writes,
+            stats_dir=stats_dir,
+            known_fresh_for_s=settings.reread_after_s,
         )
         self.layer = CacheLayer(
             self.store,

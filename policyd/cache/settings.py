@@ -24,5 +24,7 @@ class CacheSettings(BaseModel):
     max_pending_writes: int = Field(default=1024, ge=1)
     """Answers waiting for the background writer; beyond it new answers are not stored."""
     reread_after_s: float = Field(default=1.0, ge=0)
-    """A hit read from disk less than this long ago is answered from memory; 0 reads the disk on every hit.
-    Changes made by another process (``policyd cache clear``, another daemon) are seen within it."""
+    """A hit read from disk less than this long ago is answered from memory; 0 reads the disk on every hit
+    and every miss. Changes made by another process (``policyd cache clear``, another daemon, another
+    worker's new answers: a miss skips the disk for keys never seen, ``policyd/cache/presence.py``)
+    are seen within it."""

@@ -221,6 +221,13 @@ class ResponseStore:
                 return None
         return shard
 
+    def shard_connection(self, index: int) -> sqlite3.Connection | None:
+        """The writer thread's connection to shard ``index`` (None: unopenable or of an unexpected layout)."""
+        if self._cache is None:
+            return None
+        shard = self._shard_rows(index)
+        return shard.con if shard is not None and shard.usable else None
+
     def _cull_now_and_then(self) -> None:
         """Expired entries out and the size limit kept, at most once a second (``set`` culls on each call)."""
         now = time.monotonic()

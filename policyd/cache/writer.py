@@ -11,7 +11,8 @@ instead of seven SQL statements, each a GIL hand-off with the event loop, per an
 The queue is bounded (``max_pending`` entries, queued or being stored): when it is
 full the answer is not stored (``writes_dropped``) rather than slowing callers down.
 :meth:`flush` stores at once and waits; :meth:`close` stores what is queued before it
-returns (the daemon calls it on shutdown).
+returns (the daemon calls it on shutdown). The thread also keeps :attr:`known` (the keys
+on disk, :mod:`policyd.cache.presence`) in step with what other processes store.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from policyd.cache.presence import KnownKeys
 from policyd.cache.stats import CacheStats
 from policyd.cache.store import ResponseStore
 
@@ -49,6 +51,7 @@ class BackgroundWriter:
         max_pending: int,
         stats_dir: Path | None,
         batch_wait_s: float = BATCH_WAIT_S,
+        known_fresh_for_s: float = 0.0,
     ) -> None:
         self.store = store
         self.stats = stats
@@ -63,6 +66,9 @@ class BackgroundWriter:
         self._urgent = 0
         """Callers of :meth:`flush` waiting: the thread stores at once instead of gathering a batch."""
         self._closed = False
+        self._sync = False
+        """A lookup asked for :attr:`known` to be synced with the disk."""
+        self.known = KnownKeys(store.shards, known_fresh_for_s if store.available else 0.0, self.request_sync)
         self._thread = threading.Thread(target=self._run, name="policyd-cache-writer", daemon=True)
         self._thread.start()
 
@@ -76,6 +82,7 @@ class BackgroundWriter:
                 return False
             self._pending[write.key] = write
             self._queue.append(write)
+            self.known.add(write.key)
             if len(self._queue) == 1:
                 self._cv.notify()  # starts the batch's clock
         return True
@@ -84,6 +91,12 @@ class BackgroundWriter:
         """The value of a write not yet stored, if any."""
         write = self._pending.get(key)  # one dict read: atomic under the GIL
         return write.value if write is not None else None
+
+    def request_sync(self) -> None:
+        """Have the thread read the keys other processes stored into :attr:`known`."""
+        with self._cv:
+            self._sync = True
+            self._cv.notify()
 
     def flush(self) -> None:
         """Block until everything submitted so far is stored."""
@@ -113,6 +126,8 @@ class BackgroundWriter:
             while not self._queue:
                 if self._closed:
                     return None
+                if self._sync:
+                    return []
                 if not self._cv.wait(max(0.0, next_save - time.monotonic())):
                     return []
             deadline = time.monotonic() + self.batch_wait_s
@@ -131,6 +146,12 @@ class BackgroundWriter:
                     self.stats.save(self.stats_dir)
             if batch:
                 self._store(batch)
+            if self._sync:
+                self._sync = False
+                try:
+                    self.known.sync(self.store.shard_connection)
+                except Exception:
+                    log.exception("cache writer failed to read the keys on disk")
 
     def _store(self, batch: list[Write]) -> None:
         try:

@@ -71,7 +71,7 @@ class OwnTime:
         """When the request's deadline stops the plugin (on the loop's clock), or None: the outermost
         plugin's one timeout serves both its own-time limit and the deadline, whichever comes first."""
         self.own_armed = False
-        """The timeout is set for the own-time limit (not the deadline): what it means if it fires."""
+        """The timeout was fired for the own-time limit (not the deadline): what it means when it fires."""
         self.used_s = 0.0
         self.busy = 0
         self.cancelled_waiting = False
@@ -80,31 +80,46 @@ class OwnTime:
         """A nested plugin (a validator) that a cancellation found running its own code."""
         self._since = time.monotonic()
         self._timeout: asyncio.Timeout | None = None
+        self._check: asyncio.TimerHandle | None = None
+
+    # The own-time limit is checked lazily: a timer set for the earliest moment the limit could be
+    # reached checks the time really used when it fires, and only then fires the timeout (or sets
+    # itself again). Waits on models (``__enter__``/``__exit__``, once or more per call) touch no
+    # timer; rescheduling the timeout around every wait showed in the hot path's profile.
 
     def start(self, timeout: asyncio.Timeout) -> None:
         self._timeout = timeout
         self._since = time.monotonic()
-        self._arm()
-
-    def _arm(self) -> None:
-        timeout = self._timeout
-        if timeout is None or timeout.expired():
-            return
-        hard = self.hard
-        if self.limit_s is None:
-            if hard is not None and timeout.when() != hard:
-                timeout.reschedule(hard)
-            return
-        when = asyncio.get_running_loop().time() + max(0.0, self.limit_s - self.used_s)
-        self.own_armed = hard is None or when <= hard
-        timeout.reschedule(when if self.own_armed else hard)
-
-    def _disarm(self) -> None:
-        self.used_s += time.monotonic() - self._since
-        timeout = self._timeout
-        if self.own_armed and timeout is not None and not timeout.expired():
-            self.own_armed = False
+        if self.hard is not None:
             timeout.reschedule(self.hard)
+        if self.limit_s is not None:
+            self._check_in(self.limit_s)
+
+    def stop(self) -> None:
+        """The plugin's run is over (its timeout is being left): the own-time timer goes."""
+        check = self._check
+        if check is not None:
+            check.cancel()
+            self._check = None
+
+    def _check_in(self, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(0.0, delay_s)
+        if self.hard is not None and when >= self.hard:
+            return  # the deadline comes first: the timeout set for it stops the plugin
+        self._check = loop.call_at(when, self._on_check)
+
+    def _on_check(self) -> None:
+        self._check = None
+        timeout = self._timeout
+        if timeout is None or timeout.expired() or self.busy or self.limit_s is None:
+            return  # waiting on policyd: the wait's end sets the timer again
+        left = self.limit_s - self.used_s - (time.monotonic() - self._since)
+        if left > 0:
+            self._check_in(left)
+            return
+        self.own_armed = True
+        timeout.reschedule(asyncio.get_running_loop().time())
 
     def wait(self) -> OwnTime:
         """``with own.wait():`` the clock stops for the block (the OwnTime is its own context manager:
@@ -113,7 +128,7 @@ class OwnTime:
 
     def __enter__(self) -> None:
         if self.busy == 0:
-            self._disarm()
+            self.used_s += time.monotonic() - self._since
         self.busy += 1
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -122,7 +137,8 @@ class OwnTime:
         self.busy -= 1
         if self.busy == 0:
             self._since = time.monotonic()
-            self._arm()
+            if self._check is None and self.limit_s is not None and self._timeout is not None:
+                self._check_in(self.limit_s - self.used_s)  # the timer fired while it waited
 
     def blame(self) -> OwnTime | None:
         """Who was running its own code when a cancellation (the deadline) came: None if policyd was working.
@@ -192,9 +208,12 @@ class Containment:
         token = _running.set(own)
         try:
             with outer if outer is not None else _NOT_TIMED:
-                async with asyncio.timeout(None) as limit:  # one timer: the own-time limit or the deadline
+                async with asyncio.timeout(None) as limit:  # fired by the own-time limit or the deadline
                     own.start(limit)
-                    return await call()
+                    try:
+                        return await call()
+                    finally:
+                        own.stop()
         except asyncio.CancelledError:
             if outer is not None and outer.blamed is None:
                 outer.blamed = own.blame()

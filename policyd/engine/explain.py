@@ -6,7 +6,7 @@ which stop here and call no model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,51 @@ def cost_cap_usd(config: Config, request: Request, match: Match) -> float:
     """The request's cost cap as the run enforces it: the request's, the plan's, else the default."""
     limits = [c for c in (request.constraints.max_cost_usd, match.plan.max_cost_usd) if c is not None]
     return min(limits) if limits else config.defaults.max_cost_usd
+
+
+EXPLANATIONS = 256
+"""Bound of :class:`ExplanationMemo` (entries of one config)."""
+
+
+class ExplanationMemo:
+    """Explanations of one config, reused for strategies whose explanation depends only on estimates.
+
+    A strategy registered with ``estimates_only=True`` reads the request in ``describe``,
+    ``best_worst_usd`` and ``warnings`` only through the ExplainContext's estimates, so two
+    requests with the same match, input-token estimate, output-token limit and constraints
+    get the same explanation: it is built once (the strategy's ``describe`` and cost range,
+    the steps, the warnings) and then read. Other strategies' explanations are built for every
+    request. At most :data:`EXPLANATIONS` entries, the oldest dropped first; a reload's new
+    Runtime starts a new memo.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._known: dict[Hashable, tuple[Match, Explanation]] = {}
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def explain(self, registered: Registered, request: Request, match: Match) -> Explanation:
+        if not registered.strategies[match.plan.strategy].estimates_only:
+            return explain(self.config, registered, request, match)
+        key = (
+            id(match),
+            tokens.input_tokens(request.messages, request.tools),
+            request.params.max_output_tokens,
+            request.constraints,
+        )
+        try:
+            known = self._known.get(key)
+        except TypeError:  # constraints made unhashable by a plugin: not remembered
+            return explain(self.config, registered, request, match)
+        if known is not None and known[0] is match:
+            return known[1]
+        explanation = explain(self.config, registered, request, match)
+        if len(self._known) >= EXPLANATIONS:
+            del self._known[next(iter(self._known))]  # the oldest
+        self._known[key] = (match, explanation)  # the match held: its id is not reused while remembered
+        return explanation
 
 
 def explain(config: Config, registered: Registered, request: Request, match: Match) -> Explanation:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policyd.config.model import Config, Plan
-from policyd.engine.explain import explain
+from policyd.engine.explain import ExplanationMemo
 from policyd.engine.plan_match import Match, MatchMemo, match_request
 from policyd.plugin.specs import Progress, Provider, Registered
 from policyd.types import Attempt, Explanation, ModelCall, Outcome, Request
@@ -34,9 +34,12 @@ class Runtime:
     providers: Mapping[str, Provider]
     matches: MatchMemo = field(init=False, repr=False, compare=False)
     """The policy matches decided on this config (a reload's new Runtime starts with none)."""
+    explanations: ExplanationMemo = field(init=False, repr=False, compare=False)
+    """The explanations reusable on this config (strategies registered ``estimates_only``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "matches", MatchMemo(self.config))
+        object.__setattr__(self, "explanations", ExplanationMemo(self.config))
 
 
 # ---------------------------------------------------------------- events
@@ -156,7 +159,9 @@ class Turn:
     def explanation(self) -> Explanation:
         explanation = self._explanation
         if explanation is None:
-            explanation = self._explanation = explain(self.runtime.config, self.registered, self.request, self.match)
+            explanation = self._explanation = self.runtime.explanations.explain(
+                self.registered, self.request, self.match
+            )
         return explanation
 
     @property

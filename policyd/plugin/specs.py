@@ -245,6 +245,11 @@ class StrategySpec:
     """Estimated cost range; None sums the steps for the worst and takes the first for the best."""
     warnings: Callable[[ExplainContext], Sequence[str]] | None = None
     """Warnings about the plan for this request (e.g. validation costing more than the strong model)."""
+    estimates_only: bool = False
+    """``describe``, ``best_worst_usd`` and ``warnings`` read the request only through the context's
+    estimates (``estimate_usd``, ``answer_tokens``, ``allowed``/``excluded_by``, ``cost_cap_usd``,
+    ``validator_usd``), never ``ectx.request`` itself: the engine may then reuse one explanation
+    for requests alike in those (same match, input-token estimate, output limit and constraints)."""
 
 
 # ---------------------------------------------------------------- validators

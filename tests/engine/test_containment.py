@@ -46,6 +46,14 @@ async def gated(ctx: StrategyContext):
     return ctx.outcome(OutcomeStatus.ACCEPTED, result.response.message if verdict.kind.passed else None)
 
 
+async def busy_around_a_call(ctx: StrategyContext):
+    """120 ms of its own code before a 400 ms model call and 120 ms after it: 240 ms of own time."""
+    await asyncio.sleep(0.12)
+    result = await ctx.call("glm-4.5")
+    await asyncio.sleep(0.12)
+    return ctx.outcome(OutcomeStatus.ACCEPTED_UNVALIDATED, result.response.message if result.response else None)
+
+
 async def hedge_pair(ctx: StrategyContext):
     """Two calls at once; the slow one is cancelled when the fast one answers."""
     slow = asyncio.create_task(ctx.call("claude-opus-4.1"))
@@ -76,7 +84,8 @@ def _plugin(name: str, **hooks: object) -> types.ModuleType:
 
 def strategies_plugin() -> types.ModuleType:
     def policyd_register_strategies(register):
-        for name, run in [("stuck", stuck), ("slow-model", slow_model), ("hedge-pair", hedge_pair)]:
+        strategies = [("stuck", stuck), ("slow-model", slow_model), ("hedge-pair", hedge_pair)]
+        for name, run in [*strategies, ("busy-around-a-call", busy_around_a_call)]:
             register(StrategySpec(name=name, run=run, models=lambda p: ["glm-4.5"]))
         judge = ValidatorRef(name="stuck-judge")
         register(StrategySpec(name="gated", run=gated, models=lambda p: ["glm-4.5"], validators=lambda p: [judge]))
@@ -165,6 +174,14 @@ async def test_waiting_on_a_model_does_not_count_against_the_strategy(acme, poli
     outcome = await harness.complete("hi")
     assert outcome.status is OutcomeStatus.ACCEPTED_UNVALIDATED, "a 400 ms call under a 200 ms own-time limit"
     assert outcome.output is not None and outcome.output.content == "Bonjour"
+
+
+async def test_own_time_before_and_after_a_model_call_adds_up_against_the_limit(acme, policyd_engine):
+    harness = policyd_engine(policy("busy-around-a-call"), script=SCRIPT)
+    started = time.monotonic()
+    with pytest.raises(PluginTimeout, match="strategy 'busy-around-a-call' ran 200 ms of its own time"):
+        await harness.complete("hi")
+    assert time.monotonic() - started < 0.7, "stopped 80 ms into its second stretch, not at the deadline"
 
 
 async def test_a_hung_validator_is_named_not_the_strategy_that_ran_it(acme, policyd_engine):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from policyd.engine import Engine, tokens
+from policyd.engine.explain import explain
 from policyd.engine.plan_match import MatchMemo, match_request
 from policyd.errors import NotFound
 from policyd.types import (
@@ -178,3 +179,40 @@ def test_a_request_with_unhashable_constraints_is_matched_without_the_memo(make_
     odd = Constraints(allowed_licenses=["apache-2.0"])  # type: ignore[arg-type]  # a list, as a careless plugin may
     match = memo.match(_request(task="chat", constraints=odd), match_request)
     assert match.rule.name == "catch-all" and len(memo) == 0
+
+
+def test_an_estimates_only_strategy_explains_once_per_estimate_and_equals_a_fresh_explanation(make_config, registered):
+    config = make_config(SEED)
+    engine = Engine(config, registered)
+    first = engine.turn(_request("one", task="coding"))
+    again = engine.turn(_request("two", task="coding"))  # another prompt, the same token estimate
+    assert first.plan.strategy == "fallback" and registered.strategies["fallback"].estimates_only
+    assert again.explanation is first.explanation
+    assert again.explanation == explain(config, registered, again.request, again.match)
+    longer = engine.turn(_request("a much longer prompt " * 40, task="coding"))
+    capped = engine.turn(_request("one", task="coding", constraints=Constraints(max_cost_usd=1e-9)))
+    for turn in (longer, capped):
+        assert turn.explanation is not first.explanation
+        assert turn.explanation == explain(config, registered, turn.request, turn.match)
+    assert longer.explanation.worst_usd > first.explanation.worst_usd
+    assert capped.explanation.warnings and not first.explanation.warnings
+
+
+def test_other_strategies_are_explained_for_every_request(make_config, registered):
+    registered.strategies["fallback"] = dataclasses.replace(registered.strategies["fallback"], estimates_only=False)
+    engine = Engine(make_config(SEED), registered)
+    first = engine.turn(_request("one", task="coding"))
+    again = engine.turn(_request("two", task="coding"))
+    assert again.explanation == first.explanation and again.explanation is not first.explanation
+    assert len(again.runtime.explanations) == 0
+
+
+def test_the_explanation_memo_is_bounded(make_config, registered, monkeypatch):
+    import policyd.engine.explain as explain_module
+
+    monkeypatch.setattr(explain_module, "EXPLANATIONS", 3)
+    engine = Engine(make_config(SEED), registered)
+    for i in range(8):
+        turn = engine.turn(_request("x" * (40 * i + 1), task="coding"))
+        assert turn.explanation.worst_usd > 0
+        assert len(turn.runtime.explanations) <= 3

@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import policyd.engine.explain as explain_module
 import policyd.engine.turn as turn_module
 from policyd.daemon import DaemonOptions, build_daemon
 from policyd.engine import Admit, Engine, Pipeline, Record, Turn
@@ -89,14 +90,14 @@ async def test_a_part_that_is_off_leaves_the_others_in_their_declared_order(tmp_
 
 async def test_matching_and_explaining_run_once_per_request_with_budgets_on(daemon, monkeypatch):
     calls: Counter[str] = Counter()
-    for name in ("match_request", "explain"):
-        real = getattr(turn_module, name)
+    for module, name in ((turn_module, "match_request"), (explain_module, "explain")):
+        real = getattr(module, name)
 
         def counted(*args: Any, _real: Any = real, _name: str = name) -> Any:
             calls[_name] += 1
             return _real(*args)
 
-        monkeypatch.setattr(turn_module, name, counted)
+        monkeypatch.setattr(module, name, counted)
     outcome = await daemon.engine.complete(make_request("hello", tenant="acme"))
     assert outcome.status is OutcomeStatus.ACCEPTED_UNVALIDATED
     assert calls == Counter(match_request=1, explain=1), "the budget step reads the Turn's decision"

@@ -28,6 +28,7 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             params=SingleParams,
             models=lambda p: [p.model],
             describe=describe_single,
+            estimates_only=True,
         )
     )
     register(
@@ -37,6 +38,7 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             params=FallbackParams,
             models=lambda p: list(p.models),
             describe=describe_fallback,
+            estimates_only=True,
         )
     )
     for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC, route.SPEC, embed.SPEC):
