@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from policyd import sqlbatch
 from policyd.errors import NotFound
 from policyd.ledger.records import ATTEMPT_COLUMNS, OUTCOME_COLUMNS, Finished, Row, attempt_rows, outcome_row
 
@@ -77,8 +78,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 
-PARAMETERS_PER_STATEMENT = 30_000
-"""Bound parameters per multi-row INSERT: below SQLite's default limit of 32766 (3.32+)."""
+ROWS_PER_STATEMENT = 256
+"""Rows per multi-row INSERT (a power of two: :mod:`policyd.sqlbatch`); 256 outcome rows are
+6912 bound parameters, below SQLite's default limit of 32766 (3.32+), and every statement shape
+of both tables together stays prepared in about 2 MB."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
 
 def insert_outcomes(conn: sqlite3.Connection, items: Sequence[Finished]) -> None:
     """Insert the outcomes and their attempts with one multi-row INSERT per table (per
-    :data:`PARAMETERS_PER_STATEMENT`), inside the caller's write transaction.
+    :data:`ROWS_PER_STATEMENT`, in :mod:`policyd.sqlbatch`'s bounded shapes), inside the
+    caller's write transaction.
 
     Each statement is one ``sqlite3_step``, so one GIL hand-off, whatever the batch's size
     (``executemany`` steps, and hands the GIL over, once a row). The ``seq`` numbers are
@@ -134,12 +138,9 @@ def insert_outcomes(conn: sqlite3.Connection, items: Sequence[Finished]) -> None
 
 
 def _insert_rows(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[Row]) -> None:
-    per_statement = PARAMETERS_PER_STATEMENT // len(columns)
     row_marks = "(" + ", ".join("?" * len(columns)) + ")"
-    for i in range(0, len(rows), per_statement):
-        chunk = rows[i : i + per_statement]
-        params = [value for row in chunk for value in row]
-        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_marks] * len(chunk))}", params)
+    for size, params in sqlbatch.chunks(rows, ROWS_PER_STATEMENT):
+        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) {sqlbatch.values_select(row_marks, size)}", params)
 
 
 def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:
