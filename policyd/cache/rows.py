@@ -42,7 +42,7 @@ UPSERT_SET = (
 )
 ROWS_PER_STATEMENT = 128
 """7 parameters a row: far below SQLite's limit of 32766 bound parameters. A power of two:
-statements come in :mod:`policyd.sqlbatch`'s bounded shapes, so a shard's connection keeps
+statements come in :mod:`policyd.sqlbatch`'s bounded sizes, so a shard's connection keeps
 8 of each prepared, not one per batch length."""
 
 
@@ -85,7 +85,7 @@ class ShardRows:
                 for (key,) in self.con.execute(
                     "SELECT key FROM Cache WHERE raw = 1 AND filename IS NOT NULL AND key IN"
                     f" ({', '.join('?' * size)})",
-                    params,  # the padding's NULLs match no key
+                    params,
                 )
             }
             here = [
@@ -95,7 +95,7 @@ class ShardRows:
             ]
             for size, params in sqlbatch.chunks(here, ROWS_PER_STATEMENT):
                 self.con.execute(
-                    f"INSERT INTO Cache({COLUMNS}) {sqlbatch.values_select(ROW, size)}"
+                    f"INSERT INTO Cache({COLUMNS}) VALUES {', '.join([ROW] * size)}"
                     f" ON CONFLICT(key, raw) DO UPDATE SET {UPSERT_SET}",
                     params,
                 )

@@ -80,8 +80,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 
 ROWS_PER_STATEMENT = 256
 """Rows per multi-row INSERT (a power of two: :mod:`policyd.sqlbatch`); 256 outcome rows are
-6912 bound parameters, below SQLite's default limit of 32766 (3.32+), and every statement shape
-of both tables together stays prepared in about 2 MB."""
+6912 bound parameters, below SQLite's default limit of 32766 (3.32+), and the statements of
+every size of both tables stay prepared in about 2 MB."""
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,10 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
 
 
 def insert_outcomes(conn: sqlite3.Connection, items: Sequence[Finished]) -> None:
-    """Insert the outcomes and their attempts with one multi-row INSERT per table (per
-    :data:`ROWS_PER_STATEMENT`, in :mod:`policyd.sqlbatch`'s bounded shapes), inside the
-    caller's write transaction.
+    """Insert the outcomes and their attempts with multi-row INSERTs in :mod:`policyd.sqlbatch`'s
+    power-of-two sizes (at most :data:`ROWS_PER_STATEMENT` rows), inside the caller's write transaction.
 
-    Each statement is one ``sqlite3_step``, so one GIL hand-off, whatever the batch's size
+    Each statement is one ``sqlite3_step``, so one GIL hand-off for up to 256 rows
     (``executemany`` steps, and hands the GIL over, once a row). The ``seq`` numbers are
     given here, following the table's AUTOINCREMENT counter: the transaction holds the
     write lock, so no other writer (another worker's) can take them meanwhile.
@@ -140,7 +139,7 @@ def insert_outcomes(conn: sqlite3.Connection, items: Sequence[Finished]) -> None
 def _insert_rows(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[Row]) -> None:
     row_marks = "(" + ", ".join("?" * len(columns)) + ")"
     for size, params in sqlbatch.chunks(rows, ROWS_PER_STATEMENT):
-        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) {sqlbatch.values_select(row_marks, size)}", params)
+        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_marks] * size)}", params)
 
 
 def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:

@@ -137,7 +137,7 @@ def test_a_failed_batch_is_counted_and_the_writer_goes_on(store: ResponseStore):
 
 def test_every_batch_length_uses_one_of_a_few_statements(store: ResponseStore):
     """A statement per batch length kept up to 128 prepared per shard connection, each growing with its rows
-    (the soak's RSS growth): the look-up and the upsert come in power-of-two shapes instead."""
+    (the soak's RSS growth): the look-up and the upsert come in power-of-two sizes instead."""
     rows = ShardRows(store.directory / "000", 1.0)
     texts: set[str] = set()
     con = rows.con

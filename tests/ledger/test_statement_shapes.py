@@ -1,4 +1,4 @@
-"""The ledger's multi-row INSERTs come in a bounded set of shapes, whatever the batch sizes.
+"""The ledger's multi-row INSERTs come in a bounded set of sizes, whatever the batch lengths.
 
 SQLite keeps each distinct SQL text prepared (Python's ``sqlite3``: the last 128 per
 connection), and a multi-row INSERT's program grows with its rows: one statement per
@@ -53,7 +53,7 @@ def done(i: int) -> Any:
 def test_every_batch_length_uses_one_of_a_few_statements_and_stores_exactly_its_rows(tmp_path: Path):
     conn = connect(tmp_path / "ledger.db", create=True)
     recording = Recording(conn)
-    lengths = [*range(1, ROWS_PER_STATEMENT + 2, 5), 3 * ROWS_PER_STATEMENT + 5]  # 53 lengths, 9 shapes
+    lengths = [*range(1, ROWS_PER_STATEMENT + 2, 5), 3 * ROWS_PER_STATEMENT + 5]  # 53 lengths, 9 sizes
     n = 0
     for length in lengths:
         conn.execute("BEGIN IMMEDIATE")
@@ -61,17 +61,19 @@ def test_every_batch_length_uses_one_of_a_few_statements_and_stores_exactly_its_
         conn.execute("COMMIT")
         n += length
     inserts = {t for t in recording.texts if t.startswith("INSERT")}
-    shapes = ROWS_PER_STATEMENT.bit_length()  # 1, 2, 4, ... ROWS_PER_STATEMENT rows
-    assert len(inserts) <= 2 * shapes, f"{len(inserts)} INSERT texts for {len(lengths)} batch lengths"
+    sizes = ROWS_PER_STATEMENT.bit_length()  # 1, 2, 4, ... ROWS_PER_STATEMENT rows
+    assert len(inserts) <= 2 * sizes, f"{len(inserts)} INSERT texts for {len(lengths)} batch lengths"
     assert conn.execute("SELECT count(*), count(DISTINCT request_id), max(seq) FROM outcomes").fetchone() == (n, n, n)
     attempts = sum(1 + i % 2 for i in range(n))
     assert conn.execute("SELECT count(*) FROM attempts").fetchone() == (attempts,)
     conn.close()
 
 
-def test_chunks_pad_to_a_power_of_two_and_refuse_other_sizes():
-    rows = [(i, "x") for i in range(5)]
-    assert [(size, len(params)) for size, params in sqlbatch.chunks(rows, 4)] == [(4, 8), (1, 2)]
-    assert list(sqlbatch.chunks(rows[:3], 4)) == [(4, [0, "x", 1, "x", 2, "x", None, None])]
+def test_chunks_come_in_powers_of_two_and_refuse_other_maximums():
+    rows = [(i, "x") for i in range(11)]
+    sizes = [(size, len(params)) for size, params in sqlbatch.chunks(rows, 4)]
+    assert sizes == [(4, 8), (4, 8), (2, 4), (1, 2)]
+    assert [value for _, params in sqlbatch.chunks(rows, 4) for value in params] == [v for row in rows for v in row]
+    assert list(sqlbatch.chunks([], 4)) == []
     with pytest.raises(ValueError, match="max_rows"):
         list(sqlbatch.chunks(rows, 6))
