@@ -122,18 +122,21 @@ def insert_outcomes(conn: sqlite3.Connection, items: Sequence[Finished]) -> None
     Each statement is one ``sqlite3_step``, so one GIL hand-off for up to 256 rows
     (``executemany`` steps, and hands the GIL over, once a row). The ``seq`` numbers are
     given here, following the table's AUTOINCREMENT counter: the transaction holds the
-    write lock, so no other writer (another worker's) can take them meanwhile.
+    write lock, so no other writer (another worker's) can take them meanwhile. Rows are made
+    :data:`ROWS_PER_STATEMENT` outcomes at a time: a backlog the writer catches up on after a
+    slow disk is not doubled in memory by its rows.
     """
     last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outcomes'").fetchone()
     seq = int(last[0]) if last is not None else 0
-    outcomes: list[Row] = []
-    attempts: list[Row] = []
-    for item in items:
-        seq += 1
-        outcomes.append(outcome_row(seq, item))
-        attempts += attempt_rows(seq, item.outcome)
-    _insert_rows(conn, "outcomes", OUTCOME_COLUMNS, outcomes)
-    _insert_rows(conn, "attempts", ATTEMPT_COLUMNS, attempts)
+    for start in range(0, len(items), ROWS_PER_STATEMENT):
+        outcomes: list[Row] = []
+        attempts: list[Row] = []
+        for item in items[start : start + ROWS_PER_STATEMENT]:
+            seq += 1
+            outcomes.append(outcome_row(seq, item))
+            attempts += attempt_rows(seq, item.outcome)
+        _insert_rows(conn, "outcomes", OUTCOME_COLUMNS, outcomes)
+        _insert_rows(conn, "attempts", ATTEMPT_COLUMNS, attempts)
 
 
 def _insert_rows(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[Row]) -> None:
