@@ -144,13 +144,24 @@ def measure(target: str, args: argparse.Namespace, server: Proc, extra: tuple[st
     }
 
 
-def soak(proc: Proc, args: argparse.Namespace) -> dict[str, Any]:
+def soak(proc: Proc, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """RSS every 0.5 s over ``--soak`` requests, and the slowest ``fsync`` of a 4 KiB write in the
+    daemon's data dir meanwhile: the ledger commits with ``synchronous = FULL``, and while a commit
+    waits on the disk, requests' outcomes queue in memory (up to ``ledger.max_pending``)."""
     stop = threading.Event()
+    fsync_s: list[float] = []
 
     def sample() -> None:
-        while not stop.is_set():
-            proc.rss_samples.append(proc.rss_mb())
-            stop.wait(0.5)
+        probe = data_dir / "bench-fsync-probe"
+        with probe.open("wb") as f:
+            while not stop.is_set():
+                proc.rss_samples.append(proc.rss_mb())
+                f.write(b"\0" * 4096)
+                t0 = time.perf_counter()
+                os.fsync(f.fileno())
+                fsync_s.append(time.perf_counter() - t0)
+                stop.wait(0.5)
+        probe.unlink()
 
     start_mb = proc.rss_mb()
     sampler = threading.Thread(target=sample, daemon=True)
@@ -171,6 +182,7 @@ def soak(proc: Proc, args: argparse.Namespace) -> dict[str, Any]:
         "rss_peak_mb": round(peak, 1),
         "rss_end_mb": round(end_mb, 1),
         "rss_growth_pct": round((end_mb - start_mb) / start_mb * 100, 2),
+        "fsync_max_ms": round(max(fsync_s, default=0.0) * 1000, 1),
     }
 
 
@@ -210,7 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 procs.append(proc)
                 results["scenarios"][sc.key] = measure(f"grpc://{proc.address}", args, proc, sc.loadgen_args)
                 if sc.key == "passthrough" and args.soak > 0:
-                    results["soak"] = soak(proc, args)
+                    results["soak"] = soak(proc, args, Path(tmp) / f"data-{sc.key}")
                 proc.stop()
     finally:
         for proc in procs:

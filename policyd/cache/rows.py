@@ -26,6 +26,8 @@ from typing import Protocol
 
 from diskcache.core import DBNAME, MODE_RAW
 
+from policyd import sqlbatch
+
 EXPECTED_COLUMNS = (
     "rowid", "key", "raw", "store_time", "expire_time", "access_time", "access_count", "tag", "size", "mode",
     "filename", "value",
@@ -38,8 +40,10 @@ UPSERT_SET = (
     "store_time = excluded.store_time, expire_time = excluded.expire_time, access_time = excluded.access_time,"
     " access_count = 0, tag = excluded.tag, size = 0, mode = excluded.mode, filename = NULL, value = excluded.value"
 )
-ROWS_PER_STATEMENT = 200
-"""8 parameters a row: far below SQLite's limit of 32766 bound parameters."""
+ROWS_PER_STATEMENT = 128
+"""7 parameters a row: far below SQLite's limit of 32766 bound parameters. A power of two:
+statements come in :mod:`policyd.sqlbatch`'s bounded sizes, so a shard's connection keeps
+8 of each prepared, not one per batch length."""
 
 
 class Row(Protocol):
@@ -77,21 +81,21 @@ class ShardRows:
             keys = list(latest)
             in_files = {
                 key
-                for i in range(0, len(keys), ROWS_PER_STATEMENT)
+                for size, params in sqlbatch.chunks([(key,) for key in keys], ROWS_PER_STATEMENT)
                 for (key,) in self.con.execute(
                     "SELECT key FROM Cache WHERE raw = 1 AND filename IS NOT NULL AND key IN"
-                    f" ({', '.join('?' * len(keys[i : i + ROWS_PER_STATEMENT]))})",
-                    keys[i : i + ROWS_PER_STATEMENT],
+                    f" ({', '.join('?' * size)})",
+                    params,
                 )
             }
-            here = [row for key, row in latest.items() if key not in in_files]
-            for i in range(0, len(here), ROWS_PER_STATEMENT):
-                chunk = here[i : i + ROWS_PER_STATEMENT]
-                params: list[object] = []
-                for row in chunk:
-                    params += (row.key, now, now + row.expire_s, now, row.tenant, MODE_RAW, row.value)
+            here = [
+                (row.key, now, now + row.expire_s, now, row.tenant, MODE_RAW, row.value)
+                for key, row in latest.items()
+                if key not in in_files
+            ]
+            for size, params in sqlbatch.chunks(here, ROWS_PER_STATEMENT):
                 self.con.execute(
-                    f"INSERT INTO Cache({COLUMNS}) VALUES {', '.join([ROW] * len(chunk))}"
+                    f"INSERT INTO Cache({COLUMNS}) VALUES {', '.join([ROW] * size)}"
                     f" ON CONFLICT(key, raw) DO UPDATE SET {UPSERT_SET}",
                     params,
                 )

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from policyd import sqlbatch
 from policyd.errors import NotFound
 from policyd.ledger.records import ATTEMPT_COLUMNS, OUTCOME_COLUMNS, Finished, Row, attempt_rows, outcome_row
 
@@ -77,8 +78,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 
-PARAMETERS_PER_STATEMENT = 30_000
-"""Bound parameters per multi-row INSERT: below SQLite's default limit of 32766 (3.32+)."""
+ROWS_PER_STATEMENT = 256
+"""Rows per multi-row INSERT (a power of two: :mod:`policyd.sqlbatch`); 256 outcome rows are
+6912 bound parameters, below SQLite's default limit of 32766 (3.32+), and the statements of
+every size of both tables stay prepared in about 2 MB."""
 
 
 @dataclass(frozen=True)
@@ -113,33 +116,33 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
 
 
 def insert_outcomes(conn: sqlite3.Connection, items: Sequence[Finished]) -> None:
-    """Insert the outcomes and their attempts with one multi-row INSERT per table (per
-    :data:`PARAMETERS_PER_STATEMENT`), inside the caller's write transaction.
+    """Insert the outcomes and their attempts with multi-row INSERTs in :mod:`policyd.sqlbatch`'s
+    power-of-two sizes (at most :data:`ROWS_PER_STATEMENT` rows), inside the caller's write transaction.
 
-    Each statement is one ``sqlite3_step``, so one GIL hand-off, whatever the batch's size
+    Each statement is one ``sqlite3_step``, so one GIL hand-off for up to 256 rows
     (``executemany`` steps, and hands the GIL over, once a row). The ``seq`` numbers are
     given here, following the table's AUTOINCREMENT counter: the transaction holds the
-    write lock, so no other writer (another worker's) can take them meanwhile.
+    write lock, so no other writer (another worker's) can take them meanwhile. Rows are made
+    :data:`ROWS_PER_STATEMENT` outcomes at a time: a backlog the writer catches up on after a
+    slow disk is not doubled in memory by its rows.
     """
     last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outcomes'").fetchone()
     seq = int(last[0]) if last is not None else 0
-    outcomes: list[Row] = []
-    attempts: list[Row] = []
-    for item in items:
-        seq += 1
-        outcomes.append(outcome_row(seq, item))
-        attempts += attempt_rows(seq, item.outcome)
-    _insert_rows(conn, "outcomes", OUTCOME_COLUMNS, outcomes)
-    _insert_rows(conn, "attempts", ATTEMPT_COLUMNS, attempts)
+    for start in range(0, len(items), ROWS_PER_STATEMENT):
+        outcomes: list[Row] = []
+        attempts: list[Row] = []
+        for item in items[start : start + ROWS_PER_STATEMENT]:
+            seq += 1
+            outcomes.append(outcome_row(seq, item))
+            attempts += attempt_rows(seq, item.outcome)
+        _insert_rows(conn, "outcomes", OUTCOME_COLUMNS, outcomes)
+        _insert_rows(conn, "attempts", ATTEMPT_COLUMNS, attempts)
 
 
 def _insert_rows(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[Row]) -> None:
-    per_statement = PARAMETERS_PER_STATEMENT // len(columns)
     row_marks = "(" + ", ".join("?" * len(columns)) + ")"
-    for i in range(0, len(rows), per_statement):
-        chunk = rows[i : i + per_statement]
-        params = [value for row in chunk for value in row]
-        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_marks] * len(chunk))}", params)
+    for size, params in sqlbatch.chunks(rows, ROWS_PER_STATEMENT):
+        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_marks] * size)}", params)
 
 
 def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:

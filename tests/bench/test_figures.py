@@ -59,6 +59,15 @@ def test_the_runner_rows_compare_each_scenario_with_the_echo_server_by_cpu_per_r
     assert by_name["RSS peak over the soak"].note == "soak skipped (--soak 0)"
 
 
+def test_the_soak_growth_row_says_when_the_data_dir_stalled_and_measures_it_either_way():
+    soak = {"rss_peak_mb": 104.0, "rss_growth_pct": 8.7, "fsync_max_ms": 2900.0}
+    growth = {row.name: row for row in rows({"soak": soak})}["RSS growth over the soak"]
+    assert (growth.measured, growth.met) == (8.7, False), "a stall explains the figure, it does not excuse it"
+    assert growth.note == "disk stalled: fsync up to 2900 ms (docs/benchmarks.md)"
+    quiet = {row.name: row for row in rows({"soak": {**soak, "fsync_max_ms": 3.0}})}["RSS growth over the soak"]
+    assert quiet.note == ""
+
+
 def test_front_door_rows_give_the_litellm_ratio_when_its_leg_ran_and_how_to_install_it_when_not():
     door = {"p50_ms": 1.9, "base_p50_ms": 1.2, "cpu_us": 800.0}
     with_litellm = frontdoor_bench.rows({"legs": {"policyd": door, "litellm": {"cpu_us": 11200.0}}})

@@ -9,7 +9,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from policyd.cache.rows import ShardRows
+from policyd.cache.rows import ROWS_PER_STATEMENT, ShardRows
 from policyd.cache.settings import CacheSettings
 from policyd.cache.stats import CacheStats
 from policyd.cache.store import BytesDisk, ResponseStore
@@ -133,3 +133,28 @@ def test_a_failed_batch_is_counted_and_the_writer_goes_on(store: ResponseStore):
     finally:
         blocker.close()
         writer.close()
+
+
+def test_every_batch_length_uses_one_of_a_few_statements(store: ResponseStore):
+    """A statement per batch length kept up to 128 prepared per shard connection, each growing with its rows
+    (the soak's RSS growth): the look-up and the upsert come in power-of-two sizes instead."""
+    rows = ShardRows(store.directory / "000", 1.0)
+    texts: set[str] = set()
+    con = rows.con
+
+    class Recording:
+        def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+            texts.add(sql)
+            return con.execute(sql, params)  # type: ignore[arg-type]
+
+    rows.con = Recording()  # type: ignore[assignment]
+    lengths = [*range(1, ROWS_PER_STATEMENT + 2, 3), 2 * ROWS_PER_STATEMENT + 3]
+    try:
+        for length in lengths:
+            assert rows.write(writes(length, prefix=f"n{length}-"), now=1.0) == []
+        stored = con.execute("SELECT count(*), sum(length(value)) FROM Cache WHERE key LIKE 'n%'").fetchone()
+    finally:
+        con.close()
+    shaped = {t for t in texts if t.startswith(("SELECT", "INSERT"))}
+    assert len(shaped) <= 2 * ROWS_PER_STATEMENT.bit_length(), f"{len(shaped)} texts for {len(lengths)} lengths"
+    assert stored == (sum(lengths), 100 * sum(lengths)), "every row stored, no padding row"
