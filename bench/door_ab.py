@@ -97,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {min(loads):.2f}-{max(loads):.2f}")  # fmt: skip
     medians = {name: statistics.median(values) for name, values in cpu.items()}
     for name, value in medians.items():
-        ratio = f"   LiteLLM ÷ this: {medians['litellm'] / value:5.1f}x" if "litellm" in medians else ""
+        ratio = ""
+        if "litellm" in medians and name != "litellm":
+            per_round = statistics.median(lite / mine for lite, mine in zip(cpu["litellm"], cpu[name], strict=True))
+            ratio = (
+                f"   LiteLLM ÷ this: {medians['litellm'] / value:5.1f}x (median of the rounds' ratios {per_round:.1f}x)"
+            )
         print(f"  {name:10} {value:7.0f} us/req  (rounds {min(cpu[name]):.0f}-{max(cpu[name]):.0f}){ratio}")
     return 0
 

@@ -207,7 +207,7 @@ class FastConnection(asyncio.Protocol):
             return
         headers, body, size = parsed
         del buf[:size]
-        close = self.closing or headers.get("connection", "").lower() == "close"
+        close = self.closing or "close" in headers.get("connection", "").lower()
         self.idle_since = None
         self.task = asyncio.get_running_loop().create_task(
             self._serve(RawRequest(headers, self.transport), body, close)
