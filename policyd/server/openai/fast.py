@@ -220,8 +220,8 @@ class FastConnection(asyncio.Protocol):
         end = buf.find(b"\r\n\r\n", len(REQUEST_LINE) - 2)
         if end < 0:
             return False if len(buf) > MAX_HEAD else None
-        if end > MAX_HEAD:
-            return False
+        if end > MAX_HEAD or buf.find(b'"stream"', end) >= 0:
+            return False  # a stream goes to aiohttp before any parsing here (its time to first token)
         lines = buf[len(REQUEST_LINE) : end + 2].decode("latin-1")
         fields = _FIELD.findall(lines)
         headers = Headers((name.lower(), value) for name, value in fields)
@@ -236,7 +236,7 @@ class FastConnection(asyncio.Protocol):
         if len(buf) < size:
             return None
         raw = bytes(buf[end + 4 : size])
-        if b'"stream"' in raw or self.door.at_limit():
+        if b'"stream"' in raw or self.door.at_limit():  # "stream" may arrive after the head was first seen
             return False
         try:
             body = orjson.loads(raw)
