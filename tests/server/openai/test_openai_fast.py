@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -39,6 +40,14 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
 
 async def connect(f) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection("127.0.0.1", f.http.port)
+
+
+async def until(condition: Callable[[], object], timeout_s: float = 2.0) -> None:
+    """Poll ``condition`` every 10 ms until it holds or ``timeout_s`` passes (the caller asserts)."""
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
 
 
 def lean_connections(f) -> int:
@@ -145,16 +154,10 @@ async def test_a_client_going_away_cancels_a_lean_request(front):
     provider = f.daemon.engine.runtime.providers["scripted"]
     _, writer = await connect(f)
     writer.write(chat())
-    for _ in range(100):
-        if f.http.door.in_flight:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: f.http.door.in_flight)
     assert f.http.door.in_flight == 1
     writer.close()
-    for _ in range(100):
-        if provider.cancelled:  # type: ignore[attr-defined]
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: provider.cancelled)  # type: ignore[attr-defined]
     assert len(provider.cancelled) == 1  # type: ignore[attr-defined]
     assert f.http.door.in_flight == 0
 
@@ -164,10 +167,7 @@ async def test_shutdown_lets_a_lean_request_finish_then_closes(front):
     reader, writer = await connect(f)
     idle_reader, idle_writer = await connect(f)
     writer.write(chat())
-    for _ in range(100):
-        if f.http.door.in_flight:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: f.http.door.in_flight)
     shutdown = asyncio.create_task(f.http.shutdown())
     status, _, body = await read_response(reader)
     assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == "in time"
