@@ -88,8 +88,6 @@ async def _lean(port: int) -> None:
     from policyd.server.openai.fast import DoorServer, RawRequest
 
     class Door:
-        in_flight = 0
-
         def limits(self) -> LimitsConfig:
             return LimitsConfig()
 
@@ -102,7 +100,7 @@ async def _lean(port: int) -> None:
         async def handle(self, request: web.BaseRequest) -> web.Response:
             return web.Response(body=_answer(await request.read()), content_type="application/json")
 
-    runner = web.ServerRunner(DoorServer(Door(), access_log=None))  # type: ignore[arg-type]
+    runner = web.ServerRunner(DoorServer(Door(), access_log=None))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     print("ready", flush=True)

@@ -26,16 +26,14 @@ import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
+from policyd.config.security import LimitsConfig
 from policyd.server.openai.errors import Reply, http_error, reply_of
-
-if TYPE_CHECKING:
-    from policyd.server.openai.app import FrontDoor
 
 REQUEST_LINE = b"POST /v1/chat/completions HTTP/1.1\r\n"
 MAX_HEAD = 8190
@@ -48,6 +46,18 @@ _FIELD = re.compile(r"(?<![^\n])([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x0
 _HANDED_OFF = ("transfer-encoding", "expect", "upgrade")
 _STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
+
+
+class Door(Protocol):
+    """What the lean path needs of the door (:class:`~policyd.server.openai.app.FrontDoor`)."""
+
+    def limits(self) -> LimitsConfig: ...
+
+    def at_limit(self) -> bool: ...
+
+    async def chat_fast(self, request: RawRequest, body: dict[str, Any]) -> Reply: ...
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse: ...
 
 
 class Headers(dict[str, str]):
@@ -108,7 +118,7 @@ def render(reply: Reply, close: bool) -> bytes:
 class DoorServer(web.Server):
     """aiohttp's low-level server whose connections start on the lean path (:class:`FastConnection`)."""
 
-    def __init__(self, door: FrontDoor, **kwargs: Any) -> None:
+    def __init__(self, door: Door, **kwargs: Any) -> None:
         super().__init__(door.handle, **kwargs)
         self.door = door
         self.fast: set[FastConnection] = set()
