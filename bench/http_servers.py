@@ -18,6 +18,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ ANSWER = json.dumps(
 CANDIDATES = {
     "aiohttp-lowlevel": "aiohttp",
     "aiohttp-app": "aiohttp",
+    "policyd-lean": "aiohttp",
     "uvicorn-asgi": "uvicorn",
     "granian-rsgi": "granian",
     "granian-asgi": "granian",
@@ -78,6 +80,33 @@ async def _aiohttp(port: int, low_level: bool) -> None:
     await asyncio.Event().wait()
 
 
+async def _lean(port: int) -> None:
+    """The front door's lean path (``policyd/server/openai/fast.py``) in front of aiohttp, with this route."""
+    from aiohttp import web
+
+    from policyd.config.security import LimitsConfig
+    from policyd.server.openai.fast import DoorServer, RawRequest
+
+    class Door:
+        def limits(self) -> LimitsConfig:
+            return LimitsConfig()
+
+        def at_limit(self) -> bool:
+            return False
+
+        async def chat_fast(self, request: RawRequest, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+            return 200, {}, ANSWER if body.get("messages") else b"{}"
+
+        async def handle(self, request: web.BaseRequest) -> web.Response:
+            return web.Response(body=_answer(await request.read()), content_type="application/json")
+
+    runner = web.ServerRunner(DoorServer(Door(), access_log=None))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A raw ASGI app: no framework."""
     if scope["type"] != "http":
@@ -106,7 +135,11 @@ rsgi_app = RsgiApp()
 
 
 def serve(kind: str, port: int) -> None:
-    if kind.startswith("aiohttp"):
+    if kind == "policyd-lean":
+        import uvloop
+
+        uvloop.run(_lean(port))
+    elif kind.startswith("aiohttp"):
         import uvloop
 
         uvloop.run(_aiohttp(port, kind == "aiohttp-lowlevel"))
@@ -183,18 +216,25 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--only", default="", help="comma-separated candidates")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the table shows each one's median")
     args = p.parse_args()
     if args.serve:
         serve(args.serve, args.port)
         return
     wanted = [k for k in CANDIDATES if not args.only or k in args.only.split(",")]
+    for kind in [k for k in wanted if importlib.util.find_spec(CANDIDATES[k]) is None]:
+        print(f"{kind:18} skipped: {CANDIDATES[kind]} is not installed")
+        wanted.remove(kind)
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in wanted}
+    for r in range(args.rounds):
+        for kind in wanted:
+            runs[kind].append(measure(kind, args.duration, args.concurrency))
+            if args.rounds > 1:
+                print(f"round {r + 1} {kind:18} {runs[kind][-1]['cpu_us_per_req']:6.0f} us/req", flush=True)
     print(f"{'server':18} {'req/s':>8} {'p50 ms':>8} {'CPU us/req':>11}")
-    for kind in wanted:
-        if importlib.util.find_spec(CANDIDATES[kind]) is None:
-            print(f"{kind:18} skipped: {CANDIDATES[kind]} is not installed")
-            continue
-        r = measure(kind, args.duration, args.concurrency)
-        print(f"{kind:18} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['cpu_us_per_req']:11.0f}", flush=True)
+    for kind, got in runs.items():
+        rps, p50, cpu = (statistics.median(x[k] for x in got) for k in ("rps", "p50_ms", "cpu_us_per_req"))
+        print(f"{kind:18} {rps:8.0f} {p50:8.2f} {cpu:11.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ from policyd.server.convert import deadline_from
 from policyd.server.openai import embeddings, response, sse
 from policyd.server.openai.auth import HttpIdentity
 from policyd.server.openai.convert import Target, metadata_of, request_from_body, resolve_model
-from policyd.server.openai.errors import HttpError, http_error, outcome_error
+from policyd.server.openai.errors import HttpError, Reply, http_error, outcome_error, reply_of
+from policyd.server.openai.fast import RawRequest
 from policyd.server.openai.intent import Intent, read_intent
 from policyd.types import Outcome, Request
 
@@ -44,10 +45,12 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(error: HttpError, request_id: str = "") -> web.Response:
-    headers = dict(error.headers)
-    if request_id:
-        headers["x-request-id"] = headers["x-policyd-request-id"] = request_id
-    return web.Response(body=error.json(), status=error.status, content_type=JSON, headers=headers)
+    return reply_response(reply_of(error, request_id))
+
+
+def reply_response(reply: Reply) -> web.Response:
+    status, headers, body = reply
+    return web.Response(body=body, status=status, content_type=JSON, headers=headers)
 
 
 class FrontDoor:
@@ -59,11 +62,16 @@ class FrontDoor:
         self.in_flight = 0
         self._tracer = daemon.telemetry.tracer() if daemon.telemetry.tracing else None
 
-    def _limits(self) -> LimitsConfig:
+    def limits(self) -> LimitsConfig:
         return self.daemon.config.raw.limits
 
+    def at_limit(self) -> bool:
+        """Whether ``limits.max_concurrent_rpcs`` requests are in progress (the next is refused)."""
+        limit = self.limits().max_concurrent_rpcs
+        return limit is not None and self.in_flight >= limit
+
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        limit = self._limits().max_concurrent_rpcs
+        limit = self.limits().max_concurrent_rpcs
         if limit is not None and self.in_flight >= limit:
             refused = ResourceExhausted(f"{limit} requests in progress (limits.max_concurrent_rpcs)", retry_after_s=1)
             return error_response(http_error(refused))
@@ -76,8 +84,21 @@ class FrontDoor:
         finally:
             self.in_flight -= 1
 
+    async def chat_fast(self, request: RawRequest, body: dict[str, Any]) -> Reply:
+        """A whole-JSON chat completion on the lean path (``fast.py``): :meth:`handle` and :meth:`chat`'s steps."""
+        self.in_flight += 1
+        try:
+            if self._tracer is None and "traceparent" not in request.headers:
+                return await self._complete(self._request(request, body), str(body["model"]))
+            with self._traced(request):
+                return await self._complete(self._request(request, body), str(body["model"]))
+        except Exception as exc:
+            return reply_of(http_error(exc))
+        finally:
+            self.in_flight -= 1
+
     @contextlib.contextmanager
-    def _traced(self, request: web.BaseRequest) -> Iterator[None]:
+    def _traced(self, request: web.BaseRequest | RawRequest) -> Iterator[None]:
         """The caller's W3C trace context, and a server span when tracing is on."""
         carrier = request.headers if "traceparent" in request.headers else None
         ctx = propagate.extract(carrier) if carrier is not None else None
@@ -118,7 +139,7 @@ class FrontDoor:
         raise HttpError(404, f"model {model_id!r} does not exist", "invalid_request_error", "model_not_found", "model")
 
     async def _body(self, request: web.BaseRequest) -> dict[str, Any]:
-        limit = self._limits().max_receive_message_bytes
+        limit = self.limits().max_receive_message_bytes
         too_big = HttpError(413, f"body over {limit} bytes (limits.max_receive_message_bytes)", "invalid_request_error")
         if request.content_length is not None and request.content_length > limit:
             raise too_big
@@ -135,7 +156,7 @@ class FrontDoor:
             raise InvalidArgument("body", "must be a JSON object")
         return body
 
-    def _caller(self, request: web.BaseRequest, body: dict[str, Any]) -> tuple[Intent, Target, str, float]:
+    def _caller(self, request: web.BaseRequest | RawRequest, body: dict[str, Any]) -> tuple[Intent, Target, str, float]:
         """Who asks and what for: the intent, the policy (or direct model), the tenant and the deadline."""
         ident = self.identity.identify(request)
         config = self.daemon.config
@@ -145,11 +166,11 @@ class FrontDoor:
         tenant = self.identity.tenant(ident, target.policy, intent.tenant)
         return intent, target, tenant, deadline_from(intent.deadline_s, defaults.deadline_ms, defaults.max_deadline_ms)
 
-    def _request(self, request: web.BaseRequest, body: dict[str, Any]) -> Request:
+    def _request(self, request: web.BaseRequest | RawRequest, body: dict[str, Any]) -> Request:
         intent, target, tenant, deadline = self._caller(request, body)
         request_id = intent.request_id or new_id()
         return request_from_body(
-            body, intent, target, limits=self._limits(), request_id=request_id, tenant=tenant, deadline=deadline
+            body, intent, target, limits=self.limits(), request_id=request_id, tenant=tenant, deadline=deadline
         )
 
     async def embed(self, request: web.BaseRequest) -> web.Response:
@@ -177,15 +198,19 @@ class FrontDoor:
             options = body.get("stream_options") or {}
             include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
             return await self._stream(request, domain, asked, include_usage)
+        return reply_response(await self._complete(domain, asked))
+
+    async def _complete(self, domain: Request, asked: str) -> Reply:
+        """The engine's answer to a whole-JSON chat request, as a ``chat.completion`` or an error."""
         try:
             outcome = await self.daemon.engine.complete(domain)
         except Exception as exc:
-            return error_response(http_error(exc), domain.request_id)
+            return reply_of(http_error(exc), domain.request_id)
         error = outcome_error(outcome)
         if error is not None or outcome.output is None:
-            return error_response(error or http_error(RuntimeError("no output")), domain.request_id)
+            return reply_of(error or http_error(RuntimeError("no output")), domain.request_id)
         payload = response.completion(outcome, outcome.output, asked, response.now())
-        return json_response(payload, headers=response.headers(outcome))
+        return 200, response.headers(outcome), orjson.dumps(payload)
 
     async def _stream(
         self, request: web.BaseRequest, domain: Request, asked: str, include_usage: bool

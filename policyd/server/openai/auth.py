@@ -17,9 +17,10 @@ from aiohttp import web
 from policyd.config import Config
 from policyd.errors import PermissionDenied
 from policyd.server.auth import AuthGate, Identity
+from policyd.server.openai.fast import RawRequest
 
 
-def _common_names(request: web.BaseRequest) -> list[bytes]:
+def _common_names(request: web.BaseRequest | RawRequest) -> list[bytes]:
     transport = request.transport
     cert: Any = transport.get_extra_info("peercert") if transport is not None else None
     if not cert:
@@ -34,7 +35,7 @@ class HttpIdentity:
         self._gate = gate
         self._config = config
 
-    def identify(self, request: web.BaseRequest) -> Identity | None:
+    def identify(self, request: web.BaseRequest | RawRequest) -> Identity | None:
         """The authenticated identity; None when authentication is off. Raises Unauthenticated."""
         auth = self._gate.current()
         if auth is None:

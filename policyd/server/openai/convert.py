@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -44,6 +44,10 @@ _ROLES = {
 }
 _EFFORTS = {"none": "off", "minimal": "low", "low": "low", "medium": "medium", "high": "high"}
 _FORMATS = ("text", "json_object", "json_schema")
+_PARAM_KEYS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "stop", "response_format", "seed")
+_NO_PARAMS = GenerationParams()
+"""What a body that sets none of ``_PARAM_KEYS`` asks for (frozen, so one instance serves them all)."""
+_NO_CONSTRAINTS = Constraints()
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,10 @@ def _tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
 
 
 def _message(m: Any, i: int) -> Message:
+    if type(m) is dict and len(m) == 2 and type(content := m.get("content")) is str and content:
+        role = _ROLES.get(cast(str, m.get("role")))  # the common {"role", "content"} message: nothing else to check
+        if role is not None and role is not Role.TOOL:
+            return Message(role=role, content=content)
     where = f"messages[{i}]"
     m = _obj(m, where)
     role = _ROLES.get(m.get("role"))
@@ -227,6 +235,8 @@ def _stop(value: Any) -> tuple[str, ...]:
 
 
 def _params(body: Mapping[str, Any], limits: LimitsConfig) -> GenerationParams:
+    if all(body.get(key) is None for key in _PARAM_KEYS):
+        return _NO_PARAMS
     field = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     max_tokens = _int(body.get(field), field)
     if max_tokens is not None and not 0 < max_tokens <= limits.max_output_tokens:
@@ -272,6 +282,15 @@ def _messages(value: Any, limits: LimitsConfig) -> tuple[Message, ...]:
     return tuple(_message(m, i) for i, m in enumerate(value))
 
 
+def _constraints(intent: Intent, target: Target) -> Constraints:
+    if intent.max_cost_usd is None and not target.model:
+        return _NO_CONSTRAINTS
+    return Constraints(
+        max_cost_usd=intent.max_cost_usd,
+        allowed_models=frozenset((target.model,)) if target.model else frozenset(),
+    )
+
+
 def request_from_body(
     body: Mapping[str, Any],
     intent: Intent,
@@ -301,10 +320,7 @@ def request_from_body(
         task=intent.task,
         stakes=intent.stakes,
         labels=labels,
-        constraints=Constraints(
-            max_cost_usd=intent.max_cost_usd,
-            allowed_models=frozenset((target.model,)) if target.model else frozenset(),
-        ),
+        constraints=_constraints(intent, target),
         cache_mode=intent.cache_mode,
         policy=target.policy,
         tenant=tenant,

@@ -42,6 +42,18 @@ class HttpError(Exception):
         return orjson.dumps(self.body())
 
 
+Reply = tuple[int, dict[str, str], bytes]
+"""A whole JSON answer: status, headers (besides the content type and length), body."""
+
+
+def reply_of(error: HttpError, request_id: str = "") -> Reply:
+    """An error's answer; with the request id in ``x-request-id`` and ``x-policyd-request-id`` when known."""
+    headers = dict(error.headers)
+    if request_id:
+        headers["x-request-id"] = headers["x-policyd-request-id"] = request_id
+    return error.status, headers, error.json()
+
+
 NO_RETRY = {"x-should-retry": "false"}
 """OpenAI's SDKs retry 408, 409, 429 and 5xx by default; this header tells them when a retry cannot help."""
 

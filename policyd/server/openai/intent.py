@@ -84,8 +84,21 @@ def _enum(kind: type[E], value: str, where: str) -> E:
         raise InvalidArgument(where, f"must be one of {', '.join(m.value for m in kind)} (got {value!r})") from None
 
 
+def _sdk_timeout(headers: Mapping[str, str]) -> float | None:
+    """The OpenAI SDK's client timeout, in seconds; an SDK's header we do not own never fails a request."""
+    value = headers.get(SDK_TIMEOUT_HEADER)
+    if value is None:
+        return None
+    try:
+        return _positive(value, SDK_TIMEOUT_HEADER)
+    except InvalidArgument:
+        return None
+
+
 def read_intent(headers: Mapping[str, str], metadata: Mapping[str, str]) -> Intent:
     """Validate the intent; errors name the header or ``metadata.<key>`` at fault."""
+    if not metadata and not any(name in headers for _, name in HEADERS):
+        return Intent(deadline_s=_sdk_timeout(headers))  # the common case: nothing asked beside the body
     found: dict[str, tuple[str, str]] = {}
     labels: dict[str, str] = {}
     for key, value in metadata.items():
@@ -103,11 +116,8 @@ def read_intent(headers: Mapping[str, str], metadata: Mapping[str, str]) -> Inte
     raw = {key: value for key, (value, _) in found.items()}
     where = {key: name for key, (_, name) in found.items()}
     deadline = _positive(raw["deadline_ms"], where["deadline_ms"]) / 1000 if "deadline_ms" in raw else None
-    if deadline is None and SDK_TIMEOUT_HEADER in headers:
-        try:
-            deadline = _positive(headers[SDK_TIMEOUT_HEADER], SDK_TIMEOUT_HEADER)
-        except InvalidArgument:
-            deadline = None  # an SDK's header we do not own never fails a request
+    if deadline is None:
+        deadline = _sdk_timeout(headers)
     return Intent(
         task=raw.get("task", ""),
         stakes=_enum(Stakes, raw["stakes"], where["stakes"]) if "stakes" in raw else Stakes.NORMAL,

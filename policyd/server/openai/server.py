@@ -1,8 +1,9 @@
 """Start and stop the HTTP front door beside the gRPC server (``--http-listen`` / ``http_listen``).
 
 aiohttp's low-level :class:`aiohttp.web.Server` (no router, no middlewares, no access
-log) runs on the daemon's event loop, uvloop when installed; ``docs/openai.md`` has
-the measurement that chose it. With ``auth.tls`` the port speaks TLS too, and with
+log) runs on the daemon's event loop, uvloop when installed, with a lean path in front
+of it for whole-JSON chat completions (``fast.py``); ``docs/openai.md`` has the
+measurements that chose them. With ``auth.tls`` the port speaks TLS too, and with
 ``auth.tls.client_ca_file`` it requires client certificates, as the gRPC port does.
 """
 
@@ -61,6 +62,7 @@ async def start_http(daemon: Daemon, listen: str, grace_s: float = 10.0) -> Runn
     from aiohttp import web
 
     from policyd.server.openai.app import FrontDoor
+    from policyd.server.openai.fast import DoorServer
 
     try:
         check_address(listen)
@@ -69,7 +71,7 @@ async def start_http(daemon: Daemon, listen: str, grace_s: float = 10.0) -> Runn
     auth = daemon.config.raw.auth
     tls = auth.tls if auth is not None else None
     door = FrontDoor(daemon, AuthGate(lambda: daemon.config))
-    server = web.Server(door.handle, handler_cancellation=True, access_log=None)
+    server = DoorServer(door, handler_cancellation=True, access_log=None)
     runner = web.ServerRunner(server, shutdown_timeout=grace_s)
     await runner.setup()
     context = ssl_context(tls, daemon.config.source) if tls is not None else None
