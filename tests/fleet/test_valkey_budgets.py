@@ -39,12 +39,12 @@ fleet:
   valkey:
     prefix: {prefix}
     on_unavailable: {mode}
-    timeout_ms: 300
+    timeout_ms: {timeout_ms}
 """
 
 
-def config(rpm: int = 100_000, mode: str = "fail_closed", prefix: str | None = None) -> str:
-    return FLEET.format(rpm=rpm, mode=mode, prefix=prefix or f"t{uuid.uuid4().hex[:8]}")
+def config(rpm: int = 100_000, mode: str = "fail_closed", prefix: str | None = None, timeout_ms: int = 300) -> str:
+    return FLEET.format(rpm=rpm, mode=mode, prefix=prefix or f"t{uuid.uuid4().hex[:8]}", timeout_ms=timeout_ms)
 
 
 def user(text: str, **kw: object) -> pb.CompleteRequest:
@@ -67,13 +67,16 @@ def valkey_env(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Re
 
 
 async def test_300_concurrent_requests_over_three_daemons_never_exceed_the_shared_budget(live, valkey_env):
-    text = config()
+    # 300 calls at once on one event loop (three daemons and the client): on a loaded CI machine a Valkey
+    # answer can wait longer than 300 ms for the loop, and fail_closed would refuse with UNAVAILABLE.
+    text = config(timeout_ms=5000)
     replicas = [await live(text) for _ in range(3)]
     results = await asyncio.gather(*(ask(replicas[i % 3][2], i) for i in range(300)))
     answered = [r for r in results if isinstance(r, pb.CompleteResponse)]
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert answered and refused, "the shared budget should let some through and refuse the rest"
-    assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    others = [f"{r.code().name}: {r.details()}" for r in refused if r.code() != grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert not others, others
     spent = sum(r.total_cost_usd for r in answered)
     assert spent <= 0.001
     layer = replicas[0][0].engine.pipeline.step("budget")
