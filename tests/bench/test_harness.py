@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -69,10 +71,22 @@ def test_bench_run_measures_every_scenario(tmp_path):
     out = tmp_path / "results.json"
     args = ["--duration", "0.3", "--repeat", "1", "--warmup", "5", "--soak", "300", "--out", str(out)]
     args += ["--rounds", "5", "--stream-concurrency", "2", "--stream-warmup", "2", "--skip", "frontdoor"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), *args], capture_output=True, text=True, timeout=120, cwd=ROOT
+    # Its own session, so that a timeout (a heavily loaded machine) stops the daemons it started, too.
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
     )
-    assert proc.returncode == 0, proc.stderr
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr
     results = json.loads(out.read_text())
     for key in ("echo", "direct", "passthrough", "default", "cache", "failfast"):
         phases = results["scenarios"][key]
@@ -84,9 +98,9 @@ def test_bench_run_measures_every_scenario(tmp_path):
     for level in ("c1", "c2"):
         for leg in ("direct", "policyd grpc", "policyd http"):
             assert results["streaming"][level][leg]["count"] > 0 and results["streaming"][level][leg]["failed"] == 0
-    assert "(f) soak: 300 requests" in proc.stdout
-    assert "passthrough, default config (cache + ledger on) vs echo" in proc.stdout
-    assert render(results) in proc.stdout
-    summary = proc.stdout.split("summary (load average")[1]
+    assert "(f) soak: 300 requests" in stdout
+    assert "passthrough, default config (cache + ledger on) vs echo" in stdout
+    assert render(results) in stdout
+    summary = stdout.split("summary (load average")[1]
     assert "streaming TTFT added, gRPC, c=1" in summary and "streaming TTFT added, HTTP, c=2" in summary
     assert "frontdoor figures" in summary and "skipped" in summary
