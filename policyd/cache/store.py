@@ -117,6 +117,9 @@ class ResponseStore:
         self._fanout: diskcache.FanoutCache | None = None
         self._opening: threading.Thread | None = None
         """Opens the shards in the background (:meth:`_open`); joined by the first use of :attr:`_cache`."""
+        self.ready = True
+        """False while the shards are opening: an event loop's first use waits for them in a thread
+        (:meth:`wait_open`), not on the loop."""
         self._rows: dict[int, ShardRows] = {}
         """The batch writer's connections, one per shard (used from the writer thread only)."""
         self._next_cull = 0.0
@@ -132,10 +135,17 @@ class ResponseStore:
         # The shards' SQLite files (~570 statements for 8, and their syncs: 40-170 ms of wall clock in a
         # fresh directory, more while another worker creates the same files) open while the daemon
         # finishes its start: the first use waits for them (docs/deploy.md, "Start-up").
+        self.ready = False
         self._opening = threading.Thread(target=self._open, name="policyd-cache-open", daemon=True)
         self._opening.start()
 
     def _open(self) -> None:
+        try:
+            self._open_shards()
+        finally:
+            self.ready = True
+
+    def _open_shards(self) -> None:
         try:
             self._fanout = diskcache.FanoutCache(
                 str(self.directory),
@@ -158,13 +168,17 @@ class ResponseStore:
         self.stats.add("io_errors")
         log.warning("cache: %s; running without a cache", reason)
 
-    @property
-    def _cache(self) -> diskcache.FanoutCache | None:
-        """The shards, once open (None: they cannot be); the first use waits for the opening thread."""
+    def wait_open(self) -> None:
+        """Return once the shards are open, or known not to open."""
         opening = self._opening
         if opening is not None:
             opening.join()
             self._opening = None
+
+    @property
+    def _cache(self) -> diskcache.FanoutCache | None:
+        """The shards, once open (None: they cannot be); the first use waits for the opening thread."""
+        self.wait_open()
         return self._fanout
 
     @property
