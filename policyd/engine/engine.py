@@ -127,7 +127,9 @@ class Engine:
 
     # ------------------------------------------------------------ the pipeline
 
-    async def complete(self, request: Request, progress: Progress | None = None) -> Outcome:
+    async def complete(self, request: Request, progress: Progress | None = None, run: RunStep | None = None) -> Outcome:
+        """``request`` through the pipeline; ``run`` replaces the built-in run step (:meth:`run_strategy`)
+        for this request, admission, settlement and recording staying the same (the cache's replays)."""
         turn = self.turn(request, progress)
         events = turn.events
         runtime = turn.runtime
@@ -135,7 +137,7 @@ class Engine:
         try:
             if events.started:
                 await _notify(events.started, TurnStarted(turn))
-            outcome = await self._admit(turn, self.pipeline.admit, 0)
+            outcome = await self._admit(turn, self.pipeline.admit, 0, run)
         finally:
             self._leave(runtime)
         outcome = evolve(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
@@ -171,7 +173,7 @@ class Engine:
                 if settle is not None:
                     settles.append(settle)
             else:
-                outcome = await (run or self._run)(turn)
+                outcome = await (run or self.run_strategy)(turn)
         except BaseException:
             if settles:
                 await _settle(settles, None)
@@ -180,8 +182,8 @@ class Engine:
             await _settle(settles, outcome)
         return outcome
 
-    async def _run(self, turn: Turn) -> Outcome:
-        """transform, then run the plan's strategy over a context on the Turn."""
+    async def run_strategy(self, turn: Turn) -> Outcome:
+        """The built-in run step: transform, then run the plan's strategy over a context on the Turn."""
         contain = self._containment(turn.runtime)
         await self._transform(turn, contain)
         ctx = StrategyContext(turn, self.call_handler(), contain)
