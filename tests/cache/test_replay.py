@@ -199,7 +199,8 @@ async def test_a_policy_reload_answers_by_the_new_policy_at_once(live, host, num
     for _ in range(3):
         await stub.Complete(msg)
     assert running.servicer.replays.replayed == 1
-    Path(daemon.options.config_path).write_text(textwrap.dedent(policy(model="glm-4.5", version="v2")))
+    new = textwrap.dedent(policy(model="glm-4.5", version="v2"))
+    await asyncio.to_thread(Path(daemon.options.config_path).write_text, new)
     assert await running.reloader.reload("test")
     reply = await stub.Complete(msg)
     assert reply.output.content == "glm-4.5 answer #2" and not reply.attempts[0].cached
