@@ -19,8 +19,8 @@ the fields of each request (request id, decision id, trace id, each attempt's lo
 time): a parsed reply equals ``convert.outcome_to_proto`` of the outcome (tested).
 
 Only strategies registered ``replayable`` (``single``, ``fallback``) are remembered,
-only when the cache is the outermost call layer (no tracing: the ``trace`` layer
-makes a span per call) and nobody watches attempts, and only unary ``Complete``
+only when the cache is the outermost call layer (no telemetry exported: the ``trace`` layer
+records each call) and nobody watches attempts, and only unary ``Complete``
 calls without an idempotency key. ``docs/cache.md`` ("Repeated requests") describes it.
 """
 
@@ -115,6 +115,7 @@ class ReplayMemo:
         self.layer = layer
         self.max_entries = max_entries
         self._entries: dict[tuple[str, bytes], Remembered] = {}
+        self._runtime: Runtime | None = engine.runtime
         self.replayed = 0
         """Requests answered by a replay so far."""
 
@@ -126,12 +127,14 @@ class ReplayMemo:
         None when the body is too large to remember."""
         if len(body) > MAX_BODY_BYTES:
             return None
+        engine = self.engine
+        if engine.runtime is not self._runtime:  # a reload: what was remembered was decided on the old policy
+            self._entries.clear()
+            self._runtime = engine.runtime
         key = (tenant, body)
         known = self._entries.get(key)
-        if known is not None and (
-            known.runtime is not self.engine.runtime or known.pipeline is not self.engine.pipeline
-        ):
-            del self._entries[key]  # a reload (or a new pipeline) since: decide again
+        if known is not None and known.pipeline is not engine.pipeline:
+            del self._entries[key]
             known = None
         return Ticket(self, key, known)
 

@@ -272,3 +272,16 @@ async def test_replays_under_a_budget_reserve_and_settle_like_a_full_hit(live, h
     await daemon.ledger.flush()
     rows = ledger_rows(daemon.data_dir)
     assert [row[3] for row in rows] == [replies[0].total_cost_usd, 0.0, 0.0, 0.0]
+
+
+async def test_the_memo_keeps_at_most_its_bound_dropping_the_oldest(live, host):
+    _, running, stub = await live(policy(), host=host)
+    memo = running.servicer.replays
+    memo.max_entries = 2
+    for prompt in ("first", "second", "third"):
+        for _ in range(2):
+            await stub.Complete(user(prompt))
+    assert len(memo) == 2
+    await stub.Complete(user("third"))
+    await stub.Complete(user("first"))  # forgotten: a hit through the strategy again, remembered again
+    assert memo.replayed == 1 and len(memo) == 2
