@@ -127,8 +127,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def Complete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompleteResponse | bytes:
-        if not request.request_id and self.replays is not None:  # no idempotency key to claim: most calls
-            return await self._complete(request, context, self.replays)
+        replays = self.replays
+        if not request.request_id and replays is not None and replays.outermost():  # no idempotency key: most calls
+            return await self._complete(request, context, replays)
         domain = self._request(request, context)
         if not request.request_id:
             return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
@@ -145,11 +146,12 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         the reply is then sent as it was encoded."""
         tenant = self.identity(context, request)
         ticket = replays.ticket(tenant, request.SerializeToString())
-        defaults = self.daemon.config.defaults
+        config = self.daemon.config
+        defaults = config.defaults
         deadline = convert.deadline_from(context.time_remaining(), defaults.deadline_ms, defaults.max_deadline_ms)
         domain = ticket.request(deadline) if ticket is not None else None
         if domain is None:  # not remembered: validated and converted
-            check_request_limits(request, self.daemon.config.raw.limits)
+            check_request_limits(request, config.raw.limits)
             domain = convert.request_from_proto(request, tenant=tenant, deadline=deadline)
         run = ticket.run if ticket is not None else None
         outcome = _answerable(await self.daemon.engine.complete(domain, run=run))
