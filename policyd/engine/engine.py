@@ -121,6 +121,10 @@ class Engine:
         """A Turn for ``request`` on the current runtime: the first thing made for every request."""
         return Turn(self.runtime, self.registered, request, progress, self.pipeline.events)
 
+    def strategy_step(self) -> RunStep:
+        """The built-in run step (transform, then the plan's strategy), for a ``run`` given to :meth:`complete`."""
+        return self._run
+
     def explain(self, request: Request) -> Explanation:
         """The decision a request would get (what ``Explain`` answers); no step runs."""
         return self.turn(request).explanation
@@ -128,8 +132,8 @@ class Engine:
     # ------------------------------------------------------------ the pipeline
 
     async def complete(self, request: Request, progress: Progress | None = None, run: RunStep | None = None) -> Outcome:
-        """``request`` through the pipeline; ``run`` replaces the built-in run step (:meth:`run_strategy`)
-        for this request, admission, settlement and recording staying the same (the cache's replays)."""
+        """``request`` through the pipeline; ``run`` replaces the built-in run step (:meth:`strategy_step`)
+        for this request, admission, settlement and recording staying the same (``policyd.server.replay``)."""
         turn = self.turn(request, progress)
         events = turn.events
         runtime = turn.runtime
@@ -173,7 +177,7 @@ class Engine:
                 if settle is not None:
                     settles.append(settle)
             else:
-                outcome = await (run or self.run_strategy)(turn)
+                outcome = await (run or self._run)(turn)
         except BaseException:
             if settles:
                 await _settle(settles, None)
@@ -182,8 +186,8 @@ class Engine:
             await _settle(settles, outcome)
         return outcome
 
-    async def run_strategy(self, turn: Turn) -> Outcome:
-        """The built-in run step: transform, then run the plan's strategy over a context on the Turn."""
+    async def _run(self, turn: Turn) -> Outcome:
+        """transform, then run the plan's strategy over a context on the Turn."""
         contain = self._containment(turn.runtime)
         await self._transform(turn, contain)
         ctx = StrategyContext(turn, self.call_handler(), contain)

@@ -217,7 +217,7 @@ class Ticket:
         memo = self.memo
         cap = turn.max_cost_usd
         turn.state[RECORDING] = Recording()
-        outcome = await memo.engine.run_strategy(turn)
+        outcome = await memo.engine.strategy_step()(turn)
         memo.remember(self.key, turn, outcome, cap, remaining)
         return outcome
 
