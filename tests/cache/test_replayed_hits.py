@@ -17,19 +17,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cache_helpers import user
+from cache_helpers import committed_entries, user
 from pydantic import BaseModel, ConfigDict
 
 from policyd.cache.service import cache_dir
-from policyd.cache.settings import CacheSettings
-from policyd.cache.stats import CacheStats
-from policyd.cache.store import ResponseStore
 from policyd.ledger.store import ledger_path
 from policyd.plugin import hookimpl
 from policyd.plugin.manager import PluginHost, default_host
 from policyd.plugin.specs import DeltaSink, ProviderSpec
 from policyd.types import Message, ModelCall, ModelResponse, Role, Usage
 from policyd.v1 import policyd_pb2 as pb
+from tests import daemon_process
 
 
 class NoSettings(BaseModel):
@@ -174,7 +172,7 @@ async def test_a_new_answer_stored_by_another_worker_is_answered_once_this_one_r
     assert all(r.attempts[0].cached for r in after) and numbered.calls == 2
 
 
-async def test_a_cache_cleared_by_another_process_ends_the_replays(live, host, numbered, tmp_path):
+async def test_policyd_cache_clear_in_another_process_ends_the_replays(live, host, numbered, tmp_path):
     data = tmp_path / "data"
     _, running, stub = await live(policy(reread=0.2), host=host, data_dir=data)
     msg = user("name three sorting algorithms")
@@ -182,11 +180,9 @@ async def test_a_cache_cleared_by_another_process_ends_the_replays(live, host, n
         await stub.Complete(msg)
     assert running.servicer.replays.replayed == 1
     await asyncio.sleep(0.1)  # the writer's batch reaches the disk
-    store = ResponseStore(cache_dir(data), CacheSettings(), CacheStats())  # as `policyd cache clear` does
-    try:
-        assert store.clear() == 1
-    finally:
-        store.close()
+    cleared = await asyncio.to_thread(daemon_process.run, ["policyd", "cache", "clear", "--data-dir", str(data)])
+    assert cleared.returncode == 0, cleared.stderr
+    assert committed_entries(cache_dir(data)) == 0
     await asyncio.sleep(0.3)
     reply = await stub.Complete(msg)
     assert not reply.attempts[0].cached and reply.output.content == "gpt-oss-120b answer #2"
