@@ -281,3 +281,47 @@ async def test_the_memo_keeps_at_most_its_bound_dropping_the_oldest(live, host):
     await stub.Complete(user("third"))
     await stub.Complete(user("first"))  # forgotten: a hit through the strategy again, remembered again
     assert memo.replayed == 1 and len(memo) == 2
+
+
+class Collect:
+    """A decision sink keeping the events it receives."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, object]] = []
+
+    def emit(self, event: dict[str, object]) -> None:
+        self.events.append(dict(event))
+
+    def close(self) -> None:
+        return None
+
+
+async def test_the_decision_log_has_one_event_per_replayed_request(live, host):
+    from policyd.plugin.specs import DecisionSinkSpec, NoParams
+
+    sink = Collect()
+
+    class Sinks:
+        @hookimpl
+        def policyd_register_decision_sinks(self, register: Callable[[DecisionSinkSpec], None]) -> None:
+            register(DecisionSinkSpec(name="collect", factory=lambda ctx, params: sink, params=NoParams))
+
+    host.add(Sinks(), "collector", version="1.0", origin="direct")
+    text = policy() + "telemetry:\n  decisions:\n    sinks: [{name: collect}]\n"
+    _, running, stub = await live(text, host=host)
+    replies = [await stub.Complete(user("logged prompt")) for _ in range(4)]
+    assert running.servicer.replays.replayed == 2
+    for _ in range(200):
+        if len(sink.events) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert [e["decision_id"] for e in sink.events] == [r.decision_id for r in replies]
+    assert [e["request_id"] for e in sink.events] == [r.request_id for r in replies]
+    assert {str(e["models"]) for e in sink.events} == {"['gpt-oss-120b']"}
+
+    def shared(event: dict[str, object]) -> dict[str, object]:
+        per_request = ("timestamp", "decision_id", "request_id", "latency_ms", "attempts")
+        attempts = [{k: v for k, v in a.items() if k != "latency_ms"} for a in event["attempts"]]  # type: ignore[attr-defined]
+        return {**{k: v for k, v in event.items() if k not in per_request}, "attempts": attempts}
+
+    assert shared(sink.events[3]) == shared(sink.events[1]), "a replay's event is a full-run hit's"
