@@ -8,14 +8,15 @@ frozen dataclasses) stay alive until the batch commits. That is cheap for the
 them pile up, and Python's small-object allocator takes new 1 MiB arenas for them. After
 the backlog commits, an arena goes back to the OS only when every object in it is free, and
 the requests served meanwhile leave a few long-lived objects in most of them: the process
-kept about 1.5 KB per queued outcome (the soak's RSS growth on a stalling disk).
+kept most of the 1.4 KB each queued outcome took (the soak's RSS growth on a stalling disk).
 
 So an outcome queued behind :data:`PACK_AFTER` others is stored as its rows instead
 (:func:`~policyd.ledger.records.values`, serialized with :mod:`marshal`), back to back in
-anonymous memory maps of :data:`SEGMENT` bytes: about 0.4 KB a record, no Python object
-per record, and each map is unmapped (its memory returned to the OS) as soon as its
-records are inserted. The event loop pays for making the rows (about 10 µs) only for the
-outcomes that would otherwise wait behind a stalled disk.
+anonymous memory maps of :data:`SEGMENT` bytes: about 0.3 KB a record, no Python object
+per record, and each map is unmapped (its memory returned to the OS) once the batch holding
+its records has committed (or failed). The event loop pays for making the rows (about 5 µs)
+only for the outcomes that would otherwise wait behind a stalled disk; the writer thread
+then only unpacks them. ``tests/ledger/test_backlog_memory.py`` measures both.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ PACK_AFTER = 256
 """Outcomes queued beyond this many are packed. Under the default ``flush_interval_ms`` a queue
 this long means a commit has waited on the disk (1,500 req/s queue ~75 per interval)."""
 SEGMENT = 1 << 20
-"""Bytes per memory map: about 2,500 packed records (pages are resident only once written)."""
+"""Bytes per memory map: about 3,000 packed records (its pages are resident only once written)."""
 _LEN = 4
 
 
