@@ -95,6 +95,7 @@ def test_bench_run_measures_every_scenario(tmp_path):
     assert results["soak"]["count"] == 300 and results["soak"]["errors"] == 0
     assert 0 < results["soak"]["rss_start_mb"] <= results["soak"]["rss_peak_mb"]
     assert results["soak"]["fsync_max_ms"] > 0, "the data dir's fsync was probed during the soak"
+    assert results["soak"]["rss_committed_mb"] > 0, "the RSS was read again once the ledger committed"
     for level in ("c1", "c2"):
         for leg in ("direct", "policyd grpc", "policyd http"):
             assert results["streaming"][level][leg]["count"] > 0 and results["streaming"][level][leg]["failed"] == 0
