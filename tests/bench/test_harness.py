@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bench import fake_upstream
 from bench.figures import render
@@ -67,6 +68,7 @@ def test_fake_upstream_spaces_a_streams_events_by_the_gap():
     assert fake_upstream.stream_writes(0) == [(0.0, fake_upstream.STREAM)]
 
 
+@pytest.mark.timeout(330)  # the run itself is given 300 s, under the suite's 120 s default
 def test_bench_run_measures_every_scenario(tmp_path):
     out = tmp_path / "results.json"
     args = ["--duration", "0.3", "--repeat", "1", "--warmup", "5", "--soak", "300", "--out", str(out)]
