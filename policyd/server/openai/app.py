@@ -195,10 +195,33 @@ class FrontDoor:
         domain = self._request(request, body)
         asked = str(body["model"])
         if body.get("stream"):
-            options = body.get("stream_options") or {}
-            include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-            return await self._stream(request, domain, asked, include_usage)
+            out = _AiohttpStream(request)
+            reply = await self._stream(domain, asked, _include_usage(body), out)
+            if reply is not None:
+                return reply_response(reply)
+            assert out.resp is not None
+            await out.resp.write_eof()
+            return out.resp
         return reply_response(await self._complete(domain, asked))
+
+    async def chat_stream_fast(self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut) -> Reply | None:
+        """A streamed chat completion on the lean path (``fast.py``): :meth:`handle` and :meth:`chat`'s steps.
+
+        Returns the answer when the request failed before its stream started (a plain HTTP
+        error), else None once the whole stream went through ``out``.
+        """
+        self.in_flight += 1
+        try:
+            if self._tracer is None and "traceparent" not in request.headers:
+                return await self._stream(self._request(request, body), str(body["model"]), _include_usage(body), out)
+            with self._traced(request):
+                return await self._stream(self._request(request, body), str(body["model"]), _include_usage(body), out)
+        except Exception as exc:
+            if out.started:
+                raise  # the head is out: the connection can only be closed
+            return reply_of(http_error(exc))
+        finally:
+            self.in_flight -= 1
 
     async def _complete(self, domain: Request, asked: str) -> Reply:
         """The engine's answer to a whole-JSON chat request, as a ``chat.completion`` or an error."""
@@ -212,16 +235,13 @@ class FrontDoor:
         payload = response.completion(outcome, outcome.output, asked, response.now())
         return 200, response.headers(outcome), orjson.dumps(payload)
 
-    async def _stream(
-        self, request: web.BaseRequest, domain: Request, asked: str, include_usage: bool
-    ) -> web.StreamResponse:
-        """Deltas as they come; an error before the first one is a plain HTTP error, after it an error event."""
+    async def _stream(self, domain: Request, asked: str, include_usage: bool, out: sse.StreamOut) -> Reply | None:
+        """Deltas as they come; an error before the first one is returned (a plain HTTP error), after it an event."""
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         task = asyncio.create_task(self.daemon.engine.complete(domain, Progress(on_delta=queue.put_nowait)))
         task.add_done_callback(lambda _: queue.put_nowait(None))
         chunks = sse.Chunks(domain.request_id, asked, response.now(), include_usage)
-        resp: web.StreamResponse | None = None
-        streamed = False
+        request_id = domain.request_id
         try:
             done = False
             while not done and (item := await queue.get()) is not None:
@@ -232,33 +252,45 @@ class FrontDoor:
                         done = True
                         break
                     pieces.append(more)
-                head = b""
-                if resp is None:  # the head, the role chunk and the first text go out in one write
-                    resp, head = await self._open_stream(request, domain.request_id), chunks.role()
-                streamed = True
-                await resp.write(head + b"".join([chunks.content(p) for p in pieces]))
+                head = b"" if out.started else chunks.role()  # the head, role chunk and first text: one write
+                await out.send(head + b"".join([chunks.content(p) for p in pieces]), request_id)
             outcome, error = _settled(task)
-            head = b""
-            if resp is None:
-                if error is not None:
-                    return error_response(error, domain.request_id)
-                resp, head = await self._open_stream(request, domain.request_id), chunks.role()
+            if error is not None and not out.started:
+                return reply_of(error, request_id)
+            head = b"" if out.started else chunks.role()
             if error is not None or outcome is None or outcome.output is None:
-                await resp.write(head + sse.error_event(error or http_error(RuntimeError("no output"))))
+                await out.send(head + sse.error_event(error or http_error(RuntimeError("no output"))), request_id)
             else:
-                await resp.write(head + chunks.ending(outcome, outcome.output, streamed))
-            await resp.write_eof()
-            return resp
+                await out.send(head + chunks.ending(outcome, outcome.output, out.started), request_id)
+            return None
         finally:
             if not task.done():
                 task.cancel()  # the client went away: abort the upstream calls
 
-    async def _open_stream(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        """The stream's response, prepared: aiohttp sends its head with the first write."""
-        headers = {**sse.HEADERS, "x-request-id": request_id, "x-policyd-request-id": request_id}
-        resp = web.StreamResponse(status=200, headers=headers)
-        await resp.prepare(request)
-        return resp
+
+class _AiohttpStream:
+    """A stream's bytes through aiohttp's :class:`~aiohttp.web.StreamResponse` (see :class:`sse.StreamOut`)."""
+
+    __slots__ = ("request", "resp", "started")
+
+    def __init__(self, request: web.BaseRequest) -> None:
+        self.request = request
+        self.resp: web.StreamResponse | None = None
+        self.started = False
+
+    async def send(self, data: bytes, request_id: str) -> None:
+        if self.resp is None:  # prepared: aiohttp sends its head with the first write
+            headers = sse.headers(request_id)
+            resp = web.StreamResponse(status=200, headers=headers)
+            await resp.prepare(self.request)
+            self.resp = resp
+        self.started = True
+        await self.resp.write(data)
+
+
+def _include_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options") or {}
+    return bool(options.get("include_usage")) if isinstance(options, dict) else False
 
 
 def _settled(task: asyncio.Task[Outcome]) -> tuple[Outcome | None, HttpError | None]:

@@ -1,27 +1,29 @@
-"""A lean HTTP/1.1 path for the front door's common request: a whole-JSON chat completion.
+"""A lean HTTP/1.1 path for the front door's common request: a chat completion, whole or streamed.
 
 Every connection starts on :class:`FastConnection`, a bare :class:`asyncio.Protocol`. It
 serves a request itself only when it is the common case: ``POST /v1/chat/completions``
 over HTTP/1.1 with a ``Content-Length`` body (within ``limits.max_receive_message_bytes``)
-that is a JSON object not asking to stream, well-formed headers, none repeated, and no
-``Transfer-Encoding``, ``Expect`` or ``Upgrade``. Anything else (streams, the other
-routes, chunked bodies, malformed requests, refusals at the concurrency limit) is handed,
-with the bytes read so far, to aiohttp's own protocol for the rest of the connection, so
-every other behaviour stays aiohttp's. The answer of the common case is the same
-``chat.completion`` or error, with the same status and headers, built by the same
-:class:`~policyd.server.openai.app.FrontDoor` methods; only aiohttp's request and response
-objects, its header multidicts and its per-request tasks are skipped (``docs/openai.md``
-has the measurement).
+that is a JSON object, well-formed headers, none repeated, and no ``Transfer-Encoding``,
+``Expect`` or ``Upgrade``. Anything else (the other routes, chunked bodies, malformed
+requests, refusals at the concurrency limit) is handed, with the bytes read so far, to
+aiohttp's own protocol for the rest of the connection, so every other behaviour stays
+aiohttp's. The answer of the common case is the same ``chat.completion``, SSE stream
+(``"stream": true``, chunked, as aiohttp frames it) or error, with the same status and
+headers, built by the same :class:`~policyd.server.openai.app.FrontDoor` methods; only
+aiohttp's request and response objects, its header multidicts and its per-request tasks
+are skipped (``docs/openai.md`` has the measurement).
 
 Keep-alive and pipelining are served in order; ``Connection: close`` closes after the
 answer; a connection idle for ``KEEPALIVE_S`` is closed, as aiohttp does; a client that
-goes away cancels its request, as aiohttp's ``handler_cancellation`` does.
+goes away cancels its request, as aiohttp's ``handler_cancellation`` does; a stream waits
+while the client reads slower than it is written (the transport's high-water mark).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from email.utils import formatdate
@@ -33,7 +35,10 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from policyd.config.security import LimitsConfig
+from policyd.server.openai import sse
 from policyd.server.openai.errors import Reply, http_error, reply_of
+
+log = logging.getLogger(__name__)
 
 REQUEST_LINE = b"POST /v1/chat/completions HTTP/1.1\r\n"
 MAX_HEAD = 8190
@@ -56,6 +61,8 @@ class Door(Protocol):
     def at_limit(self) -> bool: ...
 
     async def chat_fast(self, request: RawRequest, body: dict[str, Any]) -> Reply: ...
+
+    async def chat_stream_fast(self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut) -> Reply | None: ...
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse: ...
 
@@ -115,6 +122,41 @@ def render(reply: Reply, close: bool) -> bytes:
     return b"".join(head)
 
 
+def stream_head(request_id: str, close: bool) -> bytes:
+    """Status line and headers of a stream, as aiohttp writes a prepared ``web.StreamResponse``."""
+    text = "".join(f"{name}: {value}\r\n" for name, value in sse.headers(request_id).items())
+    if "\n" in request_id or "\r" in request_id:
+        raise ValueError("a response header holds a line break")
+    head = [_STATUS[200], text.encode("latin-1"), b"Transfer-Encoding: chunked\r\n", _date(), _SERVER]
+    if close:
+        head.append(b"Connection: close\r\n")
+    head.append(b"\r\n")
+    return b"".join(head)
+
+
+class LeanStream:
+    """One stream's bytes on a lean connection, in chunks (see :class:`sse.StreamOut`)."""
+
+    __slots__ = ("close", "conn", "started")
+
+    def __init__(self, conn: FastConnection, close: bool) -> None:
+        self.conn = conn
+        self.close = close
+        self.started = False
+
+    async def send(self, data: bytes, request_id: str) -> None:
+        transport = self.conn.transport
+        if transport is None:
+            raise ConnectionResetError("the client went away")
+        frame = b"%x\r\n%b\r\n" % (len(data), data)
+        if not self.started:
+            frame = stream_head(request_id, self.close) + frame
+            self.started = True
+        transport.write(frame)
+        if not self.conn.writable:
+            await self.conn.drained()
+
+
 class DoorServer(web.Server):
     """aiohttp's low-level server whose connections start on the lean path (:class:`FastConnection`)."""
 
@@ -165,7 +207,8 @@ class FastConnection(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.idle_since: float | None = time.monotonic()
         self.closing = False
-        self._writable = True
+        self.writable = True
+        self._drained: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -178,11 +221,19 @@ class FastConnection(asyncio.Protocol):
             self.task.cancel()  # the client went away: abort the upstream calls
 
     def pause_writing(self) -> None:
-        self._writable = False
+        self.writable = False
 
     def resume_writing(self) -> None:
-        self._writable = True
+        self.writable = True
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
         self._next()
+
+    async def drained(self) -> None:
+        """Wait until the transport's buffer is under its low-water mark (or the connection is lost)."""
+        if self._drained is None or self._drained.done():
+            self._drained = asyncio.get_running_loop().create_future()
+        await self._drained
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -207,7 +258,7 @@ class FastConnection(asyncio.Protocol):
     def _next(self) -> None:
         """Start the next buffered request, hand the connection to aiohttp, or wait for more bytes."""
         buf = self.buf
-        if not buf or not self._writable or self.transport is None:
+        if not buf or not self.writable or self.transport is None or self.task is not None:
             return
         parsed = self._parse(buf)
         if parsed is None:
@@ -230,8 +281,8 @@ class FastConnection(asyncio.Protocol):
         end = buf.find(b"\r\n\r\n", len(REQUEST_LINE) - 2)
         if end < 0:
             return False if len(buf) > MAX_HEAD else None
-        if end > MAX_HEAD or buf.find(b'"stream"', end) >= 0:
-            return False  # a stream goes to aiohttp before any parsing here (its time to first token)
+        if end > MAX_HEAD:
+            return False
         lines = buf[len(REQUEST_LINE) : end + 2].decode("latin-1")
         fields = _FIELD.findall(lines)
         headers = Headers((name.lower(), value) for name, value in fields)
@@ -246,13 +297,13 @@ class FastConnection(asyncio.Protocol):
         if len(buf) < size:
             return None
         raw = bytes(buf[end + 4 : size])
-        if b'"stream"' in raw or self.door.at_limit():  # "stream" may arrive after the head was first seen
+        if self.door.at_limit():
             return False
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return False
-        if not isinstance(body, dict) or body.get("stream"):
+        if not isinstance(body, dict):
             return False
         return headers, body, size
 
@@ -271,11 +322,16 @@ class FastConnection(asyncio.Protocol):
 
     async def _serve(self, request: RawRequest, body: dict[str, Any], close: bool) -> None:
         try:
-            reply = await self.door.chat_fast(request, body)
-            try:
-                answer = render(reply, close)
-            except ValueError as exc:
-                answer = render(reply_of(http_error(exc)), close)
+            if body.get("stream"):
+                answer = await self._stream(request, body, close)
+            else:
+                answer = _rendered(await self.door.chat_fast(request, body), close)
+        except ConnectionResetError:
+            return  # the client went away mid-stream (connection_lost cleans up)
+        except Exception:
+            log.exception("a stream broke after its head was sent; closing the connection")
+            self.close()
+            return
         finally:
             self.task = None
         transport = self.transport
@@ -288,3 +344,16 @@ class FastConnection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         transport.resume_reading()
         self._next()
+
+    async def _stream(self, request: RawRequest, body: dict[str, Any], close: bool) -> bytes:
+        """A stream's head and events written as they come; returns its last chunk (or a plain error answer)."""
+        out = LeanStream(self, close)
+        reply = await self.door.chat_stream_fast(request, body, out)
+        return _rendered(reply, close) if reply is not None else b"0\r\n\r\n"
+
+
+def _rendered(reply: Reply, close: bool) -> bytes:
+    try:
+        return render(reply, close)
+    except ValueError as exc:
+        return render(reply_of(http_error(exc)), close)

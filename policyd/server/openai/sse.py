@@ -10,7 +10,7 @@ for a short one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -24,6 +24,22 @@ HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
+
+
+def headers(request_id: str) -> dict[str, str]:
+    """A stream's response headers, in the order they are written."""
+    return {**HEADERS, "x-request-id": request_id, "x-policyd-request-id": request_id}
+
+
+class StreamOut(Protocol):
+    """Where one stream's bytes go: aiohttp's response, or the lean path's connection (``fast.py``)."""
+
+    started: bool
+    """Whether the head went out (set by the first :meth:`send`): an error can no longer be a plain answer."""
+
+    async def send(self, data: bytes, request_id: str) -> None:
+        """Send ``data`` (whole events); the first call sends the response head (naming ``request_id``) too."""
+        ...
 
 
 def event(payload: dict[str, Any]) -> bytes:
