@@ -146,17 +146,18 @@ async def slices(
     """
 
     async def worker(leg: Leg, sample: Sample, end: float) -> None:
-        counted = False  # the first stream of a slice is the ramp-up: all workers start at once
-        while time.perf_counter() < end:
+        """Streams until ``end``, two at least: the first is the ramp-up (all workers start at once), not counted."""
+        for n in itertools.count():
+            if n >= 2 and time.perf_counter() >= end:
+                return
             try:
                 ttft, total = await leg()
             except Exception:
                 sample.failed += 1
                 continue
-            if counted:
+            if n:
                 sample.ttft.append(ttft * 1000)
                 sample.total.append(total * 1000)
-            counted = True
 
     stop_at = time.perf_counter() + duration
     while time.perf_counter() < stop_at:

@@ -195,27 +195,21 @@ class FrontDoor:
         domain = self._request(request, body)
         asked = str(body["model"])
         if body.get("stream"):
-            out = _AiohttpStream(request)
-            reply = await self._stream(domain, asked, _include_usage(body), out)
-            if reply is not None:
-                return reply_response(reply)
-            assert out.resp is not None
-            await out.resp.write_eof()
-            return out.resp
+            return await self._stream(request, domain, asked, _include_usage(body))
         return reply_response(await self._complete(domain, asked))
 
-    async def chat_stream_fast(self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut) -> Reply | None:
+    async def chat_stream_fast(self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut) -> Reply | bytes:
         """A streamed chat completion on the lean path (``fast.py``): :meth:`handle` and :meth:`chat`'s steps.
 
-        Returns the answer when the request failed before its stream started (a plain HTTP
-        error), else None once the whole stream went through ``out``.
+        The deltas go through ``out`` as they come; returns the stream's last events, or the
+        answer when the request failed before its stream started (a plain HTTP error).
         """
         self.in_flight += 1
         try:
             if self._tracer is None and "traceparent" not in request.headers:
-                return await self._stream(self._request(request, body), str(body["model"]), _include_usage(body), out)
+                return await self._stream_direct(self._request(request, body), str(body["model"]), body, out)
             with self._traced(request):
-                return await self._stream(self._request(request, body), str(body["model"]), _include_usage(body), out)
+                return await self._stream_direct(self._request(request, body), str(body["model"]), body, out)
         except Exception as exc:
             if out.started:
                 raise  # the head is out: the connection can only be closed
@@ -235,13 +229,44 @@ class FrontDoor:
         payload = response.completion(outcome, outcome.output, asked, response.now())
         return 200, response.headers(outcome), orjson.dumps(payload)
 
-    async def _stream(self, domain: Request, asked: str, include_usage: bool, out: sse.StreamOut) -> Reply | None:
-        """Deltas as they come; an error before the first one is returned (a plain HTTP error), after it an event."""
+    async def _stream_direct(
+        self, domain: Request, asked: str, body: dict[str, Any], out: sse.StreamOut
+    ) -> Reply | bytes:
+        """The lean path's stream: each delta is written from the engine's own call, no queue and no second task."""
+        chunks = sse.Chunks(domain.request_id, asked, response.now(), _include_usage(body))
+        out.open(domain.request_id)
+        role = chunks.role()
+        unsendable: list[Exception] = []  # raised after the engine returns, never into the provider's call
+
+        def on_delta(text: str) -> None:
+            try:
+                data = chunks.content(text)
+            except Exception as exc:  # text JSON cannot carry (a lone surrogate)
+                unsendable.append(exc)
+                return
+            out.write(data if out.started else role + data)
+
+        outcome: Outcome | None = None
+        try:
+            outcome = await self.daemon.engine.complete(domain, Progress(on_delta=on_delta))
+            error = outcome_error(outcome)
+        except Exception as exc:
+            error = http_error(exc)
+        if unsendable:
+            raise unsendable[0]
+        if error is not None and not out.started:
+            return reply_of(error, domain.request_id)
+        return _last_events(chunks, outcome, error, out.started)
+
+    async def _stream(
+        self, request: web.BaseRequest, domain: Request, asked: str, include_usage: bool
+    ) -> web.StreamResponse:
+        """Deltas as they come; an error before the first one is a plain HTTP error, after it an error event."""
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         task = asyncio.create_task(self.daemon.engine.complete(domain, Progress(on_delta=queue.put_nowait)))
         task.add_done_callback(lambda _: queue.put_nowait(None))
         chunks = sse.Chunks(domain.request_id, asked, response.now(), include_usage)
-        request_id = domain.request_id
+        resp: web.StreamResponse | None = None
         try:
             done = False
             while not done and (item := await queue.get()) is not None:
@@ -252,40 +277,37 @@ class FrontDoor:
                         done = True
                         break
                     pieces.append(more)
-                head = b"" if out.started else chunks.role()  # the head, role chunk and first text: one write
-                await out.send(head + b"".join([chunks.content(p) for p in pieces]), request_id)
+                head = b""
+                if resp is None:  # the head, the role chunk and the first text go out in one write
+                    resp, head = await self._open_stream(request, domain.request_id), chunks.role()
+                await resp.write(head + b"".join([chunks.content(p) for p in pieces]))
             outcome, error = _settled(task)
-            if error is not None and not out.started:
-                return reply_of(error, request_id)
-            head = b"" if out.started else chunks.role()
-            if error is not None or outcome is None or outcome.output is None:
-                await out.send(head + sse.error_event(error or http_error(RuntimeError("no output"))), request_id)
+            if resp is None:
+                if error is not None:
+                    return error_response(error, domain.request_id)
+                resp = await self._open_stream(request, domain.request_id)
+                await resp.write(_last_events(chunks, outcome, error, False))
             else:
-                await out.send(head + chunks.ending(outcome, outcome.output, out.started), request_id)
-            return None
+                await resp.write(_last_events(chunks, outcome, error, True))
+            await resp.write_eof()
+            return resp
         finally:
             if not task.done():
                 task.cancel()  # the client went away: abort the upstream calls
 
+    async def _open_stream(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        """The stream's response, prepared: aiohttp sends its head with the first write."""
+        resp = web.StreamResponse(status=200, headers=sse.headers(request_id))
+        await resp.prepare(request)
+        return resp
 
-class _AiohttpStream:
-    """A stream's bytes through aiohttp's :class:`~aiohttp.web.StreamResponse` (see :class:`sse.StreamOut`)."""
 
-    __slots__ = ("request", "resp", "started")
-
-    def __init__(self, request: web.BaseRequest) -> None:
-        self.request = request
-        self.resp: web.StreamResponse | None = None
-        self.started = False
-
-    async def send(self, data: bytes, request_id: str) -> None:
-        if self.resp is None:  # prepared: aiohttp sends its head with the first write
-            headers = sse.headers(request_id)
-            resp = web.StreamResponse(status=200, headers=headers)
-            await resp.prepare(self.request)
-            self.resp = resp
-        self.started = True
-        await self.resp.write(data)
+def _last_events(chunks: sse.Chunks, outcome: Outcome | None, error: HttpError | None, streamed: bool) -> bytes:
+    """What ends a stream: the role chunk when no delta went out, then an error event or the ending."""
+    head = b"" if streamed else chunks.role()
+    if error is not None or outcome is None or outcome.output is None:
+        return head + sse.error_event(error or http_error(RuntimeError("no output")))
+    return head + chunks.ending(outcome, outcome.output, streamed)
 
 
 def _include_usage(body: dict[str, Any]) -> bool:

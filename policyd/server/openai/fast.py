@@ -15,8 +15,9 @@ are skipped (``docs/openai.md`` has the measurement).
 
 Keep-alive and pipelining are served in order; ``Connection: close`` closes after the
 answer; a connection idle for ``KEEPALIVE_S`` is closed, as aiohttp does; a client that
-goes away cancels its request, as aiohttp's ``handler_cancellation`` does; a stream waits
-while the client reads slower than it is written (the transport's high-water mark).
+goes away cancels its request, as aiohttp's ``handler_cancellation`` does. A stream's
+deltas are written from the engine's own call as they come (:class:`LeanStream`), with no
+queue and no second task between the upstream and the client.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class Door(Protocol):
 
     async def chat_fast(self, request: RawRequest, body: dict[str, Any]) -> Reply: ...
 
-    async def chat_stream_fast(self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut) -> Reply | None: ...
+    async def chat_stream_fast(
+        self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut
+    ) -> Reply | bytes: ...
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse: ...
 
@@ -135,26 +138,53 @@ def stream_head(request_id: str, close: bool) -> bytes:
 
 
 class LeanStream:
-    """One stream's bytes on a lean connection, in chunks (see :class:`sse.StreamOut`)."""
+    """One stream's bytes on a lean connection, chunked (see :class:`sse.StreamOut`).
 
-    __slots__ = ("close", "conn", "started")
+    The first delta goes out at once with the head; the deltas that follow within one pass
+    of the event loop (a burst read from the upstream) go out in one write. Nothing waits
+    on a slow client: its events wait in the transport's buffer, as they waited in the
+    queue of aiohttp's path, and the upstream call goes on (the answer is bounded by its
+    tokens).
+    """
+
+    __slots__ = ("close", "conn", "head", "pending", "started")
 
     def __init__(self, conn: FastConnection, close: bool) -> None:
         self.conn = conn
         self.close = close
         self.started = False
+        self.head = b""
+        self.pending: list[bytes] = []
 
-    async def send(self, data: bytes, request_id: str) -> None:
-        transport = self.conn.transport
-        if transport is None:
-            raise ConnectionResetError("the client went away")
-        frame = b"%x\r\n%b\r\n" % (len(data), data)
+    def open(self, request_id: str) -> None:
+        self.head = stream_head(request_id, self.close)
+
+    def write(self, data: bytes) -> None:
         if not self.started:
-            frame = stream_head(request_id, self.close) + frame
             self.started = True
-        transport.write(frame)
-        if not self.conn.writable:
-            await self.conn.drained()
+            self._send(self.head + b"%x\r\n%b\r\n" % (len(data), data))
+            return
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(data)
+
+    def flush(self) -> None:
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending.clear()
+            self._send(b"%x\r\n%b\r\n" % (len(data), data))
+
+    def end(self, data: bytes) -> bytes:
+        """The stream's last bytes: the head if it is not out yet, what is pending, ``data``, the last chunk."""
+        head, self.started = (b"" if self.started else self.head), True
+        data = b"".join([*self.pending, data])
+        self.pending.clear()
+        return b"%b%x\r\n%b\r\n0\r\n\r\n" % (head, len(data), data)
+
+    def _send(self, frame: bytes) -> None:
+        transport = self.conn.transport
+        if transport is not None:  # else the client went away: its request is being cancelled
+            transport.write(frame)
 
 
 class DoorServer(web.Server):
@@ -207,8 +237,7 @@ class FastConnection(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.idle_since: float | None = time.monotonic()
         self.closing = False
-        self.writable = True
-        self._drained: asyncio.Future[None] | None = None
+        self._writable = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -221,19 +250,11 @@ class FastConnection(asyncio.Protocol):
             self.task.cancel()  # the client went away: abort the upstream calls
 
     def pause_writing(self) -> None:
-        self.writable = False
+        self._writable = False
 
     def resume_writing(self) -> None:
-        self.writable = True
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self._writable = True
         self._next()
-
-    async def drained(self) -> None:
-        """Wait until the transport's buffer is under its low-water mark (or the connection is lost)."""
-        if self._drained is None or self._drained.done():
-            self._drained = asyncio.get_running_loop().create_future()
-        await self._drained
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -258,7 +279,7 @@ class FastConnection(asyncio.Protocol):
     def _next(self) -> None:
         """Start the next buffered request, hand the connection to aiohttp, or wait for more bytes."""
         buf = self.buf
-        if not buf or not self.writable or self.transport is None or self.task is not None:
+        if not buf or not self._writable or self.transport is None or self.task is not None:
             return
         parsed = self._parse(buf)
         if parsed is None:
@@ -326,8 +347,6 @@ class FastConnection(asyncio.Protocol):
                 answer = await self._stream(request, body, close)
             else:
                 answer = _rendered(await self.door.chat_fast(request, body), close)
-        except ConnectionResetError:
-            return  # the client went away mid-stream (connection_lost cleans up)
         except Exception:
             log.exception("a stream broke after its head was sent; closing the connection")
             self.close()
@@ -346,10 +365,10 @@ class FastConnection(asyncio.Protocol):
         self._next()
 
     async def _stream(self, request: RawRequest, body: dict[str, Any], close: bool) -> bytes:
-        """A stream's head and events written as they come; returns its last chunk (or a plain error answer)."""
+        """A stream's head and events written as they come; returns its last bytes (or a plain error answer)."""
         out = LeanStream(self, close)
-        reply = await self.door.chat_stream_fast(request, body, out)
-        return _rendered(reply, close) if reply is not None else b"0\r\n\r\n"
+        last = await self.door.chat_stream_fast(request, body, out)
+        return out.end(last) if isinstance(last, bytes) else _rendered(last, close)
 
 
 def _rendered(reply: Reply, close: bool) -> bytes:

@@ -32,14 +32,16 @@ def headers(request_id: str) -> dict[str, str]:
 
 
 class StreamOut(Protocol):
-    """Where one stream's bytes go: aiohttp's response, or the lean path's connection (``fast.py``)."""
+    """Where one stream's bytes go on the lean path (``fast.py``): written as the deltas come."""
 
     started: bool
-    """Whether the head went out (set by the first :meth:`send`): an error can no longer be a plain answer."""
+    """Whether the head went out (with the first :meth:`write`): an error can no longer be a plain answer."""
 
-    async def send(self, data: bytes, request_id: str) -> None:
-        """Send ``data`` (whole events); the first call sends the response head (naming ``request_id``) too."""
-        ...
+    def open(self, request_id: str) -> None:
+        """Make the response head; raises ValueError when a header cannot be sent (a line break)."""
+
+    def write(self, data: bytes) -> None:
+        """Send one delta's events (the first write with the head); never raises (a gone client is dropped)."""
 
 
 def event(payload: dict[str, Any]) -> bytes:
