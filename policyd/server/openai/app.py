@@ -277,10 +277,10 @@ class FrontDoor:
                         done = True
                         break
                     pieces.append(more)
-                head = b""
+                data = b"".join([chunks.content(p) for p in pieces])  # before the head: it may fail
                 if resp is None:  # the head, the role chunk and the first text go out in one write
-                    resp, head = await self._open_stream(request, domain.request_id), chunks.role()
-                await resp.write(head + b"".join([chunks.content(p) for p in pieces]))
+                    resp, data = await self._open_stream(request, domain.request_id), chunks.role() + data
+                await resp.write(data)
             outcome, error = _settled(task)
             if resp is None:
                 if error is not None:

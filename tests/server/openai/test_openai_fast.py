@@ -9,7 +9,18 @@ from typing import ClassVar
 
 import pytest
 
-from policyd.api import DeltaSink, ModelCall, ModelResponse, NoParams, ProviderSpec, UpstreamError, hookimpl
+from policyd.api import (
+    DeltaSink,
+    Message,
+    ModelCall,
+    ModelResponse,
+    NoParams,
+    ProviderSpec,
+    Role,
+    UpstreamError,
+    Usage,
+    hookimpl,
+)
 from policyd.server.openai.fast import FastConnection
 from policyd.testing import make_host
 from tests.server.openai.test_openai_errors import BREAKING, SCRIPTED, BreakingPlugin
@@ -95,13 +106,18 @@ def via_aiohttp(request_bytes: bytes) -> bytes:
 async def test_a_stream_and_the_next_request_are_served_on_the_lean_path(front):
     f = await front()
     reader, writer = await connect(f)
-    writer.write(chat("streamed", stream=True) + chat("after"))  # pipelined behind the stream
+    writer.write(chat("streamed", stream=True) + chat("streamed"))  # pipelined behind the stream
     status, headers, body = await read_response(reader)
     assert status == 200 and headers["content-type"] == "text/event-stream; charset=utf-8"
     assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
     assert body.startswith(b'data: {"id":"chatcmpl-') and body.endswith(b"data: [DONE]\n\n")
+    events = [json.loads(e[6:]) for e in body.decode().split("\n\n") if e.startswith("data: {")]
+    deltas = [e["choices"][0]["delta"].get("content") for e in events if e["choices"]]
+    assert len([d for d in deltas if d]) > 3  # the simulated model streams in pieces, written as they come
     status, headers, body = await read_response(reader)  # the same connection, kept alive
-    assert status == 200 and json.loads(body)["object"] == "chat.completion"
+    answer = json.loads(body)
+    assert status == 200 and answer["object"] == "chat.completion"
+    assert "".join(d for d in deltas if d) == answer["choices"][0]["message"]["content"]  # in order, none lost
     assert lean_connections(f) == 1  # no hand-off to aiohttp
     writer.close()
 
@@ -220,6 +236,39 @@ async def test_a_client_leaving_mid_stream_cancels_the_upstream_call(front):
     assert StallingProvider.cancelled == ["gpt-oss-120b"]
     await until(lambda: not f.http.door.in_flight)
     assert f.http.door.in_flight == 0
+
+
+class SurrogateProvider(StallingProvider):
+    """Streams a piece of text that JSON cannot carry (a lone surrogate), then answers."""
+
+    async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
+        if on_delta is not None:
+            on_delta("broken \ud800")
+        return ModelResponse(message=Message(role=Role.ASSISTANT, content="fine"), usage=Usage(1, 1))
+
+
+class SurrogatePlugin:
+    POLICYD_API = "1.0"
+
+    @hookimpl
+    def policyd_register_providers(self, register: Callable[[ProviderSpec], None]) -> None:
+        register(ProviderSpec(kind="surrogate", factory=SurrogateProvider, settings=NoParams))
+
+
+async def test_a_delta_json_cannot_carry_is_the_same_500_as_on_aiohttp(front):
+    host = make_host()
+    host.add(SurrogatePlugin(), "surrogate", version="test", origin="direct")
+    f = await front(BREAKING.replace("breaking", "surrogate"), host=host)
+    reader, writer = await connect(f)
+    writer.write(chat("one", stream=True))
+    lean = await read_response(reader)
+    writer.write(via_aiohttp(chat("two", stream=True)))
+    handed = await read_response(reader)
+    assert lean[0] == handed[0] == 500
+    errors = [json.loads(answer[2])["error"] for answer in (lean, handed)]
+    assert [e.pop("message").split(" (incident ")[0] for e in errors] == ["internal error"] * 2
+    assert errors[0] == errors[1] == {"type": "server_error", "param": None, "code": "internal"}
+    writer.close()
 
 
 async def test_shutdown_lets_a_lean_stream_finish_then_closes(front):
