@@ -167,7 +167,7 @@ async def slices(
 
 
 async def measure(
-    targets: dict[str, str], concurrency: int, n: int, duration: float, warmup: int, slice_s: float = 0.25
+    targets: dict[str, str], concurrency: int, n: int, duration: float, warmup: int, slice_s: float = 0.1
 ) -> dict[str, Any]:
     """Medians per leg at one concurrency; ``targets`` maps a daemon's label to its ``grpc|http`` addresses."""
     import aiohttp
@@ -324,7 +324,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream-concurrency", type=int, default=16, help="concurrent streaming workers")
     p.add_argument("--stream-warmup", type=int, default=20, help="unmeasured streaming rounds before each phase")
     p.add_argument("--chunk-gap-ms", type=float, default=0.0, help="the fake upstream's gap between stream events")
-    p.add_argument("--slice", type=float, default=0.25, help="seconds each leg streams alone at concurrency C")
+    p.add_argument("--slice", type=float, default=0.1, help="seconds each leg streams alone at concurrency C")
     p.add_argument("--compare", default="", help="another checkout whose daemon runs interleaved (A/B)")
 
 
