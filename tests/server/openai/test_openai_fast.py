@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -214,19 +214,24 @@ class StallingProvider:
         return None
 
 
-class StallingPlugin:
-    POLICYD_API = "1.0"
+async def front_with(front, kind: str, factory: Callable[..., Any]):
+    """A daemon whose one model answers through a provider kind registered for this test."""
 
-    @hookimpl
-    def policyd_register_providers(self, register: Callable[[ProviderSpec], None]) -> None:
-        register(ProviderSpec(kind="stalling", factory=StallingProvider, settings=NoParams))
+    class Plugin:
+        POLICYD_API = "1.0"
+
+        @hookimpl
+        def policyd_register_providers(self, register: Callable[[ProviderSpec], None]) -> None:
+            register(ProviderSpec(kind=kind, factory=factory, settings=NoParams))
+
+    host = make_host()
+    host.add(Plugin(), kind, version="test", origin="direct")
+    return await front(BREAKING.replace("breaking", kind), host=host)
 
 
 async def test_a_client_leaving_mid_stream_cancels_the_upstream_call(front):
-    host = make_host()
-    host.add(StallingPlugin(), "stalling", version="test", origin="direct")
     StallingProvider.cancelled.clear()
-    f = await front(BREAKING.replace("breaking", "stalling"), host=host)
+    f = await front_with(front, "stalling", StallingProvider)
     reader, writer = await connect(f)
     writer.write(chat(stream=True))
     assert (await reader.readuntil(b"first words, ")).startswith(b"HTTP/1.1 200 OK\r\n")
@@ -247,18 +252,8 @@ class SurrogateProvider(StallingProvider):
         return ModelResponse(message=Message(role=Role.ASSISTANT, content="fine"), usage=Usage(1, 1))
 
 
-class SurrogatePlugin:
-    POLICYD_API = "1.0"
-
-    @hookimpl
-    def policyd_register_providers(self, register: Callable[[ProviderSpec], None]) -> None:
-        register(ProviderSpec(kind="surrogate", factory=SurrogateProvider, settings=NoParams))
-
-
 async def test_a_delta_json_cannot_carry_is_the_same_500_as_on_aiohttp(front):
-    host = make_host()
-    host.add(SurrogatePlugin(), "surrogate", version="test", origin="direct")
-    f = await front(BREAKING.replace("breaking", "surrogate"), host=host)
+    f = await front_with(front, "surrogate", SurrogateProvider)
     reader, writer = await connect(f)
     writer.write(chat("one", stream=True))
     lean = await read_response(reader)
