@@ -266,6 +266,28 @@ async def test_a_delta_json_cannot_carry_is_the_same_500_as_on_aiohttp(front):
     writer.close()
 
 
+class LateSurrogateProvider(StallingProvider):
+    """Streams a first piece, then text that JSON cannot carry."""
+
+    async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
+        if on_delta is not None:
+            on_delta("a good start, ")
+            await asyncio.sleep(0)
+            on_delta("then \ud800")
+        return ModelResponse(message=Message(role=Role.ASSISTANT, content="fine"), usage=Usage(1, 1))
+
+
+async def test_a_stream_that_breaks_after_its_head_closes_the_connection_unfinished(front):
+    f = await front_with(front, "late-surrogate", LateSurrogateProvider)
+    reader, writer = await connect(f)
+    writer.write(chat(stream=True))
+    wire = await reader.read(-1)  # until the server closes
+    assert wire.startswith(b"HTTP/1.1 200 OK\r\n") and b"a good start, " in wire
+    assert not wire.endswith(b"0\r\n\r\n")  # no last chunk: a client cannot take it for a whole answer
+    assert lean_connections(f) == 0
+    writer.close()
+
+
 async def test_shutdown_lets_a_lean_stream_finish_then_closes(front):
     f = await front(SCRIPTED, {"gpt-oss-120b": {"text": "in time", "delay_ms": 300}})
     reader, writer = await connect(f)
