@@ -347,8 +347,8 @@ class FastConnection(asyncio.Protocol):
                 answer = await self._stream(request, body, close)
             else:
                 answer = _rendered(await self.door.chat_fast(request, body), close)
-        except Exception:
-            log.exception("a stream broke after its head was sent; closing the connection")
+        except Exception:  # only a stream whose head went out raises here (a plain answer is rendered)
+            log.exception("a stream on the lean path broke after its head was sent; closing the connection")
             self.close()
             return
         finally:
