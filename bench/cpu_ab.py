@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--rate", type=float, default=0.0, help="open loop at this rate instead of the closed loop")
     p.add_argument("--only", default="default,nocache,cache")
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure echo with one lean upstream POST per request (the floor of a miss; not a target)",
+    )
     args = p.parse_args(argv)
     trees = [(n, Path(t).resolve()) for n, t in (s.split("=", 1) for s in args.tree or [f"this={ROOT}"])]
     wanted = args.only.split(",")
@@ -79,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 found.setdefault("echo", []).append(closed_cpu(echo, f"grpc://{echo.address}", args))
                 echo.stop()
+                if args.floor:
+                    cmd = [sys.executable, str(ROOT / "bench" / "echo_server.py"), "--upstream", url]
+                    floor = runner.start("echo-upstream", cmd, "echo listening on")
+                    found.setdefault("echo+upstream", []).append(closed_cpu(floor, f"grpc://{floor.address}", args))
+                    floor.stop()
                 for key, config, extra in hotpath_scenarios(url):
                     if key not in wanted:
                         continue
@@ -98,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'scenario/tree':24} {'median us/req':>13} {'runs':>24} {'x echo':>7} {'target':>7}")
     for key, runs in found.items():
         if key == "echo":
+            continue
+        if key == "echo+upstream":
+            med = statistics.median(runs)
+            runs_s = " ".join(f"{x:.0f}" for x in runs)
+            print(f"{key:24} {med:13.0f} {runs_s:>24} {echo_us / med:7.2f} {'floor':>7}")
             continue
         med = statistics.median(runs)
         target = HOT_TARGETS.get(key.split("/")[0])
