@@ -10,8 +10,10 @@ does) with its ratio to the bare grpc.aio echo server measured in the same round
 
 Scenarios (``--only``): ``default`` (the default config: cache and ledger on, every
 prompt distinct, so every request is a miss that stores its answer), ``nocache``
-(``make bench``'s passthrough, cache off), ``cache`` (cache hits). Not part of
-``make bench``; ``bench/run.py`` prints the same scenarios for one tree.
+(``make bench``'s passthrough, cache off), ``cache`` (cache hits). ``--floor`` adds a row for the
+echo server making one lean upstream POST per request (``bench/echo_server.py --upstream``): the
+least a miss can cost on this stack, printed with its ratio to echo but not a target. Not part
+of ``make bench``; ``bench/run.py`` prints the same scenarios for one tree.
 """
 
 from __future__ import annotations
