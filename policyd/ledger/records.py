@@ -58,6 +58,16 @@ def _final_model(attempts: tuple[Attempt, ...]) -> str:
     return ""
 
 
+def _models_json(models: dict[str, None]) -> str:
+    """``json.dumps(list(models))``, its text written directly for the usual one plain model id (~0.2 µs
+    against ~2.5 µs a row); anything JSON would escape goes through ``json.dumps``."""
+    if len(models) == 1:
+        (model,) = models
+        if model.isascii() and model.isprintable() and '"' not in model and "\\" not in model:
+            return f'["{model}"]'
+    return json.dumps(list(models))
+
+
 def values(f: Finished) -> Values:
     """The rows of ``f`` (:data:`OUTCOME_COLUMNS` and :data:`ATTEMPT_COLUMNS` without their first)."""
     return outcome_values(f), attempt_values(f.outcome)
@@ -92,7 +102,7 @@ def outcome_values(f: Finished) -> Row:
         outcome.task or request.task,
         e.strategy,
         e.policy_version,
-        json.dumps(list(models)),
+        _models_json(models),
         _final_model(attempts),
         outcome.status.value,
         int(outcome.status.is_success),
