@@ -124,13 +124,19 @@ class Engine:
         """A Turn for ``request`` on the current runtime: the first thing made for every request."""
         return Turn(self.runtime, self.registered, request, progress, self.pipeline.events)
 
+    def strategy_step(self) -> RunStep:
+        """The built-in run step (transform, then the plan's strategy), for a ``run`` given to :meth:`complete`."""
+        return self._run
+
     def explain(self, request: Request) -> Explanation:
         """The decision a request would get (what ``Explain`` answers); no step runs."""
         return self.turn(request).explanation
 
     # ------------------------------------------------------------ the pipeline
 
-    async def complete(self, request: Request, progress: Progress | None = None) -> Outcome:
+    async def complete(self, request: Request, progress: Progress | None = None, run: RunStep | None = None) -> Outcome:
+        """``request`` through the pipeline; ``run`` replaces the built-in run step (:meth:`strategy_step`)
+        for this request, admission, settlement and recording staying the same (``policyd.server.replay``)."""
         turn = self.turn(request, progress)
         events = turn.events
         runtime = turn.runtime
@@ -138,7 +144,7 @@ class Engine:
         try:
             if events.started:
                 await _notify(events.started, TurnStarted(turn))
-            outcome = await self._admit(turn, self.pipeline.admit, 0)
+            outcome = await self._admit(turn, self.pipeline.admit, 0, run)
         finally:
             self._leave(runtime)
         outcome = evolve(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
