@@ -10,8 +10,10 @@ does) with its ratio to the bare grpc.aio echo server measured in the same round
 
 Scenarios (``--only``): ``default`` (the default config: cache and ledger on, every
 prompt distinct, so every request is a miss that stores its answer), ``nocache``
-(``make bench``'s passthrough, cache off), ``cache`` (cache hits). Not part of
-``make bench``; ``bench/run.py`` prints the same scenarios for one tree.
+(``make bench``'s passthrough, cache off), ``cache`` (cache hits). ``--floor`` adds a row for the
+echo server making one lean upstream POST per request (``bench/echo_server.py --upstream``): the
+least a miss can cost on this stack, printed with its ratio to echo but not a target. Not part
+of ``make bench``; ``bench/run.py`` prints the same scenarios for one tree.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--rate", type=float, default=0.0, help="open loop at this rate instead of the closed loop")
     p.add_argument("--only", default="default,nocache,cache")
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure echo with one lean upstream POST per request (the floor of a miss; not a target)",
+    )
     args = p.parse_args(argv)
     trees = [(n, Path(t).resolve()) for n, t in (s.split("=", 1) for s in args.tree or [f"this={ROOT}"])]
     wanted = args.only.split(",")
@@ -79,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 found.setdefault("echo", []).append(closed_cpu(echo, f"grpc://{echo.address}", args))
                 echo.stop()
+                if args.floor:
+                    cmd = [sys.executable, str(ROOT / "bench" / "echo_server.py"), "--upstream", url]
+                    floor = runner.start("echo-upstream", cmd, "echo listening on")
+                    found.setdefault("echo+upstream", []).append(closed_cpu(floor, f"grpc://{floor.address}", args))
+                    floor.stop()
                 for key, config, extra in hotpath_scenarios(url):
                     if key not in wanted:
                         continue
@@ -98,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'scenario/tree':24} {'median us/req':>13} {'runs':>24} {'x echo':>7} {'target':>7}")
     for key, runs in found.items():
         if key == "echo":
+            continue
+        if key == "echo+upstream":
+            med = statistics.median(runs)
+            runs_s = " ".join(f"{x:.0f}" for x in runs)
+            print(f"{key:24} {med:13.0f} {runs_s:>24} {echo_us / med:7.2f} {'floor':>7}")
             continue
         med = statistics.median(runs)
         target = HOT_TARGETS.get(key.split("/")[0])

@@ -157,7 +157,9 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"(f) soak: {soak['count']} requests ({soak['errors']} errors) at {soak['rps']:.0f} RPS;"
             f" RSS start {soak['rss_start_mb']} MB, peak {soak['rss_peak_mb']} MB, end {soak['rss_end_mb']} MB"
-            f" ({soak['rss_growth_pct']:+.2f}%); data dir fsync up to {soak.get('fsync_max_ms', float('nan')):.0f} ms"
+            f" ({soak['rss_growth_pct']:+.2f}%), {soak.get('rss_committed_mb', float('nan'))} MB once the ledger"
+            f" committed; data dir fsync up to {soak.get('fsync_max_ms', float('nan')):.0f} ms"
+            + (f"; ledger write lock held {soak['ledger_held']} (--soak-hold-ms)" if soak.get("ledger_held") else "")
         )
     for key, note in results.get("notes", {}).items():
         lines.append(f"note ({key}): {note}")
@@ -191,6 +193,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
     growth = soak["rss_growth_pct"] if soak else None
     stalled = soak.get("fsync_max_ms", 0.0) if soak else 0.0
     note = skipped or (f"disk stalled: fsync up to {stalled:.0f} ms (docs/benchmarks.md)" if stalled >= 250 else "")
+    if soak and soak.get("ledger_held"):
+        note = "; ".join(n for n in (note, f"ledger write lock held {soak['ledger_held']} on purpose") if n)
     out.append(Row("RSS growth over the soak", growth, TARGETS["rss_growth_pct"], "%", "<=", note))
     return out
 

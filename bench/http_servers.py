@@ -86,6 +86,7 @@ async def _lean(port: int) -> None:
 
     from policyd.config.security import LimitsConfig
     from policyd.server.openai.fast import DoorServer, RawRequest
+    from policyd.server.openai.sse import StreamOut
 
     class Door:
         def limits(self) -> LimitsConfig:
@@ -96,6 +97,11 @@ async def _lean(port: int) -> None:
 
         async def chat_fast(self, request: RawRequest, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
             return 200, {}, ANSWER if body.get("messages") else b"{}"
+
+        async def chat_stream_fast(self, request: RawRequest, body: dict[str, Any], out: StreamOut) -> bytes:
+            out.open("bench")  # the answer as one event, then the end of the stream
+            out.write(b"data: " + ANSWER + b"\n\n")
+            return b"data: [DONE]\n\n"
 
         async def handle(self, request: web.BaseRequest) -> web.Response:
             return web.Response(body=_answer(await request.read()), content_type="application/json")

@@ -15,40 +15,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from policyd.ledger.records import OutcomeRecord  # noqa: E402
+from policyd.ledger.records import Values  # noqa: E402
 from policyd.ledger.stats import StatsQuery, compute  # noqa: E402
-from policyd.ledger.store import connect, insert_outcome  # noqa: E402
+from policyd.ledger.store import connect, insert_outcomes  # noqa: E402
 
 
-def record(i: int, now: float) -> OutcomeRecord:
-    return OutcomeRecord(
-        request_id=f"r{i}",
-        ts=now - i,
-        tenant=f"tenant-{i % 10}",
-        policy=f"policy-{i % 3}",
-        rule="rule",
-        task="coding",
-        strategy="fallback",
-        policy_version="v",
-        models=("m",),
-        final_model="m",
-        status="accepted",
-        default_success=i % 9 != 0,
-        cost_usd=0.001,
-        saved_usd=0.0,
-        tokens_saved=0,
-        input_tokens=100,
-        output_tokens=200,
-        latency_ms=50.0 + i % 100,
-        cached=False,
-        escalated=i % 7 == 0,
-        validations=1,
-        validations_passed=1,
-        failed_attempts=0,
-        decision_id="",
-        trace_id="",
-        attempts=(),
+def record(i: int, now: float) -> Values:
+    """Outcome ``i``'s row (:data:`~policyd.ledger.records.OUTCOME_COLUMNS` after ``seq``), no attempts."""
+    outcome = (
+        f"r{i}",  # request_id
+        now - i,  # ts
+        f"tenant-{i % 10}",
+        f"policy-{i % 3}",
+        "rule",
+        "coding",
+        "fallback",
+        "v",  # policy_version
+        '["m"]',  # models
+        "m",  # final_model
+        "accepted",
+        int(i % 9 != 0),  # default_success
+        0.001,  # cost_usd
+        0.0,  # saved_usd
+        0,  # tokens_saved
+        100,  # input_tokens
+        200,  # output_tokens
+        50.0 + i % 100,  # latency_ms
+        0,  # cached
+        int(i % 7 == 0),  # escalated
+        1,  # validations
+        1,  # validations_passed
+        0,  # attempts
+        0,  # failed_attempts
+        "",  # decision_id
+        "",  # trace_id
     )
+    return outcome, []
 
 
 def main() -> None:
@@ -58,8 +60,7 @@ def main() -> None:
     records = [record(i, now) for i in range(n)]
     started = time.perf_counter()
     conn.execute("BEGIN")
-    for r in records:
-        insert_outcome(conn, r)
+    insert_outcomes(conn, records)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     print(f"insert {n} outcomes: {elapsed:.2f} s ({n / elapsed:,.0f} records/s)")

@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -147,7 +148,11 @@ def measure(target: str, args: argparse.Namespace, server: Proc, extra: tuple[st
 def soak(proc: Proc, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """RSS every 0.5 s over ``--soak`` requests, and the slowest ``fsync`` of a 4 KiB write in the
     daemon's data dir meanwhile: the ledger commits with ``synchronous = FULL``, and while a commit
-    waits on the disk, requests' outcomes queue in memory (up to ``ledger.max_pending``)."""
+    waits on the disk, requests' outcomes queue in memory (up to ``ledger.max_pending``).
+
+    ``--soak-hold-ms`` makes such stalls on purpose (a diagnostic; the figure is measured without):
+    every ``--soak-hold-every`` seconds the bench holds the ledger's write lock that long, so the
+    daemon's next commit waits exactly as it waits on a slow ``fsync``, whatever the disk does."""
     stop = threading.Event()
     fsync_s: list[float] = []
 
@@ -163,9 +168,22 @@ def soak(proc: Proc, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]
                 stop.wait(0.5)
         probe.unlink()
 
+    def hold() -> None:
+        while not stop.wait(args.soak_hold_every):
+            conn = sqlite3.connect(data_dir / "ledger.sqlite3", timeout=30, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                time.sleep(args.soak_hold_ms / 1000)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
     start_mb = proc.rss_mb()
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    threads = [threading.Thread(target=sample, daemon=True)]
+    if args.soak_hold_ms > 0:
+        threads.append(threading.Thread(target=hold, daemon=True))
+    for thread in threads:
+        thread.start()
     try:
         result = loadgen(
             f"grpc://{proc.address}",
@@ -173,9 +191,11 @@ def soak(proc: Proc, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]
         )  # fmt: skip
     finally:
         stop.set()
-        sampler.join()
+        for thread in threads:
+            thread.join()
     end_mb = proc.rss_mb()
     peak = max([start_mb, end_mb, *proc.rss_samples])
+    committed_mb = rss_after_ledger_commit(proc)
     return {
         **result,
         "rss_start_mb": round(start_mb, 1),
@@ -183,7 +203,25 @@ def soak(proc: Proc, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]
         "rss_end_mb": round(end_mb, 1),
         "rss_growth_pct": round((end_mb - start_mb) / start_mb * 100, 2),
         "fsync_max_ms": round(max(fsync_s, default=0.0) * 1000, 1),
+        "rss_committed_mb": round(committed_mb, 1),
+        "ledger_held": f"{args.soak_hold_ms:g} ms every {args.soak_hold_every:g} s" if args.soak_hold_ms > 0 else "",
     }
+
+
+def rss_after_ledger_commit(proc: Proc) -> float:
+    """RSS once everything the soak queued for the ledger has committed (a GetStats commits the queue
+    first): the end figure may fall in a disk stall, while outcomes not yet durable wait in memory."""
+    import grpc
+
+    from policyd.v1 import policyd_pb2, policyd_pb2_grpc
+
+    with grpc.insecure_channel(proc.address) as channel:
+        try:
+            stub = policyd_pb2_grpc.PolicyServiceStub(channel)
+            stub.GetStats(policyd_pb2.GetStatsRequest(window_seconds=1), timeout=60)
+        except grpc.RpcError as exc:  # no ledger in this scenario: nothing queued for it either
+            print(f"(f) soak: GetStats failed ({exc.code()}): RSS read without a ledger commit", flush=True)
+    return proc.rss_mb()
 
 
 def daemon(sc: Scenario, folder: Path) -> Proc:
@@ -302,6 +340,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=200, help="unmeasured requests before each phase")
     p.add_argument("--repeat", type=int, default=2, help="runs of each phase; the best is kept")
     p.add_argument("--soak", type=int, default=50_000, help="requests in the memory soak (0 skips it)")
+    p.add_argument(
+        "--soak-hold-ms",
+        type=float,
+        default=0.0,
+        help="diagnostic: hold the ledger's write lock this long (< 10000, the daemon's busy timeout) during the soak",
+    )
+    p.add_argument("--soak-hold-every", type=float, default=5.0, help="seconds between two --soak-hold-ms holds")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0, help="the fake upstream's added latency")
     p.add_argument("--only", default="", help="comma-separated scenarios and bench modules besides the echo baseline")
     p.add_argument("--skip", default="", help="comma-separated scenarios and bench modules not to run")
@@ -319,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = parser()
     args = p.parse_args(argv)
+    if not 0 <= args.soak_hold_ms < 10_000 or args.soak_hold_every <= 0:
+        p.error("--soak-hold-ms must be in [0, 10000) (the daemon's busy timeout) and --soak-hold-every > 0")
     if args.quick:
         for name, value in QUICK.items():
             if getattr(args, name) == p.get_default(name):

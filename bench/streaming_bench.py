@@ -17,8 +17,11 @@ Each leg measures time to first token (TTFT: send → first non-empty content) a
 stream (send → end). "Added" is the leg's median minus the direct leg's median. The
 per-chunk overhead is (added whole stream - added TTFT) / 16, the 16 chunks after the
 first content, which the upstream sends back to back (``--chunk-gap-ms`` spaces them).
-At concurrency 1 the rounds run one at a time; at concurrency C, C workers each run
-rounds for ``--duration`` seconds. The daemon's CPU per stream is read from ``/proc``.
+At concurrency 1 the rounds run one at a time. At concurrency C the legs take turns in
+slices of ``--slice`` seconds, each slice all C workers streaming on one leg, whole cycles
+of the legs for ``--duration`` seconds: every leg, the direct one included, is measured
+under the same load, C concurrent streams of its own (each worker's first stream of a
+slice, its ramp-up, is not counted). The daemon's CPU per stream is read from ``/proc``.
 
 ``--compare TREE`` starts a second daemon from another checkout (its ``policyd`` and
 ``plugins`` on ``PYTHONPATH``, same interpreter) and interleaves its legs too: an A/B
@@ -116,13 +119,11 @@ def grpc_leg(stub: Any) -> Leg:
     return one
 
 
-async def rounds(legs: dict[str, Leg], samples: dict[str, Sample], n: int, stop_at: float, offset: int) -> None:
-    """Rounds of one request per leg, the legs' order rotating, until ``n`` rounds or ``stop_at``."""
+async def rounds(legs: dict[str, Leg], samples: dict[str, Sample], n: int) -> None:
+    """``n`` rounds of one request per leg, one at a time, the legs' order rotating."""
     names = list(legs)
-    for i in itertools.count():
-        if i >= n or time.perf_counter() >= stop_at:
-            return
-        k = (i + offset) % len(names)
+    for i in range(n):
+        k = i % len(names)
         for name in names[k:] + names[:k]:
             try:
                 ttft, total = await legs[name]()
@@ -133,7 +134,41 @@ async def rounds(legs: dict[str, Leg], samples: dict[str, Sample], n: int, stop_
             samples[name].total.append(total * 1000)
 
 
-async def measure(targets: dict[str, str], concurrency: int, n: int, duration: float, warmup: int) -> dict[str, Any]:
+async def slices(
+    legs: dict[str, Leg], samples: dict[str, Sample], concurrency: int, duration: float, slice_s: float
+) -> None:
+    """Whole cycles of the legs, each leg in turn streamed by ``concurrency`` workers for ``slice_s``.
+
+    Rounds that rotate the legs within each worker (as at concurrency 1) would give each leg
+    the share of the workers that its time per stream makes: the quick direct leg ran at
+    about 0.2 concurrent streams while a daemon's leg ran at 13 of the 16, so "added" was a
+    loaded daemon against an idle upstream. Slices give every leg all the workers.
+    """
+
+    async def worker(leg: Leg, sample: Sample, end: float) -> None:
+        """Streams until ``end``, two at least: the first is the ramp-up (all workers start at once), not counted."""
+        for n in itertools.count():
+            if n >= 2 and time.perf_counter() >= end:
+                return
+            try:
+                ttft, total = await leg()
+            except Exception:
+                sample.failed += 1
+                continue
+            if n:
+                sample.ttft.append(ttft * 1000)
+                sample.total.append(total * 1000)
+
+    stop_at = time.perf_counter() + duration
+    while time.perf_counter() < stop_at:
+        for name, leg in legs.items():
+            end = time.perf_counter() + slice_s
+            await asyncio.gather(*(worker(leg, samples[name], end) for _ in range(concurrency)))
+
+
+async def measure(
+    targets: dict[str, str], concurrency: int, n: int, duration: float, warmup: int, slice_s: float = 0.1
+) -> dict[str, Any]:
     """Medians per leg at one concurrency; ``targets`` maps a daemon's label to its ``grpc|http`` addresses."""
     import aiohttp
     import grpc.aio
@@ -153,10 +188,12 @@ async def measure(targets: dict[str, str], concurrency: int, n: int, duration: f
             legs[f"{label} grpc"] = grpc_leg(pb_grpc.PolicyServiceStub(channel))
             legs[f"{label} http"] = http_leg(session, f"http://{http_address}/v1/chat/completions", "default")
         try:
-            await rounds(legs, {name: Sample() for name in legs}, warmup, float("inf"), 0)
+            await rounds(legs, {name: Sample() for name in legs}, warmup)
             samples = {name: Sample() for name in legs}
-            stop_at = time.perf_counter() + duration if duration > 0 else float("inf")
-            await asyncio.gather(*(rounds(legs, samples, n, stop_at, w) for w in range(concurrency)))
+            if concurrency == 1:
+                await rounds(legs, samples, n)
+            else:
+                await slices(legs, samples, concurrency, duration, slice_s)
         finally:
             for channel in channels:
                 await channel.close()
@@ -227,7 +264,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for c in (1, args.stream_concurrency):
                 cpu0 = {label: proc.cpu_s() for label, proc in daemons.items()}
                 n, duration = (args.rounds, 0.0) if c == 1 else (10**9, args.duration)
-                figures = asyncio.run(measure(targets, c, n, duration, args.stream_warmup))
+                figures = asyncio.run(measure(targets, c, n, duration, args.stream_warmup, args.slice))
                 for label, proc in daemons.items():
                     streams = figures[f"{label} grpc"]["count"] + figures[f"{label} http"]["count"]
                     figures[f"{label} cpu_us_per_stream"] = round((proc.cpu_s() - cpu0[label]) * 1e6 / max(1, streams))
@@ -287,6 +324,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream-concurrency", type=int, default=16, help="concurrent streaming workers")
     p.add_argument("--stream-warmup", type=int, default=20, help="unmeasured streaming rounds before each phase")
     p.add_argument("--chunk-gap-ms", type=float, default=0.0, help="the fake upstream's gap between stream events")
+    p.add_argument("--slice", type=float, default=0.1, help="seconds each leg streams alone at concurrency C")
     p.add_argument("--compare", default="", help="another checkout whose daemon runs interleaved (A/B)")
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from policyd.cache.codec import CorruptEntry, Entry, decode, encode
 from policyd.cache.keys import call_key
@@ -87,6 +87,26 @@ class RecentEntries:
         return entry
 
 
+RECORDING = object()
+"""The ``turn.state`` key of a :class:`Recording` (``policyd.server.replay`` records runs this way)."""
+
+
+class Recording:
+    """The calls of one run as the cache layer answered them: how many, and each hit's key, tenant,
+    stored answer and the USD it saved."""
+
+    __slots__ = ("calls", "hits")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.hits: list[tuple[str, str, ModelResponse, float]] = []
+
+    @property
+    def clean(self) -> bool:
+        """Whether every call was a hit."""
+        return len(self.hits) == self.calls
+
+
 class CacheLayer:
     def __init__(
         self,
@@ -111,6 +131,9 @@ class CacheLayer:
         if not self.store.ready:  # the shards are still opening (start-up): wait in a thread, not on the loop
             await asyncio.to_thread(self.store.wait_open)
         mode = call.cache_mode
+        recording: Recording | None = turn.state.get(RECORDING) if turn is not None else None  # None: unit tests
+        if recording is not None:
+            recording.calls += 1
         if mode is CacheMode.BYPASS or (not self.store.available and mode is not CacheMode.ONLY_IF_CACHED):
             self.stats.add("bypassed")
             return await next_(turn, call, on_delta)
@@ -120,6 +143,8 @@ class CacheLayer:
             hit = self.lookup(key, call.tenant)
             if hit is not None:
                 self.stats.add("hits")
+                if recording is not None:
+                    recording.hits.append((key, call.tenant, hit, self._saved(call, hit)))
                 return self._reuse(call, hit, on_delta, started)
             if mode is CacheMode.ONLY_IF_CACHED:
                 self.stats.add("only_if_cached_misses")
@@ -166,11 +191,31 @@ class CacheLayer:
             return None
         return entry.response
 
+    def replay(self, hits: Sequence[tuple[str, str, ModelResponse, float]]) -> list[float] | None:
+        """Each call of a remembered all-hit run looked up again (``policyd.server.replay``): the lookup
+        times in ms when every key still holds the answer it had, counted as hits; else None, counting nothing."""
+        latencies = []
+        saved = 0.0
+        clock = time.perf_counter
+        for key, tenant, response, usd in hits:
+            started = clock()
+            now = self.lookup(key, tenant)
+            if now is not response and now != response:
+                return None
+            latencies.append((clock() - started) * 1000)
+            saved += usd
+        self.stats.add_hits(len(hits), saved)
+        return latencies
+
+    @staticmethod
+    def _saved(call: ModelCall, response: ModelResponse) -> float:
+        usage = response.usage
+        return call.model.cost_usd(usage.input_tokens, usage.output_tokens)
+
     def _reuse(
         self, call: ModelCall, response: ModelResponse, on_delta: DeltaSink | None, started: float
     ) -> ModelResponse:
-        usage = response.usage
-        self.stats.add("saved_usd", call.model.cost_usd(usage.input_tokens, usage.output_tokens))
+        self.stats.add("saved_usd", self._saved(call, response))
         if on_delta is not None and response.message.content:
             on_delta(response.message.content)
         return evolve(response, cached=True, latency_ms=(time.perf_counter() - started) * 1000)

@@ -59,6 +59,13 @@ class CacheStats:
         with self._lock:
             setattr(self._now, name, getattr(self._now, name) + amount)
 
+    def add_hits(self, count: int, saved_usd: float) -> None:
+        """``count`` hits that saved ``saved_usd`` in all (one lock for both counters)."""
+        with self._lock:
+            now = self._now
+            now.hits += count
+            now.saved_usd += saved_usd
+
     def snapshot(self) -> Counters:
         with self._lock:
             return Counters(**asdict(self._now))

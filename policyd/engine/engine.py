@@ -49,8 +49,11 @@ def build_providers(config: Config, registered: Registered) -> dict[str, Provide
     return providers
 
 
-async def call_provider(turn: Turn, call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
-    """The innermost step of every call: the provider instance the Turn's runtime built."""
+def call_provider(turn: Turn, call: ModelCall, on_delta: DeltaSink | None) -> Awaitable[ModelResponse]:
+    """The innermost step of every call: the provider instance the Turn's runtime built.
+
+    Like the layers' handlers (:func:`_bind_call`), a plain function that returns the provider's
+    own awaitable: no coroutine frame of its own for the call to pass through."""
     provider = turn.runtime.providers.get(call.model.provider)
     if provider is None:
         raise Unavailable(
@@ -58,7 +61,7 @@ async def call_provider(turn: Turn, call: ModelCall, on_delta: DeltaSink | None)
             reason="PROVIDER_NOT_CONFIGURED",
             metadata={"provider": call.model.provider, "model": call.model.id},
         )
-    return await provider.complete(call, on_delta)
+    return provider.complete(call, on_delta)
 
 
 class Engine:
@@ -121,13 +124,19 @@ class Engine:
         """A Turn for ``request`` on the current runtime: the first thing made for every request."""
         return Turn(self.runtime, self.registered, request, progress, self.pipeline.events)
 
+    def strategy_step(self) -> RunStep:
+        """The built-in run step (transform, then the plan's strategy), for a ``run`` given to :meth:`complete`."""
+        return self._run
+
     def explain(self, request: Request) -> Explanation:
         """The decision a request would get (what ``Explain`` answers); no step runs."""
         return self.turn(request).explanation
 
     # ------------------------------------------------------------ the pipeline
 
-    async def complete(self, request: Request, progress: Progress | None = None) -> Outcome:
+    async def complete(self, request: Request, progress: Progress | None = None, run: RunStep | None = None) -> Outcome:
+        """``request`` through the pipeline; ``run`` replaces the built-in run step (:meth:`strategy_step`)
+        for this request, admission, settlement and recording staying the same (``policyd.server.replay``)."""
         turn = self.turn(request, progress)
         events = turn.events
         runtime = turn.runtime
@@ -135,7 +144,7 @@ class Engine:
         try:
             if events.started:
                 await _notify(events.started, TurnStarted(turn))
-            outcome = await self._admit(turn, self.pipeline.admit, 0)
+            outcome = await self._admit(turn, self.pipeline.admit, 0, run)
         finally:
             self._leave(runtime)
         outcome = evolve(outcome, latency_ms=(time.monotonic() - turn.started) * 1000)
@@ -246,8 +255,12 @@ class Engine:
 
 
 def _bind_call(layer: CallLayer, inner: CallNext) -> CallNext:
-    async def handler(turn: Turn, call: ModelCall, on_delta: DeltaSink | None) -> ModelResponse:
-        return await layer(turn, call, on_delta, inner)
+    """``layer`` with its next step bound. The handler returns the layer's coroutine instead of
+    awaiting it in one of its own: a coroutine and a frame less per layer and call, and one level
+    less for every resumption of the call to pass through (the caller awaits it alike)."""
+
+    def handler(turn: Turn, call: ModelCall, on_delta: DeltaSink | None) -> Awaitable[ModelResponse]:
+        return layer(turn, call, on_delta, inner)
 
     return handler
 

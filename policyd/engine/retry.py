@@ -100,10 +100,9 @@ class RetryLayer:
             while True:
                 attempt += 1
                 probe = self.admit(breaker, provider, cfg)
-                timeout_s = None if deadline is None else max(0.0, deadline - self.clock())
                 self.upstream_requests += 1
                 try:
-                    response = await inner(turn, evolve(call, timeout_s=timeout_s), sink)
+                    response = await inner(turn, self._timed(call, attempt, deadline), sink)
                 except UpstreamError as exc:
                     delay = self.after_failure(exc, breaker, cfg, attempt, probe, streamed, holding, deadline)
                     if not holding:
@@ -121,6 +120,12 @@ class RetryLayer:
             self.in_flight -= 1
             if holding:
                 self.retrying -= 1
+
+    def _timed(self, call: ModelCall, attempt: int, deadline: float | None) -> ModelCall:
+        """The call with what is left of its timeout; the first attempt's is the call's own (no copy)."""
+        if attempt == 1 or deadline is None:
+            return call
+        return evolve(call, timeout_s=max(0.0, deadline - self.clock()))
 
     # ------------------------------------------------------------ decisions
 

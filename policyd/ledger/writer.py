@@ -9,7 +9,10 @@ Items commit in the order they were queued, so a report queued after its outcome
 reply is built after the outcome is queued) always finds it: no false NOT_FOUND. The
 thread also makes the rows (:mod:`policyd.ledger.records`): a queued outcome is a
 :class:`~policyd.ledger.records.Finished`, and each run of them in a batch is stored with
-one multi-row INSERT per table (:func:`~policyd.ledger.store.insert_outcomes`).
+one multi-row INSERT per table (:func:`~policyd.ledger.store.insert_outcomes`). Outcomes
+queued behind :data:`~policyd.ledger.spool.PACK_AFTER` others (a commit waiting on the disk)
+are packed into a :class:`~policyd.ledger.spool.Spool` instead, outside Python's object heap,
+so a backlog's memory goes back to the OS once it commits (:mod:`policyd.ledger.spool`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from policyd.errors import Unavailable
-from policyd.ledger.records import Finished
+from policyd.ledger.records import Finished, Values, values
+from policyd.ledger.spool import PACK_AFTER, Spool, pack
 from policyd.ledger.store import Report, apply_report, connect, insert_outcomes
 
 log = logging.getLogger(__name__)
@@ -31,8 +36,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Item:
-    payload: Finished | Report | None
-    """None is a flush marker."""
+    payload: Finished | Spool | Report | None
+    """None is a flush marker; a Spool holds a run of outcomes packed during a backlog."""
     future: asyncio.Future[Any] | None = None
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -48,6 +53,8 @@ class LedgerWriter:
         self.dropped = 0
         self._conn = connect(path, create=True)
         self._items: list[_Item] = []
+        self._count = 0
+        """Outcomes and other items queued (a Spool counts its records)."""
         self._urgent = False
         self._closing = False
         self._cv = threading.Condition()
@@ -57,17 +64,33 @@ class LedgerWriter:
     # ------------------------------------------------------------ producers
 
     def enqueue(self, record: Finished) -> bool:
-        """Queue an outcome for the next batch; False (and a log line) when the queue is full."""
+        """Queue an outcome for the next batch; False (and a log line) when the queue is full.
+
+        Behind :data:`~policyd.ledger.spool.PACK_AFTER` queued records it is packed first."""
+        packed = pack(record) if self._count >= PACK_AFTER else None  # read unlocked: only a hint
         with self._cv:
-            if self._closing or len(self._items) >= self.max_pending:
+            if self._closing or self._count >= self.max_pending:
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     log.error("ledger queue full or closed: %d records dropped so far", self.dropped)
                 return False
-            self._items.append(_Item(record))
-            if len(self._items) == 1 or len(self._items) >= self.max_batch:
+            self._count += 1
+            if packed is None:
+                self._items.append(_Item(record))
+            else:
+                self._spool().append(packed)
+            if self._count == 1 or self._count >= self.max_batch:
                 self._cv.notify()  # start the interval's clock, or commit a full batch now
             return True
+
+    def _spool(self) -> Spool:
+        """The spool at the end of the queue (a new one after anything else); under the lock."""
+        last = self._items[-1].payload if self._items else None
+        if isinstance(last, Spool):
+            return last
+        spool = Spool()
+        self._items.append(_Item(spool))
+        return spool
 
     async def commit(self, payload: Finished | Report | None) -> Any:
         """Queue ``payload`` and wait until the batch holding it has committed; returns its result."""
@@ -76,6 +99,7 @@ class LedgerWriter:
             if self._closing:
                 raise Unavailable("the ledger is closed (the daemon is shutting down)", reason="LEDGER_UNAVAILABLE")
             self._items.append(_Item(payload, future))
+            self._count += 1
             self._urgent = True
             self._cv.notify()
         return await future
@@ -85,8 +109,9 @@ class LedgerWriter:
         await self.commit(None)
 
     def pending(self) -> int:
+        """Records queued and not yet taken by the thread."""
         with self._cv:
-            return len(self._items)
+            return self._count
 
     def close(self) -> None:
         """Commit what is queued, stop the thread and close the connection (blocking)."""
@@ -102,7 +127,7 @@ class LedgerWriter:
         with self._cv:
             while True:
                 if self._items:
-                    if self._urgent or self._closing or len(self._items) >= self.max_batch:
+                    if self._urgent or self._closing or self._count >= self.max_batch:
                         break
                     wait = self._items[0].enqueued + self.flush_interval_s - time.monotonic()
                     if wait <= 0:
@@ -113,6 +138,7 @@ class LedgerWriter:
                 else:
                     self._cv.wait()
             batch, self._items = self._items, []
+            self._count = 0
             self._urgent = False
             return batch
 
@@ -122,13 +148,13 @@ class LedgerWriter:
 
     def _commit(self, batch: list[_Item]) -> None:
         results: list[tuple[Any, BaseException | None]] = []
-        run: list[Finished] = []  # outcomes queued back to back: one INSERT per table
+        run: list[Finished | Spool] = []  # outcomes queued back to back: one INSERT per table
         records = 0
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             now = time.time()
             for item in batch:
-                if isinstance(item.payload, Finished):
+                if isinstance(item.payload, Finished | Spool):
                     run.append(item.payload)
                     results.append((None, None))
                     continue
@@ -143,7 +169,7 @@ class LedgerWriter:
             records += self._insert(run)
             self._conn.execute("COMMIT")
         except Exception as exc:  # sqlite3.Error; anything else would be a bug in the rows, logged
-            records = sum(isinstance(item.payload, Finished) for item in batch)
+            records = sum(_records(item) for item in batch)
             log.exception("ledger batch of %d records failed to commit; they are lost", records)
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
@@ -152,17 +178,33 @@ class LedgerWriter:
         else:
             self.committed_batches += 1
             self.committed_records += records
+        finally:
+            for item in batch:
+                if isinstance(item.payload, Spool):
+                    item.payload.close()  # unmapped now, whatever happened
         for item, (value, error) in zip(batch, results, strict=True):
             if item.future is not None:
                 _resolve(item.future, value, error)
 
-    def _insert(self, run: list[Finished]) -> int:
+    def _insert(self, run: list[Finished | Spool]) -> int:
         """Insert the outcomes of ``run`` in the open transaction and empty it; returns how many."""
-        count = len(run)
-        if count:
-            insert_outcomes(self._conn, run)
-            run.clear()
+        count = insert_outcomes(self._conn, _values(run)) if run else 0
+        run.clear()
         return count
+
+
+def _values(run: list[Finished | Spool]) -> Iterator[Values]:
+    """The rows of each outcome in ``run``, made (or unpacked) one at a time."""
+    for payload in run:
+        if isinstance(payload, Spool):
+            yield from payload
+        else:
+            yield values(payload)
+
+
+def _records(item: _Item) -> int:
+    payload = item.payload
+    return payload.count if isinstance(payload, Spool) else int(isinstance(payload, Finished))
 
 
 def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

@@ -250,6 +250,12 @@ class StrategySpec:
     estimates (``estimate_usd``, ``answer_tokens``, ``allowed``/``excluded_by``, ``cost_cap_usd``,
     ``validator_usd``), never ``ectx.request`` itself: the engine may then reuse one explanation
     for requests alike in those (same match, input-token estimate, output limit and constraints)."""
+    replayable: bool = False
+    """Given the same request, plan, cost cap and answers to its calls, and at least a second of its
+    deadline left (or as much as before), ``run`` makes the same calls and returns the same outcome
+    (no randomness, no clock, no state of its own): a request whose every call was a cache hit may
+    then be answered again from that outcome without running it (``docs/cache.md``, "Repeated
+    requests")."""
 
 
 # ---------------------------------------------------------------- validators

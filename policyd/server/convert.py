@@ -350,7 +350,31 @@ def attempt_to_proto(a: Attempt) -> pb.Attempt:
     return out
 
 
+EXPLANATIONS_KEPT = 256
+_explained: dict[int, tuple[Explanation, bytes | None]] = {}
+"""The wire bytes of explanations seen more than once, by identity. Explanations are frozen, and a
+strategy registered ``estimates_only`` answers every request of a rule with the same one
+(:mod:`policyd.engine.explain`): parsing its bytes (~0.5 µs) replaces setting its fields one by one
+(~7 µs). An explanation seen once is remembered without bytes, so one made per request (any other
+strategy, or one with the request's warnings) costs a lookup and never a serialization."""
+
+
 def _fill_explanation(out: pb.Explanation, e: Explanation) -> None:
+    known = _explained.get(id(e))
+    if known is not None and known[0] is e:  # the memo holds ``e``: its id is not reused meanwhile
+        if known[1] is not None:
+            out.MergeFromString(known[1])
+            return
+        _set_explanation(out, e)
+        _explained[id(e)] = (e, out.SerializeToString())
+        return
+    _set_explanation(out, e)
+    if len(_explained) >= EXPLANATIONS_KEPT:
+        del _explained[next(iter(_explained))]  # the oldest
+    _explained[id(e)] = (e, None)
+
+
+def _set_explanation(out: pb.Explanation, e: Explanation) -> None:
     out.policy = e.policy
     out.rule = e.rule
     out.strategy = e.strategy

@@ -17,6 +17,7 @@ from policyd.plugin.specs import Progress
 from policyd.server import convert, embed_convert
 from policyd.server.idempotency import GroupKeys, IdempotencyKeys, replay_events
 from policyd.server.limits import check_request_limits
+from policyd.server.replay import ReplayMemo
 from policyd.types import Attempt, Outcome, OutcomeStatus, Request
 from policyd.v1 import policyd_pb2 as pb
 from policyd.v1 import policyd_pb2_grpc as pb_grpc
@@ -99,6 +100,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         """The tenant whose outcomes the caller may report on; None for any."""
         self.operator = operator or (lambda: True)
         """Whether the caller may see operator details (GetStats.config_error)."""
+        self.replays = _replay_memo(daemon)
+        """Repeated all-hit requests answered from memory; None without a cache."""
         self.keys = IdempotencyKeys(
             lambda: self._limits().idempotency_window_s,
             lambda: self._limits().idempotency_max_keys,
@@ -121,15 +124,39 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         deadline = convert.deadline_from(context.time_remaining(), defaults.deadline_ms, defaults.max_deadline_ms)
         return convert.request_from_proto(msg, tenant=tenant, deadline=deadline)
 
-    async def Complete(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
+    async def Complete(
+        self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteResponse | bytes:
+        replays = self.replays
+        if not request.request_id and replays is not None and replays.outermost():  # no idempotency key: most calls
+            return await self._complete(request, context, replays)
         domain = self._request(request, context)
-        if not request.request_id:  # no idempotency key to claim: most calls
+        if not request.request_id:
             return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
 
         async def first() -> pb.CompleteResponse:
             return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
 
         return await self.keys.run(domain.tenant, request, first)
+
+    async def _complete(
+        self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext, replays: ReplayMemo
+    ) -> pb.CompleteResponse | bytes:
+        """A call without an idempotency key: a repeat of an all-hit run is replayed (``policyd.server.replay``);
+        the reply is then sent as it was encoded."""
+        tenant = self.identity(context, request)
+        ticket = replays.ticket(tenant, request.SerializeToString())
+        config = self.daemon.config
+        defaults = config.defaults
+        deadline = convert.deadline_from(context.time_remaining(), defaults.deadline_ms, defaults.max_deadline_ms)
+        domain = ticket.request(deadline) if ticket is not None else None
+        if domain is None:  # not remembered: validated and converted
+            check_request_limits(request, config.raw.limits)
+            domain = convert.request_from_proto(request, tenant=tenant, deadline=deadline)
+        run = ticket.run if ticket is not None else None
+        outcome = _answerable(await self.daemon.engine.complete(domain, run=run))
+        encoded = ticket.encode(outcome) if ticket is not None else None
+        return encoded if encoded is not None else convert.outcome_to_proto(outcome)
 
     async def StreamComplete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
@@ -242,6 +269,13 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         if self.operator():  # the reload error names the policy file's path: operators only
             resp.config_error = self.daemon.config_error or ""
         return resp
+
+
+def _replay_memo(daemon: Daemon) -> ReplayMemo | None:
+    cache = daemon.cache
+    if cache is None:  # not ``store.available``: it waits for the shards, which open while the daemon starts
+        return None  # (a store that cannot open has no hits, so its memo never remembers a request)
+    return ReplayMemo(daemon.engine, cache.layer)
 
 
 def _group_keys(daemon: Daemon) -> GroupKeys | None:

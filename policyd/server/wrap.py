@@ -14,6 +14,7 @@ import grpc.aio
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 Deserializer = Callable[[bytes], Any]
+Serializer = Callable[[Any], bytes]
 
 
 async def stream_items(inner: Behaviour, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -30,6 +31,18 @@ async def stream_items(inner: Behaviour, request: Any, context: grpc.aio.Service
         await result
 
 
+def encoded_or(serialize: Serializer | None) -> Serializer | None:
+    """``serialize``, passing a reply that is already bytes through as it is (a method may answer
+    pre-encoded bytes: ``policyd.server.replay``)."""
+    if serialize is None:
+        return None
+
+    def encode(reply: Any) -> bytes:
+        return reply if type(reply) is bytes else serialize(reply)
+
+    return encode
+
+
 def rewrap(
     handler: grpc.RpcMethodHandler,
     unary: Callable[[Behaviour], Behaviour],
@@ -37,7 +50,7 @@ def rewrap(
     parse: Callable[[Deserializer], Deserializer] | None = None,
 ) -> grpc.RpcMethodHandler:
     """``handler`` with its unary-unary or unary-stream behaviour replaced by ``unary(b)`` / ``stream(b)``,
-    and its request deserializer by ``parse(d)`` when given."""
+    and its request deserializer by ``parse(d)`` when given; a unary reply may be bytes already encoded."""
     deserializer = handler.request_deserializer
     if parse is not None and deserializer is not None:
         deserializer = parse(deserializer)
@@ -45,7 +58,7 @@ def rewrap(
         return grpc.unary_unary_rpc_method_handler(
             unary(handler.unary_unary),
             request_deserializer=deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=encoded_or(handler.response_serializer),
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(

@@ -66,6 +66,10 @@ def test_the_soak_growth_row_says_when_the_data_dir_stalled_and_measures_it_eith
     assert growth.note == "disk stalled: fsync up to 2900 ms (docs/benchmarks.md)"
     quiet = {row.name: row for row in rows({"soak": {**soak, "fsync_max_ms": 3.0}})}["RSS growth over the soak"]
     assert quiet.note == ""
+    held = {"soak": {**soak, "fsync_max_ms": 3.0, "ledger_held": "1500 ms every 5 s"}}
+    assert {row.name: row for row in rows(held)}["RSS growth over the soak"].note == (
+        "ledger write lock held 1500 ms every 5 s on purpose"
+    ), "a soak run with --soak-hold-ms says so"
 
 
 def test_front_door_rows_give_the_litellm_ratio_when_its_leg_ran_and_how_to_install_it_when_not():

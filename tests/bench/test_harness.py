@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bench import fake_upstream
 from bench.figures import render
@@ -67,6 +68,7 @@ def test_fake_upstream_spaces_a_streams_events_by_the_gap():
     assert fake_upstream.stream_writes(0) == [(0.0, fake_upstream.STREAM)]
 
 
+@pytest.mark.timeout(330)  # the run itself is given 300 s, under the suite's 120 s default
 def test_bench_run_measures_every_scenario(tmp_path):
     out = tmp_path / "results.json"
     args = ["--duration", "0.3", "--repeat", "1", "--warmup", "5", "--soak", "300", "--out", str(out)]
@@ -95,6 +97,7 @@ def test_bench_run_measures_every_scenario(tmp_path):
     assert results["soak"]["count"] == 300 and results["soak"]["errors"] == 0
     assert 0 < results["soak"]["rss_start_mb"] <= results["soak"]["rss_peak_mb"]
     assert results["soak"]["fsync_max_ms"] > 0, "the data dir's fsync was probed during the soak"
+    assert results["soak"]["rss_committed_mb"] > 0, "the RSS was read again once the ledger committed"
     for level in ("c1", "c2"):
         for leg in ("direct", "policyd grpc", "policyd http"):
             assert results["streaming"][level][leg]["count"] > 0 and results["streaming"][level][leg]["failed"] == 0

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from policyd import sqlbatch
-from policyd.ledger.records import finished
+from policyd.ledger.records import finished, values
 from policyd.ledger.store import ROWS_PER_STATEMENT, connect, insert_outcomes
 from policyd.types import Attempt, AttemptRole, Effort, Explanation, Message, Outcome, OutcomeStatus, Request, Role
 
@@ -58,7 +58,7 @@ def test_every_batch_length_uses_one_of_a_few_statements_and_stores_exactly_its_
     n = 0
     for length in lengths:
         conn.execute("BEGIN IMMEDIATE")
-        insert_outcomes(recording, [done(n + k) for k in range(length)])  # type: ignore[arg-type]
+        insert_outcomes(recording, [values(done(n + k)) for k in range(length)])  # type: ignore[arg-type]
         conn.execute("COMMIT")
         n += length
     inserts = {t for t in recording.texts if t.startswith("INSERT")}
@@ -79,7 +79,7 @@ def test_a_backlog_is_not_doubled_in_memory_by_its_rows(tmp_path: Path):
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        insert_outcomes(conn, backlog)
+        insert_outcomes(conn, map(values, backlog))
         peak = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()

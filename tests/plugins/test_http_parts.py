@@ -98,3 +98,23 @@ def test_key_file_is_reread_when_the_secret_rotates(tmp_path):
     assert key.reveal() == "second-key"
     assert "second-key" not in repr(key) and str(path) in repr(key)
     assert key.redact("echo second-key back") == "echo [redacted] back"
+
+
+def test_the_latency_copy_of_a_response_keeps_every_other_field():
+    from dataclasses import fields, replace
+
+    from policyd_plugins.http.provider import _with_latency
+
+    from policyd.types import Message, ModelResponse, Role, Usage
+
+    response = ModelResponse(
+        message=Message(role=Role.ASSISTANT, content="hi"),
+        usage=Usage(input_tokens=3, output_tokens=4, estimated=True),
+        finish_reason="length",
+        response_model="m-1",
+        logprobs=(-0.5,),
+        cached=True,
+        latency_ms=1.0,
+    )
+    assert [f.name for f in fields(ModelResponse)][-1] == "latency_ms"
+    assert _with_latency(response, 12.5) == replace(response, latency_ms=12.5)

@@ -33,3 +33,42 @@ async def test_without_a_trace_no_traceparent_is_sent(upstream, monkeypatch):
     call = ModelCall(model=model(), messages=(Message(role=Role.USER, content="hi"),))
     await provider(upstream, monkeypatch).complete(call)
     assert "traceparent" not in upstream.seen[0].headers
+
+
+def test_baggage_without_a_span_and_a_custom_propagator_still_reach_the_headers():
+    """The shortcut for "no span, no baggage" skips only what the W3C propagators would skip."""
+    from opentelemetry import baggage, context, propagate
+    from opentelemetry.propagators.textmap import DefaultSetter, TextMapPropagator
+
+    from policyd.telemetry.propagation import inject_headers
+
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        headers: dict[str, str] = {}
+        inject_headers(headers)
+        assert headers == {"baggage": "tenant=acme"}
+    finally:
+        context.detach(token)
+
+    class Fixed(TextMapPropagator):
+        def inject(self, carrier, context=None, setter=DefaultSetter()):  # type: ignore[no-untyped-def]
+            setter.set(carrier, "x-fixed", "1")
+
+        def extract(self, carrier, context=None, getter=None):  # type: ignore[no-untyped-def]
+            return context
+
+        @property
+        def fields(self) -> set[str]:
+            return {"x-fixed"}
+
+    default = propagate.get_global_textmap()
+    propagate.set_global_textmap(Fixed())
+    try:
+        headers = {}
+        inject_headers(headers)
+        assert headers == {"x-fixed": "1"}
+    finally:
+        propagate.set_global_textmap(default)
+    headers = {}
+    inject_headers(headers)
+    assert headers == {}

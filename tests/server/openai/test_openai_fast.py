@@ -5,11 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import pytest
 
+from policyd.api import (
+    DeltaSink,
+    Message,
+    ModelCall,
+    ModelResponse,
+    NoParams,
+    ProviderSpec,
+    Role,
+    UpstreamError,
+    Usage,
+    hookimpl,
+)
 from policyd.server.openai.fast import FastConnection
-from tests.server.openai.test_openai_errors import SCRIPTED
+from policyd.testing import make_host
+from tests.server.openai.test_openai_errors import BREAKING, SCRIPTED, BreakingPlugin
 
 CHAT = "/v1/chat/completions"
 CHUNKED = json.dumps({"model": "default", "messages": [{"role": "user", "content": "chunked"}]}).encode()
@@ -82,20 +96,208 @@ async def test_connection_close_is_honoured(front):
     writer.close()
 
 
-async def test_a_stream_hands_the_connection_to_aiohttp_which_serves_the_rest(front):
+def via_aiohttp(request_bytes: bytes) -> bytes:
+    """The same request with a chunked body, which the lean path hands to aiohttp."""
+    head, _, body = request_bytes.partition(b"\r\n\r\n")
+    head = b"\r\n".join(line for line in head.split(b"\r\n") if not line.lower().startswith(b"content-length"))
+    return head + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
+
+
+async def test_a_stream_and_the_next_request_are_served_on_the_lean_path(front):
     f = await front()
     reader, writer = await connect(f)
-    writer.write(chat("lean"))
-    assert (await read_response(reader))[0] == 200
-    assert lean_connections(f) == 1
-    writer.write(chat("streamed", stream=True))
+    writer.write(chat("streamed", stream=True) + chat("streamed"))  # pipelined behind the stream
     status, headers, body = await read_response(reader)
-    assert status == 200 and headers["content-type"].startswith("text/event-stream")
-    assert body.endswith(b"data: [DONE]\n\n")
+    assert status == 200 and headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
+    assert body.startswith(b'data: {"id":"chatcmpl-') and body.endswith(b"data: [DONE]\n\n")
+    events = [json.loads(e[6:]) for e in body.decode().split("\n\n") if e.startswith("data: {")]
+    deltas = [e["choices"][0]["delta"].get("content") for e in events if e["choices"]]
+    assert len([d for d in deltas if d]) > 3  # the simulated model streams in pieces, written as they come
+    status, headers, body = await read_response(reader)  # the same connection, kept alive
+    answer = json.loads(body)
+    assert status == 200 and answer["object"] == "chat.completion"
+    assert "".join(d for d in deltas if d) == answer["choices"][0]["message"]["content"]  # in order, none lost
+    assert lean_connections(f) == 1  # no hand-off to aiohttp
+    writer.close()
+
+
+def _comparable(response: tuple[int, dict[str, str], bytes]) -> tuple[int, list[tuple[str, str]], list[object]]:
+    """Status, headers in order and events, without what differs between two runs (date, time, latency, ids)."""
+    status, fields, body = response
+    headers = [(k, v) for k, v in fields.items() if k != "date"]
+    events: list[object] = []
+    for event in body.decode().split("\n\n"):
+        payload = event.removeprefix("data: ")
+        if not payload.startswith("{"):
+            events.append(payload)
+            continue
+        data = json.loads(payload)
+        data.pop("created", None)
+        for attempt in data.get("policyd", {}).get("attempts", []):
+            attempt.pop("latency_ms")
+        data.get("policyd", {}).pop("decision_id", None)
+        events.append(data)
+    return status, headers, events
+
+
+@pytest.mark.parametrize("close", [False, True])
+async def test_a_stream_has_aiohttps_bytes(front, close: bool):
+    f = await front(SCRIPTED, {"gpt-oss-120b": "streamed the same way"})
+    connection = "Connection: close\r\n" if close else ""
+    answers = []
+    for n, wrap in enumerate((lambda b: b, via_aiohttp)):
+        reader, writer = await connect(f)
+        extra = f"x-policyd-request-id: same\r\n{connection}"
+        usage = {"include_usage": True}
+        writer.write(wrap(chat(f"prompt {n}", extra_headers=extra, stream=True, stream_options=usage)))
+        answers.append(await read_response(reader))
+        assert lean_connections(f) == (1 if n == 0 and not close else 0)
+        if close:
+            assert await reader.read() == b""
+        writer.close()
+    lean, handed = (_comparable(a) for a in answers)
+    assert lean == handed
+    assert ("x-policyd-request-id", "same") in lean[1] and (("connection", "close") in lean[1]) is close
+    assert [e for e in lean[2] if isinstance(e, str)] == ["[DONE]", ""]
+
+
+async def test_an_error_before_the_first_delta_is_aiohttps_plain_error(front):
+    f = await front(SCRIPTED, {"gpt-oss-120b": {"error": "refused"}})
+    reader, writer = await connect(f)
+    extra = "x-policyd-request-id: failed\r\n"
+    writer.write(chat(extra_headers=extra, stream=True))
+    lean = await read_response(reader)
+    writer.write(via_aiohttp(chat(extra_headers=extra, stream=True)))
+    handed = await read_response(reader)
+    assert lean[0] == handed[0] == 502
+    assert lean[1]["content-type"] == "application/json" and lean[1]["x-policyd-request-id"] == "failed"
+    assert json.loads(lean[2]) == json.loads(handed[2])
+    writer.close()
+
+
+async def test_a_stream_broken_midway_ends_with_the_same_error_event_as_on_aiohttp(front):
+    host = make_host()
+    host.add(BreakingPlugin(), "breaking", version="test", origin="direct")
+    f = await front(BREAKING, host=host)
+    reader, writer = await connect(f)
+    extra = "x-policyd-request-id: broken\r\n"
+    writer.write(chat(extra_headers=extra, stream=True))
+    lean = _comparable(await read_response(reader))
+    writer.write(via_aiohttp(chat(extra_headers=extra, stream=True)))
+    handed = _comparable(await read_response(reader))
+    assert lean == handed
+    assert lean[2][-2]["error"]["code"] == "stream_broken"  # type: ignore[index]
+    assert "[DONE]" not in lean[2]
+    writer.close()
+
+
+class StallingProvider:
+    """Streams its first words, then waits (for a client that leaves); keeps the calls cancelled."""
+
+    cancelled: ClassVar[list[str]] = []
+
+    def __init__(self, name: str, settings: NoParams) -> None:
+        self.name = name
+
+    async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
+        if on_delta is not None:
+            on_delta("first words, ")
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            StallingProvider.cancelled.append(call.model.id)
+            raise
+        raise UpstreamError(self.name, "no client waited this long", retryable=False)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def front_with(front, kind: str, factory: Callable[..., Any]):
+    """A daemon whose one model answers through a provider kind registered for this test."""
+
+    class Plugin:
+        POLICYD_API = "1.0"
+
+        @hookimpl
+        def policyd_register_providers(self, register: Callable[[ProviderSpec], None]) -> None:
+            register(ProviderSpec(kind=kind, factory=factory, settings=NoParams))
+
+    host = make_host()
+    host.add(Plugin(), kind, version="test", origin="direct")
+    return await front(BREAKING.replace("breaking", kind), host=host)
+
+
+async def test_a_client_leaving_mid_stream_cancels_the_upstream_call(front):
+    StallingProvider.cancelled.clear()
+    f = await front_with(front, "stalling", StallingProvider)
+    reader, writer = await connect(f)
+    writer.write(chat(stream=True))
+    assert (await reader.readuntil(b"first words, ")).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert lean_connections(f) == 1 and f.http.door.in_flight == 1
+    writer.close()
+    await until(lambda: StallingProvider.cancelled)
+    assert StallingProvider.cancelled == ["gpt-oss-120b"]
+    await until(lambda: not f.http.door.in_flight)
+    assert f.http.door.in_flight == 0
+
+
+class SurrogateProvider(StallingProvider):
+    """Streams a piece of text that JSON cannot carry (a lone surrogate), then answers."""
+
+    async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
+        if on_delta is not None:
+            on_delta("broken \ud800")
+        return ModelResponse(message=Message(role=Role.ASSISTANT, content="fine"), usage=Usage(1, 1))
+
+
+async def test_a_delta_json_cannot_carry_is_the_same_500_as_on_aiohttp(front):
+    f = await front_with(front, "surrogate", SurrogateProvider)
+    reader, writer = await connect(f)
+    writer.write(chat("one", stream=True))
+    lean = await read_response(reader)
+    writer.write(via_aiohttp(chat("two", stream=True)))
+    handed = await read_response(reader)
+    assert lean[0] == handed[0] == 500
+    errors = [json.loads(answer[2])["error"] for answer in (lean, handed)]
+    assert [e.pop("message").split(" (incident ")[0] for e in errors] == ["internal error"] * 2
+    assert errors[0] == errors[1] == {"type": "server_error", "param": None, "code": "internal"}
+    writer.close()
+
+
+class LateSurrogateProvider(StallingProvider):
+    """Streams a first piece, then text that JSON cannot carry."""
+
+    async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
+        if on_delta is not None:
+            on_delta("a good start, ")
+            await asyncio.sleep(0)
+            on_delta("then \ud800")
+        return ModelResponse(message=Message(role=Role.ASSISTANT, content="fine"), usage=Usage(1, 1))
+
+
+async def test_a_stream_that_breaks_after_its_head_closes_the_connection_unfinished(front):
+    f = await front_with(front, "late-surrogate", LateSurrogateProvider)
+    reader, writer = await connect(f)
+    writer.write(chat(stream=True))
+    wire = await reader.read(-1)  # until the server closes
+    assert wire.startswith(b"HTTP/1.1 200 OK\r\n") and b"a good start, " in wire
+    assert not wire.endswith(b"0\r\n\r\n")  # no last chunk: a client cannot take it for a whole answer
     assert lean_connections(f) == 0
-    writer.write(chat("after"))  # the same connection, now aiohttp's
-    status, headers, body = await read_response(reader)
-    assert status == 200 and json.loads(body)["object"] == "chat.completion"
+    writer.close()
+
+
+async def test_shutdown_lets_a_lean_stream_finish_then_closes(front):
+    f = await front(SCRIPTED, {"gpt-oss-120b": {"text": "in time", "delay_ms": 300}})
+    reader, writer = await connect(f)
+    writer.write(chat(stream=True))
+    await until(lambda: f.http.door.in_flight)
+    shutdown = asyncio.create_task(f.http.shutdown())
+    status, _, body = await read_response(reader)
+    assert status == 200 and b'"content":"in time"' in body and body.endswith(b"data: [DONE]\n\n")
+    assert await reader.read() == b""
+    await shutdown
     writer.close()
 
 
@@ -131,7 +333,7 @@ async def test_an_invalid_field_is_the_same_error_as_on_aiohttp(front):
     reader, writer = await connect(f)
     writer.write(chat(temperature=3.5))
     lean = await read_response(reader)
-    writer.write(chat(temperature=3.5, stream=False))  # "stream" in the body: aiohttp's path
+    writer.write(via_aiohttp(chat(temperature=3.5)))
     handed = await read_response(reader)
     assert lean[0] == handed[0] == 400
     assert json.loads(lean[2]) == json.loads(handed[2])
@@ -209,12 +411,13 @@ def raw_chat(body: dict[str, object]) -> bytes:
         {"model": "no-such-policy", "messages": [{"role": "user", "content": "x"}]},
     ],
 )
-async def test_a_bad_body_gets_the_same_answer_as_on_aiohttp(front, body: dict[str, object]):
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_bad_body_gets_the_same_answer_as_on_aiohttp(front, body: dict[str, object], stream: bool):
     f = await front()
     reader, writer = await connect(f)
-    writer.write(raw_chat(body))
+    writer.write(raw_chat({**body, "stream": stream}))
     lean = await read_response(reader)
-    writer.write(raw_chat({**body, "stream": False}))  # "stream" in the body: aiohttp's path
+    writer.write(via_aiohttp(raw_chat({**body, "stream": stream})))
     handed = await read_response(reader)
     assert 400 <= lean[0] < 500
     assert (lean[0], json.loads(lean[2])) == (handed[0], json.loads(handed[2]))
