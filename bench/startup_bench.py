@@ -18,8 +18,10 @@ until SERVING, and which heavy modules (aiohttp, the OTel SDK, jsonschema, redis
 the eval package, numpy) were loaded by then. ``--root`` runs another checkout (A/B).
 The target is the issue's: ready in ≤ 0.5 s (median). The machine is shared, so the load
 average is printed with the figures; compare medians of runs made side by side. On a busy
-machine ``--instructions`` counts instead (valgrind) what a worker executes until its server
-starts and a group's supervisor until its first worker starts: the same figure at any load.
+machine ``--instructions`` counts instead (valgrind) what ``--workers 1`` executes until its server
+starts, what a group executes on its way to its first worker's server (the supervisor until it forks
+that worker, then the worker) and the supervisor until its first worker starts: the same figures at
+any load.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
@@ -125,12 +127,22 @@ def tree_cpu_s(pid: int) -> tuple[float, float]:
     return own, rest
 
 
-def one_run(
-    interval_s: float, console_script: bool, env: dict[str, str], timeout_s: float = 30.0
-) -> tuple[float, float, float]:
+class Run(NamedTuple):
+    ready_s: float
+    """Exec → the first SERVING health answer."""
+    own_cpu_s: float
+    """CPU the exec'd process (a group's supervisor) had used by then."""
+    children_cpu_s: float
+    """CPU its live children (a group's workers) had used by then."""
+    answered_s: float
+    """Exec → the first Complete, sent right after SERVING, answered."""
+
+
+def one_run(interval_s: float, console_script: bool, env: dict[str, str], timeout_s: float = 30.0) -> Run:
     """Seconds from exec to the first SERVING health answer, and the CPU seconds the process (with a group:
     the supervisor) and its live children (the workers) had used by then (the figures other load on a
-    shared machine disturbs least); then one Complete, then SIGTERM."""
+    shared machine disturbs least); then one Complete at once (timed: what SERVING left to do, such as
+    the cache's shards still opening, it waits for), then SIGTERM."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="policyd-startup-") as tmp:
         cmd = command(port, Path(tmp) / "data", console_script)
@@ -143,7 +155,7 @@ def one_run(
             ready = poll(health, request, proc, t0, interval_s, timeout_s)
             own, workers = tree_cpu_s(proc.pid)
             check_complete(channel)
-            return ready, own, workers
+            return Run(ready, own, workers, time.perf_counter() - t0)
         finally:
             channel.close()
             proc.send_signal(signal.SIGTERM)
@@ -242,23 +254,50 @@ main(["--log-level", "WARNING", "serve", "--workers", "1", "--listen", "127.0.0.
 
 SUPERVISOR_UNTIL_SPAWN = """
 import os, subprocess
-def stop(*args, **kwargs):  # the supervisor's first Popen is its first worker's start
+def stop(*args, **kwargs):  # the supervisor's first fork (or Popen) is its first worker's start
     print("first worker would start", flush=True)
     os._exit(0)
 subprocess.Popen = stop
+os.fork = stop
 from policyd.cli.main import main
 main(["--log-level", "WARNING", "serve", "--workers", "2", "--listen", "127.0.0.1:0",
       "--data-dir", os.path.join(os.getcwd(), "data")])
 """
 """A group's supervisor: exec to the start of its first worker (the part of the group's start-up it delays)."""
 
+GROUP_UNTIL_SERVE = """
+import os
+from policyd.cli import event_loop
+from policyd.workers import spawn
+if not hasattr(spawn, "fork_worker"):  # a checkout whose workers are exec'd: supervisor + worker instead
+    print("no forked workers", flush=True)
+    os._exit(3)
+def stop(serving, factory):  # in the forked worker (its stdout is the supervisor's stderr), where its server starts
+    serving.close()
+    os._exit(0)
+event_loop.run = stop
+def first_only(plan):  # the supervisor forks its first worker, waits for it, and stops
+    _, status = os.waitpid(spawn.fork_worker(plan, 0).pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        print("first worker's server would start", flush=True)
+    os._exit(os.waitstatus_to_exitcode(status))
+spawn.start_group = first_only
+from policyd.cli.main import main
+main(["--log-level", "WARNING", "serve", "--workers", "2", "--listen", "127.0.0.1:0",
+      "--data-dir", os.path.join(os.getcwd(), "data")])
+"""
+"""A group's way to its first SERVING: exec, the supervisor until it forks its first worker, and that worker
+until its server would start (valgrind follows the fork; the child's count includes what it inherited)."""
+
 
 VALGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
 
 
-def instructions(env: dict[str, str], script: str) -> int:
+def instructions(env: dict[str, str], script: str) -> int | None:
     """Instructions ``python -c script`` executes in a fresh temporary directory (valgrind's cachegrind
-    without its cache model): the same count however busy the machine is, unlike any time."""
+    without its cache model): the same count however busy the machine is, unlike any time. With a fork,
+    the largest process's count (a forked child's includes what it inherited); None when the script
+    exits 3 (it does not apply to the checkout)."""
     with tempfile.TemporaryDirectory(prefix="policyd-startup-") as tmp:
         out = subprocess.run(
             [*VALGRIND, sys.executable, "-c", script],
@@ -268,20 +307,36 @@ def instructions(env: dict[str, str], script: str) -> int:
             cwd=tmp,
             check=False,
         )
+    if out.returncode == 3:
+        return None
     return parse_instructions(out.stderr)
 
 
 def parse_instructions(report: str) -> int:
-    """The ``I refs`` total of a cachegrind report (``==12== I   refs:      1,670,404,451``)."""
+    """The ``I refs`` total of a cachegrind report (``==12== I   refs:      1,670,404,451``); the largest
+    when several processes report (a forked child's count starts from its parent's at the fork)."""
+    counts = []
     for line in report.splitlines():
         head, _, count = line.partition("refs:")
         if count and head.rstrip().endswith(" I"):
-            return int(count.strip().replace(",", ""))
-    raise RuntimeError(f"no instruction count from valgrind:\n{report[-2000:]}")
+            counts.append(int(count.strip().replace(",", "")))
+    if not counts:
+        raise RuntimeError(f"no instruction count from valgrind:\n{report[-2000:]}")
+    return max(counts)
+
+
+COUNTED = {
+    "worker": WORKER_UNTIL_SERVE,
+    "supervisor": SUPERVISOR_UNTIL_SPAWN,
+    "group": GROUP_UNTIL_SERVE,
+    "bare_python": "pass",
+}
+"""What ``--instructions`` counts. ``group``: exec → the first worker's server would start; where the workers
+are exec'd (an older checkout), the supervisor's count until its first worker plus an exec'd worker's."""
 
 
 def count_instructions(root: Path) -> dict[str, Any]:
-    """Instruction counts of a worker's and a supervisor's start-up, and of a bare interpreter, for ``root``."""
+    """Instruction counts (:data:`COUNTED`) of ``root``'s start-ups, and of a bare interpreter."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind on PATH")
     with tempfile.TemporaryDirectory(prefix="policyd-pycache-") as pycache:
@@ -289,11 +344,14 @@ def count_instructions(root: Path) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="policyd-startup-") as tmp:  # writes the bytecode cache
             warm = [sys.executable, "-c", WORKER_UNTIL_SERVE]
             subprocess.run(warm, env=env, check=True, capture_output=True, cwd=tmp)
-        return {
-            "worker_minstr": round(instructions(env, WORKER_UNTIL_SERVE) / 1e6, 1),
-            "supervisor_minstr": round(instructions(env, SUPERVISOR_UNTIL_SPAWN) / 1e6, 1),
-            "bare_python_minstr": round(instructions(env, "pass") / 1e6, 1),
-        }
+        counts = {name: instructions(env, script) for name, script in COUNTED.items()}
+    worker, supervisor = counts["worker"], counts["supervisor"]
+    assert worker is not None and supervisor is not None
+    group = counts.pop("group")
+    figures: dict[str, Any] = {f"{name}_minstr": round((count or 0) / 1e6, 1) for name, count in counts.items()}
+    figures["group_minstr"] = round((group if group is not None else supervisor + worker) / 1e6, 1)
+    figures["group_workers"] = "forked" if group is not None else "exec'd"
+    return figures
 
 
 def measure(
@@ -315,7 +373,7 @@ def measure(
             one_run(interval_ms / 1000, console_script, env)  # unmeasured: writes the bytecode cache
         samples = [one_run(interval_ms / 1000, console_script, env) for _ in range(runs)]
         parts = [phases(env) for _ in range(runs)]
-    times = [wall for wall, _, _ in samples]
+    times = [run.ready_s for run in samples]
     return {
         "runs": runs,
         "interval_ms": interval_ms,
@@ -326,9 +384,10 @@ def measure(
         "min_s": round(min(times), 3),
         "max_s": round(max(times), 3),
         "samples_s": [round(t, 3) for t in times],
-        "cpu_median_s": round(statistics.median(own + rest for _, own, rest in samples), 3),
-        "cpu_main_median_s": round(statistics.median(own for _, own, _ in samples), 3),
-        "cpu_children_median_s": round(statistics.median(rest for _, _, rest in samples), 3),
+        "answered_median_s": round(statistics.median(run.answered_s for run in samples), 3),
+        "cpu_median_s": round(statistics.median(run.own_cpu_s + run.children_cpu_s for run in samples), 3),
+        "cpu_main_median_s": round(statistics.median(run.own_cpu_s for run in samples), 3),
+        "cpu_children_median_s": round(statistics.median(run.children_cpu_s for run in samples), 3),
         "import_median_s": round(statistics.median(p["import_s"] for p in parts), 3),
         "build_median_s": round(statistics.median(p["build_s"] for p in parts), 3),
         "start_median_s": round(statistics.median(p["start_s"] for p in parts), 3),
@@ -347,6 +406,7 @@ def render(figures: dict[str, Any]) -> str:
             f"{figures['bytecode']}, health every "
             f"{figures['interval_ms']:g} ms): median {figures['median_s']:.3f} s (min {figures['min_s']:.3f}, "
             f"max {figures['max_s']:.3f}, n={figures['runs']}); target ≤ {figures['target_s']:.1f} s: {ok}",
+            f"  exec → the first Complete (sent at SERVING) answered: median {figures['answered_median_s']:.3f} s",
             f"  CPU used until SERVING (less disturbed by load), medians: {figures['cpu_median_s']:.3f} s in all, "
             f"{figures['cpu_main_median_s']:.3f} s the exec'd process (a group's supervisor), "
             f"{figures['cpu_children_median_s']:.3f} s its live children (the workers)",
@@ -409,8 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.instructions:
         counts = count_instructions(args.root.resolve())
         print(
-            f"instructions (millions), {args.root}: worker until its server starts {counts['worker_minstr']:,.1f}; "
-            f"supervisor until its first worker starts {counts['supervisor_minstr']:,.1f}; "
+            f"instructions (millions), {args.root}: `--workers 1` until its server starts "
+            f"{counts['worker_minstr']:,.1f}; a group until its first worker's server starts "
+            f"{counts['group_minstr']:,.1f} ({counts['group_workers']} workers), of which the supervisor "
+            f"until its first worker starts {counts['supervisor_minstr']:,.1f}; "
             f"python -c pass {counts['bare_python_minstr']:,.1f}"
         )
         if args.json:

@@ -136,7 +136,7 @@ def embedder(cache: ResponseCache | None, retry: RetryLayer, instr: Instrumentat
         if telemetry.enabled
         else None
     )
-    if cache is None or not cache.store.available:
+    if cache is None:  # not ``store.available``, which waits for the shards (a store that cannot open: misses)
         return Embedder(retry=retry, spans=spans)
     vectors = EmbeddingCache(cache.store, cache.settings.default_ttl_s)
     closers.append(vectors.flush)  # after the cache's own close in the list, so it runs before it

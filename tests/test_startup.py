@@ -102,14 +102,17 @@ sys.exit(main(argv))
 """
 
 SERVE_ALONE = """
-import json, os, sys
+import gc, json, os, sys
+collections = []
+gc.callbacks.append(lambda phase, info: collections.append(info["generation"]) if phase == "start" else None)
 from policyd.cli import event_loop
 from policyd.cli.main import main
 
 def record(serving, factory):  # what `policyd serve --workers 1` loaded when its server would start
     serving.close()
     switch = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
-    print(json.dumps({"modules": sorted(sys.modules), "pydantic_switch": switch}), flush=True)
+    print(json.dumps({"modules": sorted(sys.modules), "pydantic_switch": switch, "collections": collections,
+                      "collector_on": gc.isenabled()}), flush=True)
 
 event_loop.run = record
 argv = ["--log-level", "WARNING", "serve", "--workers", "1", "--listen", "127.0.0.1:0", "--data-dir", sys.argv[1]]
@@ -220,6 +223,10 @@ def test_one_worker_serves_alone_without_a_groups_parts(tmp_path):
     # One entry-point pass before the first model: with no pydantic plugin installed, pydantic skips its own.
     pydantic_plugins = list(importlib.metadata.entry_points(group="pydantic"))
     assert result["pydantic_switch"] == (None if pydantic_plugins else "__all__")
+    # The collector is paused while the serve path is imported and the daemon built (it ran 111 times
+    # before: only the command module's imports were paused), and on again when the server starts.
+    assert len(result["collections"]) <= 20, result["collections"]
+    assert result["collector_on"]
 
 
 def test_the_offline_default_answers_its_first_complete(served):

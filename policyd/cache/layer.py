@@ -18,6 +18,7 @@ cancelled call or a broken stream raises before anything is written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -127,6 +128,8 @@ class CacheLayer:
 
     async def __call__(self, turn: Turn, call: ModelCall, on_delta: DeltaSink | None, next_: CallNext) -> ModelResponse:
         """The ``cache`` call layer (the Turn is passed on to the layers inside it)."""
+        if not self.store.ready:  # the shards are still opening (start-up): wait in a thread, not on the loop
+            await asyncio.to_thread(self.store.wait_open)
         mode = call.cache_mode
         recording: Recording | None = turn.state.get(RECORDING) if turn is not None else None  # None: unit tests
         if recording is not None:

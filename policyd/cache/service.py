@@ -27,12 +27,11 @@ class ResponseCache:
         self.settings = settings
         self.stats = CacheStats()
         self.store = ResponseStore(directory, settings, self.stats)
-        stats_dir = directory if self.store.available else None
         self.writer = BackgroundWriter(
             self.store,
             self.stats,
             max_pending=settings.max_pending_writes,
-            stats_dir=stats_dir,
+            stats_dir=directory,  # saved only where the store opens
             known_fresh_for_s=settings.reread_after_s,
         )
         self.layer = CacheLayer(

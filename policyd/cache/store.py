@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import closing
@@ -113,7 +114,12 @@ class ResponseStore:
         self.stats = stats
         self.size_limit = int(settings.size_limit_mb * 2**20)
         self.shards = settings.shards
-        self._cache: diskcache.FanoutCache | None = None
+        self._fanout: diskcache.FanoutCache | None = None
+        self._opening: threading.Thread | None = None
+        """Opens the shards in the background (:meth:`_open`); joined by the first use of :attr:`_cache`."""
+        self.ready = True
+        """False while the shards are opening: an event loop's first use waits for them in a thread
+        (:meth:`wait_open`), not on the loop."""
         self._rows: dict[int, ShardRows] = {}
         """The batch writer's connections, one per shard (used from the writer thread only)."""
         self._next_cull = 0.0
@@ -123,8 +129,26 @@ class ResponseStore:
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.shards = shard_count(directory, settings.shards)
-            self._cache = diskcache.FanoutCache(
-                str(directory),
+        except OSError as exc:
+            self._unavailable(exc)
+            return
+        # The shards' SQLite files (~570 statements for 8, and their syncs: 40-170 ms of wall clock in a
+        # fresh directory, more while another worker creates the same files) open while the daemon
+        # finishes its start: the first use waits for them (docs/deploy.md, "Start-up").
+        self.ready = False
+        self._opening = threading.Thread(target=self._open, name="policyd-cache-open", daemon=True)
+        self._opening.start()
+
+    def _open(self) -> None:
+        try:
+            self._open_shards()
+        finally:
+            self.ready = True
+
+    def _open_shards(self) -> None:
+        try:
+            self._fanout = diskcache.FanoutCache(
+                str(self.directory),
                 shards=self.shards,
                 timeout=SQLITE_TIMEOUT_S,
                 disk=BytesDisk,
@@ -133,10 +157,29 @@ class ResponseStore:
                 eviction_policy="least-recently-stored",
             )
         except (OSError, sqlite3.Error) as exc:
-            reason = f"cannot open {directory}: {getattr(exc, 'strerror', None) or exc}"
-            stats.disabled_reason = reason
-            stats.add("io_errors")
-            log.warning("cache: %s; running without a cache", reason)
+            self._unavailable(exc)
+        except Exception as exc:  # in a thread: nothing else would report it
+            log.exception("cache: cannot open %s", self.directory)
+            self._unavailable(exc)
+
+    def _unavailable(self, exc: BaseException) -> None:
+        reason = f"cannot open {self.directory}: {getattr(exc, 'strerror', None) or exc}"
+        self.stats.disabled_reason = reason
+        self.stats.add("io_errors")
+        log.warning("cache: %s; running without a cache", reason)
+
+    def wait_open(self) -> None:
+        """Return once the shards are open, or known not to open."""
+        opening = self._opening
+        if opening is not None:
+            opening.join()
+            self._opening = None
+
+    @property
+    def _cache(self) -> diskcache.FanoutCache | None:
+        """The shards, once open (None: they cannot be); the first use waits for the opening thread."""
+        self.wait_open()
+        return self._fanout
 
     @property
     def available(self) -> bool:

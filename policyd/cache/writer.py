@@ -68,7 +68,9 @@ class BackgroundWriter:
         self._closed = False
         self._sync = False
         """A lookup asked for :attr:`known` to be synced with the disk."""
-        self.known = KnownKeys(store.shards, known_fresh_for_s if store.available else 0.0, self.request_sync)
+        # Not ``store.available``: that waits for the shards, which open while the daemon starts. A store
+        # that cannot open is bypassed by the cache layer, and this filter is never complete on it.
+        self.known = KnownKeys(store.shards, known_fresh_for_s, self.request_sync)
         self._thread = threading.Thread(target=self._run, name="policyd-cache-writer", daemon=True)
         self._thread.start()
 
@@ -117,7 +119,11 @@ class BackgroundWriter:
             self._closed = True
             self._cv.notify_all()
         self._thread.join()
-        if self.stats_dir is not None:
+        self._save_stats()
+
+    def _save_stats(self) -> None:
+        """The counters into ``stats_dir``, when the store there could be opened."""
+        if self.stats_dir is not None and self.store.available:
             self.stats.save(self.stats_dir)
 
     def _take(self, next_save: float) -> list[Write] | None:
@@ -142,8 +148,7 @@ class BackgroundWriter:
         while (batch := self._take(next_save)) is not None:
             if time.monotonic() >= next_save:
                 next_save = time.monotonic() + SAVE_STATS_EVERY_S
-                if self.stats_dir is not None:
-                    self.stats.save(self.stats_dir)
+                self._save_stats()
             if batch:
                 self._store(batch)
             if self._sync:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from policyd.cli import event_loop
 from policyd.cli.common import add_config_option, add_data_dir_option, configure_logging
 from policyd.errors import InvalidArgument
+from policyd.lifecycle import collector_paused
 from policyd.server.address import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, check_address
 from policyd.workers.count import ENV as WORKERS_ENV
 from policyd.workers.env import FD_ENV
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidArgument(flag, str(exc)) from None
     group: GroupLink | None = None
     if os.environ.get(FD_ENV):  # this process is one worker of a supervisor's group
-        from policyd.workers.link import GroupLink
+        with collector_paused():  # the link loads the config models, the engine's and the ledger's parts
+            from policyd.workers.link import GroupLink
 
         configure_logging(args.log_level)
         group = GroupLink.from_environment()
@@ -90,18 +92,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve_here(args: argparse.Namespace, group: GroupLink | None) -> int:
-    """Serve in this process: on its own, or as one worker of a group."""
-    loop_name, factory = event_loop.loop_factory()
-    if not os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
-        from policyd import discovery
+    """Serve in this process: on its own, or as one worker of a group. The collector is paused while the
+    serve path is imported and the daemon built (on again before the server starts: ``policyd.lifecycle``)."""
+    with collector_paused():
+        loop_name, factory = event_loop.loop_factory()
+        if not os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
+            from policyd import discovery
 
-        discovery.adopt()  # one entry-point pass for pydantic and the plugin host, before the first model
-    from policyd.daemon import DaemonOptions, build_daemon
-    from policyd.server.app import serve
-    from policyd.server.openai.server import http_listen_option
+            discovery.adopt()  # one entry-point pass for pydantic and the plugin host, before the first model
+        from policyd.daemon import DaemonOptions, build_daemon
+        from policyd.server.app import serve
+        from policyd.server.openai.server import http_listen_option
 
-    daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir, group=group))
-    http_listen = http_listen_option(args.http_listen, daemon)
+        daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir, group=group))
+        http_listen = http_listen_option(args.http_listen, daemon)
     import logging
 
     logging.getLogger(__name__).info("event loop: %s", loop_name)

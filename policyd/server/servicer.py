@@ -273,8 +273,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
 def _replay_memo(daemon: Daemon) -> ReplayMemo | None:
     cache = daemon.cache
-    if cache is None or not cache.store.available:
-        return None
+    if cache is None:  # not ``store.available``: it waits for the shards, which open while the daemon starts
+        return None  # (a store that cannot open has no hits, so its memo never remembers a request)
     return ReplayMemo(daemon.engine, cache.layer)
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class Plan:
-    """What the supervisor runs: the worker command (less the address flags) and the held ports.
+    """What the supervisor runs: the worker's ``policyd`` arguments (less the address flags) and the held ports.
 
     A plain class, as :class:`.ports.HeldPort` and :class:`.spawn.Child`: nothing the supervisor
     imports before it starts its workers loads ``dataclasses`` (docs/deploy.md, "Start-up")."""
@@ -40,12 +40,16 @@ class Plan:
         self.metrics = metrics
         """Where the group serves Prometheus ``/metrics`` (``OTEL_METRICS_EXPORTER=prometheus``), merged."""
 
-    def command(self) -> list[str]:
-        """A worker's command line: the plan's, with the held addresses."""
+    def worker_args(self) -> list[str]:
+        """A worker's ``policyd`` arguments: the plan's, with the held addresses."""
         argv = [*self.argv, "--listen", self.grpc.listen]
         if self.http is not None:
             argv += ["--http-listen", self.http.listen]
         return argv
+
+    def command(self) -> list[str]:
+        """A worker's command line (a restarted one is exec'd: ``python -m policyd`` and :meth:`worker_args`)."""
+        return [sys.executable, "-m", "policyd", *self.worker_args()]
 
 
 def policy_http_listen(config: str | None) -> str | None:
@@ -104,8 +108,17 @@ def plan_workers(args: argparse.Namespace) -> Plan | None:
     except OSError:
         grpc_port.close()
         raise
-    argv = [sys.executable, "-m", "policyd", "--log-level", str(args.log_level)]
-    argv += ["serve", "--workers", "1", "--grace", repr(args.grace), "--reload-interval", repr(args.reload_interval)]
+    argv = [
+        "--log-level",
+        str(args.log_level),
+        "serve",
+        "--workers",
+        "1",
+        "--grace",
+        repr(args.grace),
+        "--reload-interval",
+        repr(args.reload_interval),
+    ]
     if args.config:
         argv += ["--config", str(args.config)]
     if args.data_dir is not None:

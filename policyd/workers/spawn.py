@@ -1,19 +1,26 @@
-"""Starting a worker: ``python -m policyd serve`` with one end of a Unix socket pair.
+"""Starting a worker: a fork of the supervisor at the group's start, ``python -m policyd serve`` after.
 
-A plain :class:`subprocess.Popen`, so the supervisor starts its workers before it has an event
-loop (or has even imported asyncio): they import in parallel while it sets itself up
-(docs/deploy.md, "Start-up"). A restarted worker is started the same way from the running loop.
+The group's first workers are forks of the supervisor, made before it has an event loop, a
+thread or anything heavy imported (it has parsed its arguments and held the address): each
+child runs ``policyd serve`` with its worker arguments as an exec'd worker would, without
+paying for a new interpreter, its ``site`` and the command line's modules again, while the
+supervisor loads asyncio and its own state (docs/deploy.md, "Start-up"). A worker restarted
+later, from the running loop, is a plain :class:`subprocess.Popen` of ``python -m policyd
+serve`` (as the first ones are where there is no ``os.fork``, or when the group serves
+Prometheus metrics). Either way it gets one end of a Unix socket pair (``POLICYD_GROUP_FD``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from policyd.workers.env import FD_ENV, INDEX_ENV, PARENT_ENV
 from policyd.workers.metrics import WORKER_ENV
@@ -24,10 +31,49 @@ if TYPE_CHECKING:
     from policyd.workers.plan import Plan
 
 
+class Process(Protocol):
+    """What the supervisor uses of a started worker's process (a :class:`subprocess.Popen` or a :class:`Forked`)."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Forked:
+    """A worker forked by :func:`fork_worker`, waited for and signalled as a ``Popen`` would be."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        """None while it runs; its exit code, or minus the signal that ended it."""
+        self._lock = threading.Lock()
+
+    def wait(self) -> int:
+        with self._lock:
+            if self.returncode is None:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:  # never a pid the kernel may have given another process
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class Child:
     """A started worker and the supervisor's end of its socket pair."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], sock: socket.socket) -> None:
+    def __init__(self, popen: Process, sock: socket.socket) -> None:
         self.popen = popen
         self.sock = sock
         self._exit: asyncio.Future[int] | None = None
@@ -90,10 +136,63 @@ def start_worker(plan: Plan, index: int) -> Child:
     return Child(popen, parent)
 
 
+def fork_worker(plan: Plan, index: int, others: Sequence[Child] = ()) -> Child:
+    """Worker ``index`` of ``plan`` as a fork of this process, which must have no thread and no event loop
+    (the supervisor before its own start). ``others``: the workers forked before it, whose ends of their
+    pairs the child closes."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    supervisor = os.getpid()
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+        stream.flush()
+    try:
+        pid = os.fork()
+    except BaseException:
+        parent.close()
+        child.close()
+        raise
+    if pid == 0:
+        parent.close()
+        _serve_as_worker(plan, index, child, supervisor, others)
+    child.close()
+    return Child(Forked(pid), parent)
+
+
+def _serve_as_worker(plan: Plan, index: int, sock: socket.socket, supervisor: int, others: Sequence[Child]) -> NoReturn:
+    """In a forked child: become worker ``index`` (``policyd serve`` with the worker arguments, as exec'd
+    workers run it) and exit with its status. The exit unwinds the supervisor's frames the fork copied,
+    none of which catches ``SystemExit``: the interpreter ends as an exec'd worker's does (its threads
+    joined, its ``atexit`` functions run)."""
+    code: int = 1
+    try:
+        for other in others:
+            other.sock.close()
+        for held in (plan.grpc, plan.http):
+            if held is not None:
+                held.close()  # the supervisor's; the worker binds its own
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(sys.stderr.fileno(), 1)  # the supervisor's stdout carries only its own lines
+        os.environ.update({FD_ENV: str(sock.detach()), INDEX_ENV: str(index), PARENT_ENV: str(supervisor)})
+        from policyd.cli.main import main
+
+        code = main(plan.worker_args())
+    except SystemExit:
+        raise
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    raise SystemExit(code)
+
+
 def start_group(plan: Plan) -> list[Child]:
-    """Every worker of ``plan``, started now, before the supervisor's event loop. None when the group
-    serves Prometheus metrics: the supervisor takes that port first, so a port in use stops the start
-    before any worker runs."""
+    """Every worker of ``plan``, started now, before the supervisor's event loop: forks where the platform
+    has them. None when the group serves Prometheus metrics: the supervisor takes that port first, so a
+    port in use stops the start before any worker runs."""
     if plan.metrics is not None:
         return []
-    return [start_worker(plan, index) for index in range(plan.workers)]
+    started: list[Child] = []
+    for index in range(plan.workers):
+        started.append(fork_worker(plan, index, started) if hasattr(os, "fork") else start_worker(plan, index))
+    return started

@@ -19,6 +19,7 @@ from policyd.cache.writer import BackgroundWriter, Write
 @pytest.fixture
 def store(tmp_path: Path):
     s = ResponseStore(tmp_path / "cache", CacheSettings(shards=4), CacheStats())
+    assert s.available  # waits for the shards, opened in the background: the tests open their files too
     yield s
     s.close()
 

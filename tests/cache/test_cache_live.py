@@ -82,7 +82,8 @@ async def test_fifty_concurrent_identical_requests_make_one_upstream_call(live, 
 async def test_a_waiter_whose_deadline_expires_leaves_the_others_their_answer(
     live, counting_host, upstream, impatient_first
 ):
-    _, _, stub = await live(counted_config(delay_s=1.0), host=counting_host)
+    daemon, _, stub = await live(counted_config(delay_s=1.0), host=counting_host)
+    assert daemon.cache.store.available  # the shards are open: the first call's 0.4 s is not spent waiting for them
     timeouts = (0.4, 5.0) if impatient_first else (5.0, 0.4)
     first = asyncio.ensure_future(stub.Complete(user("slow one"), timeout=timeouts[0]))
     await asyncio.wait_for(upstream.called.wait(), 5)  # the first call is in flight: it leads, the second follows

@@ -132,3 +132,28 @@ def test_counters_add_up_across_saves_and_processes(tmp_path: Path):
     assert totals.hits == 15 and totals.saved_usd == 0.5
     (tmp_path / "stats.json").write_bytes(pickle.dumps({"totals": {}}))
     assert load_totals(tmp_path).hits == 0, "an unreadable file counts from zero"
+
+
+def test_a_shard_that_cannot_be_opened_in_the_background_gives_a_store_that_answers_nothing(tmp_path: Path, caplog):
+    """The shards open in a thread (start-up does not wait for them); a failure there is the same degraded store."""
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    (directory / "001").write_text("a file where shard 001's directory should be")
+    with caplog.at_level(logging.WARNING):
+        store, stats = open_store(directory, shards=2)
+        assert not store.available  # waits for the opening thread
+    assert "cannot open" in stats.disabled_reason and stats.snapshot().io_errors == 1
+    assert store.get("k") is None
+    assert store.set("k", b"v", expire_s=1, tenant="t") is False
+    assert any("running without a cache" in r.getMessage() for r in caplog.records)
+    store.close()
+
+
+def test_the_first_use_waits_for_the_shards_opening_in_the_background(tmp_path: Path):
+    store, _ = open_store(tmp_path / "cache", shards=8)
+    opening = store._opening
+    assert opening is not None and opening.name == "policyd-cache-open"
+    assert store.set("k", b"v", expire_s=60, tenant="t")  # no wait by the caller: the store waits
+    assert not opening.is_alive() and store.get("k") == b"v"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()) == [f"{i:03d}" for i in range(8)]
+    store.close()

@@ -200,12 +200,22 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
 async def test_a_worker_killed_with_sigkill_is_restarted_and_the_group_serves_again():
     with group(policy()) as daemon:
         first = worker_pids(daemon)
+        supervisor = _cmdline(daemon.proc.pid)
+        # The group's first workers are forks of the supervisor (its command line); a restart is exec'd.
+        assert [_cmdline(pid) for pid in first] == [supervisor, supervisor]
         os.kill(first[0], signal.SIGKILL)
         await _until(lambda: "worker 0 rejoined" in daemon.log())
         assert worker_pids(daemon)[0] != first[0]
+        restarted = _cmdline(worker_pids(daemon)[0])
+        assert restarted[1:4] == ["-m", "policyd", "--log-level"] and "--workers" in restarted, restarted
+        assert restarted[restarted.index("--workers") + 1] == "1"
         assert re.search(rf"worker 0 \(pid {first[0]}\) exited with signal SIGKILL", daemon.log())
         check = daemon.cli("health", "--address", daemon.address)
         assert check.returncode == 0, check.stdout + check.stderr
