@@ -10,6 +10,9 @@
 - :func:`collector_paused`: start-up (importing ~500 modules, building plugins, config and
   stores) allocates much and frees little; the garbage collector's ~120 passes over it were
   about a tenth of ``policyd serve``'s start-up, for nothing (docs/deploy.md, "Start-up").
+- :func:`settle_collector`: what start-up built lives as long as the process, so the
+  collector's later passes leave it alone; and a request makes few reference cycles, so it
+  runs less often (docs/benchmarks.md, "The garbage collector after start-up").
 
 The CLI imports this module first: asyncio, tempfile and threading load where they are used,
 so a group's supervisor starts its workers before it loads asyncio.
@@ -62,6 +65,24 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+COLLECTOR_THRESHOLDS = (10_000, 10, 10)
+"""``gc.set_threshold`` once serving: the youngest generation is collected after 10,000 net
+allocations of tracked objects instead of 700. Requests free almost everything they allocate by
+reference counting, so the collector found little to free while it ran ~15 times every 1,000
+requests; the older generations keep Python's defaults."""
+
+
+def settle_collector() -> None:
+    """Once start-up is done, before serving: move everything it built (~46,000 tracked objects:
+    modules, plugins, config, stores) to the collector's permanent generation (``gc.freeze``), so
+    no later pass walks it, and collect the young generation less often
+    (:data:`COLLECTOR_THRESHOLDS`). In process, the collector's time per request went from
+    ~14 µs to between 0.4 and 2 µs. Start-up's own garbage, if any, stays with what is frozen; it is not
+    collected by the pass this would take (tens of ms on the way to SERVING)."""
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def _stores_on(config: Config) -> list[str]:

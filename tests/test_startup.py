@@ -21,7 +21,7 @@ import pytest
 
 from policyd.cli import main
 from policyd.cli.main import COMMANDS, build_parser, chosen_command, command_parser
-from policyd.lifecycle import collector_paused
+from policyd.lifecycle import COLLECTOR_THRESHOLDS, collector_paused
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,8 @@ def record(serving, factory):  # what `policyd serve --workers 1` loaded when it
     serving.close()
     switch = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
     print(json.dumps({"modules": sorted(sys.modules), "pydantic_switch": switch, "collections": collections,
-                      "collector_on": gc.isenabled()}), flush=True)
+                      "collector_on": gc.isenabled(), "frozen": gc.get_freeze_count(),
+                      "thresholds": gc.get_threshold()}), flush=True)
 
 event_loop.run = record
 argv = ["--log-level", "WARNING", "serve", "--workers", "1", "--listen", "127.0.0.1:0", "--data-dir", sys.argv[1]]
@@ -227,6 +228,9 @@ def test_one_worker_serves_alone_without_a_groups_parts(tmp_path):
     # before: only the command module's imports were paused), and on again when the server starts.
     assert len(result["collections"]) <= 20, result["collections"]
     assert result["collector_on"]
+    # What start-up built is frozen (no later pass walks it), and the young generation is collected less often.
+    assert result["frozen"] > 10_000, result["frozen"]
+    assert tuple(result["thresholds"]) == COLLECTOR_THRESHOLDS
 
 
 def test_the_offline_default_answers_its_first_complete(served):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from policyd.cli import event_loop
 from policyd.cli.common import add_config_option, add_data_dir_option, configure_logging
 from policyd.errors import InvalidArgument
-from policyd.lifecycle import collector_paused
+from policyd.lifecycle import collector_paused, settle_collector
 from policyd.server.address import DEFAULT_GRACE_S, DEFAULT_LISTEN, DEFAULT_RELOAD_INTERVAL_S, check_address
 from policyd.workers.count import ENV as WORKERS_ENV
 from policyd.workers.env import FD_ENV
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
 def serve_here(args: argparse.Namespace, group: GroupLink | None) -> int:
     """Serve in this process: on its own, or as one worker of a group. The collector is paused while the
-    serve path is imported and the daemon built (on again before the server starts: ``policyd.lifecycle``)."""
+    serve path is imported and the daemon built, then on again, with what was built frozen, before the
+    server starts (``policyd.lifecycle``)."""
     with collector_paused():
         loop_name, factory = event_loop.loop_factory()
         if not os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
@@ -106,6 +107,7 @@ def serve_here(args: argparse.Namespace, group: GroupLink | None) -> int:
 
         daemon = build_daemon(DaemonOptions(config_path=args.config, data_dir=args.data_dir, group=group))
         http_listen = http_listen_option(args.http_listen, daemon)
+    settle_collector()
     import logging
 
     logging.getLogger(__name__).info("event loop: %s", loop_name)
