@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import sqlite3
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -158,15 +159,23 @@ async def test_a_repeat_of_an_all_hit_request_is_replayed_with_the_answer_a_full
 
 async def test_a_new_answer_stored_by_another_worker_is_answered_once_this_one_rereads(live, host, numbered, tmp_path):
     data = tmp_path / "data"
-    _, running_a, stub_a = await live(policy(reread=0.2), host=host, data_dir=data)
-    _, _, stub_b = await live(policy(reread=0.2), host=host, data_dir=data)  # a second worker on the same cache
+    daemon_a, running_a, stub_a = await live(policy(reread=0.2), host=host, data_dir=data)
+    daemon_b, _, stub_b = await live(policy(reread=0.2), host=host, data_dir=data)  # a second worker, same cache
     msg = user("what is a monad")
     old = [await stub_a.Complete(msg) for _ in range(3)]
     assert running_a.servicer.replays.replayed == 1
     assert {r.output.content for r in old} == {"gpt-oss-120b answer #1"}
+    # Worker a's own write of answer #1 lands first: two workers' writes of one key land in the order
+    # they commit, and a later commit of the older answer would stand (a race this test is not about).
+    await asyncio.to_thread(daemon_a.cache.writer.flush)
     fresh = await stub_b.Complete(user("what is a monad", cache_mode=pb.CACHE_MODE_REFRESH))
     assert fresh.output.content == "gpt-oss-120b answer #2"
-    await asyncio.sleep(0.6)  # past reread_after_s and the writer's batch
+    await asyncio.to_thread(daemon_b.cache.writer.flush)  # worker b's answer is on disk
+    # Within reread_after_s (0.2 s) worker a reads it; a loaded machine may take longer to get there.
+    deadline = time.monotonic() + 10
+    while (await stub_a.Complete(msg)).output.content != "gpt-oss-120b answer #2":
+        assert time.monotonic() < deadline, "worker a never read worker b's new answer"
+        await asyncio.sleep(0.05)
     after = [await stub_a.Complete(msg) for _ in range(3)]
     assert {r.output.content for r in after} == {"gpt-oss-120b answer #2"}
     assert all(r.attempts[0].cached for r in after) and numbered.calls == 2
