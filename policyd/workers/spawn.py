@@ -186,6 +186,13 @@ def _serve_as_worker(plan: Plan, index: int, sock: socket.socket, supervisor: in
     raise SystemExit(code)
 
 
+def forks_workers(plan: Plan) -> bool:
+    """Whether :func:`start_group` forks ``plan``'s workers (then the supervisor imports the serve path
+    first, once for all of them): where the platform has ``os.fork`` and the group serves no Prometheus
+    metrics."""
+    return plan.metrics is None and hasattr(os, "fork")
+
+
 def start_group(plan: Plan) -> list[Child]:
     """Every worker of ``plan``, started now, before the supervisor's event loop: forks where the platform
     has them. None when the group serves Prometheus metrics: the supervisor takes that port first, so a
@@ -194,5 +201,5 @@ def start_group(plan: Plan) -> list[Child]:
         return []
     started: list[Child] = []
     for index in range(plan.workers):
-        started.append(fork_worker(plan, index, started) if hasattr(os, "fork") else start_worker(plan, index))
+        started.append(fork_worker(plan, index, started) if forks_workers(plan) else start_worker(plan, index))
     return started
