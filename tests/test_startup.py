@@ -323,3 +323,26 @@ def test_a_paused_collector_is_restored_as_it_was_around_nested_pauses():
         assert inner() is False
         assert not gc.isenabled()  # the inner pause does not turn it on under the outer one
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize(("metrics", "imports"), [(None, 1), ("a Prometheus address", 0)])
+def test_a_group_supervisor_imports_the_serve_path_only_for_workers_it_forks(monkeypatch, metrics, imports):
+    from policyd.cli import serve_cmd
+    from policyd.workers import plan as plan_module
+    from policyd.workers import spawn, supervisor
+    from policyd.workers.env import FD_ENV
+
+    monkeypatch.delenv(FD_ENV, raising=False)
+    loads: list[bool] = []
+    started: list[int] = []
+    plan = plan_module.Plan(2, [], None, None, 1.0, metrics=metrics)  # type: ignore[arg-type]
+    monkeypatch.setattr(serve_cmd, "load_serve_path", lambda: loads.append(True))
+    monkeypatch.setattr(plan_module, "plan_workers", lambda args: plan)
+    monkeypatch.setattr(spawn, "start_group", lambda p: started.append(len(loads)) or [])
+    monkeypatch.setattr(supervisor, "supervise", lambda p, children: 0)
+    monkeypatch.setattr(serve_cmd, "configure_logging", lambda level: None)  # this test process's logging stays
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # and its collector
+    args = command_parser(["serve"]).parse_args(["serve", "--listen", "127.0.0.1:0"])
+    assert serve_cmd.run(args) == 0
+    assert len(loads) == imports  # exec'd workers (a metrics group) import for themselves
+    assert started == [imports]  # and the imports come before the workers start
