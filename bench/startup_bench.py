@@ -127,6 +127,27 @@ def tree_cpu_s(pid: int) -> tuple[float, float]:
     return own, rest
 
 
+def waited_s(pid: int) -> float:
+    """Seconds ``pid``'s threads and its live descendants' spent runnable but waiting for a core (the
+    second field of each task's /proc schedstat; 0 where the kernel has none): how much the machine's
+    other load, and the group's own processes on too few cores, delayed start-up."""
+    total_ns = 0
+    pending = [pid]
+    while pending:
+        proc = pending.pop()
+        try:
+            tasks = list(Path(f"/proc/{proc}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total_ns += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+        pending += children(proc)
+    return total_ns / 1e9
+
+
 class Run(NamedTuple):
     ready_s: float
     """Exec → the first SERVING health answer."""
@@ -136,6 +157,8 @@ class Run(NamedTuple):
     """CPU its live children (a group's workers) had used by then."""
     answered_s: float
     """Exec → the first Complete, sent right after SERVING, answered."""
+    waited_s: float
+    """Time its processes (a group's supervisor and workers) had waited for a core by SERVING."""
 
 
 def one_run(interval_s: float, console_script: bool, env: dict[str, str], timeout_s: float = 30.0) -> Run:
@@ -154,8 +177,9 @@ def one_run(interval_s: float, console_script: bool, env: dict[str, str], timeou
         try:
             ready = poll(health, request, proc, t0, interval_s, timeout_s)
             own, workers = tree_cpu_s(proc.pid)
+            waited = waited_s(proc.pid)
             check_complete(channel)
-            return Run(ready, own, workers, time.perf_counter() - t0)
+            return Run(ready, own, workers, time.perf_counter() - t0, waited)
         finally:
             channel.close()
             proc.send_signal(signal.SIGTERM)
@@ -341,9 +365,9 @@ def count_instructions(root: Path) -> dict[str, Any]:
         raise SystemExit("--instructions needs valgrind on PATH")
     with tempfile.TemporaryDirectory(prefix="policyd-pycache-") as pycache:
         env = child_env(root, Path(pycache))
-        with tempfile.TemporaryDirectory(prefix="policyd-startup-") as tmp:  # writes the bytecode cache
-            warm = [sys.executable, "-c", WORKER_UNTIL_SERVE]
-            subprocess.run(warm, env=env, check=True, capture_output=True, cwd=tmp)
+        for script in COUNTED.values():  # unmeasured: writes the bytecode cache of every module they import
+            with tempfile.TemporaryDirectory(prefix="policyd-startup-") as tmp:
+                subprocess.run([sys.executable, "-c", script], env=env, check=False, capture_output=True, cwd=tmp)
         counts = {name: instructions(env, script) for name, script in COUNTED.items()}
     worker, supervisor = counts["worker"], counts["supervisor"]
     assert worker is not None and supervisor is not None
@@ -388,6 +412,7 @@ def measure(
         "cpu_median_s": round(statistics.median(run.own_cpu_s + run.children_cpu_s for run in samples), 3),
         "cpu_main_median_s": round(statistics.median(run.own_cpu_s for run in samples), 3),
         "cpu_children_median_s": round(statistics.median(run.children_cpu_s for run in samples), 3),
+        "waited_median_s": round(statistics.median(run.waited_s for run in samples), 3),
         "import_median_s": round(statistics.median(p["import_s"] for p in parts), 3),
         "build_median_s": round(statistics.median(p["build_s"] for p in parts), 3),
         "start_median_s": round(statistics.median(p["start_s"] for p in parts), 3),
@@ -409,7 +434,8 @@ def render(figures: dict[str, Any]) -> str:
             f"  exec → the first Complete (sent at SERVING) answered: median {figures['answered_median_s']:.3f} s",
             f"  CPU used until SERVING (less disturbed by load), medians: {figures['cpu_median_s']:.3f} s in all, "
             f"{figures['cpu_main_median_s']:.3f} s the exec'd process (a group's supervisor), "
-            f"{figures['cpu_children_median_s']:.3f} s its live children (the workers)",
+            f"{figures['cpu_children_median_s']:.3f} s its live children (the workers); waited for a core "
+            f"{figures['waited_median_s']:.3f} s (all their threads)",
             f"  in-process CPU medians: imports {figures['import_median_s']:.3f} s, build_daemon "
             f"{figures['build_median_s']:.3f} s, start_server {figures['start_median_s']:.3f} s; "
             f"heavy modules loaded: {', '.join(figures['heavy_loaded']) or 'none'}; load avg {load[0]} → {load[1]}",

@@ -66,6 +66,12 @@ def adopt() -> tuple[Found, ...]:
     return found
 
 
+def adopted() -> bool:
+    """Whether :func:`adopt`'s pass was made over today's ``sys.path`` (in this process, or in the
+    supervisor it was forked from)."""
+    return tuple(sys.path) in _adopted
+
+
 def entry_points(group: str = "policyd") -> list[Found]:
     """``group``'s entry points: from :func:`adopt`'s pass while ``sys.path`` is the same, else scanned now."""
     found = _adopted.get(tuple(sys.path))

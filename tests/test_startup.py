@@ -73,13 +73,20 @@ print(json.dumps({"output": output, "modules": sorted(sys.modules)}))
 
 
 SUPERVISE_A_GROUP = """
-import json, os, signal, sys
+import asyncio, gc, json, os, signal, sys
 from policyd.workers import spawn
 
 start_group, seen = spawn.start_group, {}
 
 def recording_start(plan):
+    try:
+        asyncio.get_running_loop()
+        seen["loop_at_spawn"] = True
+    except RuntimeError:
+        seen["loop_at_spawn"] = False
     seen["at_spawn"] = sorted(sys.modules)
+    seen["threads_at_spawn"] = len(os.listdir("/proc/self/task"))
+    seen["frozen_at_spawn"] = gc.get_freeze_count()
     started = start_group(plan)
     from policyd.workers import supervisor
 
@@ -88,6 +95,12 @@ def recording_start(plan):
     def announced(self):
         announce(self)
         seen["serving"] = sorted(sys.modules)
+        seen["open_files"] = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                seen["open_files"].append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the directory's own descriptor, closed by now
+                pass
         print(json.dumps(seen), flush=True)
         os.kill(os.getpid(), signal.SIGTERM)  # the group drains and the supervisor exits 0
 
@@ -123,39 +136,25 @@ sys.exit(main(argv))
 ALONE_NEVER = ("policyd.workers.supervisor", "policyd.workers.state", "policyd.workers.spawn", "policyd.workers.link")
 """One worker is one daemon: no supervisor, and none of a group's parts."""
 
-SUPERVISOR_NEVER = (
-    "grpc",
-    "grpc_health",
-    "google.protobuf",
-    "policyd.v1",
-    "policyd.daemon",
-    "policyd.engine",
-    "policyd.config",
-    "policyd.plugin",
-    "policyd.cache",
-    "policyd.ledger",
-    "policyd.telemetry",
-    "policyd.server.app",
-    "policyd.server.listen",
-    "policyd.workers.link",
-    "yaml",
-    "pydantic",
-    "diskcache",
-    "uvloop",
-    *DEFERRED,
-)
-"""What a group's supervisor (no policy file, no ``OTEL_*``) never loads: its workers serve."""
+SUPERVISOR_NEVER = DEFERRED
+"""What a group's supervisor (no policy file, no ``OTEL_*``) never loads, as a lone daemon does not: the
+serve path it imports before its forks is the lone daemon's."""
 
-BEFORE_THE_WORKERS_START = (
-    "asyncio",
-    "policyd.workers.supervisor",
-    "policyd.workers.state",
-    "policyd.workers.peer",
-    "dataclasses",  # with inspect, a fifth of what the supervisor would import before its workers start
-    "logging",  # set up once they have started (policyd.cli.common.configure_logging)
+BEFORE_THE_FORKS = (
+    "grpc",
+    "google.protobuf",
+    "pydantic",
+    "policyd.daemon",
+    "policyd.server.app",
+    "policyd.server.openai.server",
+    "policyd.workers.link",
+    "policyd_plugins.simulated",
+    "policyd_plugins.strategies",
 )
-"""The workers are started before the supervisor loads its event loop, its shared state, ``dataclasses``
-and ``logging``."""
+"""The serve path, imported once by the supervisor before it forks its workers: they inherit it."""
+
+AFTER_THE_FORKS = ("policyd.workers.supervisor", "policyd.workers.state")
+"""The supervisor's own parts load once its workers run."""
 
 
 def loaded(modules: list[str], prefix: str) -> list[str]:
@@ -194,14 +193,43 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]
 
 
 @pytest.mark.parametrize("module", SUPERVISOR_NEVER)
-def test_a_group_supervisor_never_imports_what_only_its_workers_use(supervised, module):
+def test_a_group_supervisor_never_imports_what_serving_the_offline_default_does_not(supervised, module):
     assert loaded(supervised["serving"], module) == [], f"the supervisor of a group imported {module}"
 
 
-@pytest.mark.parametrize("module", BEFORE_THE_WORKERS_START)
-def test_a_group_supervisor_starts_its_workers_before_its_event_loop(supervised, module):
+@pytest.mark.parametrize("module", BEFORE_THE_FORKS)
+def test_a_group_supervisor_imports_the_serve_path_once_before_it_forks_its_workers(supervised, module):
+    assert loaded(supervised["at_spawn"], module) != [], f"{module} was not imported before the workers started"
+
+
+@pytest.mark.parametrize("module", AFTER_THE_FORKS)
+def test_a_group_supervisor_loads_its_own_parts_after_its_workers_start(supervised, module):
     assert loaded(supervised["at_spawn"], module) == [], f"{module} was imported before the workers started"
     assert loaded(supervised["serving"], module) != []  # then it was: the supervisor runs on it
+
+
+def test_a_group_supervisor_forks_without_a_thread_or_an_event_loop_and_with_its_imports_frozen(supervised):
+    assert supervised["threads_at_spawn"] == 1  # no grpc, store or Python thread is copied into a fork
+    assert supervised["loop_at_spawn"] is False
+    assert supervised["frozen_at_spawn"] > 10_000  # the forks' collections never walk (or copy) the shared imports
+
+
+def test_a_group_supervisor_never_opens_the_cache_or_the_ledger(supervised):
+    # Its workers build the daemon: the supervisor holds no file of the data directory (it holds the address).
+    data_files = [f for f in supervised["open_files"] if "/data/" in f or f.endswith("/data")]
+    assert data_files == [], data_files
+
+
+def test_an_entry_point_pass_is_adopted_for_the_sys_path_it_was_made_over(monkeypatch):
+    from policyd import discovery
+
+    monkeypatch.setattr(discovery, "_adopted", {})
+    monkeypatch.setenv(discovery.PYDANTIC_SWITCH, "")  # adopt() leaves a set variable alone
+    assert not discovery.adopted()
+    discovery.adopt()
+    assert discovery.adopted()  # a fork of a supervisor that made the pass does not make it again
+    monkeypatch.setattr(sys, "path", [*sys.path, "/nonexistent-boot6"])
+    assert not discovery.adopted()  # sys.path changed since: scanned again
 
 
 def test_one_worker_serves_alone_without_a_groups_parts(tmp_path):
@@ -295,3 +323,26 @@ def test_a_paused_collector_is_restored_as_it_was_around_nested_pauses():
         assert inner() is False
         assert not gc.isenabled()  # the inner pause does not turn it on under the outer one
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize(("metrics", "imports"), [(None, 1), ("a Prometheus address", 0)])
+def test_a_group_supervisor_imports_the_serve_path_only_for_workers_it_forks(monkeypatch, metrics, imports):
+    from policyd.cli import serve_cmd
+    from policyd.workers import plan as plan_module
+    from policyd.workers import spawn, supervisor
+    from policyd.workers.env import FD_ENV
+
+    monkeypatch.delenv(FD_ENV, raising=False)
+    loads: list[bool] = []
+    started: list[int] = []
+    plan = plan_module.Plan(2, [], None, None, 1.0, metrics=metrics)  # type: ignore[arg-type]
+    monkeypatch.setattr(serve_cmd, "load_serve_path", lambda: loads.append(True))
+    monkeypatch.setattr(plan_module, "plan_workers", lambda args: plan)
+    monkeypatch.setattr(spawn, "start_group", lambda p: started.append(len(loads)) or [])
+    monkeypatch.setattr(supervisor, "supervise", lambda p, children: 0)
+    monkeypatch.setattr(serve_cmd, "configure_logging", lambda level: None)  # this test process's logging stays
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # and its collector
+    args = command_parser(["serve"]).parse_args(["serve", "--listen", "127.0.0.1:0"])
+    assert serve_cmd.run(args) == 0
+    assert len(loads) == imports  # exec'd workers (a metrics group) import for themselves
+    assert started == [imports]  # and the imports come before the workers start

@@ -1,14 +1,19 @@
 """``policyd serve``: run the gRPC daemon.
 
 Its parser and the choice between serving here and supervising a group of workers import no
-grpc, daemon or engine: a supervisor (``--workers N``, N > 1, the default on a multi-core
-machine) starts its workers before anything heavy, and never loads what only they use
-(docs/deploy.md, "Start-up"). The daemon's modules are imported once this process serves.
+grpc, daemon or engine. A supervisor (``--workers N``, N > 1, the default on a multi-core
+machine) whose workers are forks imports the serve path once (:func:`load_serve_path`, no
+thread, no event loop, no grpc object) and forks them after: each worker then only builds its
+daemon and serves, and the group pays the imports once (docs/deploy.md, "Start-up"). Otherwise
+the daemon's modules are imported once this process serves.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
+import importlib
 import os
 from typing import TYPE_CHECKING
 
@@ -80,9 +85,14 @@ def run(args: argparse.Namespace) -> int:
 
         plan = plan_workers(args)  # configures logging where it has something to say (one worker)
         if plan is not None:
-            from policyd.workers.spawn import start_group
+            from policyd.workers.spawn import forks_workers, start_group
 
-            started = start_group(plan)  # first: they import while this process loads asyncio and its own state
+            if forks_workers(plan):
+                with collector_paused():
+                    load_serve_path()  # once, inherited by every fork (a restart is exec'd and loads its own)
+                    import policyd.workers.link  # noqa: F401  (a worker's side of the group)
+                gc.freeze()  # what the forks share: no collection in them walks it (or copies its pages)
+            started = start_group(plan)
             configure_logging(args.log_level)
             from policyd.workers.supervisor import supervise
 
@@ -91,16 +101,37 @@ def run(args: argparse.Namespace) -> int:
     return serve_here(args, group)
 
 
+SERVE_PATH = ("policyd.daemon", "policyd.server.app", "policyd.server.openai.server")
+"""The modules :func:`serve_here` uses (with the built-in plugins' and the event loop's)."""
+
+
+def load_serve_path() -> tuple[str, event_loop.LoopFactory | None]:
+    """Import what serving imports (the event loop's module, the daemon, the server, the built-in plugins'
+    modules) and make the entry-point pass, unless this process has (a fork of a supervisor that did);
+    returns the event loop's (name, factory). Starts no thread and makes no grpc object or event loop: a
+    group's supervisor runs it before it forks its workers. The caller pauses the collector."""
+    loop_name, factory = event_loop.loop_factory()
+    if not os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
+        from policyd import discovery
+
+        if not discovery.adopted():
+            discovery.adopt()  # one entry-point pass for pydantic and the plugin host, before the first model
+    for module in SERVE_PATH:
+        importlib.import_module(module)
+    from policyd.plugin.manager import BUILTIN_PLUGINS
+
+    for module in BUILTIN_PLUGINS.values():
+        with contextlib.suppress(Exception):  # a failing one is the plugin host's to report, naming it
+            importlib.import_module(module)
+    return loop_name, factory
+
+
 def serve_here(args: argparse.Namespace, group: GroupLink | None) -> int:
     """Serve in this process: on its own, or as one worker of a group. The collector is paused while the
     serve path is imported and the daemon built, then on again, with what was built frozen, before the
     server starts (``policyd.lifecycle``)."""
     with collector_paused():
-        loop_name, factory = event_loop.loop_factory()
-        if not os.environ.get("POLICYD_DISABLE_PLUGIN_AUTOLOAD"):
-            from policyd import discovery
-
-            discovery.adopt()  # one entry-point pass for pydantic and the plugin host, before the first model
+        loop_name, factory = load_serve_path()
         from policyd.daemon import DaemonOptions, build_daemon
         from policyd.server.app import serve
         from policyd.server.openai.server import http_listen_option

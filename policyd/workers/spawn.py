@@ -1,10 +1,11 @@
 """Starting a worker: a fork of the supervisor at the group's start, ``python -m policyd serve`` after.
 
-The group's first workers are forks of the supervisor, made before it has an event loop, a
-thread or anything heavy imported (it has parsed its arguments and held the address): each
-child runs ``policyd serve`` with its worker arguments as an exec'd worker would, without
-paying for a new interpreter, its ``site`` and the command line's modules again, while the
-supervisor loads asyncio and its own state (docs/deploy.md, "Start-up"). A worker restarted
+The group's first workers are forks of the supervisor, made before it has an event loop or a
+thread, once it has held the address and imported the serve path (``policyd.cli.serve_cmd.
+load_serve_path``, when :func:`forks_workers`): each child runs ``policyd serve`` with its
+worker arguments as an exec'd worker would, without paying for a new interpreter, its
+``site`` or the serve path's imports again, so it only builds its daemon; then the supervisor
+starts its loop and its own state (docs/deploy.md, "Start-up"). A worker restarted
 later, from the running loop, is a plain :class:`subprocess.Popen` of ``python -m policyd
 serve`` (as the first ones are where there is no ``os.fork``, or when the group serves
 Prometheus metrics). Either way it gets one end of a Unix socket pair (``POLICYD_GROUP_FD``).
@@ -137,9 +138,9 @@ def start_worker(plan: Plan, index: int) -> Child:
 
 
 def fork_worker(plan: Plan, index: int, others: Sequence[Child] = ()) -> Child:
-    """Worker ``index`` of ``plan`` as a fork of this process, which must have no thread and no event loop
-    (the supervisor before its own start). ``others``: the workers forked before it, whose ends of their
-    pairs the child closes."""
+    """Worker ``index`` of ``plan`` as a fork of this process, which must have no thread, no event loop and
+    no grpc object (the supervisor before its own start; what it imported is shared). ``others``: the
+    workers forked before it, whose ends of their pairs the child closes."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     supervisor = os.getpid()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
@@ -186,6 +187,13 @@ def _serve_as_worker(plan: Plan, index: int, sock: socket.socket, supervisor: in
     raise SystemExit(code)
 
 
+def forks_workers(plan: Plan) -> bool:
+    """Whether :func:`start_group` forks ``plan``'s workers (then the supervisor imports the serve path
+    first, once for all of them): where the platform has ``os.fork`` and the group serves no Prometheus
+    metrics."""
+    return plan.metrics is None and hasattr(os, "fork")
+
+
 def start_group(plan: Plan) -> list[Child]:
     """Every worker of ``plan``, started now, before the supervisor's event loop: forks where the platform
     has them. None when the group serves Prometheus metrics: the supervisor takes that port first, so a
@@ -194,5 +202,5 @@ def start_group(plan: Plan) -> list[Child]:
         return []
     started: list[Child] = []
     for index in range(plan.workers):
-        started.append(fork_worker(plan, index, started) if hasattr(os, "fork") else start_worker(plan, index))
+        started.append(fork_worker(plan, index, started) if forks_workers(plan) else start_worker(plan, index))
     return started
