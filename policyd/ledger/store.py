@@ -17,6 +17,7 @@ from pathlib import Path
 from policyd import sqlbatch
 from policyd.errors import NotFound
 from policyd.ledger.records import ATTEMPT_COLUMNS, OUTCOME_COLUMNS, Row, Values
+from policyd.ledger.request_index import index_due, latest_outcome, migrate
 
 LEDGER_FILE = "ledger.sqlite3"
 SCHEMA_VERSION = "1"
@@ -56,7 +57,6 @@ CREATE TABLE IF NOT EXISTS outcomes (
     decision_id TEXT NOT NULL,
     trace_id TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id);
 CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes (ts);
 CREATE TABLE IF NOT EXISTS attempts (
     outcome_seq INTEGER NOT NULL REFERENCES outcomes (seq),
@@ -77,6 +77,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT NOT NULL,
     PRIMARY KEY (outcome_seq, idx)
 );
+CREATE TABLE IF NOT EXISTS request_ids (
+    request_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (request_id, seq)
+) WITHOUT ROWID;
 """
 
 ROWS_PER_STATEMENT = 64
@@ -116,6 +121,8 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         conn.executescript(f"BEGIN;\n{_SCHEMA}\nCOMMIT;")
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
     conn.execute("PRAGMA synchronous = FULL")
+    if create:
+        migrate(conn)  # a ledger of an older version: its request ids indexed in one run
     return conn
 
 
@@ -143,6 +150,8 @@ def insert_outcomes(conn: sqlite3.Connection, items: Iterable[Values]) -> int:
             attempts += [(seq, *attempt) for attempt in tries]
         _insert_rows(conn, "outcomes", OUTCOME_COLUMNS, outcomes)
         _insert_rows(conn, "attempts", ATTEMPT_COLUMNS, attempts)
+    if seq > first:
+        index_due(conn, seq)
     return seq - first
 
 
@@ -158,13 +167,8 @@ def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:
     Returns whether anything changed (False for a repeat of the same report); raises
     NotFound for a request id the ledger never saw.
     """
-    scoped = "" if report.tenant is None else " AND tenant = ?"
-    params = (report.request_id,) if report.tenant is None else (report.request_id, report.tenant)
-    row = conn.execute(
-        "SELECT seq, reported_success, reported_score, reported_note FROM outcomes"
-        f" WHERE request_id = ?{scoped} ORDER BY seq DESC LIMIT 1",
-        params,
-    ).fetchone()
+    columns = "seq, reported_success, reported_score, reported_note"
+    row = latest_outcome(conn, report.request_id, report.tenant, columns)
     if row is None:
         raise NotFound(
             f"request {report.request_id!r} is not in the ledger",
