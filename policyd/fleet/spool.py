@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from policyd.ledger.request_index import latest_outcome
 from policyd.ledger.store import Report, connect
 
 Row = tuple[Any, ...]
@@ -59,9 +60,7 @@ def spool_report(path: Path, report: Report) -> bool:
     """Keep a report on an outcome this daemon answered (durably, in its ledger file); False if it did not."""
     conn = connect(path, create=False)
     try:
-        scoped = "" if report.tenant is None else " AND tenant = ?"
-        args = (report.request_id,) if report.tenant is None else (report.request_id, report.tenant)
-        if conn.execute(f"SELECT 1 FROM outcomes WHERE request_id = ?{scoped} LIMIT 1", args).fetchone() is None:
+        if latest_outcome(conn, report.request_id, report.tenant, "seq") is None:
             return False
         conn.execute(_REPORTS)
         conn.execute(

@@ -17,7 +17,7 @@ import json
 import time
 from typing import NamedTuple
 
-from policyd.types import Attempt, AttemptRole, Outcome, Request
+from policyd.types import Attempt, AttemptRole, Effort, Outcome, OutcomeStatus, Request, VerdictKind
 
 OUTCOME_COLUMNS = (
     "seq", "request_id", "ts", "tenant", "policy", "rule", "task", "strategy", "policy_version", "models",
@@ -73,11 +73,39 @@ def values(f: Finished) -> Values:
     return outcome_values(f), attempt_values(f.outcome)
 
 
-def outcome_values(f: Finished) -> Row:
-    """The ``outcomes`` row of ``f`` (:data:`OUTCOME_COLUMNS` after ``seq``)."""
-    request, outcome = f.request, f.outcome
-    attempts = outcome.attempts
-    e = outcome.explanation
+_STATUS = {status: (status.value, int(status.is_success)) for status in OutcomeStatus}
+"""Each status's column values, looked up once (an enum's ``value`` is a property)."""
+_VALUE: dict[str, str] = {member: member.value for kind in (AttemptRole, Effort, VerdictKind) for member in kind}
+"""The column value of each role, effort and verdict kind (members of equal value share an entry)."""
+
+
+def _one_attempt(a: Attempt) -> tuple[int, int, int, int, int, int, int, str, str]:
+    """The totals :func:`_totals` makes, for the usual outcome of one attempt (a cache hit, a
+    single call): no loop, no dict of models."""
+    v = a.verdict
+    model = a.model
+    failed = 1 if a.error else 0
+    final = model if model and not failed and a.role is not AttemptRole.VALIDATE else ""
+    return (
+        a.input_tokens,
+        a.output_tokens,
+        int(a.cached),
+        int(a.role is AttemptRole.ESCALATE),
+        0 if v is None else 1,
+        int(v is not None and v.kind.passed),
+        failed,
+        _models_json({model: None}) if model else "[]",
+        final,
+    )
+
+
+def _totals(attempts: tuple[Attempt, ...]) -> tuple[int, int, int, int, int, int, int, str, str]:
+    """Tokens, cached, escalated, validations, passed, failed, the models' JSON and the final model."""
+    return _one_attempt(attempts[0]) if len(attempts) == 1 else _summed(attempts)
+
+
+def _summed(attempts: tuple[Attempt, ...]) -> tuple[int, int, int, int, int, int, int, str, str]:
+    """:func:`_totals` of any number of attempts."""
     input_tokens = output_tokens = validations = passed = failed = 0
     cached = escalated = False
     models: dict[str, None] = {}  # called, in order, each once
@@ -94,26 +122,46 @@ def outcome_values(f: Finished) -> Row:
         if a.error:
             failed += 1
     return (
+        input_tokens,
+        output_tokens,
+        int(cached),
+        int(escalated),
+        validations,
+        passed,
+        failed,
+        _models_json(models),
+        _final_model(attempts),
+    )
+
+
+def outcome_values(f: Finished) -> Row:
+    """The ``outcomes`` row of ``f`` (:data:`OUTCOME_COLUMNS` after ``seq``)."""
+    request, outcome, ts = f
+    attempts = outcome.attempts
+    e = outcome.explanation
+    input_tokens, output_tokens, cached, escalated, validations, passed, failed, models, final = _totals(attempts)
+    status, success = _STATUS[outcome.status]
+    return (
         outcome.request_id or request.request_id,
-        f.ts,
+        ts,
         outcome.tenant or request.tenant,
         e.policy,
         e.rule,
         outcome.task or request.task,
         e.strategy,
         e.policy_version,
-        _models_json(models),
-        _final_model(attempts),
-        outcome.status.value,
-        int(outcome.status.is_success),
+        models,
+        final,
+        status,
+        success,
         outcome.total_cost_usd,
         outcome.saved_usd,
         outcome.tokens_saved,
         input_tokens,
         output_tokens,
         outcome.latency_ms,
-        int(cached),
-        int(escalated),
+        cached,
+        escalated,
         validations,
         passed,
         len(attempts),
@@ -131,17 +179,17 @@ def attempt_values(outcome: Outcome) -> list[Row]:
         rows.append(
             (
                 a.index,
-                a.role.value,
+                _VALUE[a.role],
                 a.model,
                 a.provider,
-                a.effort.value,
+                _VALUE[a.effort],
                 a.input_tokens,
                 a.output_tokens,
                 a.cost_usd,
                 a.saved_usd,
                 a.latency_ms,
                 int(a.cached),
-                v.kind.value if v else "",
+                _VALUE[v.kind] if v else "",
                 v.validator if v else "",
                 v.reason if v else "",
                 a.error,

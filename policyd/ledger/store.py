@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from policyd import sqlbatch
 from policyd.errors import NotFound
-from policyd.ledger.records import ATTEMPT_COLUMNS, OUTCOME_COLUMNS, Row, Values
+from policyd.ledger.records import ATTEMPT_COLUMNS, OUTCOME_COLUMNS, Values
+from policyd.ledger.request_index import index_due, latest_outcome, migrate
 
 LEDGER_FILE = "ledger.sqlite3"
 SCHEMA_VERSION = "1"
@@ -56,7 +56,6 @@ CREATE TABLE IF NOT EXISTS outcomes (
     decision_id TEXT NOT NULL,
     trace_id TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id);
 CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes (ts);
 CREATE TABLE IF NOT EXISTS attempts (
     outcome_seq INTEGER NOT NULL REFERENCES outcomes (seq),
@@ -77,6 +76,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT NOT NULL,
     PRIMARY KEY (outcome_seq, idx)
 );
+CREATE TABLE IF NOT EXISTS request_ids (
+    request_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (request_id, seq)
+) WITHOUT ROWID;
 """
 
 ROWS_PER_STATEMENT = 64
@@ -116,6 +120,8 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         conn.executescript(f"BEGIN;\n{_SCHEMA}\nCOMMIT;")
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
     conn.execute("PRAGMA synchronous = FULL")
+    if create:
+        migrate(conn)  # a ledger of an older version: its request ids indexed in one run
     return conn
 
 
@@ -129,27 +135,53 @@ def insert_outcomes(conn: sqlite3.Connection, items: Iterable[Values]) -> int:
     given here, following the table's AUTOINCREMENT counter: the transaction holds the
     write lock, so no other writer (another worker's) can take them meanwhile. ``items`` is
     read :data:`ROWS_PER_STATEMENT` outcomes at a time: a backlog the writer catches up on
-    after a slow disk is not doubled in memory by its rows.
+    after a slow disk is not doubled in memory by its rows. The parameters go straight into
+    one flat list per table (no row tuple copied with its ``seq``), and the statements' texts
+    are made once (:data:`_OUTCOME_SQL`).
     """
     last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outcomes'").fetchone()
     first = seq = int(last[0]) if last is not None else 0
     source = iter(items)
     while chunk := list(itertools.islice(source, ROWS_PER_STATEMENT)):
-        outcomes: list[Row] = []
-        attempts: list[Row] = []
+        outcomes: list[object] = []
+        attempts: list[object] = []
+        tried = 0
         for outcome, tries in chunk:
             seq += 1
-            outcomes.append((seq, *outcome))
-            attempts += [(seq, *attempt) for attempt in tries]
-        _insert_rows(conn, "outcomes", OUTCOME_COLUMNS, outcomes)
-        _insert_rows(conn, "attempts", ATTEMPT_COLUMNS, attempts)
+            outcomes.append(seq)
+            outcomes += outcome
+            for attempt in tries:
+                attempts.append(seq)
+                attempts += attempt
+            tried += len(tries)
+        _insert_flat(conn, _OUTCOME_SQL, len(OUTCOME_COLUMNS), outcomes, len(chunk))
+        _insert_flat(conn, _ATTEMPT_SQL, len(ATTEMPT_COLUMNS), attempts, tried)
+    if seq > first:
+        index_due(conn, seq)
     return seq - first
 
 
-def _insert_rows(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[Row]) -> None:
-    row_marks = "(" + ", ".join("?" * len(columns)) + ")"
-    for size, params in sqlbatch.chunks(rows, ROWS_PER_STATEMENT):
-        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_marks] * size)}", params)
+def _statements(table: str, columns: tuple[str, ...]) -> dict[int, str]:
+    """The multi-row INSERT of ``table`` for each power-of-two row count up to :data:`ROWS_PER_STATEMENT`."""
+    marks = "(" + ", ".join("?" * len(columns)) + ")"
+    sizes = [1 << k for k in range(ROWS_PER_STATEMENT.bit_length())]
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    return {size: head + ", ".join([marks] * size) for size in sizes}
+
+
+_OUTCOME_SQL = _statements("outcomes", OUTCOME_COLUMNS)
+_ATTEMPT_SQL = _statements("attempts", ATTEMPT_COLUMNS)
+
+
+def _insert_flat(conn: sqlite3.Connection, texts: dict[int, str], width: int, params: list[object], rows: int) -> None:
+    """Insert ``rows`` rows given flat (``width`` values each), cut as :func:`policyd.sqlbatch.chunks` cuts them."""
+    start, size = 0, ROWS_PER_STATEMENT
+    while start < rows:
+        while size > rows - start:
+            size >>= 1
+        whole = start == 0 and size == rows
+        conn.execute(texts[size], params if whole else params[start * width : (start + size) * width])
+        start += size
 
 
 def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:
@@ -158,13 +190,8 @@ def apply_report(conn: sqlite3.Connection, report: Report, now: float) -> bool:
     Returns whether anything changed (False for a repeat of the same report); raises
     NotFound for a request id the ledger never saw.
     """
-    scoped = "" if report.tenant is None else " AND tenant = ?"
-    params = (report.request_id,) if report.tenant is None else (report.request_id, report.tenant)
-    row = conn.execute(
-        "SELECT seq, reported_success, reported_score, reported_note FROM outcomes"
-        f" WHERE request_id = ?{scoped} ORDER BY seq DESC LIMIT 1",
-        params,
-    ).fetchone()
+    columns = "seq, reported_success, reported_score, reported_note"
+    row = latest_outcome(conn, report.request_id, report.tenant, columns)
     if row is None:
         raise NotFound(
             f"request {report.request_id!r} is not in the ledger",

@@ -22,7 +22,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,18 @@ from policyd.ledger.store import Report, apply_report, connect, insert_outcomes
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Item:
-    payload: Finished | Spool | Report | None
-    """None is a flush marker; a Spool holds a run of outcomes packed during a backlog."""
-    future: asyncio.Future[Any] | None = None
-    enqueued: float = field(default_factory=time.monotonic)
+class _Awaited:
+    """An item someone waits on: its payload (None is a flush marker) and the future its commit settles."""
+
+    __slots__ = ("future", "payload")
+
+    def __init__(self, payload: Finished | Report | None, future: asyncio.Future[Any]) -> None:
+        self.payload = payload
+        self.future = future
+
+
+_Item = Finished | Spool | _Awaited
+"""A queued outcome is queued as itself (no wrapper); a Spool holds a run of outcomes packed during a backlog."""
 
 
 class LedgerWriter:
@@ -53,6 +58,8 @@ class LedgerWriter:
         self.dropped = 0
         self._conn = connect(path, create=True)
         self._items: list[_Item] = []
+        self._since = 0.0
+        """When the oldest queued item was queued (monotonic): the flush interval's clock."""
         self._count = 0
         """Outcomes and other items queued (a Spool counts its records)."""
         self._urgent = False
@@ -74,9 +81,11 @@ class LedgerWriter:
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     log.error("ledger queue full or closed: %d records dropped so far", self.dropped)
                 return False
+            if not self._items:
+                self._since = time.monotonic()
             self._count += 1
             if packed is None:
-                self._items.append(_Item(record))
+                self._items.append(record)
             else:
                 self._spool().append(packed)
             if self._count == 1 or self._count >= self.max_batch:
@@ -85,11 +94,11 @@ class LedgerWriter:
 
     def _spool(self) -> Spool:
         """The spool at the end of the queue (a new one after anything else); under the lock."""
-        last = self._items[-1].payload if self._items else None
+        last = self._items[-1] if self._items else None
         if isinstance(last, Spool):
             return last
         spool = Spool()
-        self._items.append(_Item(spool))
+        self._items.append(spool)
         return spool
 
     async def commit(self, payload: Finished | Report | None) -> Any:
@@ -98,7 +107,9 @@ class LedgerWriter:
         with self._cv:
             if self._closing:
                 raise Unavailable("the ledger is closed (the daemon is shutting down)", reason="LEDGER_UNAVAILABLE")
-            self._items.append(_Item(payload, future))
+            if not self._items:
+                self._since = time.monotonic()
+            self._items.append(_Awaited(payload, future))
             self._count += 1
             self._urgent = True
             self._cv.notify()
@@ -129,7 +140,7 @@ class LedgerWriter:
                 if self._items:
                     if self._urgent or self._closing or self._count >= self.max_batch:
                         break
-                    wait = self._items[0].enqueued + self.flush_interval_s - time.monotonic()
+                    wait = self._since + self.flush_interval_s - time.monotonic()
                     if wait <= 0:
                         break
                     self._cv.wait(wait)
@@ -154,14 +165,15 @@ class LedgerWriter:
             self._conn.execute("BEGIN IMMEDIATE")
             now = time.time()
             for item in batch:
-                if isinstance(item.payload, Finished | Spool):
-                    run.append(item.payload)
+                payload = item.payload if isinstance(item, _Awaited) else item
+                if isinstance(payload, Finished | Spool):
+                    run.append(payload)
                     results.append((None, None))
                     continue
                 records += self._insert(run)
-                if isinstance(item.payload, Report):
+                if isinstance(payload, Report):
                     try:
-                        results.append((apply_report(self._conn, item.payload, now), None))
+                        results.append((apply_report(self._conn, payload, now), None))
                     except Exception as exc:  # NotFound, answered to its caller only
                         results.append((None, exc))
                 else:
@@ -180,10 +192,10 @@ class LedgerWriter:
             self.committed_records += records
         finally:
             for item in batch:
-                if isinstance(item.payload, Spool):
-                    item.payload.close()  # unmapped now, whatever happened
+                if isinstance(item, Spool):
+                    item.close()  # unmapped now, whatever happened
         for item, (value, error) in zip(batch, results, strict=True):
-            if item.future is not None:
+            if isinstance(item, _Awaited):
                 _resolve(item.future, value, error)
 
     def _insert(self, run: list[Finished | Spool]) -> int:
@@ -203,7 +215,7 @@ def _values(run: list[Finished | Spool]) -> Iterator[Values]:
 
 
 def _records(item: _Item) -> int:
-    payload = item.payload
+    payload = item.payload if isinstance(item, _Awaited) else item
     return payload.count if isinstance(payload, Spool) else int(isinstance(payload, Finished))
 
 
