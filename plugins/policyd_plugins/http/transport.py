@@ -30,7 +30,6 @@ from policyd_plugins.http.lean import (
     ConnectTimeout,
     Disconnected,
     LeanClient,
-    Response,
 )
 from policyd_plugins.http.secrets import ApiKey
 from policyd_plugins.http.settings import HttpSettings
@@ -40,13 +39,15 @@ T = TypeVar("T")
 
 
 class _Clock:
-    """The total and phase clocks of one request, as one timer: ``async with _Clock(...) as clock``.
+    """The total and phase clocks of one request, as one timer: ``start()`` it, ``stop()`` it in a
+    ``finally``; plain calls, not an ``async with`` (its ``__aenter__``/``__aexit__`` were two more
+    coroutines a request).
 
     ``got_bytes`` moves the phase's deadline (a float), and re-arms the one timer only when
     that deadline comes before it; a timer that fires early re-arms itself, so a stream of
-    many small reads costs no timer churn. When a deadline passes, the task is cancelled
-    and the block raises ``TimeoutError``; ``phase`` then says which clock ran out
-    (``None``: the total).
+    many small reads costs no timer churn. When a deadline passes, the task is cancelled;
+    ``stop`` then says whether the ``CancelledError`` it raised is the clock's own, and
+    ``phase`` says which clock ran out (``None``: the total).
     """
 
     __slots__ = (
@@ -59,26 +60,28 @@ class _Clock:
         "_total_at",
         "between_s",
         "fired",
+        "first_byte_s",
         "phase",
     )
 
     def __init__(self, total_s: float, first_byte_s: float, between_s: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        now = self._loop.time()
+        self._loop = loop = asyncio.get_running_loop()
+        now = loop.time()
         self._total_at = now + total_s
         self._phase_at = now + first_byte_s
+        self.first_byte_s = first_byte_s
         self.between_s = between_s
-        self.phase: str | None = f"no response within {first_byte_s:g} s"
+        self.phase: str | None = _FIRST_BYTE
         self.fired = False
         self._handle: asyncio.TimerHandle | None = None
 
-    async def __aenter__(self) -> _Clock:
-        task = asyncio.current_task()
+    def start(self) -> None:
+        """Arm the timer for the task running now (call it right before the awaited request)."""
+        task = asyncio.current_task(self._loop)
         assert task is not None
         self._task = task
         self._cancelling = task.cancelling()
         self._arm(min(self._total_at, self._phase_at))
-        return self
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:
@@ -86,12 +89,13 @@ class _Clock:
         self._armed_at = when
         self._handle = self._loop.call_at(when, self._due)
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+    def stop(self) -> bool:
+        """Disarm the timer; True when it fired (the task's cancellation was the clock's: it is
+        taken back, and a ``CancelledError`` caught with it means a timeout, not a cancel)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if self.fired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
-            raise TimeoutError from None
+        return self.fired and self._task.uncancel() <= self._cancelling
 
     def got_bytes(self) -> None:
         if self.phase is not _STALLED:
@@ -112,12 +116,14 @@ class _Clock:
             self.phase = None
         elif self.phase is _STALLED:
             self.phase = f"stalled for {self.between_s:g} s between chunks"
+        else:
+            self.phase = f"no response within {self.first_byte_s:g} s"
         self.fired = True
         self._task.cancel()
 
 
-_STALLED = "stalled"
-"""``phase`` while the body is arriving (the message is made only when the clock runs out)."""
+_FIRST_BYTE, _STALLED = "first byte", "stalled"
+"""``phase`` before and while the body is arriving (its message is made only when the clock runs out)."""
 
 
 class HttpTransport:
@@ -150,9 +156,27 @@ class HttpTransport:
         timeout_s: float | None,
         loads: Callable[[bytes], Any] | None = None,
     ) -> Any:
-        """POST ``body`` as JSON and return the answer parsed by ``loads`` (any ValueError is malformed)."""
+        """POST ``body`` as JSON and return the answer parsed by ``loads`` (any ValueError is malformed).
 
-        raw = await self._post_lean(url, body, headers, timeout_s)
+        One coroutine over the lean client's one: the clocks are started and stopped around its
+        ``post`` here (what :meth:`_clocked` does for a stream, without its two frames)."""
+        data, send = _request(body, headers)
+        total_s = self._total(timeout_s)
+        t = self.settings.timeouts
+        clock = _Clock(total_s, t.first_byte_s, t.between_chunks_s)
+        lean = self._lean or self.lean()
+        clock.start()
+        try:
+            resp = await lean.post(url, data, send, limit=self.settings.max_body_bytes, got_bytes=clock.got_bytes)
+        except BaseException as exc:
+            error = self._failed(exc, clock, total_s)
+            if error is None:
+                raise
+            raise error from None
+        clock.stop()
+        raw = resp.body
+        if resp.status >= 400:
+            raise classify_status(self.provider, resp.status, raw, resp.headers, redact=self._redact)
         try:
             return (loads or json_loads)(raw)
         except ValueError:
@@ -164,21 +188,6 @@ class HttpTransport:
             s = self.settings
             self._lean = LeanClient(s.base_url, pool_size=s.pool_size, connect_s=s.timeouts.connect_s)
         return self._lean
-
-    async def _post_lean(
-        self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout_s: float | None
-    ) -> bytes:
-        """POST through :class:`LeanClient` and return the whole body of a success."""
-        data, send = _request(body, headers)
-        limit = self.settings.max_body_bytes
-
-        async def post(clock: _Clock) -> Response:
-            return await self.lean().post(url, data, send, limit=limit, got_bytes=clock.got_bytes)
-
-        resp = await self._clocked(timeout_s, post)
-        if resp.status >= 400:
-            raise classify_status(self.provider, resp.status, resp.body, resp.headers, redact=self._redact)
-        return resp.body
 
     async def post_sse(
         self,
@@ -229,29 +238,45 @@ class HttpTransport:
         total_s = self._total(timeout_s)
         t = self.settings.timeouts
         clock = _Clock(total_s, t.first_byte_s, t.between_chunks_s)
+        clock.start()
         try:
-            async with clock:
-                return await run(clock)
-        except TimeoutError:
+            result = await run(clock)
+        except BaseException as exc:
+            error = self._failed(exc, clock, total_s)
+            if error is None:
+                raise
+            raise error from None
+        clock.stop()
+        return result
+
+    def _failed(self, exc: BaseException, clock: _Clock, total_s: float) -> UpstreamError | None:
+        """Stops ``clock``; the :class:`UpstreamError` that a request's failure ``exc`` stands for,
+        or None when ``exc`` leaves as it is (a cancel from outside, an ``UpstreamError``, a bug)."""
+        timed_out = clock.stop()
+        t = self.settings.timeouts
+        if isinstance(exc, asyncio.CancelledError):
+            if not timed_out:
+                return None
             if clock.phase is None:
-                raise self._error(f"no complete answer within {total_s:.3g} s (total timeout)") from None
-            raise self._error(clock.phase) from None
-        except ConnectTimeout:
-            raise self._error(f"could not connect to {self.host} within {t.connect_s:g} s") from None
-        except Disconnected as exc:
+                return self._error(f"no complete answer within {total_s:.3g} s (total timeout)")
+            return self._error(clock.phase)
+        if isinstance(exc, ConnectTimeout):
+            return self._error(f"could not connect to {self.host} within {t.connect_s:g} s")
+        if isinstance(exc, Disconnected):
             if exc.cut:
-                raise self._error(f"the response body from {self.host} was cut short") from None
-            raise self._error(f"{self.host} closed the connection before answering in full") from None
-        except BodyTooLarge:
-            raise malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes") from None
-        except BadHttp as exc:
-            raise malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}") from None
-        except BadHeader as exc:
-            raise UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False) from None
-        except CannotConnect as exc:
-            raise self._error(f"cannot connect to {self.host}: {exc}") from None
-        except OSError as exc:
-            raise self._error(f"connection to {self.host} failed: {exc.strerror or type(exc).__name__}") from None
+                return self._error(f"the response body from {self.host} was cut short")
+            return self._error(f"{self.host} closed the connection before answering in full")
+        if isinstance(exc, BodyTooLarge):
+            return malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes")
+        if isinstance(exc, BadHttp):
+            return malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}")
+        if isinstance(exc, BadHeader):
+            return UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False)
+        if isinstance(exc, CannotConnect):
+            return self._error(f"cannot connect to {self.host}: {exc}")
+        if isinstance(exc, OSError):  # a socket's own ETIMEDOUT (TimeoutError) included
+            return self._error(f"connection to {self.host} failed: {exc.strerror or type(exc).__name__}")
+        return None
 
     def _error(self, message: str) -> UpstreamError:
         return UpstreamError(self.provider, message, retryable=True)
