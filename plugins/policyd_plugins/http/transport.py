@@ -3,7 +3,8 @@
 Whole-JSON POSTs and event streams both go through :class:`~policyd_plugins.http.lean.LeanClient`.
 Every request runs under two clocks: the **total** (the instance's ``total_s`` cut to
 the call's remaining time) and a **phase** clock: ``first_byte_s`` until the first
-byte of the body arrives, then ``between_chunks_s`` between reads. ``connect_s`` bounds
+byte of the body arrives, then ``between_chunks_s`` between reads (:mod:`~policyd_plugins.http.clock`:
+one timer for all of a transport's requests). ``connect_s`` bounds
 opening a connection. Whatever goes wrong leaves as an
 :class:`~policyd.errors.UpstreamError` naming the phase, never a bare socket error,
 and a cancelled request (or a stream its caller left) closes its connection, so the
@@ -22,6 +23,7 @@ import orjson
 
 from policyd.api import UpstreamError, inject_headers
 from policyd_plugins.http.classify import classify_status, malformed
+from policyd_plugins.http.clock import Clock, Watch
 from policyd_plugins.http.lean import (
     BadHeader,
     BadHttp,
@@ -38,94 +40,6 @@ from policyd_plugins.http.sse import SseDecoder, SseEvent
 T = TypeVar("T")
 
 
-class _Clock:
-    """The total and phase clocks of one request, as one timer: ``start()`` it, ``stop()`` it in a
-    ``finally``; plain calls, not an ``async with`` (its ``__aenter__``/``__aexit__`` were two more
-    coroutines a request).
-
-    ``got_bytes`` moves the phase's deadline (a float), and re-arms the one timer only when
-    that deadline comes before it; a timer that fires early re-arms itself, so a stream of
-    many small reads costs no timer churn. When a deadline passes, the task is cancelled;
-    ``stop`` then says whether the ``CancelledError`` it raised is the clock's own, and
-    ``phase`` says which clock ran out (``None``: the total).
-    """
-
-    __slots__ = (
-        "_armed_at",
-        "_cancelling",
-        "_handle",
-        "_loop",
-        "_phase_at",
-        "_task",
-        "_total_at",
-        "between_s",
-        "fired",
-        "first_byte_s",
-        "phase",
-    )
-
-    def __init__(self, total_s: float, first_byte_s: float, between_s: float) -> None:
-        self._loop = loop = asyncio.get_running_loop()
-        now = loop.time()
-        self._total_at = now + total_s
-        self._phase_at = now + first_byte_s
-        self.first_byte_s = first_byte_s
-        self.between_s = between_s
-        self.phase: str | None = _FIRST_BYTE
-        self.fired = False
-        self._handle: asyncio.TimerHandle | None = None
-
-    def start(self) -> None:
-        """Arm the timer for the task running now (call it right before the awaited request)."""
-        task = asyncio.current_task(self._loop)
-        assert task is not None
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._arm(min(self._total_at, self._phase_at))
-
-    def _arm(self, when: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._armed_at = when
-        self._handle = self._loop.call_at(when, self._due)
-
-    def stop(self) -> bool:
-        """Disarm the timer; True when it fired (the task's cancellation was the clock's: it is
-        taken back, and a ``CancelledError`` caught with it means a timeout, not a cancel)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        return self.fired and self._task.uncancel() <= self._cancelling
-
-    def got_bytes(self) -> None:
-        if self.phase is not _STALLED:
-            self.phase = _STALLED
-        self._phase_at = at = self._loop.time() + self.between_s
-        if at < self._armed_at and self._handle is not None:
-            self._arm(at)
-
-    def _due(self) -> None:
-        now = self._loop.time()
-        due = min(self._total_at, self._phase_at)
-        if now < due:  # the phase moved on since the timer was armed
-            self._handle = None
-            self._arm(due)
-            return
-        self._handle = None
-        if self._total_at <= now:
-            self.phase = None
-        elif self.phase is _STALLED:
-            self.phase = f"stalled for {self.between_s:g} s between chunks"
-        else:
-            self.phase = f"no response within {self.first_byte_s:g} s"
-        self.fired = True
-        self._task.cancel()
-
-
-_FIRST_BYTE, _STALLED = "first byte", "stalled"
-"""``phase`` before and while the body is arriving (its message is made only when the clock runs out)."""
-
-
 class HttpTransport:
     def __init__(self, provider: str, settings: HttpSettings, key: ApiKey | None = None) -> None:
         self.provider = provider
@@ -133,18 +47,28 @@ class HttpTransport:
         self.key = key
         self.host = urlsplit(settings.base_url).netloc
         self._lean: LeanClient | None = None
+        self._watch: Watch | None = None
 
     async def aclose(self) -> None:
         if self._lean is not None:
             self._lean.close()
             self._lean = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     def _redact(self, text: str) -> str:
         return self.key.redact(text) if self.key is not None else text
 
-    def _total(self, call_timeout_s: float | None) -> float:
-        total = self.settings.timeouts.total_s
-        return total if call_timeout_s is None else max(0.0, min(total, call_timeout_s))
+    def _clock(self, call_timeout_s: float | None) -> Clock:
+        """A request's clocks: the total cut to the call's remaining time (``call_timeout_s``)."""
+        t = self.settings.timeouts
+        total = t.total_s if call_timeout_s is None else max(0.0, min(t.total_s, call_timeout_s))
+        loop = asyncio.get_running_loop()
+        watch = self._watch
+        if watch is None or watch.loop is not loop:
+            watch = self._watch = Watch(loop)
+        return Clock(watch, total, t.first_byte_s, t.between_chunks_s)
 
     # ------------------------------------------------------------ requests
 
@@ -161,15 +85,13 @@ class HttpTransport:
         One coroutine over the lean client's one: the clocks are started and stopped around its
         ``post`` here (what :meth:`_clocked` does for a stream, without its two frames)."""
         data, send = _request(body, headers)
-        total_s = self._total(timeout_s)
-        t = self.settings.timeouts
-        clock = _Clock(total_s, t.first_byte_s, t.between_chunks_s)
+        clock = self._clock(timeout_s)
         lean = self._lean or self.lean()
         clock.start()
         try:
             resp = await lean.post(url, data, send, limit=self.settings.max_body_bytes, got_bytes=clock.got_bytes)
         except BaseException as exc:
-            error = self._failed(exc, clock, total_s)
+            error = self._failed(exc, clock)
             if error is None:
                 raise
             raise error from None
@@ -207,7 +129,7 @@ class HttpTransport:
         """
         data, send = _request(body, {**headers, "Accept": "text/event-stream"})
 
-        async def read(clock: _Clock) -> None:
+        async def read(clock: Clock) -> None:
             async with self.lean().stream(url, data, send) as resp:
                 if resp.status >= 400:
                     raw = await resp.read_all(64 * 1024, clock.got_bytes)
@@ -232,24 +154,22 @@ class HttpTransport:
         except ValueError as exc:
             raise malformed(self.provider, str(exc)) from None
 
-    async def _clocked(self, timeout_s: float | None, run: Callable[[_Clock], Awaitable[T]]) -> T:
+    async def _clocked(self, timeout_s: float | None, run: Callable[[Clock], Awaitable[T]]) -> T:
         """``run(clock)`` under the total and phase clocks; the lean client's failures become
         :class:`UpstreamError`\\ s naming the phase (an ``UpstreamError`` raised by ``run`` passes as is)."""
-        total_s = self._total(timeout_s)
-        t = self.settings.timeouts
-        clock = _Clock(total_s, t.first_byte_s, t.between_chunks_s)
+        clock = self._clock(timeout_s)
         clock.start()
         try:
             result = await run(clock)
         except BaseException as exc:
-            error = self._failed(exc, clock, total_s)
+            error = self._failed(exc, clock)
             if error is None:
                 raise
             raise error from None
         clock.stop()
         return result
 
-    def _failed(self, exc: BaseException, clock: _Clock, total_s: float) -> UpstreamError | None:
+    def _failed(self, exc: BaseException, clock: Clock) -> UpstreamError | None:
         """Stops ``clock``; the :class:`UpstreamError` that a request's failure ``exc`` stands for,
         or None when ``exc`` leaves as it is (a cancel from outside, an ``UpstreamError``, a bug)."""
         timed_out = clock.stop()
@@ -258,7 +178,7 @@ class HttpTransport:
             if not timed_out:
                 return None
             if clock.phase is None:
-                return self._error(f"no complete answer within {total_s:.3g} s (total timeout)")
+                return self._error(f"no complete answer within {clock.total_s:.3g} s (total timeout)")
             return self._error(clock.phase)
         if isinstance(exc, ConnectTimeout):
             return self._error(f"could not connect to {self.host} within {t.connect_s:g} s")
