@@ -67,6 +67,21 @@ async def test_a_continue_head_before_the_answer_is_skipped(server):
     await t.aclose()
 
 
+async def test_an_answer_split_across_reads_is_read_whole_and_its_connection_reused(server):
+    whole = ok()
+    head_end = whole.index(b"\r\n\r\n") + 4
+    server.replies = [
+        [whole[:20], 0.05, whole[20:head_end], 0.05, whole[head_end : head_end + 5], 0.05, whole[head_end + 5 :]],
+        [whole[: head_end + 3], 0.05, whole[head_end + 3 :]],
+        ok(),
+    ]
+    t = transport(server)
+    for _ in range(3):
+        assert await post(t, server) == {"ok": True, "text": "é"}
+    await t.aclose()
+    assert server.connections == 1
+
+
 async def test_a_pooled_connection_the_server_closed_is_not_reused(server):
     server.replies = [ok(extra="Connection: close\r\n"), ok()]
     t = transport(server)
