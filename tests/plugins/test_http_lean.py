@@ -280,3 +280,20 @@ async def test_a_request_cancelled_from_outside_is_cancelled_not_timed_out(serve
         await task
     assert t._watch is not None and not t._watch.clocks
     await t.aclose()
+
+
+async def test_a_request_in_flight_when_its_transport_closes_still_times_out():
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)
+        await asyncio.sleep(5)
+        writer.close()
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    t = HttpTransport("p", HttpSettings(base_url=f"http://127.0.0.1:{port}/v1", timeouts={"first_byte_s": 0.2}))  # type: ignore[arg-type]
+    call = asyncio.ensure_future(t.post_json(f"http://127.0.0.1:{port}/v1/chat", {}, {}, 5.0))
+    await asyncio.sleep(0.05)
+    await t.aclose()
+    with pytest.raises(UpstreamError, match=r"no response within 0\.2 s"):
+        await asyncio.wait_for(call, 3)
+    srv.close()

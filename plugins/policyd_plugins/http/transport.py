@@ -54,7 +54,8 @@ class HttpTransport:
             self._lean.close()
             self._lean = None
         if self._watch is not None:
-            self._watch.close()
+            if not self._watch.clocks:  # requests still in flight keep their clocks to the end
+                self._watch.close()
             self._watch = None
 
     def _redact(self, text: str) -> str:
