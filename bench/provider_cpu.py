@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ANSWER = "The answer is 42."
+"""What ``bench/fake_upstream.py`` answers: every call of a run must get it."""
 
 CHILD = """
 import asyncio, json, sys, time
@@ -60,18 +62,19 @@ def provider():
 async def main():
     one = floor() if mode == "floor" else provider()
     n = 0
+    answers = set()
     async def worker(total):
         nonlocal n
         while n < total:
             n += 1
-            await one(n)
+            answers.add(await one(n))
     async def run(total):
         await asyncio.gather(*(worker(total) for _ in range(concurrency)))
     await run(WARMUP)
     n = 0
     start = time.process_time()
     await run(count)
-    print(json.dumps({"cpu_us": (time.process_time() - start) * 1e6 / count}))
+    print(json.dumps({"cpu_us": (time.process_time() - start) * 1e6 / count, "answers": sorted(answers)}))
 
 try:
     import uvloop  # the loop ``policyd serve`` runs on when it is installed
@@ -89,7 +92,10 @@ def measure(tree: Path, mode: str, url: str, args: argparse.Namespace) -> float:
     }
     cmd = [sys.executable, "-c", CHILD, mode, url, str(args.requests), str(args.concurrency)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree, check=True)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["cpu_us"])
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    if figures["answers"] != [ANSWER]:
+        raise RuntimeError(f"{tree} {mode}: answered {figures['answers'][:3]}, not the fake upstream's {ANSWER!r}")
+    return float(figures["cpu_us"])
 
 
 def main(argv: list[str] | None = None) -> int:
