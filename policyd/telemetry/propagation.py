@@ -45,6 +45,8 @@ def inject_headers(headers: MutableMapping[str, str]) -> None:
             # What the W3C propagators check first: with no span and no baggage they add nothing
             # (most calls when tracing is off); skipping them saves about half of the ~2.5 µs.
             current = context.get_current()
+            if not current:  # nothing set at all (no span, no baggage): the usual call with tracing off
+                return
             if trace.get_current_span(current).get_span_context() == trace.INVALID_SPAN_CONTEXT and not (
                 baggage.get_all(current)
             ):

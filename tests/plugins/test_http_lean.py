@@ -11,6 +11,7 @@ import gzip
 import json
 
 import pytest
+from policyd_plugins.http.lean import _Slots
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.transport import HttpTransport
 from raw_server import RawServer, headers_of, transport
@@ -64,6 +65,21 @@ async def test_a_continue_head_before_the_answer_is_skipped(server):
     t = transport(server)
     assert await post(t, server) == {"ok": True, "text": "é"}
     await t.aclose()
+
+
+async def test_an_answer_split_across_reads_is_read_whole_and_its_connection_reused(server):
+    whole = ok()
+    head_end = whole.index(b"\r\n\r\n") + 4
+    server.replies = [
+        [whole[:20], 0.05, whole[20:head_end], 0.05, whole[head_end : head_end + 5], 0.05, whole[head_end + 5 :]],
+        [whole[: head_end + 3], 0.05, whole[head_end + 3 :]],
+        ok(),
+    ]
+    t = transport(server)
+    for _ in range(3):
+        assert await post(t, server) == {"ok": True, "text": "é"}
+    await t.aclose()
+    assert server.connections == 1
 
 
 async def test_a_pooled_connection_the_server_closed_is_not_reused(server):
@@ -129,6 +145,33 @@ async def test_the_pool_bounds_concurrent_connections(server):
     await t.aclose()
     assert all(r == {"ok": True, "text": "é"} for r in results)
     assert server.connections <= 2
+
+
+async def test_a_request_cancelled_while_waiting_for_a_pool_slot_leaves_it_to_the_next(server):
+    server.replies = [[0.3, ok()], ok()]
+    t = transport(server, pool_size=1)
+    first = asyncio.ensure_future(post(t, server))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.ensure_future(post(t, server))
+    last = asyncio.ensure_future(post(t, server))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    assert await first == await last == {"ok": True, "text": "é"}
+    assert waiting.cancelled() and server.connections == 1
+    await t.aclose()
+
+
+async def test_a_pool_slot_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_next():
+    slots = _Slots(1)
+    await slots.acquire()
+    handed = asyncio.ensure_future(slots.acquire())
+    await asyncio.sleep(0)
+    slots.release()  # the slot goes to the waiter...
+    handed.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    await asyncio.wait_for(slots.acquire(), 1.0)
+    assert slots.free == 0
 
 
 @pytest.fixture
@@ -209,3 +252,48 @@ async def test_repeated_headers_are_sent_the_same_and_bodies_the_stdlib_reads_st
     heads = [r.partition(b"\r\n\r\n")[0] for r in server.requests]
     assert heads[0] == heads[1] == heads[2] == heads[3]  # same body length: the same head, byte for byte
     assert heads[0].endswith(b"Content-Length: 10\r\nAccept-Encoding: gzip, deflate")
+
+
+async def test_requests_in_flight_time_out_each_at_its_own_deadline_on_the_transports_one_timer(server):
+    server.replies = [[0.4, ok()], [2.0, ok()], ok()]
+    t = transport(server)
+    url = f"http://127.0.0.1:{server.port}/v1/chat"
+    slow = asyncio.ensure_future(t.post_json(url, {}, {}, 5.0))  # armed first, for its 5 s
+    await asyncio.sleep(0.1)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(UpstreamError, match=r"no complete answer within 0\.2 s \(total timeout\)"):
+        await t.post_json(url, {}, {}, 0.2)  # comes due first: the timer is brought forward
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert await slow == {"ok": True, "text": "é"}, "the other request's clock keeps running"
+    assert await post(t, server) == {"ok": True, "text": "é"}, "a timer left armed for a finished request"
+    assert t._watch is not None and not t._watch.clocks
+    await t.aclose()
+
+
+async def test_a_request_cancelled_from_outside_is_cancelled_not_timed_out(server):
+    server.replies = [[5.0, ok()]]
+    t = transport(server, timeouts={"first_byte_s": 0.3})
+    task = asyncio.ensure_future(post(t, server))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert t._watch is not None and not t._watch.clocks
+    await t.aclose()
+
+
+async def test_a_request_in_flight_when_its_transport_closes_still_times_out():
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)
+        await asyncio.sleep(5)
+        writer.close()
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    t = HttpTransport("p", HttpSettings(base_url=f"http://127.0.0.1:{port}/v1", timeouts={"first_byte_s": 0.2}))  # type: ignore[arg-type]
+    call = asyncio.ensure_future(t.post_json(f"http://127.0.0.1:{port}/v1/chat", {}, {}, 5.0))
+    await asyncio.sleep(0.05)
+    await t.aclose()
+    with pytest.raises(UpstreamError, match=r"no response within 0\.2 s"):
+        await asyncio.wait_for(call, 3)
+    srv.close()

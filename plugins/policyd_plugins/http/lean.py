@@ -21,9 +21,11 @@ the upstream sees the abort.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -64,6 +66,44 @@ class Response:
         self.body = body
 
 
+class _Slots:
+    """The pool's limit of requests in flight: ``asyncio.Semaphore``'s first-come order, with a
+    free slot taken as ``free -= 1`` by the caller (the semaphore's ``async with`` costs three
+    coroutines a request). While anyone waits, ``free`` stays 0 and a released slot goes to the
+    first waiter."""
+
+    __slots__ = ("_waiters", "free")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0:
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            else:  # handed a slot, then cancelled before using it: the next one gets it
+                self.release()
+            raise
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class _Conn(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -79,7 +119,9 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        self._wake()
+        waiter = self.waiter  # _wake(), inlined: once per read of every response
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self.done = True
@@ -132,7 +174,7 @@ class LeanClient:
         self.connect_s = connect_s
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
         self._idle: list[_Conn] = []
-        self._slots = asyncio.Semaphore(pool_size)
+        self._slots = _Slots(pool_size)
         self._heads: dict[str, bytes] = {}
         self._lines: dict[tuple[tuple[str, str], ...], bytes] = {}
         """The header lines of each set of headers sent (checked and encoded once), at most
@@ -141,17 +183,40 @@ class LeanClient:
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, limit: int, got_bytes: Callable[[], None]
     ) -> Response:
-        """POST ``body``; the response's body is cut at ``limit`` bytes for an error status, refused above it."""
-        async with self._slots:
-            conn = await self._checkout()
-            try:
-                conn.transport.write(self._request(url, body, headers))  # type: ignore[union-attr]
-                response, keep = await _read(conn, limit, got_bytes)
-            except BaseException:
+        """POST ``body``; the response's body is cut at ``limit`` bytes for an error status, refused above it.
+
+        One coroutine from the write to the answer: a free slot and an idle connection are taken
+        without suspending, the answer is awaited on the connection's own future, and an answer
+        whose head and ``Content-Length`` body arrived together (the usual JSON answer) is read
+        from the buffer in one step; anything else goes through the general readers."""
+        slots = self._slots
+        if slots.free > 0:
+            slots.free -= 1
+        else:
+            await slots.acquire()
+        conn: _Conn | None = None
+        try:
+            conn = self._idle_conn() or await self._connect()
+            conn.transport.write(self._request(url, body, headers))  # type: ignore[union-attr]
+            while not conn.buf:  # what more() does, without its coroutine
+                if conn.done:
+                    raise conn.error or Disconnected(cut=False)
+                waiter = conn.waiter = conn.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    conn.waiter = None
+            status, version, headers = _head_now(conn) or await _read_head(conn)
+            found = _sized_now(conn, status, headers, limit)
+            body, keep = found or await _read_body(conn, status, headers, limit, got_bytes)
+        except BaseException:
+            if conn is not None:
                 conn.close()
-                raise
-            self._release(conn, keep)
-            return response
+            slots.release()
+            raise
+        self._release(conn, keep and _keeps(version, status, headers))
+        slots.release()
+        return Response(status, headers, body)
 
     def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> Stream:
         """POST ``body`` and read the answer as it comes: ``async with client.stream(...) as resp``."""
@@ -181,12 +246,20 @@ class LeanClient:
             conn.close()
 
     async def _checkout(self) -> _Conn:
-        now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.reusable(now):
-                return conn
-            conn.close()
+        return self._idle_conn() or await self._connect()
+
+    def _idle_conn(self) -> _Conn | None:
+        """The most recently used idle connection still fit for a request (others are closed)."""
+        if self._idle:
+            now = time.monotonic()
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.reusable(now):
+                    return conn
+                conn.close()
+        return None
+
+    async def _connect(self) -> _Conn:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_s):
@@ -386,11 +459,30 @@ def _header_lines(headers: Mapping[str, str]) -> bytes:
     return "".join(lines).encode("latin-1")
 
 
-async def _read(conn: _Conn, limit: int, got_bytes: Callable[[], None]) -> tuple[Response, bool]:
-    """The response, and whether the connection may carry another request."""
-    status, version, headers = await _read_head(conn)
-    body, keep = await _read_body(conn, status, headers, limit, got_bytes)
-    return Response(status, headers, body), keep and _keeps(version, status, headers)
+def _head_now(conn: _Conn) -> tuple[int, str, dict[str, str]] | None:
+    """The response's head when it is in the buffer (taken from it) and not an interim (1xx) one;
+    else None, the buffer left as it was for :func:`_read_head`."""
+    end = conn.buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = _parse_head(bytes(conn.buf[:end]))
+    if head[0] < 200:
+        return None
+    del conn.buf[: end + 4]
+    return head
+
+
+def _sized_now(conn: _Conn, status: int, headers: dict[str, str], limit: int) -> tuple[bytes, bool] | None:
+    """A success's whole ``Content-Length`` body when it is in the buffer, unencoded (taken, as
+    :func:`_read_body` would take it); else None, for :func:`_read_body`."""
+    if status >= 400 or "content-length" not in headers or "transfer-encoding" in headers:
+        return None
+    if "content-encoding" in headers:
+        return None
+    length = _length(headers)
+    if length > limit or len(conn.buf) < length:
+        return None
+    return _take(conn, length), True  # no wait follows: the phase clock need not hear of it
 
 
 async def _read_head(conn: _Conn) -> tuple[int, str, dict[str, str]]:

@@ -105,40 +105,42 @@ class HttpProvider:
 
     async def complete(self, call: ModelCall, on_delta: DeltaSink | None = None) -> ModelResponse:
         started = time.monotonic()
-        url, body, headers = (
-            self.url(call, on_delta is not None),
-            self.body(call, on_delta is not None),
-            self.headers(call),
-        )
         if on_delta is None:
-            data = await self.transport.post_json(url, body, headers, call.timeout_s)
+            data = await self.transport.post_json(
+                self.url(call, False), self.body(call, False), self.headers(call), call.timeout_s
+            )
             if not isinstance(data, dict):
                 raise malformed(self.name, f"expected a JSON object, got {type(data).__name__}")
-            response = self._guard(lambda: self.parse(call, data))
-        else:
+            try:
+                response = self.parse(call, data)
+            except UpstreamError:
+                raise
+            except PARSE_ERRORS as exc:
+                raise malformed(self.name, f"unexpected shape ({type(exc).__name__}: {exc})") from None
+            return _with_latency(response, (time.monotonic() - started) * 1000)
+        url, body, headers = self.url(call, True), self.body(call, True), self.headers(call)
+        relayed = False
+
+        def sink(text: str) -> None:
+            nonlocal relayed
+            relayed = True
+            on_delta(text)
+
+        def take(event: SseEvent) -> bool:
+            """Parse one event; True when it relayed text (the transport then lets the stream send it)."""
+            nonlocal relayed
             relayed = False
+            try:
+                parser.on_event(event)
+            except UpstreamError:
+                raise
+            except PARSE_ERRORS as exc:
+                raise malformed(self.name, f"unexpected shape ({type(exc).__name__}: {exc})") from None
+            return relayed
 
-            def sink(text: str) -> None:
-                nonlocal relayed
-                relayed = True
-                on_delta(text)
-
-            def take(event: SseEvent) -> bool:
-                """Parse one event; True when it relayed text (the transport then lets the stream send it)."""
-                nonlocal relayed
-                relayed = False
-                try:
-                    parser.on_event(event)
-                except UpstreamError:
-                    raise
-                except PARSE_ERRORS as exc:
-                    raise malformed(self.name, f"unexpected shape ({type(exc).__name__}: {exc})") from None
-                return relayed
-
-            parser = self.stream(call, sink)
-            await self.transport.post_sse(url, body, headers, call.timeout_s, take)
-            response = self._guard(parser.result)
-        return _with_latency(response, (time.monotonic() - started) * 1000)
+        parser = self.stream(call, sink)
+        await self.transport.post_sse(url, body, headers, call.timeout_s, take)
+        return _with_latency(self._guard(parser.result), (time.monotonic() - started) * 1000)
 
     def _guard(self, fn: Any) -> Any:
         try:

@@ -3,7 +3,8 @@
 Whole-JSON POSTs and event streams both go through :class:`~policyd_plugins.http.lean.LeanClient`.
 Every request runs under two clocks: the **total** (the instance's ``total_s`` cut to
 the call's remaining time) and a **phase** clock: ``first_byte_s`` until the first
-byte of the body arrives, then ``between_chunks_s`` between reads. ``connect_s`` bounds
+byte of the body arrives, then ``between_chunks_s`` between reads (:mod:`~policyd_plugins.http.clock`:
+one timer for all of a transport's requests). ``connect_s`` bounds
 opening a connection. Whatever goes wrong leaves as an
 :class:`~policyd.errors.UpstreamError` naming the phase, never a bare socket error,
 and a cancelled request (or a stream its caller left) closes its connection, so the
@@ -22,6 +23,7 @@ import orjson
 
 from policyd.api import UpstreamError, inject_headers
 from policyd_plugins.http.classify import classify_status, malformed
+from policyd_plugins.http.clock import Clock, Watch
 from policyd_plugins.http.lean import (
     BadHeader,
     BadHttp,
@@ -30,94 +32,12 @@ from policyd_plugins.http.lean import (
     ConnectTimeout,
     Disconnected,
     LeanClient,
-    Response,
 )
 from policyd_plugins.http.secrets import ApiKey
 from policyd_plugins.http.settings import HttpSettings
 from policyd_plugins.http.sse import SseDecoder, SseEvent
 
 T = TypeVar("T")
-
-
-class _Clock:
-    """The total and phase clocks of one request, as one timer: ``async with _Clock(...) as clock``.
-
-    ``got_bytes`` moves the phase's deadline (a float), and re-arms the one timer only when
-    that deadline comes before it; a timer that fires early re-arms itself, so a stream of
-    many small reads costs no timer churn. When a deadline passes, the task is cancelled
-    and the block raises ``TimeoutError``; ``phase`` then says which clock ran out
-    (``None``: the total).
-    """
-
-    __slots__ = (
-        "_armed_at",
-        "_cancelling",
-        "_handle",
-        "_loop",
-        "_phase_at",
-        "_task",
-        "_total_at",
-        "between_s",
-        "fired",
-        "phase",
-    )
-
-    def __init__(self, total_s: float, first_byte_s: float, between_s: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        now = self._loop.time()
-        self._total_at = now + total_s
-        self._phase_at = now + first_byte_s
-        self.between_s = between_s
-        self.phase: str | None = f"no response within {first_byte_s:g} s"
-        self.fired = False
-        self._handle: asyncio.TimerHandle | None = None
-
-    async def __aenter__(self) -> _Clock:
-        task = asyncio.current_task()
-        assert task is not None
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._arm(min(self._total_at, self._phase_at))
-        return self
-
-    def _arm(self, when: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._armed_at = when
-        self._handle = self._loop.call_at(when, self._due)
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self.fired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
-            raise TimeoutError from None
-
-    def got_bytes(self) -> None:
-        if self.phase is not _STALLED:
-            self.phase = _STALLED
-        self._phase_at = at = self._loop.time() + self.between_s
-        if at < self._armed_at and self._handle is not None:
-            self._arm(at)
-
-    def _due(self) -> None:
-        now = self._loop.time()
-        due = min(self._total_at, self._phase_at)
-        if now < due:  # the phase moved on since the timer was armed
-            self._handle = None
-            self._arm(due)
-            return
-        self._handle = None
-        if self._total_at <= now:
-            self.phase = None
-        elif self.phase is _STALLED:
-            self.phase = f"stalled for {self.between_s:g} s between chunks"
-        self.fired = True
-        self._task.cancel()
-
-
-_STALLED = "stalled"
-"""``phase`` while the body is arriving (the message is made only when the clock runs out)."""
 
 
 class HttpTransport:
@@ -127,18 +47,29 @@ class HttpTransport:
         self.key = key
         self.host = urlsplit(settings.base_url).netloc
         self._lean: LeanClient | None = None
+        self._watch: Watch | None = None
 
     async def aclose(self) -> None:
         if self._lean is not None:
             self._lean.close()
             self._lean = None
+        if self._watch is not None:
+            if not self._watch.clocks:  # requests still in flight keep their clocks to the end
+                self._watch.close()
+            self._watch = None
 
     def _redact(self, text: str) -> str:
         return self.key.redact(text) if self.key is not None else text
 
-    def _total(self, call_timeout_s: float | None) -> float:
-        total = self.settings.timeouts.total_s
-        return total if call_timeout_s is None else max(0.0, min(total, call_timeout_s))
+    def _clock(self, call_timeout_s: float | None) -> Clock:
+        """A request's clocks: the total cut to the call's remaining time (``call_timeout_s``)."""
+        t = self.settings.timeouts
+        total = t.total_s if call_timeout_s is None else max(0.0, min(t.total_s, call_timeout_s))
+        loop = asyncio.get_running_loop()
+        watch = self._watch
+        if watch is None or watch.loop is not loop:
+            watch = self._watch = Watch(loop)
+        return Clock(watch, total, t.first_byte_s, t.between_chunks_s)
 
     # ------------------------------------------------------------ requests
 
@@ -150,9 +81,25 @@ class HttpTransport:
         timeout_s: float | None,
         loads: Callable[[bytes], Any] | None = None,
     ) -> Any:
-        """POST ``body`` as JSON and return the answer parsed by ``loads`` (any ValueError is malformed)."""
+        """POST ``body`` as JSON and return the answer parsed by ``loads`` (any ValueError is malformed).
 
-        raw = await self._post_lean(url, body, headers, timeout_s)
+        One coroutine over the lean client's one: the clocks are started and stopped around its
+        ``post`` here (what :meth:`_clocked` does for a stream, without its two frames)."""
+        data, send = _request(body, headers)
+        clock = self._clock(timeout_s)
+        lean = self._lean or self.lean()
+        clock.start()
+        try:
+            resp = await lean.post(url, data, send, limit=self.settings.max_body_bytes, got_bytes=clock.got_bytes)
+        except BaseException as exc:
+            error = self._failed(exc, clock)
+            if error is None:
+                raise
+            raise error from None
+        clock.stop()
+        raw = resp.body
+        if resp.status >= 400:
+            raise classify_status(self.provider, resp.status, raw, resp.headers, redact=self._redact)
         try:
             return (loads or json_loads)(raw)
         except ValueError:
@@ -164,21 +111,6 @@ class HttpTransport:
             s = self.settings
             self._lean = LeanClient(s.base_url, pool_size=s.pool_size, connect_s=s.timeouts.connect_s)
         return self._lean
-
-    async def _post_lean(
-        self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout_s: float | None
-    ) -> bytes:
-        """POST through :class:`LeanClient` and return the whole body of a success."""
-        data, send = _request(body, headers)
-        limit = self.settings.max_body_bytes
-
-        async def post(clock: _Clock) -> Response:
-            return await self.lean().post(url, data, send, limit=limit, got_bytes=clock.got_bytes)
-
-        resp = await self._clocked(timeout_s, post)
-        if resp.status >= 400:
-            raise classify_status(self.provider, resp.status, resp.body, resp.headers, redact=self._redact)
-        return resp.body
 
     async def post_sse(
         self,
@@ -198,7 +130,7 @@ class HttpTransport:
         """
         data, send = _request(body, {**headers, "Accept": "text/event-stream"})
 
-        async def read(clock: _Clock) -> None:
+        async def read(clock: Clock) -> None:
             async with self.lean().stream(url, data, send) as resp:
                 if resp.status >= 400:
                     raw = await resp.read_all(64 * 1024, clock.got_bytes)
@@ -223,35 +155,49 @@ class HttpTransport:
         except ValueError as exc:
             raise malformed(self.provider, str(exc)) from None
 
-    async def _clocked(self, timeout_s: float | None, run: Callable[[_Clock], Awaitable[T]]) -> T:
+    async def _clocked(self, timeout_s: float | None, run: Callable[[Clock], Awaitable[T]]) -> T:
         """``run(clock)`` under the total and phase clocks; the lean client's failures become
         :class:`UpstreamError`\\ s naming the phase (an ``UpstreamError`` raised by ``run`` passes as is)."""
-        total_s = self._total(timeout_s)
-        t = self.settings.timeouts
-        clock = _Clock(total_s, t.first_byte_s, t.between_chunks_s)
+        clock = self._clock(timeout_s)
+        clock.start()
         try:
-            async with clock:
-                return await run(clock)
-        except TimeoutError:
+            result = await run(clock)
+        except BaseException as exc:
+            error = self._failed(exc, clock)
+            if error is None:
+                raise
+            raise error from None
+        clock.stop()
+        return result
+
+    def _failed(self, exc: BaseException, clock: Clock) -> UpstreamError | None:
+        """Stops ``clock``; the :class:`UpstreamError` that a request's failure ``exc`` stands for,
+        or None when ``exc`` leaves as it is (a cancel from outside, an ``UpstreamError``, a bug)."""
+        timed_out = clock.stop()
+        t = self.settings.timeouts
+        if isinstance(exc, asyncio.CancelledError):
+            if not timed_out:
+                return None
             if clock.phase is None:
-                raise self._error(f"no complete answer within {total_s:.3g} s (total timeout)") from None
-            raise self._error(clock.phase) from None
-        except ConnectTimeout:
-            raise self._error(f"could not connect to {self.host} within {t.connect_s:g} s") from None
-        except Disconnected as exc:
+                return self._error(f"no complete answer within {clock.total_s:.3g} s (total timeout)")
+            return self._error(clock.phase)
+        if isinstance(exc, ConnectTimeout):
+            return self._error(f"could not connect to {self.host} within {t.connect_s:g} s")
+        if isinstance(exc, Disconnected):
             if exc.cut:
-                raise self._error(f"the response body from {self.host} was cut short") from None
-            raise self._error(f"{self.host} closed the connection before answering in full") from None
-        except BodyTooLarge:
-            raise malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes") from None
-        except BadHttp as exc:
-            raise malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}") from None
-        except BadHeader as exc:
-            raise UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False) from None
-        except CannotConnect as exc:
-            raise self._error(f"cannot connect to {self.host}: {exc}") from None
-        except OSError as exc:
-            raise self._error(f"connection to {self.host} failed: {exc.strerror or type(exc).__name__}") from None
+                return self._error(f"the response body from {self.host} was cut short")
+            return self._error(f"{self.host} closed the connection before answering in full")
+        if isinstance(exc, BodyTooLarge):
+            return malformed(self.provider, f"body larger than {self.settings.max_body_bytes} bytes")
+        if isinstance(exc, BadHttp):
+            return malformed(self.provider, f"invalid HTTP from {self.host}: {self._redact(str(exc))}")
+        if isinstance(exc, BadHeader):
+            return UpstreamError(self.provider, f"request header {exc} holds a line break", retryable=False)
+        if isinstance(exc, CannotConnect):
+            return self._error(f"cannot connect to {self.host}: {exc}")
+        if isinstance(exc, OSError):  # a socket's own ETIMEDOUT (TimeoutError) included
+            return self._error(f"connection to {self.host} failed: {exc.strerror or type(exc).__name__}")
+        return None
 
     def _error(self, message: str) -> UpstreamError:
         return UpstreamError(self.provider, message, retryable=True)

@@ -135,8 +135,8 @@ def _usage(call: ModelCall, usage: Mapping[str, Any] | None, text: str) -> Usage
     """``completion_tokens`` already includes reasoning tokens, so they are billed as output."""
     usage = usage or {}
     out = estimated_usage(call, text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    details = usage.get("completion_tokens_details") or {}
-    reasoning = int(details.get("reasoning_tokens") or 0)
+    details = usage.get("completion_tokens_details")
+    reasoning = int(details.get("reasoning_tokens") or 0) if details else 0
     return replace(out, reasoning_tokens=reasoning) if reasoning else out
 
 
@@ -147,18 +147,31 @@ def _logprobs(block: Mapping[str, Any] | None) -> list[float]:
 
 
 def parse_response(provider: str, call: ModelCall, data: Mapping[str, Any]) -> ModelResponse:
-    raise_for_error(provider, data)
+    if data.get("error") is not None:
+        raise_for_error(provider, data)
     choice = data["choices"][0]
     msg = choice["message"]
     content = msg.get("content") or ""
-    calls = tuple(
-        ToolCall(
-            id=c.get("id") or f"call_{i}", name=c["function"]["name"], arguments_json=c["function"]["arguments"] or "{}"
+    tool_calls = msg.get("tool_calls")
+    calls = (
+        tuple(
+            ToolCall(
+                id=c.get("id") or f"call_{i}",
+                name=c["function"]["name"],
+                arguments_json=c["function"]["arguments"] or "{}",
+            )
+            for i, c in enumerate(tool_calls)
         )
-        for i, c in enumerate(msg.get("tool_calls") or [])
+        if tool_calls
+        else ()
     )
-    finish = _finish(provider, choice.get("finish_reason"), content or ("x" if calls else ""), msg.get("refusal"))
-    logprobs = _logprobs(choice.get("logprobs"))
+    reason, refusal = choice.get("finish_reason"), msg.get("refusal")
+    if reason == "stop" and not refusal:
+        finish = "stop"  # what _finish says of it, the usual answer's reason
+    else:
+        finish = _finish(provider, reason, content or ("x" if calls else ""), refusal)
+    block = choice.get("logprobs")
+    logprobs = _logprobs(block) if block else None
     return ModelResponse(
         message=Message(role=Role.ASSISTANT, content=content, tool_calls=calls),
         usage=_usage(call, data.get("usage"), content),
