@@ -304,8 +304,10 @@ def deadline_from(time_remaining: float | None, default_ms: int, max_ms: int) ->
     past the maximum."""
     if time_remaining is None:
         seconds = default_ms / 1000
-    else:
-        seconds = max(0.0, time_remaining - answer_margin_s(time_remaining))
+    else:  # the margin of answer_margin_s, inlined: every request's deadline passes here
+        margin = ANSWER_MARGIN_FRACTION * time_remaining
+        margin = ANSWER_MARGIN_MAX_S if margin > ANSWER_MARGIN_MAX_S else max(ANSWER_MARGIN_MIN_S, margin)
+        seconds = max(0.0, time_remaining - margin)
     return time.monotonic() + min(seconds, max_ms / 1000)
 
 

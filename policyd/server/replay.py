@@ -75,9 +75,11 @@ _LATENCY = _tag(9, 1)  # Attempt.latency_ms, a double
 _DOUBLE = struct.Struct("<d").pack
 
 
-def _attempt_head(a: Attempt) -> bytes:
-    """The attempt's fields but its latency, serialized."""
-    return attempt_to_proto(evolve(a, latency_ms=0.0)).SerializeToString()
+def _attempt_prefix(a: Attempt) -> bytes:
+    """The reply's attempt field up to its latency's value: the tag, the length (the latency is a
+    fixed 9 bytes), the attempt's other fields serialized, the latency's tag."""
+    head = attempt_to_proto(evolve(a, latency_ms=0.0)).SerializeToString()
+    return _field(_ATTEMPT, head + _LATENCY + bytes(8))[:-8]
 
 
 def _outcome_head(o: Outcome) -> bytes:
@@ -132,7 +134,7 @@ class Remembered:
     min_remaining_s: float | None
     """The deadline left a replay needs (None: the run had no deadline, nor may a replay)."""
     head: bytes
-    attempt_heads: tuple[bytes, ...]
+    attempt_prefixes: tuple[bytes, ...]
 
 
 class ReplayMemo:
@@ -186,7 +188,7 @@ class ReplayMemo:
             held=turn.reserved_usd,
             min_remaining_s=None if remaining is None else min(remaining, MIN_REMAINING_S),
             head=_outcome_head(outcome),
-            attempt_heads=tuple(_attempt_head(a) for a in outcome.attempts),
+            attempt_prefixes=tuple(_attempt_prefix(a) for a in outcome.attempts),
         )
 
     def _replayable(self, turn: Turn, outcome: Outcome, recording: Recording) -> bool:
@@ -288,8 +290,8 @@ class Ticket:
         ):
             return None
         parts = [known.head, _field(_REQUEST_ID, outcome.request_id.encode())]
-        for head, a in zip(known.attempt_heads, outcome.attempts, strict=True):
-            parts.append(_field(_ATTEMPT, head + _LATENCY + _DOUBLE(a.latency_ms)))
+        for prefix, a in zip(known.attempt_prefixes, outcome.attempts, strict=True):
+            parts += (prefix, _DOUBLE(a.latency_ms))
         if outcome.trace_id:
             parts.append(_field(_TRACE_ID, outcome.trace_id.encode()))
         parts.append(_field(_DECISION_ID, outcome.decision_id.encode()))
