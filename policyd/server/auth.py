@@ -135,7 +135,7 @@ class AuthIdentity:
         config = self._config()
         ident = _current.get()
         if ident is None:
-            if self._gate.current() is not None:  # fail closed if the gate did not run
+            if config.raw.auth is not None:  # fail closed if the gate did not run
                 raise Unauthenticated("missing credentials", reason="MISSING_CREDENTIALS")
             return msg.tenant or config.defaults.tenant
         policy = msg.policy or config.defaults.policy

@@ -126,24 +126,31 @@ def _finite(value: float, field: str, low: float, high: float, *, low_open: bool
 
 
 def _message(m: pb.Message, i: int) -> Message:
-    field = f"messages[{i}]"
     role = _ROLES.get(m.role)
     if role is None:
-        raise InvalidArgument(f"{field}.role", "must be one of system, user, assistant, tool (ROLE_*)")
+        raise InvalidArgument(f"messages[{i}].role", "must be one of system, user, assistant, tool (ROLE_*)")
+    calls = _tool_calls(m.tool_calls, role, i) if m.tool_calls else ()
+    tool_call_id = m.tool_call_id
+    if role is Role.TOOL and not tool_call_id:
+        raise InvalidArgument(f"messages[{i}].tool_call_id", "is required for a tool message")
+    content = m.content
+    if not content and not calls and role is not Role.TOOL:
+        raise InvalidArgument(f"messages[{i}].content", "is empty")
+    return Message(role, content, calls, tool_call_id, m.name)
+
+
+def _tool_calls(tool_calls: Any, role: Role, i: int) -> tuple[ToolCall, ...]:
+    field = f"messages[{i}].tool_calls"
+    if role is not Role.ASSISTANT:
+        raise InvalidArgument(field, "only assistant messages carry tool calls")
     calls = []
-    for j, c in enumerate(m.tool_calls):
-        if role is not Role.ASSISTANT:
-            raise InvalidArgument(f"{field}.tool_calls", "only assistant messages carry tool calls")
+    for j, c in enumerate(tool_calls):
         if not c.name:
-            raise InvalidArgument(f"{field}.tool_calls[{j}].name", "is required")
+            raise InvalidArgument(f"{field}[{j}].name", "is required")
         if c.arguments_json:
-            _json_object(c.arguments_json, f"{field}.tool_calls[{j}].arguments_json")
+            _json_object(c.arguments_json, f"{field}[{j}].arguments_json")
         calls.append(ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json or "{}"))
-    if role is Role.TOOL and not m.tool_call_id:
-        raise InvalidArgument(f"{field}.tool_call_id", "is required for a tool message")
-    if not m.content and not calls and role is not Role.TOOL:
-        raise InvalidArgument(f"{field}.content", "is empty")
-    return Message(role=role, content=m.content, tool_calls=tuple(calls), tool_call_id=m.tool_call_id, name=m.name)
+    return tuple(calls)
 
 
 def _tools(tools: Any) -> tuple[Tool, ...]:
@@ -241,34 +248,40 @@ def request_from_proto(
     tenant: str,
     deadline: float | None,
 ) -> Request:
-    """Validate and translate. ``tenant`` and ``deadline`` come from the call, not the body."""
+    """Validate and translate. ``tenant`` and ``deadline`` come from the call, not the body.
+
+    Field names are formatted only for an error: most requests are valid, and a request's
+    conversion is on every miss's path."""
     if not msg.messages:
         raise InvalidArgument("messages", "at least one message is required")
-    messages = tuple(_message(m, i) for i, m in enumerate(msg.messages))
+    messages = tuple([_message(m, i) for i, m in enumerate(msg.messages)])
     stakes = _STAKES.get(msg.stakes)
     if stakes is None:
         raise InvalidArgument("stakes", f"unknown value {msg.stakes}")
     cache_mode = _CACHE_MODES.get(msg.cache_mode)
     if cache_mode is None:
         raise InvalidArgument("cache_mode", f"unknown value {msg.cache_mode}")
-    if any(not k for k in msg.labels):
+    labels = dict(msg.labels) if msg.labels else {}
+    if "" in labels:
         raise InvalidArgument("labels", "label keys must not be empty")
     tools = _tools(msg.tools) if msg.tools else ()
-    params = _params(msg.params) if msg.HasField("params") else DEFAULT_PARAMS
-    _check_tool_choice(params, tools)
+    params = DEFAULT_PARAMS
+    if msg.HasField("params"):
+        params = _params(msg.params)
+        _check_tool_choice(params, tools)
     return Request(
-        request_id=msg.request_id or new_id(),
-        messages=messages,
-        tools=tools,
-        params=params,
-        task=msg.task,
-        stakes=stakes,
-        labels=dict(msg.labels),
-        constraints=_constraints(msg.constraints) if msg.HasField("constraints") else DEFAULT_CONSTRAINTS,
-        cache_mode=cache_mode,
-        policy=msg.policy,
-        tenant=tenant,
-        deadline=deadline,
+        msg.request_id or new_id(),
+        messages,
+        tools,
+        params,
+        msg.task,
+        stakes,
+        labels,
+        _constraints(msg.constraints) if msg.HasField("constraints") else DEFAULT_CONSTRAINTS,
+        cache_mode,
+        msg.policy,
+        tenant,
+        deadline,
     )
 
 
@@ -291,8 +304,10 @@ def deadline_from(time_remaining: float | None, default_ms: int, max_ms: int) ->
     past the maximum."""
     if time_remaining is None:
         seconds = default_ms / 1000
-    else:
-        seconds = max(0.0, time_remaining - answer_margin_s(time_remaining))
+    else:  # the margin of answer_margin_s, inlined: every request's deadline passes here
+        margin = ANSWER_MARGIN_FRACTION * time_remaining
+        margin = ANSWER_MARGIN_MAX_S if margin > ANSWER_MARGIN_MAX_S else max(ANSWER_MARGIN_MIN_S, margin)
+        seconds = max(0.0, time_remaining - margin)
     return time.monotonic() + min(seconds, max_ms / 1000)
 
 

@@ -31,9 +31,12 @@ from policyd.server.wrap import Behaviour, rewrap, stream_items
 
 def caller_context(metadata: Any, fields: frozenset[str]) -> otel_context.Context | None:
     """The trace context the call's metadata carries (``traceparent``, ``tracestate``, ``baggage``...), or None."""
-    if not metadata:
-        return None
-    carrier = {md.key: md.value for md in metadata if md.key in fields}
+    carrier = None
+    for key, value in metadata or ():  # most calls carry none of them: no dict is made
+        if key in fields:
+            if carrier is None:
+                carrier = {}
+            carrier[key] = value
     return propagate.extract(carrier) if carrier else None
 
 

@@ -17,6 +17,8 @@ def check_request_limits(msg: pb.CompleteRequest, limits: LimitsConfig) -> None:
         raise InvalidArgument("messages", f"at most {limits.max_messages} messages (got {len(msg.messages)})")
     if len(msg.tools) > limits.max_tools:
         raise InvalidArgument("tools", f"at most {limits.max_tools} tools (got {len(msg.tools)})")
+    if not msg.HasField("params"):  # most requests: reading ``msg.params`` would make an empty one
+        return
     asked = msg.params.max_output_tokens if msg.params.HasField("max_output_tokens") else 0
     if asked > limits.max_output_tokens:
         raise InvalidArgument("params.max_output_tokens", f"at most {limits.max_output_tokens} (got {asked})")

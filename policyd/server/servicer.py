@@ -127,23 +127,12 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def Complete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompleteResponse | bytes:
+        """Most calls carry no idempotency key: a repeat of an all-hit run is replayed
+        (``policyd.server.replay``) and its reply sent as it was encoded. This path runs in this
+        coroutine itself (no frame of its own); the others go through :meth:`_keyed`."""
         replays = self.replays
-        if not request.request_id and replays is not None and replays.outermost():  # no idempotency key: most calls
-            return await self._complete(request, context, replays)
-        domain = self._request(request, context)
-        if not request.request_id:
-            return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
-
-        async def first() -> pb.CompleteResponse:
-            return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
-
-        return await self.keys.run(domain.tenant, request, first)
-
-    async def _complete(
-        self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext, replays: ReplayMemo
-    ) -> pb.CompleteResponse | bytes:
-        """A call without an idempotency key: a repeat of an all-hit run is replayed (``policyd.server.replay``);
-        the reply is then sent as it was encoded."""
+        if request.request_id or replays is None or not replays.outermost():
+            return await self._keyed(request, context)
         tenant = self.identity(context, request)
         ticket = replays.ticket(tenant, request.SerializeToString())
         config = self.daemon.config
@@ -157,6 +146,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         outcome = _answerable(await self.daemon.engine.complete(domain, run=run))
         encoded = ticket.encode(outcome) if ticket is not None else None
         return encoded if encoded is not None else convert.outcome_to_proto(outcome)
+
+    async def _keyed(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
+        """A call with an idempotency key (answered once per key), or any call without a replay memo."""
+        domain = self._request(request, context)
+        if not request.request_id:
+            return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
+
+        async def first() -> pb.CompleteResponse:
+            return convert.outcome_to_proto(_answerable(await self.daemon.engine.complete(domain)))
+
+        return await self.keys.run(domain.tenant, request, first)
 
     async def StreamComplete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
