@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from policyd.cache.codec import message_doc
-from policyd.types import GenerationParams, ModelCall, Tool
+from policyd.types import GenerationParams, Message, ModelCall, Tool
 
 KEY_VERSION = 1
 """Bumped when the canonical form changes, so old entries simply stop matching."""
@@ -115,7 +115,7 @@ def call_key(call: ModelCall) -> str:
             parts = _static_parts(call, static)
     if parts is not None:
         try:
-            messages = orjson.dumps([message_doc(m) for m in call.messages], option=_OPTIONS, default=_plain)
+            messages = orjson.dumps([_sorted_message(m) for m in call.messages])
             params = _params_bytes(call.params)
             tools = (
                 orjson.dumps([_tool(t) for t in call.tools], option=_OPTIONS, default=_plain) if call.tools else b"[]"
@@ -131,6 +131,21 @@ def call_key(call: ModelCall) -> str:
 
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _sorted_message(m: Message) -> dict[str, Any]:
+    """:func:`message_doc` with its keys already in sorted order (serialized without sorting: half the time)."""
+    return {
+        "content": m.content,
+        "name": m.name,
+        "role": m.role._value_,
+        "tool_call_id": m.tool_call_id,
+        "tool_calls": [{"arguments_json": c.arguments_json, "id": c.id, "name": c.name} for c in m.tool_calls]
+        if m.tool_calls
+        else [],
+    }
+
+
 _LAST_PARAMS: list[tuple[GenerationParams, bytes]] = []
 """The last parameters serialized, by identity (a request without any shares one instance)."""
 

@@ -142,9 +142,11 @@ def test_a_key_hashed_in_pieces_is_the_hash_of_the_whole_form_every_time(call):
     assert call_key(call) == full_key(call) == call_key(call), "the remembered pieces give the same key"
 
 
-@given(st.text(), st.text(), st.sampled_from([BASE, RICH]))
-def test_keys_of_any_prompt_and_tenant_are_the_whole_form_hashed(text, tenant, base):
-    call = dataclasses.replace(base, messages=(Message(Role.USER, text),), tenant=tenant)
+@given(st.text(), st.text(), st.sampled_from([BASE, RICH]), st.lists(st.tuples(st.text(), st.text()), max_size=2))
+def test_keys_of_any_prompt_and_tenant_are_the_whole_form_hashed(text, tenant, base, calls):
+    tool_calls = tuple(ToolCall(f"c{i}", name, args) for i, (name, args) in enumerate(calls))
+    messages = (Message(Role.USER, text), Message(Role.ASSISTANT, "", tool_calls=tool_calls, name=text[:3]))
+    call = dataclasses.replace(base, messages=messages, tenant=tenant)
     assert call_key(call) == full_key(call)
 
 
