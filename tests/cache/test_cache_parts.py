@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -187,18 +188,23 @@ def test_entry_read_for_another_key_or_tenant_is_refused():
 # ---------------------------------------------------------------- single-flight
 
 
+def counted_call() -> tuple[list[int], Callable[[object], Awaitable[int]]]:
+    """A call taking 50 ms that answers its run's number, and the list of its runs."""
+    runs: list[int] = []
+
+    async def work(sink: object) -> int:
+        runs.append(len(runs) + 1)
+        await asyncio.sleep(0.05)
+        return len(runs)
+
+    return runs, work
+
+
 async def test_single_flight_shares_one_call_and_propagates_failure():
     flights: SingleFlight[int] = SingleFlight()
-    calls = 0
-
-    async def work(sink):
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.05)
-        return 42
-
+    runs, work = counted_call()
     results = await asyncio.gather(*(flights.run("k", work, None) for _ in range(10)))
-    assert calls == 1 and [r for r, _ in results] == [42] * 10
+    assert runs == [1] and [r for r, _ in results] == [1] * 10
     assert [shared for _, shared in results].count(False) == 1
     assert len(flights) == 0
 
@@ -232,19 +238,13 @@ async def test_single_flight_cancels_the_call_when_every_waiter_left():
 
 async def test_a_caller_after_every_waiter_left_starts_a_call_of_its_own():
     flights: SingleFlight[int] = SingleFlight()
-    calls = 0
-
-    async def work(sink):
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.05)
-        return calls
-
+    runs, work = counted_call()
     first = asyncio.ensure_future(flights.run("k", work, None))
     await asyncio.sleep(0.01)
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     assert await flights.run("k", work, None) == (2, False), "not the cancelled call's CancelledError"
+    assert runs == [1, 2]
     assert len(flights) == 0
 
 
