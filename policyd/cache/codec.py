@@ -36,29 +36,36 @@ class Entry:
 def message_doc(m: Message) -> dict[str, Any]:
     """A message as plain JSON data (used by entries and by cache keys)."""
     return {
-        "role": m.role.value,
+        "role": m.role._value_,  # the attribute ``.value`` reads through enum's property (slower)
         "content": m.content,
-        "tool_calls": [{"id": c.id, "name": c.name, "arguments_json": c.arguments_json} for c in m.tool_calls],
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments_json": c.arguments_json} for c in m.tool_calls]
+        if m.tool_calls
+        else [],
         "tool_call_id": m.tool_call_id,
         "name": m.name,
     }
 
 
 def encode(entry: Entry) -> bytes:
-    r = entry.response
+    return encode_parts(entry.key, entry.tenant, entry.model, entry.stored_at, entry.expires_at, entry.response)
+
+
+def encode_parts(key: str, tenant: str, model: str, stored_at: float, expires_at: float, r: ModelResponse) -> bytes:
+    """:func:`encode` of the entry these make, without making it (the cache layer stores every miss)."""
+    usage = r.usage
     doc = {
         "format": FORMAT,
-        "key": entry.key,
-        "tenant": entry.tenant,
-        "model": entry.model,
-        "stored_at": entry.stored_at,
-        "expires_at": entry.expires_at,
+        "key": key,
+        "tenant": tenant,
+        "model": model,
+        "stored_at": stored_at,
+        "expires_at": expires_at,
         "message": message_doc(r.message),
         "usage": {
-            "input_tokens": r.usage.input_tokens,
-            "output_tokens": r.usage.output_tokens,
-            "reasoning_tokens": r.usage.reasoning_tokens,
-            "estimated": r.usage.estimated,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "estimated": usage.estimated,
         },
         "finish_reason": r.finish_reason,
         "response_model": r.response_model,

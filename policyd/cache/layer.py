@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from policyd.cache.codec import CorruptEntry, Entry, decode, encode
+from policyd.cache.codec import CorruptEntry, Entry, decode, encode_parts
 from policyd.cache.keys import call_key
 from policyd.cache.singleflight import SingleFlight
 from policyd.cache.stats import CacheStats
@@ -223,13 +223,7 @@ class CacheLayer:
     def _store(self, key: str, call: ModelCall, response: ModelResponse) -> None:
         now = self.clock()
         ttl = call.cache_ttl_s or self.default_ttl_s
-        entry = Entry(
-            key=key,
-            tenant=call.tenant,
-            model=call.model.id,
-            stored_at=now,
-            expires_at=now + ttl,
-            response=response,
-        )
+        tenant = call.tenant
+        value = encode_parts(key, tenant, call.model.id, now, now + ttl, response)
         self.recent.forget(key)  # a refreshed answer replaces the remembered one at once
-        self.writer.submit(Write(key=key, value=encode(entry), expire_s=ttl, tenant=call.tenant))
+        self.writer.submit(Write(key, value, ttl, tenant))

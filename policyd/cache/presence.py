@@ -13,11 +13,14 @@ answer this process then stores is known to it), and can only happen for a key a
 process stored less than ``reread_after_s`` ago (1 s by default, the window in which the
 cache already sees other processes' changes), in practice less than 0.1 s ago:
 
-* the keys this process stores are added when they are submitted, before they reach disk;
+* the keys this process stores are added by the writer thread once their batch is stored,
+  before they leave its pending map (where lookups find them until then);
 * the cache writer thread reads the keys other processes stored (each shard's rows past
   the newest ``rowid`` it has read, on the primary key) every 0.1 s while lookups come
   (:data:`SYNC_EVERY_S`): the usual window is that; a lookup on a filter not synced within
-  ``reread_after_s`` reads the disk;
+  ``reread_after_s`` reads the disk. A shard no other connection committed to since it was
+  last read (its ``PRAGMA data_version`` is the same) is not read again: a daemon alone on
+  its directory reads nothing back;
 * ``rowid`` values only grow while the newest row stays: the sync checks that the newest
   row it read still holds the same key, and reads the whole shard again when it does not
   (after ``policyd cache clear``, an eviction of the newest entry), so rows given a
@@ -78,8 +81,17 @@ class Bloom:
             self.add(key)
 
     def __contains__(self, key: str) -> bool:
+        # ``_bits_of`` unrolled, stopping at the first clear bit (a new key's first, nearly always):
+        # it runs on the event loop for every miss.
+        h = hash(key) & 0xFFFFFFFFFFFFFFFF
+        p, step = h & 0xFFFFFFFF, (h >> 32) | 1
         bits = self.bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in _bits_of(key))
+        for _ in range(HASHES):
+            q = p & _MASK
+            if not bits[q >> 3] & (1 << (q & 7)):
+                return False
+            p += step
+        return True
 
 
 Connect = Callable[[int], "sqlite3.Connection | None"]
@@ -97,8 +109,8 @@ class _Mark:
 class KnownKeys:
     """The keys on disk, as far as this process knows; see the module docstring.
 
-    :meth:`maybe` runs on the event loop; :meth:`sync` in the cache writer thread.
-    Adds from both sides go through one lock (a bit set is a read-modify-write).
+    :meth:`maybe` runs on the event loop; :meth:`sync` and :meth:`add_all` in the cache writer
+    thread. Adds go through one lock (a bit set is a read-modify-write).
     """
 
     def __init__(
@@ -117,6 +129,8 @@ class KnownKeys:
         self._bloom = Bloom()
         self._lock = threading.Lock()
         self._marks = [_Mark() for _ in range(shards)]
+        self._versions: list[int | None] = [None] * shards
+        """Each shard's ``PRAGMA data_version`` when it was last read (None: never)."""
         self._synced_at: float | None = None
         """When the last complete sync began (None: never; lookups read the disk)."""
         self._next_ask = 0.0
@@ -141,14 +155,14 @@ class KnownKeys:
             return True
         return key in self._bloom
 
-    def add(self, key: str) -> None:
-        """A key this process is storing (before it reaches the disk)."""
+    def add_all(self, keys: list[str]) -> None:
+        """Keys this process stored (the writer thread's, once their batch is stored)."""
         if not self.enabled:
             return
         with self._lock:
-            self._bloom.add(key)
+            self._bloom.add_all(keys)
             if self._rebuilding is not None:
-                self._rebuilding.append(key)
+                self._rebuilding += keys
 
     def sync(self, connect: Connect) -> bool:
         """Read the keys stored since the last sync (by any process) into the filter; True when complete.
@@ -163,13 +177,16 @@ class KnownKeys:
         for shard in range(self.shards):
             con = connect(shard)
             try:
-                mark = None if con is None else read_since(con, self._marks[shard], self._add_all)
+                if con is None:
+                    complete = False
+                    continue
+                version = data_version(con)
+                if version == self._versions[shard]:
+                    continue  # no other connection committed since the last read: nothing new
+                self._marks[shard] = read_since(con, self._marks[shard], self._add_all)
+                self._versions[shard] = version
             except sqlite3.Error:
-                mark = None
-            if mark is None:
                 complete = False
-                continue
-            self._marks[shard] = mark
         if complete:
             self._synced_at = began
         return complete
@@ -183,11 +200,13 @@ class KnownKeys:
         with self._lock:
             self._rebuilding = []
         fresh, marks = Bloom(), [_Mark() for _ in range(self.shards)]
+        versions: list[int | None] = [None] * self.shards
         try:
             for shard in range(self.shards):
                 con = connect(shard)
                 if con is None:
                     return False  # the old filter stays: it holds every key the new one would
+                versions[shard] = data_version(con)
                 marks[shard] = read_since(con, marks[shard], fresh.add_all)
         except sqlite3.Error:
             return False
@@ -197,9 +216,16 @@ class KnownKeys:
         with self._lock:
             for key in added:
                 fresh.add(key)
-            self._bloom, self._marks = fresh, marks
+            self._bloom, self._marks, self._versions = fresh, marks, versions
         self._synced_at = began
         return True
+
+
+def data_version(con: sqlite3.Connection) -> int:
+    """The shard's ``PRAGMA data_version`` on ``con``: it changes when another connection (another
+    process, this process's diskcache culling or clearing) commits, not when ``con`` itself writes."""
+    row = con.execute("PRAGMA data_version").fetchone()
+    return int(row[0])
 
 
 def read_since(con: sqlite3.Connection, mark: _Mark, sink: Callable[[list[str]], None]) -> _Mark:

@@ -8,7 +8,7 @@ answer that way cost ~210 µs of the writer thread's CPU and ~280 µs more of th
 loop's, against ~66 µs for the same ``set`` alone.
 
 :class:`ShardRows` writes a batch of small entries into their shards with one
-multi-row ``INSERT ... ON CONFLICT DO UPDATE`` per shard inside one transaction, in
+multi-row ``INSERT ... ON CONFLICT DO UPDATE`` per shard (one transaction), in
 exactly the rows ``diskcache.Cache.set`` would write (diskcache's own triggers keep its
 count and size settings right, its indexes stay as they are), and culls each shard at
 most once a second instead of on every set. It is used only when a shard's table has
@@ -70,41 +70,49 @@ class ShardRows:
         self.usable = columns == EXPECTED_COLUMNS
 
     def write(self, rows: Sequence[Row], now: float) -> list[Row]:
-        """Store ``rows`` (last one wins per key) in one transaction; returns those left for ``set``.
+        """Store ``rows`` (last one wins per key) atomically; returns those left for ``set``.
 
         Left over: keys whose current row keeps its value in a file (diskcache must
-        remove that file). Raises ``sqlite3.Error`` when the transaction failed (nothing stored).
+        remove that file): the upsert leaves such a row as it is, and only when it
+        changed fewer rows than it was given are they looked up. A batch that fits one
+        statement is one statement, atomic on its own (no BEGIN and COMMIT: each
+        statement is a GIL hand-off with the event loop). Raises ``sqlite3.Error`` when
+        the write failed (nothing stored).
         """
         latest = {row.key: row for row in rows}
-        self.con.execute("BEGIN IMMEDIATE")
+        here = [(key, now, now + row.expire_s, now, row.tenant, MODE_RAW, row.value) for key, row in latest.items()]
+        parts = list(sqlbatch.chunks(here, ROWS_PER_STATEMENT))
+        con = self.con
+        several = len(parts) > 1
+        if several:
+            con.execute("BEGIN IMMEDIATE")
         try:
-            keys = list(latest)
-            in_files = {
-                key
-                for size, params in sqlbatch.chunks([(key,) for key in keys], ROWS_PER_STATEMENT)
-                for (key,) in self.con.execute(
-                    "SELECT key FROM Cache WHERE raw = 1 AND filename IS NOT NULL AND key IN"
-                    f" ({', '.join('?' * size)})",
-                    params,
-                )
-            }
-            here = [
-                (row.key, now, now + row.expire_s, now, row.tenant, MODE_RAW, row.value)
-                for key, row in latest.items()
-                if key not in in_files
-            ]
-            for size, params in sqlbatch.chunks(here, ROWS_PER_STATEMENT):
-                self.con.execute(
+            changed = 0
+            for size, params in parts:
+                changed += con.execute(
                     f"INSERT INTO Cache({COLUMNS}) VALUES {', '.join([ROW] * size)}"
-                    f" ON CONFLICT(key, raw) DO UPDATE SET {UPSERT_SET}",
+                    f" ON CONFLICT(key, raw) DO UPDATE SET {UPSERT_SET} WHERE Cache.filename IS NULL",
                     params,
-                )
-            self.con.execute("COMMIT")
+                ).rowcount
+            in_files = [] if changed >= len(here) else self._in_files(list(latest))
+            if several:
+                con.execute("COMMIT")
         except BaseException:
-            if self.con.in_transaction:
-                self.con.execute("ROLLBACK")
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
         return [latest[key] for key in in_files]
+
+    def _in_files(self, keys: list[str]) -> list[str]:
+        """Which of ``keys`` have their value in a file of their own (rare: entries over 32 KiB)."""
+        return [
+            key
+            for size, params in sqlbatch.chunks([(key,) for key in keys], ROWS_PER_STATEMENT)
+            for (key,) in self.con.execute(
+                f"SELECT key FROM Cache WHERE raw = 1 AND filename IS NOT NULL AND key IN ({', '.join('?' * size)})",
+                params,
+            )
+        ]
 
     def close(self) -> None:
         self.con.close()

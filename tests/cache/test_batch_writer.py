@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import diskcache
@@ -89,6 +90,43 @@ def test_a_hit_right_after_a_miss_is_served_from_the_pending_write_then_from_dis
         assert writer.peek(w.key) is None and store.get(w.key) == w.value
     finally:
         writer.close()
+
+
+def test_a_full_batch_is_stored_without_waiting_out_the_window(store: ResponseStore):
+    writer = BackgroundWriter(store, CacheStats(), max_pending=100, stats_dir=None, batch_wait_s=30.0, batch_rows=3)
+    try:
+        first = writes(3)
+        for w in first:
+            writer.submit(w)
+        deadline = time.monotonic() + 10
+        while not all(store.get(w.key) == w.value for w in first):
+            assert time.monotonic() < deadline, "a batch of batch_rows waited for its window"
+            time.sleep(0.01)
+        assert writer.known.maybe(first[0].key) or not writer.known.enabled
+        (late,) = writes(1, prefix="late")
+        writer.submit(late)
+        time.sleep(0.2)
+        assert store.get(late.key) is None and writer.peek(late.key) == late.value, "one write waits for its window"
+    finally:
+        writer.close()
+    assert store.get("late0") is not None
+
+
+def test_a_batch_of_one_statement_replaces_rows_and_leaves_file_entries_to_diskcache(store: ResponseStore):
+    rows = ShardRows(store.directory / "000", 1.0)
+    fanout = store._cache
+    assert fanout is not None
+    big = next(k for k in (f"big{i}" for i in range(100)) if fanout.disk.hash(k) % store.shards == 0)
+    try:
+        assert store.set(big, b"x" * 40_000, expire_s=60.0, tenant="acme")  # over 32 KiB: a file of its own
+        replacement = Write(big, b"small now", 60.0, "acme")
+        assert rows.write([Write("a", b"1", 60.0, "acme"), replacement], now=1.0) == [replacement]
+        assert store.get(big) == b"x" * 40_000, "left as it was, for diskcache to replace with its file"
+        assert rows.write([Write("a", b"2", 60.0, "beta")], now=2.0) == []
+        value, tag = rows.con.execute("SELECT value, tag FROM Cache WHERE key = 'a'").fetchone()
+        assert (value, tag) == (b"2", "beta")
+    finally:
+        rows.close()
 
 
 def test_the_queue_is_bounded_and_a_full_queue_drops_instead_of_blocking(store: ResponseStore):

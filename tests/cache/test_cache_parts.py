@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policyd.cache.codec import CorruptEntry, Entry, decode, encode
-from policyd.cache.keys import call_key, canonical, form_of, stdlib_canonical
+from policyd.cache.keys import KEY_VERSION, call_key, canonical, form_of, stdlib_canonical
 from policyd.cache.layer import RECENT_ENTRIES, RecentEntries
 from policyd.cache.service import ResponseCache
 from policyd.cache.settings import CacheSettings
@@ -117,6 +119,38 @@ def test_an_option_orjson_cannot_write_still_gets_a_key():
     assert canonical(huge) == stdlib_canonical(form_of(huge))
 
 
+def full_key(call: ModelCall) -> str:
+    return f"v{KEY_VERSION}:{hashlib.sha256(canonical(call)).hexdigest()}"
+
+
+MARKED = dataclasses.replace(MODEL, options={"x": "\x00policyd:params\x00", "\x00policyd:tools\x00": 1})
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        BASE,
+        RICH,
+        dataclasses.replace(RICH, tenant="\x00policyd:tools\x00"),
+        dataclasses.replace(BASE, model=MARKED),
+        dataclasses.replace(BASE, params=GenerationParams(seed=2**70)),
+        dataclasses.replace(BASE, model=dataclasses.replace(MODEL, options={"big": 2**70})),
+        dataclasses.replace(BASE, logprobs=1),  # type: ignore[arg-type]
+        dataclasses.replace(RICH, tools=(Tool("t", parameters={"n": (1, 2), "s": {"b", "a"}}),)),
+    ],
+)
+def test_a_key_hashed_in_pieces_is_the_hash_of_the_whole_form_every_time(call):
+    assert call_key(call) == full_key(call) == call_key(call), "the remembered pieces give the same key"
+
+
+@given(st.text(), st.text(), st.sampled_from([BASE, RICH]), st.lists(st.tuples(st.text(), st.text()), max_size=2))
+def test_keys_of_any_prompt_and_tenant_are_the_whole_form_hashed(text, tenant, base, calls):
+    tool_calls = tuple(ToolCall(f"c{i}", name, args) for i, (name, args) in enumerate(calls))
+    messages = (Message(Role.USER, text), Message(Role.ASSISTANT, "", tool_calls=tool_calls, name=text[:3]))
+    call = dataclasses.replace(base, messages=messages, tenant=tenant)
+    assert call_key(call) == full_key(call)
+
+
 # ---------------------------------------------------------------- entries
 
 
@@ -154,18 +188,23 @@ def test_entry_read_for_another_key_or_tenant_is_refused():
 # ---------------------------------------------------------------- single-flight
 
 
+def counted_call() -> tuple[list[int], Callable[[object], Awaitable[int]]]:
+    """A call taking 50 ms that answers its run's number, and the list of its runs."""
+    runs: list[int] = []
+
+    async def work(sink: object) -> int:
+        runs.append(len(runs) + 1)
+        await asyncio.sleep(0.05)
+        return len(runs)
+
+    return runs, work
+
+
 async def test_single_flight_shares_one_call_and_propagates_failure():
     flights: SingleFlight[int] = SingleFlight()
-    calls = 0
-
-    async def work(sink):
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.05)
-        return 42
-
+    runs, work = counted_call()
     results = await asyncio.gather(*(flights.run("k", work, None) for _ in range(10)))
-    assert calls == 1 and [r for r, _ in results] == [42] * 10
+    assert runs == [1] and [r for r, _ in results] == [1] * 10
     assert [shared for _, shared in results].count(False) == 1
     assert len(flights) == 0
 
@@ -195,6 +234,18 @@ async def test_single_flight_cancels_the_call_when_every_waiter_left():
     await asyncio.gather(*waiters, return_exceptions=True)
     await asyncio.sleep(0)
     assert len(flights) == 0 and not finished
+
+
+async def test_a_caller_after_every_waiter_left_starts_a_call_of_its_own():
+    flights: SingleFlight[int] = SingleFlight()
+    runs, work = counted_call()
+    first = asyncio.ensure_future(flights.run("k", work, None))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    assert await flights.run("k", work, None) == (2, False), "not the cancelled call's CancelledError"
+    assert runs == [1, 2]
+    assert len(flights) == 0
 
 
 async def test_leader_stream_stops_when_it_leaves_followers_still_answered():

@@ -147,6 +147,26 @@ async def test_this_process_knows_its_own_answers_before_they_reach_the_disk(cac
     assert hit.cached and hit.message.content == "fresh" and len(reads) == 1
 
 
+async def test_a_sync_reads_no_shard_that_no_other_connection_wrote_to(cache, monkeypatch):
+    from policyd.cache import presence
+
+    read: list[int] = []
+    real = presence.read_since
+    monkeypatch.setattr(presence, "read_since", lambda con, mark, sink: read.append(1) or real(con, mark, sink))
+    synced(cache)
+    assert len(read) == 2, "the first sync reads every shard"
+    for i in range(20):
+        await cache.layer(NO_TURN, call(i), None, fresh_answer)
+    cache.writer.flush()
+    synced(cache)
+    assert len(read) == 2, "only this process's own writes since: nothing read back"
+    store_elsewhere(cache.directory, 100, 10)
+    synced(cache)
+    assert len(read) > 2
+    for i in range(100, 110):
+        assert (await cache.layer(NO_TURN, call(i), None, never_called)).cached
+
+
 async def test_a_stale_filter_reads_the_disk_and_asks_for_a_sync(tmp_path: Path):
     now = [100.0]
     asked: list[float] = []
