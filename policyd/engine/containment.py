@@ -116,9 +116,10 @@ class OwnTime:
         if handle is not None:
             handle.cancel()
             self._handle = None
+        task, self._task = self._task, None  # over: a wait that ends later (a call left running) sets no timer
         if not self.expiring:
             return False
-        alone = uncancelled(self._task, self._cancelling)
+        alone = uncancelled(task, self._cancelling)
         return (alone and kind is asyncio.CancelledError) or (kind is not None and issubclass(kind, TimeoutError))
 
     def _schedule(self, own_s: float | None) -> None:

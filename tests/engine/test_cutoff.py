@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from policyd.engine.containment import OwnTime
 from policyd.engine.cutoff import Cutoff
 
 
@@ -39,3 +40,25 @@ async def test_a_cancellation_from_outside_stays_a_cancellation_even_when_the_ti
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.create_task(both())
+
+
+async def test_a_call_that_ends_after_its_plugin_returned_sets_no_timer_on_the_task():
+    """A strategy may leave a call running (a hedge's loser); its wait ending later must not arm the
+    plugin's own-time timer again, which would cancel whatever the task runs by then."""
+    own = OwnTime("strategies", "hedge", 0.02)
+    own.arm()
+    with own.wait():  # the call left running
+        own.disarm(None)  # the strategy returned meanwhile
+    await asyncio.sleep(0.08)  # well past the limit: this task is not cancelled
+    assert not own.expiring
+
+
+async def test_a_plugin_past_its_own_time_is_cancelled_once_its_wait_ends():
+    own = OwnTime("strategies", "slow", 0.02)
+    own.arm()
+    with own.wait():
+        await asyncio.sleep(0.05)  # waiting on a model does not count
+    assert not own.expiring
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.sleep(1)  # its own time runs out
+    assert own.expiring and own.own_armed and own.disarm(asyncio.CancelledError)
