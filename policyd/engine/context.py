@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from policyd.config.model import Config, Plan
 from policyd.engine import tokens
 from policyd.engine.containment import DEADLINE_GRACE_S, Containment, waiting
+from policyd.engine.cutoff import Cutoff
 from policyd.engine.plan_match import Match, model_allowed
 from policyd.engine.stops import OutOfBudget, OutOfTime, StrategyStop, StreamBroken
 from policyd.engine.turn import Turn
@@ -214,7 +215,7 @@ class StrategyContext:
         request's tools (a judge is offered none).
 
         The steps, in order: constraints, money (:meth:`_price`), deadline
-        (:meth:`_window`), the call chain with its cache (:meth:`_send`), then the
+        (:meth:`_window`), the call chain with its cache, then the
         attempt at its real cost (:meth:`_settle_call`).
         """
         model = self.catalog[model_id]
@@ -250,15 +251,20 @@ class StrategyContext:
             self._settle_provisional(False, "a new draft replaces it")
             sink = self._provisional_sink()
         self.reserved_usd += worst
-        try:
-            sent = await self._send(call, sink, window)
-        finally:
+        started = self._clock()
+        try:  # the call chain (trace · cache · retry · provider) within the window
+            with waiting(), Cutoff(window.timeout_s):
+                response = await self._handler(self.turn, call, sink)
+        except BaseException as exc:
             self.reserved_usd -= worst
-        if isinstance(sent, CallResult):
+            failed = self._unanswered(exc, call, started, window)
+            if failed is None:
+                raise
             if tentative:
                 self._settle_provisional(False, f"the draft from {model_id} failed")
-            return sent
-        result = self._settle_call(call, *sent)
+            return failed
+        self.reserved_usd -= worst
+        result = self._settle_call(call, response, started)
         if tentative and self._provisional_sent and result.response is not None:
             self._provisional = result.response.message
         return result
@@ -324,23 +330,14 @@ class StrategyContext:
                 budget_s, limited = box_left, False
         return _Window(budget_s, remaining, limited=limited)
 
-    async def _send(
-        self, call: ModelCall, sink: DeltaSink | None, window: _Window
-    ) -> tuple[ModelResponse, float] | CallResult:
-        """The call chain (trace · cache · retry · provider) within the window.
-
-        Answers the response and when it started, or a failed CallResult; raises
-        :class:`OutOfTime` when the request's own deadline (not a box) ran out.
-        """
-        started = self._clock()
-        try:
-            with waiting():
-                async with asyncio.timeout(window.timeout_s):
-                    return await self._handler(self.turn, call, sink), started
-        except asyncio.CancelledError:
+    def _unanswered(self, exc: BaseException, call: ModelCall, started: float, window: _Window) -> CallResult | None:
+        """A call that raised ``exc``: a failed CallResult, or None when ``exc`` goes on (recorded
+        first if it is a cancellation); raises :class:`OutOfTime` when the request's own deadline
+        (not a box) ran out. Called from the ``except`` that caught ``exc``."""
+        if isinstance(exc, asyncio.CancelledError):
             self._cancelled(call, started)
-            raise
-        except TimeoutError:
+            return None
+        if isinstance(exc, TimeoutError):
             elapsed_ms = (self._clock() - started) * 1000
             remaining, budget_s = window.remaining_s, window.timeout_s
             at_deadline = remaining is not None and budget_s is not None and budget_s >= remaining - DEADLINE_MARGIN_S
@@ -351,14 +348,13 @@ class StrategyContext:
             if at_deadline:
                 raise OutOfTime(f"the request's deadline expired while {call.model.id} was answering") from None
             return result
-        except UpstreamError as exc:
+        if isinstance(exc, UpstreamError):
             return self._failed(call, started, exc.summary, detail=exc.detail)
-        except PolicydError:
-            raise
-        except Exception as exc:
-            model = call.model
-            log.exception("provider %s raised while calling %s", model.provider, model.id)
-            return self._failed(call, started, f"{self._provider_named(model)} raised {type(exc).__name__}")
+        if isinstance(exc, PolicydError) or not isinstance(exc, Exception):
+            return None
+        model = call.model
+        log.exception("provider %s raised while calling %s", model.provider, model.id)
+        return self._failed(call, started, f"{self._provider_named(model)} raised {type(exc).__name__}")
 
     def _settle_call(self, call: ModelCall, response: ModelResponse, started: float) -> CallResult:
         """The answered call at its real cost (nothing for a cache hit, which saved its price)."""
@@ -367,11 +363,12 @@ class StrategyContext:
         price = model.cost_usd(usage.input_tokens, usage.output_tokens)
         cost, saved = (0.0, price) if response.cached else (price, 0.0)
         self.spent_usd += cost
-        attempt = self._record(
-            call.role,
-            model,
-            call.effort,
-            call,
+        attempt = Attempt(
+            index=len(self.attempts),
+            role=call.role,
+            model=model.id,
+            provider=model.provider,
+            effort=call.effort,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=cost,
@@ -381,6 +378,7 @@ class StrategyContext:
             usage_estimated=usage.estimated,
             finish_reason=response.finish_reason,
         )
+        self._keep(attempt, call)
         if call.role is not AttemptRole.VALIDATE:
             self.best_output = response.message
             self._answered_by[id(response.message)] = attempt.index
@@ -476,10 +474,14 @@ class StrategyContext:
             effort=effort,
             **fields,
         )
+        self._keep(attempt, call)
+        return attempt
+
+    def _keep(self, attempt: Attempt, call: ModelCall | None) -> None:
+        """``attempt`` joins the trail and goes to observers and the caller's progress."""
         self.attempts.append(attempt)
         # A validator's own calls are streamed once, with its verdict (see _attach_verdict).
-        self.turn.record(attempt, call, stream=not (self._judging and role is AttemptRole.VALIDATE))
-        return attempt
+        self.turn.record(attempt, call, stream=not (self._judging and attempt.role is AttemptRole.VALIDATE))
 
     # ------------------------------------------------------------ validation
 
@@ -554,14 +556,20 @@ class StrategyContext:
         out = output if output is not None else self.best_output
         if out is None and status.is_success:
             out = Message(role=Role.ASSISTANT, content="")
+        attempts = tuple(self.attempts)
+        total: float = 0  # as ``sum``: 0 with no attempts, else the floats added in order
+        saved: float = 0
+        for a in attempts:
+            total += a.cost_usd
+            saved += a.saved_usd
         return Outcome(
             request_id=self.request.request_id,
             status=status,
             output=out,
-            attempts=tuple(self.attempts),
+            attempts=attempts,
             explanation=self.explanation,
-            total_cost_usd=sum(a.cost_usd for a in self.attempts),
-            saved_usd=sum(a.saved_usd for a in self.attempts),
+            total_cost_usd=total,
+            saved_usd=saved,
             tenant=self.request.tenant,
             task=self.request.task,
             decision_id=new_id(),

@@ -24,14 +24,14 @@ from policyd.embedding import EmbedRequest, EmbedResult
 from policyd.engine.containment import Containment
 from policyd.engine.context import StrategyContext
 from policyd.engine.embed import Embedder, EmbedTurn
-from policyd.engine.pipeline import EMPTY, Around, CallLayer, CallNext, Pipeline, Settle, TurnStep
+from policyd.engine.pipeline import EMPTY, Around, CallLayer, CallNext, Finish, Pipeline, Settle, TurnStep
 from policyd.engine.stops import StrategyStop
 from policyd.engine.turn import Observe, Runtime, Turn, TurnFinished, TurnStarted
 from policyd.errors import Unavailable
 from policyd.ids import new_id
 from policyd.plugin.attribution import attributed, build, expect, plugin_label
 from policyd.plugin.specs import DeltaSink, Progress, Provider, Registered
-from policyd.types import Explanation, ModelCall, ModelResponse, Outcome, Request, evolve
+from policyd.types import Attempt, Explanation, ModelCall, ModelResponse, Outcome, Request, evolve
 
 log = logging.getLogger(__name__)
 
@@ -167,34 +167,45 @@ class Engine:
         return turn.result(outcome)
 
     async def _admit(self, turn: Turn, steps: tuple[TurnStep, ...], start: int, run: RunStep | None = None) -> Outcome:
-        """admit → (transform → run) → settle, from ``steps[start]`` on; an Around step wraps the rest."""
-        settles: list[Settle] = []
+        """admit → (transform → run) → settle, from ``steps[start]`` on; an Around step wraps the rest.
+
+        An Around step that is a :class:`Finish` wraps nothing: it is kept with the settlements
+        and stamps the outcome in its place as they unwind (innermost first), as its wrap would."""
+        unwind: list[Settle | Finish] = []
         try:
             for i in range(start, len(steps)):
                 entry = steps[i]
-                assert entry.step is not None
                 if isinstance(entry, Around):
-                    outcome = await entry.step(turn, partial(self._admit, turn, steps, i + 1, run))
+                    wrap = entry.step
+                    if isinstance(wrap, Finish):
+                        unwind.append(wrap)
+                        continue
+                    assert wrap is not None
+                    outcome = await wrap(turn, partial(self._admit, turn, steps, i + 1, run))
                     break
-                settle = await entry.step(turn)
+                admission = entry.step
+                assert admission is not None
+                settle = await admission(turn)
                 if settle is not None:
-                    settles.append(settle)
+                    unwind.append(settle)
             else:
                 outcome = await (run or self._run)(turn)
         except BaseException:
-            if settles:
-                await _settle(settles, None)
+            if unwind:
+                await _settle_failed(unwind)
             raise
-        if settles:
-            await _settle(settles, outcome)
+        if unwind:
+            outcome = await _settle(unwind, turn, outcome)
         return outcome
 
     async def _run(self, turn: Turn) -> Outcome:
         """transform, then run the plan's strategy over a context on the Turn."""
         contain = self._containment(turn.runtime)
-        await self._transform(turn, contain)
+        plan = turn.plan
+        if plan.transforms:
+            await self._transform(turn, contain)
         ctx = StrategyContext(turn, self.call_handler(), contain)
-        name = turn.plan.strategy
+        name = plan.strategy
         spec = self.registered.strategies[name]
         label = partial(contain.label, "strategies", name)  # built only if the strategy fails
         try:
@@ -234,9 +245,9 @@ class Engine:
             changes["explanation"] = replace(e, warnings=(*e.warnings, *turn.notes))
         redact = self.pipeline.redact
         if redact is not None:
-            attempts = tuple(redact(a) for a in outcome.attempts)
-            if any(a is not b for a, b in zip(attempts, outcome.attempts, strict=True)):
-                changes["attempts"] = attempts
+            redacted = _redacted(redact, outcome.attempts)
+            if redacted is not None:
+                changes["attempts"] = redacted
         return evolve(outcome, **changes) if changes else outcome
 
     # The call chain is built once per pipeline: closures made on every request showed
@@ -265,6 +276,18 @@ def _bind_call(layer: CallLayer, inner: CallNext) -> CallNext:
     return handler
 
 
+def _redacted(redact: Callable[[Attempt], Attempt], attempts: tuple[Attempt, ...]) -> tuple[Attempt, ...] | None:
+    """``attempts`` redacted, or None when redaction changed none of them (no copy is made then)."""
+    changed: list[Attempt] | None = None
+    for i, attempt in enumerate(attempts):
+        clean = redact(attempt)
+        if clean is not attempt:
+            if changed is None:
+                changed = list(attempts)
+            changed[i] = clean
+    return None if changed is None else tuple(changed)
+
+
 async def _notify(observers: tuple[Observe, ...], event: object) -> None:
     """Give ``event`` to each observer; one that fails is logged, an awaitable it returns is awaited."""
     for observe in observers:
@@ -277,8 +300,23 @@ async def _notify(observers: tuple[Observe, ...], event: object) -> None:
             await pending
 
 
-async def _settle(settles: list[Settle], outcome: Outcome | None) -> None:
-    for settle in reversed(settles):
-        pending = settle(outcome)
+async def _settle(unwind: list[Settle | Finish], turn: Turn, outcome: Outcome) -> Outcome:
+    """Settle the admissions at the outcome, innermost first; the Finish steps among them stamp it in their place."""
+    for step in reversed(unwind):
+        if isinstance(step, Finish):
+            outcome = step.finish(turn, outcome)
+            continue
+        pending = step(outcome)
+        if pending is not None:
+            await pending
+    return outcome
+
+
+async def _settle_failed(unwind: list[Settle | Finish]) -> None:
+    """The request failed: each admission is settled with None, innermost first (a Finish has nothing to stamp)."""
+    for step in reversed(unwind):
+        if isinstance(step, Finish):
+            continue
+        pending = step(None)
         if pending is not None:
             await pending

@@ -2,7 +2,8 @@
 
 ::
 
-    admit      steps in order: Admit (take a share, may refuse) or Around (wrap the rest)
+    admit      steps in order: Admit (take a share, may refuse) or Around (wrap the rest,
+               or a Finish: stamp the answer once the rest returned)
     transform  the plan's request transforms                    (built in)
     run        the strategy over a StrategyContext on the Turn   (built in)
                  every ctx.call goes through the call layers, outermost first
@@ -38,6 +39,24 @@ Wrap = Callable[[Turn, Rest], Awaitable[Outcome]]
 """Runs ``rest`` (the steps after it) inside something: a span, a scope."""
 
 CallNext = Callable[[Turn, ModelCall, "DeltaSink | None"], Awaitable[ModelResponse]]
+
+
+class Finish:
+    """A Wrap that only reads or stamps the answer: ``finish(turn, outcome)`` once the rest returned.
+
+    An :class:`Around` step may be one (the decision span with tracing off stamps the
+    trace id and nothing more). The engine runs it in line, in its place among the
+    settlements, instead of wrapping the rest in a coroutine of its own; called as a
+    Wrap, it does the same thing. An exception from the rest passes through it untouched.
+    """
+
+    __slots__ = ("finish",)
+
+    def __init__(self, finish: Callable[[Turn, Outcome], Outcome]) -> None:
+        self.finish = finish
+
+    async def __call__(self, turn: Turn, rest: Rest) -> Outcome:
+        return self.finish(turn, await rest())
 
 
 class CallLayer(Protocol):

@@ -97,6 +97,12 @@ class TenantRateLimiter:
 
     def take(self, request: Request, limits: LimitsConfig) -> Callable[[Outcome | None], None] | None:
         """Admit ``request``; returns how to settle its tokens at the real usage (None: nothing to settle)."""
+        rate: RateConfig = limits.rate_for(request.tenant)
+        if rate.requests_per_minute is None and rate.tokens_per_minute is None:
+            if self._buckets:  # limits a reload removed: their buckets go, as ``_bucket`` drops them
+                self._buckets.pop((request.tenant, "requests"), None)
+                self._buckets.pop((request.tenant, "tokens"), None)
+            return None  # no limit: nothing to draw or settle
         bucket, reserved = self.admit(request, limits)
         if bucket is None:
             return None

@@ -36,7 +36,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from policyd.engine.pipeline import CallNext, Rest
+from policyd.engine.pipeline import CallNext, Finish, Rest, Wrap
 from policyd.engine.turn import AttemptRecorded, Observe, Turn, TurnFinished
 from policyd.errors import PolicydError, UpstreamError
 from policyd.plugin.specs import DeltaSink
@@ -106,9 +106,19 @@ class TelemetryLayers:
 
     # ------------------------------------------------------------ decision span (Around)
 
+    def decision_step(self) -> Wrap:
+        """The ``decision-span`` Around step: :meth:`decision_span`, or with tracing off a
+        :class:`~policyd.engine.pipeline.Finish` that only stamps the trace id (the caller's, from its
+        ``traceparent``), which the engine runs in line instead of wrapping the rest of the request."""
+        return self.decision_span if self.tracing else Finish(self.stamp_trace_id)
+
+    def stamp_trace_id(self, turn: Turn, outcome: Outcome) -> Outcome:
+        """The outcome with the current trace's id (with tracing off: the caller's, or none)."""
+        return self._finish(outcome, trace.get_current_span())
+
     async def decision_span(self, turn: Turn, rest: Rest) -> Outcome:
         if not self.tracing:
-            return self._finish(await rest(), trace.get_current_span())
+            return self.stamp_trace_id(turn, await rest())
         spans = _RequestSpans()
         turn.state[self] = spans
         request = turn.request

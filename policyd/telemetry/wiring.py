@@ -37,8 +37,8 @@ class Instrumentation:
 
     @property
     def decision_span(self) -> Wrap:
-        """The ``decision-span`` Around step (also stamps the trace id when tracing is off)."""
-        return self.layers.decision_span
+        """The ``decision-span`` Around step (with tracing off it only stamps the trace id)."""
+        return self.layers.decision_step()
 
     @property
     def call_spans(self) -> CallLayer | None:

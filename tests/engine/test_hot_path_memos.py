@@ -4,6 +4,8 @@ per message tuple, and field-wise copies of the domain's dataclasses (issue #21,
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +218,18 @@ def test_the_explanation_memo_is_bounded(make_config, registered, monkeypatch):
         turn = engine.turn(_request("x" * (40 * i + 1), task="coding"))
         assert turn.explanation.worst_usd > 0
         assert len(turn.runtime.explanations) <= 3
+
+
+def test_the_domain_types_quick_init_takes_the_dataclass_arguments_and_defaults():
+    """``quick_init`` replaces the generated ``__init__``: the same signature, defaults and factories."""
+    plain = Request(request_id="r", messages=(Message(role=Role.USER, content="hi"),))
+    assert plain.labels == {} and plain.labels is not Request(request_id="s", messages=()).labels
+    assert plain.params is Request(request_id="s", messages=()).params, "a plain default is shared, as before"
+    assert plain == Request("r", (Message(Role.USER, "hi"),)), "positional and keyword arguments alike"
+    assert str(inspect.signature(Request)).count("= <factory>") == 1
+    with pytest.raises(TypeError, match="request_id"):
+        Request(messages=())  # type: ignore[call-arg]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.tenant = "other"  # type: ignore[misc]
+    assert dataclasses.replace(plain, tenant="t").tenant == "t"
+    assert pickle.loads(pickle.dumps(plain)) == plain and hash(plain.messages[0]) == hash(Message(Role.USER, "hi"))

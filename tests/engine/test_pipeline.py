@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import policyd.engine.explain as explain_module
 import policyd.engine.turn as turn_module
 from policyd.daemon import DaemonOptions, build_daemon
 from policyd.engine import Admit, Engine, Pipeline, Record, Turn
-from policyd.engine.pipeline import Around, Call
+from policyd.engine.pipeline import Around, Call, Finish
 from policyd.engine.turn import AttemptRecorded, TurnFinished, TurnStarted
 from policyd.errors import ResourceExhausted
 from policyd.telemetry.setup import build_telemetry
@@ -192,6 +193,47 @@ async def test_observers_see_typed_events_in_order_and_steps_run_in_declared_ord
         "settle a",
         "TurnFinished",
     ]
+
+
+async def test_a_finish_step_stamps_the_answer_in_its_place_among_the_settlements(make_config):
+    """An Around that is a Finish (the decision span with tracing off) runs no wrap of its own, yet the
+    steps outside it see what it stamped and the steps inside it do not; a failure passes it by."""
+    from policyd.plugin.manager import default_host
+
+    registered = default_host(entry_points=False).collect()
+    config = make_config(BUDGETED.split("ledger:")[0])
+    trail: list[str] = []
+
+    def admit(name: str):
+        async def step(turn: Turn):
+            if turn.request.tenant == "refused" and name == "b":
+                raise ResourceExhausted("no")
+            return lambda outcome: trail.append(f"settle {name}: {outcome.trace_id if outcome else None!r}")
+
+        return step
+
+    def stamp(turn: Turn, outcome: Outcome) -> Outcome:
+        trail.append("stamp")
+        return replace(outcome, trace_id="stamped")
+
+    finish = Finish(stamp)
+    pipeline = Pipeline(admit=(Admit("a", admit("a")), Around("span", finish), Admit("b", admit("b"))))
+    engine = Engine(config, registered, pipeline=pipeline)
+    outcome = await engine.complete(make_request("hello"))
+    assert outcome.trace_id == "stamped"
+    assert trail == ["settle b: ''", "stamp", "settle a: 'stamped'"]
+
+    trail.clear()
+    with pytest.raises(ResourceExhausted):
+        await engine.complete(make_request("hello", tenant="refused"))
+    assert trail == ["settle a: None"], "a failed request is settled with None and nothing is stamped"
+
+    wrapped = await finish(engine.turn(make_request("hello")), lambda: _answered(outcome))
+    assert wrapped.trace_id == "stamped", "called as a Wrap, a Finish does the same"
+
+
+async def _answered(outcome: Outcome) -> Outcome:
+    return replace(outcome, trace_id="")
 
 
 def test_step_names_are_unique():
