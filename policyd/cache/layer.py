@@ -226,4 +226,4 @@ class CacheLayer:
         tenant = call.tenant
         value = encode_parts(key, tenant, call.model.id, now, now + ttl, response)
         self.recent.forget(key)  # a refreshed answer replaces the remembered one at once
-        self.writer.submit(Write(key, value, ttl, tenant))
+        self.writer.submit(Write(key, value, ttl, tenant, time.time()))  # the disk's clock, not ``self.clock``

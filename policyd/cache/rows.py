@@ -40,6 +40,10 @@ UPSERT_SET = (
     "store_time = excluded.store_time, expire_time = excluded.expire_time, access_time = excluded.access_time,"
     " access_count = 0, tag = excluded.tag, size = 0, mode = excluded.mode, filename = NULL, value = excluded.value"
 )
+UPSERT_WHEN = "Cache.filename IS NULL AND excluded.store_time >= Cache.store_time"
+"""A row whose value is in a file is diskcache's to replace (:meth:`ShardRows.write`); an answer made
+before the one stored does not replace it: two workers that answered one key (a REFRESH, say) may
+commit in either order, and the later answer stays."""
 ROWS_PER_STATEMENT = 128
 """7 parameters a row: far below SQLite's limit of 32766 bound parameters. A power of two:
 statements come in :mod:`policyd.sqlbatch`'s bounded sizes, so a shard's connection keeps
@@ -57,6 +61,8 @@ class Row(Protocol):
     def expire_s(self) -> float: ...
     @property
     def tenant(self) -> str: ...
+    @property
+    def made_at(self) -> float: ...
 
 
 class ShardRows:
@@ -72,6 +78,8 @@ class ShardRows:
     def write(self, rows: Sequence[Row], now: float) -> list[Row]:
         """Store ``rows`` (last one wins per key) atomically; returns those left for ``set``.
 
+        Each row's ``store_time`` is when its answer was made (``made_at``, else ``now``);
+        a key already stored by an answer made later keeps it (:data:`UPSERT_WHEN`).
         Left over: keys whose current row keeps its value in a file (diskcache must
         remove that file): the upsert leaves such a row as it is, and only when it
         changed fewer rows than it was given are they looked up. A batch that fits one
@@ -80,7 +88,11 @@ class ShardRows:
         the write failed (nothing stored).
         """
         latest = {row.key: row for row in rows}
-        here = [(key, now, now + row.expire_s, now, row.tenant, MODE_RAW, row.value) for key, row in latest.items()]
+        here = [
+            (key, at, at + row.expire_s, at, row.tenant, MODE_RAW, row.value)
+            for key, row in latest.items()
+            for at in (row.made_at or now,)
+        ]
         parts = list(sqlbatch.chunks(here, ROWS_PER_STATEMENT))
         con = self.con
         several = len(parts) > 1
@@ -91,7 +103,7 @@ class ShardRows:
             for size, params in parts:
                 changed += con.execute(
                     f"INSERT INTO Cache({COLUMNS}) VALUES {', '.join([ROW] * size)}"
-                    f" ON CONFLICT(key, raw) DO UPDATE SET {UPSERT_SET} WHERE Cache.filename IS NULL",
+                    f" ON CONFLICT(key, raw) DO UPDATE SET {UPSERT_SET} WHERE {UPSERT_WHEN}",
                     params,
                 ).rowcount
             in_files = [] if changed >= len(here) else self._in_files(list(latest))

@@ -45,6 +45,9 @@ class Write(NamedTuple):
     value: bytes
     expire_s: float
     tenant: str
+    made_at: float = 0.0
+    """When the answer was made (``time.time()``); 0: when its batch is stored. Of two writes of one
+    key that reach the disk out of order (two workers), the one made later stays."""
 
 
 class BackgroundWriter:

@@ -57,6 +57,17 @@ def test_a_key_written_twice_in_one_batch_or_again_later_keeps_the_latest(store:
     assert store.usage().tenants["beta"].entries == 1 and store.usage().entries == 1
 
 
+def test_an_answer_made_earlier_that_reaches_the_disk_later_does_not_replace_a_later_one(store: ResponseStore):
+    # Two workers answer one key (the second a REFRESH); the first worker's batch commits last.
+    now = time.time()
+    assert store.set_many([Write("k", b"refreshed", 60.0, "acme", made_at=now - 1.0)]) == 1
+    assert store.set_many([Write("k", b"stale", 60.0, "acme", made_at=now - 2.0)]) == 1
+    assert store.get("k") == b"refreshed"
+    assert store.set_many([Write("k", b"newest", 60.0, "acme", made_at=now)]) == 1
+    assert store.get("k") == b"newest"
+    assert store.usage().entries == 1
+
+
 def test_large_entries_go_to_files_and_replacing_one_removes_its_file(store: ResponseStore):
     big = Write("big", b"x" * 40_000, 60.0, "acme")  # over diskcache's 32 KiB: a file of its own
     assert store.set_many([big, *writes(3)]) == 4
