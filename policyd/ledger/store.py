@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,15 +115,32 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     if create:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _wal(conn)
         # One transaction, so one sync for the whole schema: a new ledger's first start (every worker
-        # of a group runs this) waited for a sync per statement.
-        conn.executescript(f"BEGIN;\n{_SCHEMA}\nCOMMIT;")
+        # of a group runs this) waited for a sync per statement. IMMEDIATE: a group's workers open a
+        # new ledger at the same instant, and a deferred transaction that finds the other's write lock
+        # when it upgrades fails at once ("database is locked"); IMMEDIATE waits for it (busy_timeout).
+        conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
     conn.execute("PRAGMA synchronous = FULL")
     if create:
         migrate(conn)  # a ledger of an older version: its request ids indexed in one run
     return conn
+
+
+def _wal(conn: sqlite3.Connection, wait_s: float = 10.0) -> None:
+    """Put the ledger in WAL mode. On a new file, a group's workers switch it at the same instant, and
+    SQLite answers the switch that finds the other's lock "database is locked" at once, without its busy
+    handler: retried here for up to ``wait_s`` (the busy timeout), then the error stands."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def insert_outcomes(conn: sqlite3.Connection, items: Iterable[Values]) -> int:
