@@ -30,6 +30,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from bench.scenarios import hotpath_scenarios  # noqa: E402
 
 CHILD = r"""
 import asyncio, collections, json, sys, time
@@ -88,29 +91,8 @@ except ImportError:
     asyncio.run(main())
 """
 
-POLICY = """
-version: bench
-defaults: {{max_cost_usd: 10.0, deadline_ms: 10000}}
-providers:
-  fake: {{kind: openai-compatible, base_url: "{upstream}/v1"}}
-catalogs: []
-models:
-  bench-model:
-    provider: fake
-    upstream: bench-model
-    input_usd_per_mtok: 0.1
-    output_usd_per_mtok: 0.4
-    context_window: 32000
-    license: apache-2.0
-policies:
-  default:
-    rules:
-      - name: bench
-        plan: {{strategy: single, params: {{model: bench-model}}{cache}}}
-"""
-
-SCENARIOS = {"default": ("", True), "nocache": (", cache: {enabled: false}", True), "cache": ("", False)}
-"""name → (the plan's cache setting, every prompt distinct)."""
+UNIQUE = {"default": True, "nocache": True, "cache": False}
+"""Scenario → every prompt distinct. The policies are ``bench/scenarios.py``'s hot-path ones."""
 
 
 def _env(tree: Path) -> dict[str, str]:
@@ -123,11 +105,11 @@ def _env(tree: Path) -> dict[str, str]:
 
 def census(tree: Path, scenario: str, upstream: str, count: int, top: int, tmp: Path) -> dict[str, object]:
     """One tree's calls per request in one scenario (a process of its own)."""
-    cache, unique = SCENARIOS[scenario]
+    policies = {key: text for key, text, _ in hotpath_scenarios(upstream)}
     folder = Path(tempfile.mkdtemp(dir=tmp))
     config = folder / "policy.yaml"
-    config.write_text(POLICY.format(upstream=upstream, cache=cache), encoding="utf-8")
-    args = [str(config), str(folder / "data"), str(count), "1" if unique else "0", str(top)]
+    config.write_text(policies[scenario], encoding="utf-8")
+    args = [str(config), str(folder / "data"), str(count), "1" if UNIQUE[scenario] else "0", str(top)]
     out = subprocess.run(
         [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=_env(tree), cwd=tree, check=True
     )
@@ -152,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tree", action="append", default=[], help="NAME=PATH of a source tree (repeatable)")
     p.add_argument("--requests", type=int, default=500)
-    p.add_argument("--only", default=",".join(SCENARIOS))
+    p.add_argument("--only", default=",".join(UNIQUE))
     p.add_argument("--top", type=int, default=12, help="functions listed per tree and scenario, by calls")
     args = p.parse_args(argv)
     trees = [(n, Path(t).resolve()) for n, t in (s.split("=", 1) for s in args.tree or [f"this={ROOT}"])]
